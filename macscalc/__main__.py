@@ -1,0 +1,3 @@
+from macscalc.cli import main
+
+main()

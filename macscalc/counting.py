@@ -1,0 +1,191 @@
+"""Counting a placed network under a stated convention.
+
+MACs are conv and fully connected multiply-accumulates, always, and nothing else.
+Batch norm, activations, pooling, element-wise adds and products are extra operations,
+counted only when switched on, and kept in their own counters. FLOPs = 2 × MACs plus
+the switched-on extra operations. Parameters are summed from the parts a named
+convention includes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from macscalc.errors import MacscalcError
+from macscalc.graph import Network, Node
+from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Params
+from macscalc.units import fmt_alpha
+
+
+@dataclass(frozen=True)
+class ParamConvention:
+    name: str
+    parts: tuple[str, ...]
+    description: str
+
+
+PARAM_CONVENTIONS: dict[str, ParamConvention] = {
+    c.name: c
+    for c in (
+        ParamConvention(
+            "torch",
+            ("weights", "biases", "bn_scale", "bn_shift"),
+            "weights, biases and BN γ/β, as PyTorch's sum(p.numel()); "
+            "BN moving statistics excluded",
+        ),
+        ParamConvention("weights", ("weights",), "conv and FC weights only"),
+        ParamConvention(
+            "weights+biases",
+            ("weights", "biases"),
+            "conv and FC weights and biases; BN not counted",
+        ),
+        ParamConvention(
+            "slim_v1",
+            ("weights", "biases", "bn_shift", "bn_stats"),
+            "weights, biases, BN β and moving mean/variance, no γ",
+        ),
+        ParamConvention(
+            "all", PARAM_PARTS, "every stored number: weights, biases, BN γ/β and moving statistics"
+        ),
+    )
+}
+
+
+def param_convention(name: str) -> ParamConvention:
+    if name not in PARAM_CONVENTIONS:
+        raise MacscalcError(
+            f"unknown parameter convention {name!r} (known: {', '.join(PARAM_CONVENTIONS)})"
+        )
+    return PARAM_CONVENTIONS[name]
+
+
+def parse_ops(text: str) -> tuple[str, ...]:
+    """``bn,act`` → ('bn', 'act'); ``all`` → every category; ``none`` or '' → ()."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if items == ["all"]:
+        return OP_CATEGORIES
+    if items in ([], ["none"]):
+        return ()
+    for item in items:
+        if item not in OP_CATEGORIES:
+            raise MacscalcError(
+                f"unknown operation switch {item!r} (known: {', '.join(OP_CATEGORIES)}, all, none)"
+            )
+    return tuple(c for c in OP_CATEGORIES if c in items)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What a report counted; printed with every report."""
+
+    params: ParamConvention
+    ops: tuple[str, ...] = ()
+
+    def describe(self, network: Network) -> str:
+        s = network.settings
+        extra = ", ".join(self.ops) if self.ops else "none"
+        return (
+            f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
+            f"FLOPs = 2 × MACs + extra ops; params = {self.params.name} "
+            f"({self.params.description}); {s.classes} classes; "
+            f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding; "
+            f"input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1"
+        )
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    node: Node
+    macs: int
+    params: Params
+    ops: int  # extra ops of the node's category, before the switch
+
+    @property
+    def category(self) -> str | None:
+        return self.node.layer.category
+
+
+@dataclass(frozen=True)
+class KindShare:
+    label: str
+    count: int
+    macs: int
+    params: int
+    ops: int
+
+
+@dataclass(frozen=True)
+class Report:
+    network: Network
+    convention: Convention
+    layers: tuple[LayerCount, ...]
+
+    def counted_ops(self, lc: LayerCount) -> int:
+        return lc.ops if lc.category in self.convention.ops else 0
+
+    def params_of(self, lc: LayerCount) -> int:
+        return lc.params.total(self.convention.params.parts)
+
+    @cached_property
+    def macs(self) -> int:
+        return sum(lc.macs for lc in self.layers)
+
+    @cached_property
+    def param_parts(self) -> Params:
+        total = Params()
+        for lc in self.layers:
+            total = total + lc.params
+        return total
+
+    @property
+    def params(self) -> int:
+        return self.param_parts.total(self.convention.params.parts)
+
+    @cached_property
+    def ops_by_category(self) -> dict[str, int]:
+        """Extra ops per category, whether or not switched on (the report says which are)."""
+        out = dict.fromkeys(OP_CATEGORIES, 0)
+        for lc in self.layers:
+            if lc.category:
+                out[lc.category] += lc.ops
+        return out
+
+    @property
+    def extra_ops(self) -> int:
+        return sum(self.ops_by_category[c] for c in self.convention.ops)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs + self.extra_ops
+
+    @property
+    def activations(self) -> int:
+        """Elements of every primitive's output, summed (not a peak)."""
+        return sum(lc.node.out.numel for lc in self.layers)
+
+    def by_kind(self, parts: tuple[str, ...] | None = None) -> list[KindShare]:
+        """Per-kind totals (``conv 3×3``, ``dw 3×3``, ``fc``, ...) in order of first use."""
+        parts = parts or self.convention.params.parts
+        groups: dict[str, list[int]] = {}
+        for lc in self.layers:
+            g = groups.setdefault(lc.node.layer.label(lc.node.in_shapes), [0, 0, 0, 0])
+            g[0] += 1
+            g[1] += lc.macs
+            g[2] += lc.params.total(parts)
+            g[3] += self.counted_ops(lc)
+        return [KindShare(label, *v) for label, v in groups.items() if any(v[1:])]
+
+
+def count(network: Network, convention: Convention) -> Report:
+    """Count every primitive of ``network``."""
+    layers = tuple(
+        LayerCount(
+            n,
+            n.layer.macs(n.in_shapes, n.out),
+            n.layer.params(n.in_shapes),
+            n.layer.ops(n.in_shapes, n.out),
+        )
+        for n in network.nodes
+    )
+    return Report(network, convention, layers)

@@ -1,0 +1,162 @@
+"""From a spec and its settings (α, resolution, classes) to a network of placed primitives.
+
+Width and resolution are transforms applied here, never edits of the spec: each row's
+channel fields are scaled by α through the spec's rounding rule (unless the row says
+``width: fixed`` or ``width: {min: m}``), ``classes`` is substituted, and shapes flow
+from the input through every primitive. Impossible shapes are errors at the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+from macscalc.blocks import Block
+from macscalc.errors import MacscalcError, ShapeError
+from macscalc.layers import Layer, Shape
+from macscalc.schema import args_of
+from macscalc.spec import Row, Spec
+
+
+@dataclass(frozen=True)
+class Node:
+    """One primitive in place: its inputs, their shapes, its output, and its row."""
+
+    name: str
+    layer: Layer
+    inputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    out: Shape
+    block: str
+    block_kind: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The transforms applied to a spec: width multiplier, input size, classes."""
+
+    alpha: Fraction
+    size: tuple[int, int]
+    classes: int
+
+
+@dataclass(frozen=True)
+class Network:
+    spec: Spec
+    settings: Settings
+    input: Shape
+    nodes: tuple[Node, ...]
+
+
+class Builder:
+    """Appends primitives, tracking every named tensor's shape. Blocks call ``add``."""
+
+    def __init__(self, spec: Spec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.rule = spec.rounding
+        self.input = Shape(settings.size[0], settings.size[1], spec.channels)
+        self.shapes: dict[str, Shape] = {"input": self.input}
+        self.aliases: dict[str, str] = {}
+        self.nodes: list[Node] = []
+        self.cur = "input"
+        self.row: Row | None = None
+        self.block = ("", "")
+
+    def resolve(self, name: str) -> str:
+        name = self.aliases.get(name, name)
+        if name not in self.shapes:
+            raise self._error(f"no layer named {name!r} before this row")
+        return name
+
+    def shape(self, name: str | None = None) -> Shape:
+        return self.shapes[self.resolve(name) if name else self.cur]
+
+    def add(self, layer: Layer, name: str, inputs: Sequence[str] | None = None) -> str:
+        """Place ``layer`` on ``inputs`` (default: the previous output) and make it current."""
+        if name in self.shapes or name in self.aliases:
+            raise self._error(f"layer name {name!r} is used twice")
+        names = tuple(self.resolve(n) for n in inputs) if inputs else (self.cur,)
+        ins = tuple(self.shapes[n] for n in names)
+        if layer.arity is not None and len(ins) != layer.arity:
+            raise self._error(f"{layer.kind} takes {layer.arity} input(s), got {len(ins)}")
+        if layer.arity is None and len(ins) < 2:
+            raise self._error(f"{layer.kind} takes two or more inputs, got {len(ins)}")
+        try:
+            out = layer.out_shape(ins)
+        except ShapeError as e:
+            raise self._error(f"{name}: {e}") from None
+        self.nodes.append(Node(name, layer, names, ins, out, *self.block))
+        self.shapes[name] = out
+        self.cur = name
+        return name
+
+    def _error(self, message: str) -> MacscalcError:
+        if self.row is None:
+            return MacscalcError(message, self.spec.file)
+        return self.row.error(message)
+
+    def scaled(self, row: Row) -> Any:
+        """The row's item with α applied to its channel fields and ``classes`` substituted."""
+        changes: dict[str, int] = {}
+        for field_name, f in args_of(type(row.item)).items():
+            value = getattr(row.item, field_name)
+            if not f.metadata["width"] or value is None:
+                continue
+            if value == "classes":
+                changes[field_name] = self.settings.classes
+            elif row.width != "fixed":
+                alpha = (
+                    self.settings.alpha
+                    if row.width is None
+                    else max(self.settings.alpha, row.width)
+                )
+                changes[field_name] = self.rule.width(value, alpha)
+        return replace(row.item, **changes) if changes else row.item
+
+    def place_row(self, row: Row, index: int) -> int:
+        """Expand one row (all its repeats); returns the next block index."""
+        self.row = row
+        item = self.scaled(row)
+        for j in range(row.n):
+            inst = item if j == 0 or not hasattr(item, "s") else replace(item, s=(1, 1))
+            if row.name:
+                name = row.name if row.n == 1 else f"{row.name}_{j + 1}"
+            else:
+                name = f"{item.kind}{index}"
+            index += 1
+            inputs = row.inputs if j == 0 else None
+            self.block = (name, item.kind)
+            if isinstance(inst, Block):
+                if inputs:
+                    if len(inputs) != 1:
+                        raise self._error(f"{item.kind} takes one input, got {len(inputs)}")
+                    self.cur = self.resolve(inputs[0])
+                if name in self.shapes or name in self.aliases:
+                    raise self._error(f"layer name {name!r} is used twice")
+                inst.expand(self, name)
+                self.aliases[name] = self.cur
+            else:
+                if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
+                    inputs = (self.cur, *inputs)  # `add: {from: x}` adds x to the previous output
+                self.add(inst, name, inputs)
+        if row.name and row.n > 1:
+            self.aliases[row.name] = self.cur
+        return index
+
+
+def build(
+    spec: Spec,
+    alpha: Fraction = Fraction(1),
+    size: tuple[int, int] | None = None,
+    classes: int | None = None,
+) -> Network:
+    """Apply the transforms and place every primitive; shape errors point at their row."""
+    settings = Settings(alpha, size or spec.size, classes or spec.classes)
+    b = Builder(spec, settings)
+    index = 0
+    for row in spec.rows:
+        index = b.place_row(row, index)
+    return Network(spec, settings, b.input, tuple(b.nodes))

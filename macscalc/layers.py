@@ -1,0 +1,404 @@
+"""Primitive layer kinds: the layer algebra every count is built from.
+
+A primitive knows, from its input shapes, its output shape, its parameters (split so
+each published convention can be named), its multiply-accumulates and the extra
+element-wise operations that are counted only under a switch. Composite blocks
+(``blocks.py``) expand to these; counting never sees anything else.
+
+Adding a kind: one ``@primitive`` dataclass here (it is then usable as a spec row)
+and one test in ``tests/test_layers.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from macscalc.errors import ShapeError
+from macscalc.schema import ACT_FN, BOOL, CHANNELS, PADDING, PAIR, POOL_OP, POS_INT, RATIO, arg
+
+# Extra (non-MAC) work is counted in elementary operations: one add, multiply,
+# compare, divide or exp each counts 1. These are the per-output-element costs.
+ACT_OPS = {
+    "relu": 1,  # max(x, 0)
+    "relu6": 2,  # min(max(x, 0), 6)
+    "hsigmoid": 4,  # relu6(x + 3) / 6: add, max, min, multiply
+    "hswish": 5,  # x · hsigmoid(x)
+    "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide
+    "swish": 5,  # x · sigmoid(x)
+}
+BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
+
+OP_CATEGORIES = ("bn", "act", "pool", "add", "mul")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An activation tensor, height × width × channels (batch 1)."""
+
+    h: int
+    w: int
+    c: int
+
+    @property
+    def numel(self) -> int:
+        return self.h * self.w * self.c
+
+    def __str__(self) -> str:
+        return f"{self.h}×{self.w}×{self.c}"
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameter counts by part, so every published convention can be reproduced."""
+
+    weights: int = 0
+    biases: int = 0
+    bn_scale: int = 0  # γ
+    bn_shift: int = 0  # β
+    bn_stats: int = 0  # moving mean and variance
+
+    def __add__(self, other: Params) -> Params:
+        return Params(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def total(self, parts: Sequence[str]) -> int:
+        return sum(getattr(self, p) for p in parts)
+
+
+PARAM_PARTS = tuple(f.name for f in fields(Params))
+
+
+class Layer:
+    """Base of every primitive. Defaults: one input, no parameters, no cost."""
+
+    kind: ClassVar[str]
+    category: ClassVar[str | None] = None  # the switch its extra ops are counted under
+    arity: ClassVar[int | None] = 1  # number of inputs; None: two or more
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return ins[0]
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params()
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return 0
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        """Extra element-wise operations, counted only when ``category`` is switched on."""
+        return 0
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        """The group this layer falls in for the per-kind summary."""
+        return self.kind
+
+    def detail(self) -> str:
+        """Kernel, stride and groups, for the per-layer table."""
+        return ""
+
+
+KINDS: dict[str, type[Layer]] = {}
+
+
+def primitive(cls: type[Layer]) -> type[Layer]:
+    """Register a primitive under its ``kind``; a duplicate name is a bug."""
+    if cls.kind in KINDS:
+        raise RuntimeError(f"layer kind {cls.kind!r} registered twice")
+    KINDS[cls.kind] = cls
+    return cls
+
+
+def _spatial(n: int, k: int, s: int, d: int, pad: str | int) -> int:
+    """Output length of one spatial axis; TF 'same' is ceil(n / s)."""
+    span = d * (k - 1) + 1
+    if pad == "same":
+        return -(-n // s)
+    total = n + 2 * (0 if pad == "valid" else pad)
+    return (total - span) // s + 1 if total >= span else 0
+
+
+def _window(
+    n_h: int,
+    n_w: int,
+    k: tuple[int, int],
+    s: tuple[int, int],
+    d: tuple[int, int],
+    padding: str | tuple[int, int],
+) -> tuple[int, int]:
+    pads = (padding, padding) if isinstance(padding, str) else padding
+    h = _spatial(n_h, k[0], s[0], d[0], pads[0])
+    w = _spatial(n_w, k[1], s[1], d[1], pads[1])
+    if h <= 0 or w <= 0:
+        raise ShapeError(
+            f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]} and padding "
+            f"{padding!r} collapses a {n_h}×{n_w} input to {max(h, 0)}×{max(w, 0)}"
+        )
+    return h, w
+
+
+def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1) -> str:
+    text = f"{k[0]}×{k[1]}/{s[0]}" if s[0] == s[1] else f"{k[0]}×{k[1]}/{s[0]},{s[1]}"
+    return text + (f" g{groups}" if groups > 1 else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvArgs:
+    """Arguments of a convolution, shared by the primitive and the ``conv``/``pw`` rows."""
+
+    c: int = arg(CHANNELS, width=True, doc="output channels")
+    k: tuple[int, int] = arg(PAIR, (1, 1), doc="kernel size")
+    s: tuple[int, int] = arg(PAIR, (1, 1), doc="stride")
+    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
+    d: tuple[int, int] = arg(PAIR, (1, 1), doc="dilation")
+    groups: int = arg(POS_INT, 1, doc="groups")
+    bias: bool = arg(BOOL, False, doc="with a bias")
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Conv2d(ConvArgs, Layer):
+    """k×k convolution: MACs = kh·kw·(cin/groups)·cout·hout·wout."""
+
+    kind: ClassVar[str] = "conv2d"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        cin = ins[0].c
+        if cin % self.groups or self.c % self.groups:
+            raise ShapeError(
+                f"groups={self.groups} must divide the input ({cin}) and output ({self.c}) channels"
+            )
+        h, w = _window(ins[0].h, ins[0].w, self.k, self.s, self.d, self.padding)
+        return Shape(h, w, self.c)
+
+    def _weights(self, cin: int) -> int:
+        return self.k[0] * self.k[1] * (cin // self.groups) * self.c
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(weights=self._weights(ins[0].c), biases=self.c if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return self._weights(ins[0].c) * out.h * out.w
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        kk = f"{self.k[0]}×{self.k[1]}"
+        if self.groups == 1:
+            return f"conv {kk}"
+        return f"dw {kk}" if self.groups == ins[0].c == self.c else f"group conv {kk}"
+
+    def detail(self) -> str:
+        return _kernel_text(self.k, self.s, self.groups)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepthwiseArgs:
+    """Arguments of a depthwise convolution (primitive and ``dw`` row)."""
+
+    k: tuple[int, int] = arg(PAIR, (3, 3), doc="kernel size")
+    s: tuple[int, int] = arg(PAIR, (1, 1), doc="stride")
+    m: int = arg(POS_INT, 1, doc="channel multiplier")
+    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
+    d: tuple[int, int] = arg(PAIR, (1, 1), doc="dilation")
+    bias: bool = arg(BOOL, False, doc="with a bias")
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Depthwise(DepthwiseArgs, Layer):
+    """Depthwise conv: one k×k filter per input channel (×m with a channel multiplier)."""
+
+    kind: ClassVar[str] = "depthwise"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        h, w = _window(ins[0].h, ins[0].w, self.k, self.s, self.d, self.padding)
+        return Shape(h, w, ins[0].c * self.m)
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        cout = ins[0].c * self.m
+        return Params(weights=self.k[0] * self.k[1] * cout, biases=cout if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return self.k[0] * self.k[1] * out.numel
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"dw {self.k[0]}×{self.k[1]}"
+
+    def detail(self) -> str:
+        return _kernel_text(self.k, self.s) + " dw" + (f" ×{self.m}" if self.m > 1 else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearArgs:
+    """Arguments of a fully connected layer (primitive and ``fc`` row)."""
+
+    c: int = arg(CHANNELS, width=True, doc="output features")
+    bias: bool = arg(BOOL, True, doc="with a bias")
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Linear(LinearArgs, Layer):
+    """Fully connected layer on a 1×1 input: MACs = cin·cout."""
+
+    kind: ClassVar[str] = "linear"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if (ins[0].h, ins[0].w) != (1, 1):
+            raise ShapeError(
+                f"a fully connected layer needs a 1×1 input, got {ins[0]}; "
+                "add a global pool or flatten before it"
+            )
+        return Shape(1, 1, self.c)
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(weights=ins[0].c * self.c, biases=self.c if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return ins[0].c * self.c
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "fc"
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class BatchNorm(Layer):
+    """Batch norm: γ and β per channel, plus moving mean and variance."""
+
+    kind: ClassVar[str] = "batchnorm"
+    category: ClassVar[str | None] = "bn"
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        c = ins[0].c
+        return Params(bn_scale=c, bn_shift=c, bn_stats=2 * c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        return BN_OPS * out.numel
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "bn"
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Activation(Layer):
+    """An element-wise non-linearity; its cost per element is in ``ACT_OPS``."""
+
+    kind: ClassVar[str] = "act"
+    category: ClassVar[str | None] = "act"
+    fn: str = arg(ACT_FN, doc="the function")
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        return ACT_OPS[self.fn] * out.numel
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return self.fn
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Pool(Layer):
+    """k×k average or max pooling."""
+
+    kind: ClassVar[str] = "pool"
+    category: ClassVar[str | None] = "pool"
+    op: str = arg(POOL_OP, "avg", doc="avg or max")
+    k: tuple[int, int] = arg(PAIR, (2, 2), doc="window")
+    s: tuple[int, int] = arg(PAIR, (2, 2), doc="stride")
+    padding: str | tuple[int, int] = arg(PADDING, "valid", doc="padding")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding)
+        return Shape(h, w, ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        # avg: k²−1 adds and one divide; max: k²−1 compares
+        window = self.k[0] * self.k[1]
+        return (window if self.op == "avg" else window - 1) * out.numel
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"{self.op} pool"
+
+    def detail(self) -> str:
+        return _kernel_text(self.k, self.s)
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class GlobalPool(Layer):
+    """Global average or max pooling to 1×1."""
+
+    kind: ClassVar[str] = "global_pool"
+    category: ClassVar[str | None] = "pool"
+    op: str = arg(POOL_OP, "avg", doc="avg or max")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return Shape(1, 1, ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        window = ins[0].h * ins[0].w
+        return (window if self.op == "avg" else window - 1) * out.numel
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"global {self.op} pool"
+
+
+def _same_shapes(ins: Sequence[Shape], what: str) -> Shape:
+    if any(s != ins[0] for s in ins[1:]):
+        raise ShapeError(f"{what} needs inputs of one shape, got {', '.join(map(str, ins))}")
+    return ins[0]
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Add(Layer):
+    """Element-wise sum of two or more tensors of one shape (a residual connection)."""
+
+    kind: ClassVar[str] = "add"
+    category: ClassVar[str | None] = "add"
+    arity: ClassVar[int | None] = None
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return _same_shapes(ins, "add")
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        return (len(ins) - 1) * out.numel
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Mul(Layer):
+    """Element-wise product; the second input may be 1×1×C (a channel gate, as in SE)."""
+
+    kind: ClassVar[str] = "mul"
+    category: ClassVar[str | None] = "mul"
+    arity: ClassVar[int | None] = 2
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        a, b = ins
+        if b == Shape(1, 1, a.c):
+            return a
+        return _same_shapes(ins, "mul")
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+        return out.numel
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Flatten(Layer):
+    """Reshape h×w×c to 1×1×(h·w·c); free."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return Shape(1, 1, ins[0].numel)
+
+
+@primitive
+@dataclass(frozen=True, kw_only=True)
+class Dropout(Layer):
+    """Identity at inference; free."""
+
+    kind: ClassVar[str] = "dropout"
+    p: object = arg(RATIO, None, doc="drop probability (documentation only)")

@@ -1,0 +1,70 @@
+"""Channel rounding under a width multiplier: the one place where α meets a channel count.
+
+Each published family rounds differently, and the rule is named in every report.
+Arithmetic is exact (``fractions.Fraction``); the reference code uses floats, and the
+two agree on every published multiplier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+def make_divisible(v: Fraction, divisor: int = 8, min_value: int | None = None) -> int:
+    """Nearest multiple of ``divisor``, never below ``min_value`` nor 10 % below ``v``.
+
+    tensorflow/models research/slim/nets/mobilenet/mobilenet.py ``_make_divisible``
+    (the same function is in torchvision ``_utils._make_divisible``).
+    """
+    floor = divisor if min_value is None else min_value
+    new_v = max(floor, int(v + Fraction(divisor, 2)) // divisor * divisor)
+    if new_v < Fraction(9, 10) * v:
+        new_v += divisor
+    return new_v
+
+
+def _slim_v1(c: int, alpha: Fraction) -> int:
+    # tensorflow/models research/slim/nets/mobilenet_v1.py:
+    # depth = lambda d: max(int(d * depth_multiplier), min_depth), min_depth = 8
+    return max(int(c * alpha), 8)
+
+
+def _make_divisible_8(c: int, alpha: Fraction) -> int:
+    return make_divisible(c * alpha, 8)
+
+
+@dataclass(frozen=True)
+class RoundingRule:
+    """How one family turns ``c·α`` into a channel count, and ``cin·t`` into an expansion."""
+
+    name: str
+    description: str
+    width_fn: Callable[[int, Fraction], int]
+
+    def width(self, c: int, alpha: Fraction) -> int:
+        """Channels of a layer declared with ``c`` channels, under multiplier ``alpha``."""
+        return c if alpha == 1 else self.width_fn(c, alpha)
+
+    def expand(self, cin: int, t: Fraction) -> int:
+        """Expanded width of an inverted residual with input ``cin`` and ratio ``t``.
+
+        slim ``expand_input_by_factor``: ``_make_divisible(num_inputs * t, 8)``, and
+        ``expand_input(1, divisible_by=1)`` for t = 1 (no expansion conv at all).
+        """
+        return cin if t == 1 else make_divisible(cin * t, 8)
+
+
+RULES: dict[str, RoundingRule] = {
+    rule.name: rule
+    for rule in (
+        RoundingRule("slim_v1", "max(int(c·α), 8) (TF-slim mobilenet_v1.py)", _slim_v1),
+        RoundingRule(
+            "make_divisible_8",
+            "nearest multiple of 8, at least 8 and never 10 % below c·α "
+            "(TF-slim mobilenet.py _make_divisible; torchvision _make_divisible)",
+            _make_divisible_8,
+        ),
+    )
+}

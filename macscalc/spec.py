@@ -1,0 +1,306 @@
+"""Architecture specs: YAML files that read like a paper's table.
+
+A spec is a name, its source, the input, the number of classes, a named channel
+rounding rule, row defaults, and ``layers:``, one row per line of the paper's table::
+
+    - ir: {t: 6, c: 24, n: 2, s: 2}
+
+Each row is one kind (a primitive from ``layers.py`` or a block from ``blocks.py``)
+with that kind's arguments plus four row keys: ``n`` (repeats; only the first keeps
+the stride), ``name``, ``from`` (take input from named layers) and ``width``
+(``fixed``, or ``{min: 1.0}`` for a layer never narrowed below its paper width).
+Everything is validated here, with file:line:column on every error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from macscalc.blocks import BLOCKS, Block
+from macscalc.errors import MacscalcError
+from macscalc.layers import KINDS, Layer
+from macscalc.rounding import RULES, RoundingRule
+from macscalc.schema import NAMES, POS_INT, args_of
+from macscalc.yamlload import Loc, LocDict, LocList, load
+
+ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
+TOP_KEYS = (
+    "name",
+    "title",
+    "source",
+    "input",
+    "classes",
+    "rounding",
+    "defaults",
+    "layers",
+    "family",
+    "notes",
+)
+REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
+ROW_KEYS = ("n", "name", "from", "width")
+
+Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
+
+
+@dataclass(frozen=True)
+class Row:
+    """One spec row: a kind instance with its paper values, before α and ρ apply."""
+
+    item: Layer | Block
+    name: str | None
+    inputs: tuple[str, ...] | None
+    n: int
+    width: Width
+    file: str
+    line: int
+    col: int
+
+    def error(self, message: str) -> MacscalcError:
+        return MacscalcError(message, self.file, self.line, self.col)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole architecture, as written; transforms produce new settings, not edits."""
+
+    name: str
+    title: str
+    source: str
+    file: str
+    size: tuple[int, int]
+    channels: int
+    classes: int
+    rounding: RoundingRule
+    rows: tuple[Row, ...]
+    family: str | None = None
+    notes: str = ""
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(str(word), options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Reader:
+    """Checks one YAML document, raising errors located in ``file``."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, message: str, loc: Loc) -> MacscalcError:
+        return MacscalcError(message, self.file, loc[0], loc[1])
+
+    def mapping(self, value: Any, loc: Loc, what: str) -> LocDict:
+        if value is None:
+            empty = LocDict()
+            empty.loc = loc
+            return empty
+        if not isinstance(value, LocDict):
+            raise self.fail(f"{what} must be a mapping, got {_show(value)}", loc)
+        return value
+
+    def keys(self, m: LocDict, allowed: tuple[str, ...] | list[str], what: str) -> None:
+        for key in m:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown key {key!r} in {what}{_suggest(key, list(allowed))} "
+                    f"(expected one of: {', '.join(allowed)})",
+                    m.key_locs[key],
+                )
+
+    def value(
+        self,
+        m: LocDict,
+        key: str,
+        convert: Any,
+        expected: str,
+        what: str,
+        default: Any = dataclasses.MISSING,
+    ) -> Any:
+        """``m[key]`` converted, or ``default`` when the key is absent and a default is given."""
+        if key not in m and default is not dataclasses.MISSING:
+            return default
+        try:
+            return convert(m[key])
+        except (ValueError, TypeError):
+            raise self.fail(
+                f"{key!r} of {what} must be {expected}, got {_show(m[key])}", m.value_locs[key]
+            ) from None
+
+
+def _show(v: Any) -> str:
+    return "nothing" if v is None else repr(v) if isinstance(v, str) else str(v)
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError
+    return v
+
+
+def _size(v: Any) -> tuple[int, int]:
+    if isinstance(v, list) and len(v) == 2:
+        return (POS_INT(v[0]), POS_INT(v[1]))
+    n = POS_INT(v)
+    return (n, n)
+
+
+def _width(v: Any) -> Width:
+    if v in ("scaled", None):
+        return None
+    if v == "fixed":
+        return "fixed"
+    if (
+        isinstance(v, dict)
+        and list(v) == ["min"]
+        and isinstance(v["min"], (int, float))
+        and not isinstance(v["min"], bool)
+        and v["min"] > 0
+    ):
+        return Fraction(str(v["min"]))
+    raise ValueError
+
+
+def _inheritable() -> dict[str, dataclasses.Field]:
+    found: dict[str, dataclasses.Field] = {}
+    for cls in ROW_KINDS.values():
+        for name, f in args_of(cls).items():
+            if f.metadata["inherit"]:
+                found.setdefault(name, f)
+    return found
+
+
+def parse(text: str, file: str) -> Spec:
+    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
+    r = _Reader(file)
+    doc = r.mapping(load(text, file), (1, 1), "a spec")
+    r.keys(doc, TOP_KEYS, "the spec")
+    for key in REQUIRED_TOP:
+        if key not in doc:
+            raise r.fail(
+                f"missing required key {key!r} (a spec needs: {', '.join(REQUIRED_TOP)})", doc.loc
+            )
+    inp = r.mapping(doc["input"], doc.value_locs["input"], "'input'")
+    r.keys(inp, ("size", "channels"), "'input'")
+    if "size" not in inp:
+        raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
+    rule_name = doc.get("rounding", "make_divisible_8")
+    if not isinstance(rule_name, str) or rule_name not in RULES:
+        raise r.fail(
+            f"unknown rounding rule {rule_name!r}{_suggest(str(rule_name), list(RULES))} "
+            f"(known: {', '.join(RULES)})",
+            doc.value_locs["rounding"],
+        )
+    defaults = _defaults(r, doc)
+    layers = doc["layers"]
+    if not isinstance(layers, LocList) or not layers:
+        raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
+    rows = tuple(
+        _row(r, item, loc, defaults) for item, loc in zip(layers, layers.item_locs, strict=True)
+    )
+    return Spec(
+        name=r.value(doc, "name", _text, "a non-empty string", "the spec"),
+        title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
+        source=r.value(doc, "source", _text, "a non-empty string", "the spec"),
+        file=file,
+        size=r.value(inp, "size", _size, "a positive integer or [h, w]", "'input'"),
+        channels=r.value(inp, "channels", POS_INT, POS_INT.expected, "'input'", 3),
+        classes=r.value(doc, "classes", POS_INT, "a positive integer", "the spec"),
+        rounding=RULES[rule_name],
+        rows=rows,
+        family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
+        notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
+    )
+
+
+def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
+    if "defaults" not in doc:
+        return {}
+    d = r.mapping(doc["defaults"], doc.value_locs["defaults"], "'defaults'")
+    allowed = _inheritable()
+    r.keys(d, list(allowed), "'defaults'")
+    return {
+        k: r.value(
+            d, k, allowed[k].metadata["type"], allowed[k].metadata["type"].expected, "'defaults'"
+        )
+        for k in d
+    }
+
+
+def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
+    if not isinstance(item, LocDict) or len(item) != 1:
+        raise r.fail(
+            "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'", loc
+        )
+    kind = next(iter(item))
+    if kind not in ROW_KINDS:
+        raise r.fail(
+            f"unknown layer kind {kind!r}{_suggest(kind, list(ROW_KINDS))} "
+            f"(known: {', '.join(ROW_KINDS)})",
+            item.key_locs[kind],
+        )
+    cls = ROW_KINDS[kind]
+    body = r.mapping(item[kind], item.value_locs[kind], f"{kind!r}")
+    declared = args_of(cls)
+    what = f"{kind!r}"
+    r.keys(body, [*declared, *ROW_KEYS], what)
+    values = {
+        name: r.value(body, name, f.metadata["type"], f.metadata["type"].expected, what)
+        for name, f in declared.items()
+        if name in body
+    }
+    for name, f in declared.items():
+        if name not in values and f.metadata["inherit"] and name in defaults:
+            values[name] = defaults[name]
+        if name not in values and f.default is dataclasses.MISSING:
+            raise r.fail(f"{what} needs {name!r} ({f.metadata['doc']})", body.loc)
+    try:
+        instance = cls(**values)
+    except ValueError as e:
+        raise r.fail(str(e), body.loc) from None
+    return Row(
+        item=instance,
+        name=r.value(body, "name", _text, "a non-empty string", what, None),
+        inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
+        n=r.value(body, "n", POS_INT, POS_INT.expected, what, 1),
+        width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what, None),
+        file=r.file,
+        line=loc[0],
+        col=loc[1],
+    )
+
+
+def builtin_dir() -> Path:
+    """The built-in specs: inside the package when installed, top-level ``specs/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "specs"
+    return packaged if packaged.is_dir() else here.parent / "specs"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+def load_spec(ref: str) -> Spec:
+    """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
+    path = Path(ref)
+    if not path.is_file():
+        candidate = builtin_dir() / f"{ref}.yaml"
+        if ref.endswith((".yaml", ".yml")) or not candidate.is_file():
+            names = builtin_names()
+            raise MacscalcError(
+                f"no spec file or built-in spec named {ref!r}"
+                f"{_suggest(ref, names)} (built-ins: {', '.join(names)})"
+            )
+        path = candidate
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MacscalcError(f"cannot read spec: {e}", str(ref)) from None
+    return parse(text, str(ref) if path == Path(ref) else f"specs/{path.name}")
