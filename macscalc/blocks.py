@@ -8,8 +8,6 @@ Fig. 3) and ``ir`` MobileNet V2's inverted residual with linear bottleneck
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from macscalc.layers import (
@@ -24,16 +22,14 @@ from macscalc.layers import (
     Linear,
     LinearArgs,
 )
-from macscalc.schema import ACT, BOOL, CHANNELS, PADDING, PAIR, POS_INT, RATIO, arg
+from macscalc.schema import ACT, BOOL, CHANNELS, PADDING, PAIR, POS_INT, RATIO, Kind, arg, declared
 
 if TYPE_CHECKING:
     from macscalc.graph import Builder
 
 
-class Block:
+class Block(Kind):
     """Base of composite rows: ``expand`` appends primitives to the builder."""
-
-    kind: ClassVar[str]
 
     def expand(self, b: Builder, name: str) -> None:
         raise NotImplementedError
@@ -50,8 +46,8 @@ def block(cls: type[Block]) -> type[Block]:
     return cls
 
 
-def _pick(obj: Any, args_cls: type) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(args_cls)}
+def _pick(obj: Any, group: type) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in declared(group)}
 
 
 def unit(b: Builder, name: str, layer: Layer, bn: bool, act: str | None) -> None:
@@ -63,16 +59,14 @@ def unit(b: Builder, name: str, layer: Layer, bn: bool, act: str | None) -> None
         b.add(Activation(fn=act), f"{name}.{act}")
 
 
-@dataclass(frozen=True, kw_only=True)
 class BnAct:
     """Batch norm and activation after a conv; both follow the spec's ``defaults:``."""
 
-    bn: bool = arg(BOOL, False, inherit=True, doc="batch norm after the conv")
-    act: str | None = arg(ACT, None, inherit=True, doc="activation after the conv")
+    bn = arg(BOOL, False, inherit=True, doc="batch norm after the conv")
+    act = arg(ACT, None, inherit=True, doc="activation after the conv")
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class Conv(ConvArgs, BnAct, Block):
     """A convolution with its batch norm and activation."""
 
@@ -83,14 +77,13 @@ class Conv(ConvArgs, BnAct, Block):
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class Pw(BnAct, Block):
     """A pointwise (1×1) convolution with its batch norm and activation."""
 
     kind: ClassVar[str] = "pw"
-    c: int = arg(CHANNELS, width=True, doc="output channels")
-    groups: int = arg(POS_INT, 1, doc="groups")
-    bias: bool = arg(BOOL, False, doc="with a bias")
+    c = arg(CHANNELS, width=True, doc="output channels")
+    groups = arg(POS_INT, 1, doc="groups")
+    bias = arg(BOOL, False, doc="with a bias")
 
     def expand(self, b: Builder, name: str) -> None:
         conv = Conv2d(c=self.c, groups=self.groups, bias=self.bias)
@@ -98,7 +91,6 @@ class Pw(BnAct, Block):
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class Dw(DepthwiseArgs, BnAct, Block):
     """A depthwise convolution with its batch norm and activation."""
 
@@ -109,28 +101,26 @@ class Dw(DepthwiseArgs, BnAct, Block):
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class Fc(LinearArgs, Block):
     """A fully connected layer; batch norm and activation only when the row asks."""
 
     kind: ClassVar[str] = "fc"
-    bn: bool = arg(BOOL, False, doc="batch norm after the layer")
-    act: str | None = arg(ACT, None, doc="activation after the layer")
+    bn = arg(BOOL, False, doc="batch norm after the layer")
+    act = arg(ACT, None, doc="activation after the layer")
 
     def expand(self, b: Builder, name: str) -> None:
         unit(b, f"{name}/fc", Linear(**_pick(self, LinearArgs)), self.bn, self.act)
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class DwSep(BnAct, Block):
     """Depthwise-separable conv: k×k depthwise + BN + act, then 1×1 pointwise + BN + act."""
 
     kind: ClassVar[str] = "dwsep"
-    c: int = arg(CHANNELS, width=True, doc="output channels of the pointwise conv")
-    k: tuple[int, int] = arg(PAIR, (3, 3), doc="depthwise kernel size")
-    s: tuple[int, int] = arg(PAIR, (1, 1), doc="depthwise stride")
-    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
+    c = arg(CHANNELS, width=True, doc="output channels of the pointwise conv")
+    k = arg(PAIR, (3, 3), doc="depthwise kernel size")
+    s = arg(PAIR, (1, 1), doc="depthwise stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
 
     def expand(self, b: Builder, name: str) -> None:
         unit(
@@ -140,7 +130,6 @@ class DwSep(BnAct, Block):
 
 
 @block
-@dataclass(frozen=True, kw_only=True)
 class InvertedResidual(BnAct, Block):
     """MobileNet V2 bottleneck: 1×1 expansion, k×k depthwise, linear 1×1 projection.
 
@@ -150,15 +139,15 @@ class InvertedResidual(BnAct, Block):
     """
 
     kind: ClassVar[str] = "ir"
-    c: int = arg(CHANNELS, width=True, doc="output channels")
-    t: Fraction | None = arg(RATIO, None, doc="expansion ratio (expanded = rounded cin·t)")
-    exp: int | None = arg(POS_INT, None, width=True, doc="expanded channels (instead of t)")
-    k: tuple[int, int] = arg(PAIR, (3, 3), doc="depthwise kernel size")
-    s: tuple[int, int] = arg(PAIR, (1, 1), doc="depthwise stride")
-    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
-    residual: bool = arg(BOOL, True, doc="add the input when stride 1 and cin == cout")
+    c = arg(CHANNELS, width=True, doc="output channels")
+    t = arg(RATIO, None, doc="expansion ratio (expanded = rounded cin·t)")
+    exp = arg(POS_INT, None, width=True, doc="expanded channels (instead of t)")
+    k = arg(PAIR, (3, 3), doc="depthwise kernel size")
+    s = arg(PAIR, (1, 1), doc="depthwise stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    residual = arg(BOOL, True, doc="add the input when stride 1 and cin == cout")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if (self.t is None) == (self.exp is None):
             raise ValueError(
                 "ir needs exactly one of t (expansion ratio) or exp (expanded channels)"

@@ -9,8 +9,8 @@ convention includes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from macscalc.errors import MacscalcError
 from macscalc.graph import Network, Node
@@ -18,8 +18,7 @@ from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Params
 from macscalc.units import fmt_alpha
 
 
-@dataclass(frozen=True)
-class ParamConvention:
+class ParamConvention(NamedTuple):
     name: str
     parts: tuple[str, ...]
     description: str
@@ -75,8 +74,7 @@ def parse_ops(text: str) -> tuple[str, ...]:
     return tuple(c for c in OP_CATEGORIES if c in items)
 
 
-@dataclass(frozen=True)
-class Convention:
+class Convention(NamedTuple):
     """What a report counted; printed with every report."""
 
     params: ParamConvention
@@ -94,8 +92,7 @@ class Convention:
         )
 
 
-@dataclass(frozen=True)
-class LayerCount:
+class LayerCount(NamedTuple):
     node: Node
     macs: int
     params: Params
@@ -106,8 +103,7 @@ class LayerCount:
         return self.node.layer.category
 
 
-@dataclass(frozen=True)
-class KindShare:
+class KindShare(NamedTuple):
     label: str
     count: int
     macs: int
@@ -115,11 +111,15 @@ class KindShare:
     ops: int
 
 
-@dataclass(frozen=True)
 class Report:
-    network: Network
-    convention: Convention
-    layers: tuple[LayerCount, ...]
+    """Counts of every primitive of a network, read under one convention."""
+
+    def __init__(
+        self, network: Network, convention: Convention, layers: tuple[LayerCount, ...]
+    ) -> None:
+        self.network = network
+        self.convention = convention
+        self.layers = layers
 
     def counted_ops(self, lc: LayerCount) -> int:
         return lc.ops if lc.category in self.convention.ops else 0

@@ -9,19 +9,16 @@ from the input through every primitive. Impossible shapes are errors at the row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from macscalc.blocks import Block
 from macscalc.errors import MacscalcError, ShapeError
 from macscalc.layers import Layer, Shape
-from macscalc.schema import args_of
 from macscalc.spec import Row, Spec
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
     """One primitive in place: its inputs, their shapes, its output, and its row."""
 
     name: str
@@ -33,8 +30,7 @@ class Node:
     block_kind: str
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The transforms applied to a spec: width multiplier, input size, classes."""
 
     alpha: Fraction
@@ -42,8 +38,7 @@ class Settings:
     classes: int
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     spec: Spec
     settings: Settings
     input: Shape
@@ -101,9 +96,9 @@ class Builder:
     def scaled(self, row: Row) -> Any:
         """The row's item with α applied to its channel fields and ``classes`` substituted."""
         changes: dict[str, int] = {}
-        for field_name, f in args_of(type(row.item)).items():
+        for field_name, a in row.item.args.items():
             value = getattr(row.item, field_name)
-            if not f.metadata["width"] or value is None:
+            if not a.width or value is None:
                 continue
             if value == "classes":
                 changes[field_name] = self.settings.classes
@@ -114,14 +109,14 @@ class Builder:
                     else max(self.settings.alpha, row.width)
                 )
                 changes[field_name] = self.rule.width(value, alpha)
-        return replace(row.item, **changes) if changes else row.item
+        return row.item.replace(**changes) if changes else row.item
 
     def place_row(self, row: Row, index: int) -> int:
         """Expand one row (all its repeats); returns the next block index."""
         self.row = row
         item = self.scaled(row)
         for j in range(row.n):
-            inst = item if j == 0 or not hasattr(item, "s") else replace(item, s=(1, 1))
+            inst = item if j == 0 or "s" not in item.args else item.replace(s=(1, 1))
             if row.name:
                 name = row.name if row.n == 1 else f"{row.name}_{j + 1}"
             else:

@@ -5,18 +5,28 @@ each published convention can be named), its multiply-accumulates and the extra
 element-wise operations that are counted only under a switch. Composite blocks
 (``blocks.py``) expand to these; counting never sees anything else.
 
-Adding a kind: one ``@primitive`` dataclass here (it is then usable as a spec row)
+Adding a kind: one ``@primitive`` class here (it is then usable as a spec row)
 and one test in ``tests/test_layers.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from macscalc.errors import ShapeError
-from macscalc.schema import ACT_FN, BOOL, CHANNELS, PADDING, PAIR, POOL_OP, POS_INT, RATIO, arg
+from macscalc.schema import (
+    ACT_FN,
+    BOOL,
+    CHANNELS,
+    PADDING,
+    PAIR,
+    POOL_OP,
+    POS_INT,
+    RATIO,
+    Kind,
+    arg,
+)
 
 # Extra (non-MAC) work is counted in elementary operations: one add, multiply,
 # compare, divide or exp each counts 1. These are the per-output-element costs.
@@ -33,8 +43,7 @@ BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
 OP_CATEGORIES = ("bn", "act", "pool", "add", "mul")
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     """An activation tensor, height × width × channels (batch 1)."""
 
     h: int
@@ -49,8 +58,7 @@ class Shape:
         return f"{self.h}×{self.w}×{self.c}"
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(NamedTuple):
     """Parameter counts by part, so every published convention can be reproduced."""
 
     weights: int = 0
@@ -59,20 +67,19 @@ class Params:
     bn_shift: int = 0  # β
     bn_stats: int = 0  # moving mean and variance
 
-    def __add__(self, other: Params) -> Params:
-        return Params(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+    def __add__(self, other: tuple) -> Params:  # type: ignore[override]
+        return Params(*(a + b for a, b in zip(self, other, strict=True)))
 
     def total(self, parts: Sequence[str]) -> int:
         return sum(getattr(self, p) for p in parts)
 
 
-PARAM_PARTS = tuple(f.name for f in fields(Params))
+PARAM_PARTS = Params._fields
 
 
-class Layer:
+class Layer(Kind):
     """Base of every primitive. Defaults: one input, no parameters, no cost."""
 
-    kind: ClassVar[str]
     category: ClassVar[str | None] = None  # the switch its extra ops are counted under
     arity: ClassVar[int | None] = 1  # number of inputs; None: two or more
 
@@ -142,21 +149,19 @@ def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1) -> str
     return text + (f" g{groups}" if groups > 1 else "")
 
 
-@dataclass(frozen=True, kw_only=True)
 class ConvArgs:
     """Arguments of a convolution, shared by the primitive and the ``conv``/``pw`` rows."""
 
-    c: int = arg(CHANNELS, width=True, doc="output channels")
-    k: tuple[int, int] = arg(PAIR, (1, 1), doc="kernel size")
-    s: tuple[int, int] = arg(PAIR, (1, 1), doc="stride")
-    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
-    d: tuple[int, int] = arg(PAIR, (1, 1), doc="dilation")
-    groups: int = arg(POS_INT, 1, doc="groups")
-    bias: bool = arg(BOOL, False, doc="with a bias")
+    c = arg(CHANNELS, width=True, doc="output channels")
+    k = arg(PAIR, (1, 1), doc="kernel size")
+    s = arg(PAIR, (1, 1), doc="stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    d = arg(PAIR, (1, 1), doc="dilation")
+    groups = arg(POS_INT, 1, doc="groups")
+    bias = arg(BOOL, False, doc="with a bias")
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Conv2d(ConvArgs, Layer):
     """k×k convolution: MACs = kh·kw·(cin/groups)·cout·hout·wout."""
 
@@ -190,20 +195,18 @@ class Conv2d(ConvArgs, Layer):
         return _kernel_text(self.k, self.s, self.groups)
 
 
-@dataclass(frozen=True, kw_only=True)
 class DepthwiseArgs:
     """Arguments of a depthwise convolution (primitive and ``dw`` row)."""
 
-    k: tuple[int, int] = arg(PAIR, (3, 3), doc="kernel size")
-    s: tuple[int, int] = arg(PAIR, (1, 1), doc="stride")
-    m: int = arg(POS_INT, 1, doc="channel multiplier")
-    padding: str | tuple[int, int] = arg(PADDING, "same", inherit=True, doc="padding")
-    d: tuple[int, int] = arg(PAIR, (1, 1), doc="dilation")
-    bias: bool = arg(BOOL, False, doc="with a bias")
+    k = arg(PAIR, (3, 3), doc="kernel size")
+    s = arg(PAIR, (1, 1), doc="stride")
+    m = arg(POS_INT, 1, doc="channel multiplier")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    d = arg(PAIR, (1, 1), doc="dilation")
+    bias = arg(BOOL, False, doc="with a bias")
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Depthwise(DepthwiseArgs, Layer):
     """Depthwise conv: one k×k filter per input channel (×m with a channel multiplier)."""
 
@@ -227,16 +230,14 @@ class Depthwise(DepthwiseArgs, Layer):
         return _kernel_text(self.k, self.s) + " dw" + (f" ×{self.m}" if self.m > 1 else "")
 
 
-@dataclass(frozen=True, kw_only=True)
 class LinearArgs:
     """Arguments of a fully connected layer (primitive and ``fc`` row)."""
 
-    c: int = arg(CHANNELS, width=True, doc="output features")
-    bias: bool = arg(BOOL, True, doc="with a bias")
+    c = arg(CHANNELS, width=True, doc="output features")
+    bias = arg(BOOL, True, doc="with a bias")
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Linear(LinearArgs, Layer):
     """Fully connected layer on a 1×1 input: MACs = cin·cout."""
 
@@ -261,7 +262,6 @@ class Linear(LinearArgs, Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class BatchNorm(Layer):
     """Batch norm: γ and β per channel, plus moving mean and variance."""
 
@@ -280,13 +280,12 @@ class BatchNorm(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Activation(Layer):
     """An element-wise non-linearity; its cost per element is in ``ACT_OPS``."""
 
     kind: ClassVar[str] = "act"
     category: ClassVar[str | None] = "act"
-    fn: str = arg(ACT_FN, doc="the function")
+    fn = arg(ACT_FN, doc="the function")
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> int:
         return ACT_OPS[self.fn] * out.numel
@@ -296,16 +295,15 @@ class Activation(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Pool(Layer):
     """k×k average or max pooling."""
 
     kind: ClassVar[str] = "pool"
     category: ClassVar[str | None] = "pool"
-    op: str = arg(POOL_OP, "avg", doc="avg or max")
-    k: tuple[int, int] = arg(PAIR, (2, 2), doc="window")
-    s: tuple[int, int] = arg(PAIR, (2, 2), doc="stride")
-    padding: str | tuple[int, int] = arg(PADDING, "valid", doc="padding")
+    op = arg(POOL_OP, "avg", doc="avg or max")
+    k = arg(PAIR, (2, 2), doc="window")
+    s = arg(PAIR, (2, 2), doc="stride")
+    padding = arg(PADDING, "valid", doc="padding")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding)
@@ -324,13 +322,12 @@ class Pool(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class GlobalPool(Layer):
     """Global average or max pooling to 1×1."""
 
     kind: ClassVar[str] = "global_pool"
     category: ClassVar[str | None] = "pool"
-    op: str = arg(POOL_OP, "avg", doc="avg or max")
+    op = arg(POOL_OP, "avg", doc="avg or max")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         return Shape(1, 1, ins[0].c)
@@ -350,7 +347,6 @@ def _same_shapes(ins: Sequence[Shape], what: str) -> Shape:
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Add(Layer):
     """Element-wise sum of two or more tensors of one shape (a residual connection)."""
 
@@ -366,7 +362,6 @@ class Add(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Mul(Layer):
     """Element-wise product; the second input may be 1×1×C (a channel gate, as in SE)."""
 
@@ -385,7 +380,6 @@ class Mul(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Flatten(Layer):
     """Reshape h×w×c to 1×1×(h·w·c); free."""
 
@@ -396,9 +390,8 @@ class Flatten(Layer):
 
 
 @primitive
-@dataclass(frozen=True, kw_only=True)
 class Dropout(Layer):
     """Identity at inference; free."""
 
     kind: ClassVar[str] = "dropout"
-    p: object = arg(RATIO, None, doc="drop probability (documentation only)")
+    p = arg(RATIO, None, doc="drop probability (documentation only)")

@@ -9,11 +9,10 @@ commands that show published numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from macscalc.counting import PARAM_CONVENTIONS, ParamConvention
 from macscalc.errors import MacscalcError
@@ -23,8 +22,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 ROUNDING = {"nearest": ROUND_HALF_UP, "truncate": ROUND_DOWN}
 
 
-@dataclass(frozen=True)
-class PubRow:
+class PubRow(NamedTuple):
     alpha: Fraction
     res: int
     macs: str | None = None  # millions, as published
@@ -35,8 +33,7 @@ class PubRow:
     ref: str | None = None  # which of the source's tables
 
 
-@dataclass(frozen=True)
-class PubTable:
+class PubTable(NamedTuple):
     id: str
     title: str
     source: str
@@ -58,16 +55,14 @@ class PubTable:
         return next((r for r in self.rows if r.alpha == alpha and r.res == res), None)
 
 
-@dataclass(frozen=True)
-class SplitRow:
+class SplitRow(NamedTuple):
     type: str
     label: str
     macs: str
     params: str
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(NamedTuple):
     """A paper's per-layer-type share of MACs and params (V1 Table 2)."""
 
     title: str
@@ -80,8 +75,7 @@ class Split:
     notes: str = ""
 
 
-@dataclass(frozen=True)
-class Family:
+class Family(NamedTuple):
     family: str
     spec: str
     title: str

@@ -8,8 +8,8 @@ two agree on every published multiplier.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 
 def make_divisible(v: Fraction, divisor: int = 8, min_value: int | None = None) -> int:
@@ -35,8 +35,7 @@ def _make_divisible_8(c: int, alpha: Fraction) -> int:
     return make_divisible(c * alpha, 8)
 
 
-@dataclass(frozen=True)
-class RoundingRule:
+class RoundingRule(NamedTuple):
     """How one family turns ``c·α`` into a channel count, and ``cin·t`` into an expansion."""
 
     name: str

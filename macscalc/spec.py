@@ -14,17 +14,15 @@ Everything is validated here, with file:line:column on every error.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from macscalc.blocks import BLOCKS, Block
 from macscalc.errors import MacscalcError
 from macscalc.layers import KINDS, Layer
 from macscalc.rounding import RULES, RoundingRule
-from macscalc.schema import NAMES, POS_INT, args_of
+from macscalc.schema import NAMES, POS_INT, Arg
 from macscalc.yamlload import Loc, LocDict, LocList, load
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
@@ -44,10 +42,10 @@ REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width")
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
+_ABSENT = object()
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One spec row: a kind instance with its paper values, before α and ρ apply."""
 
     item: Layer | Block
@@ -63,8 +61,7 @@ class Row:
         return MacscalcError(message, self.file, self.line, self.col)
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """A whole architecture, as written; transforms produce new settings, not edits."""
 
     name: str
@@ -80,10 +77,29 @@ class Spec:
     notes: str = ""
 
 
+# Names people bring from other frameworks, mapped to this spec language's short keys.
+_ALIASES = {
+    "stride": "s",
+    "strides": "s",
+    "kernel": "k",
+    "kernel_size": "k",
+    "dilation": "d",
+    "channels": "c",
+    "out_channels": "c",
+    "filters": "c",
+    "num_outputs": "c",
+    "expansion": "t",
+    "expand_ratio": "t",
+    "repeats": "n",
+    "activation": "act",
+}
+
+
 def _suggest(word: str, options: list[str]) -> str:
     import difflib  # only on the error path
 
-    close = difflib.get_close_matches(str(word), options, n=1)
+    alias = _ALIASES.get(str(word))
+    close = [alias] if alias in options else difflib.get_close_matches(str(word), options, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -121,10 +137,10 @@ class _Reader:
         convert: Any,
         expected: str,
         what: str,
-        default: Any = dataclasses.MISSING,
+        default: Any = _ABSENT,
     ) -> Any:
         """``m[key]`` converted, or ``default`` when the key is absent and a default is given."""
-        if key not in m and default is not dataclasses.MISSING:
+        if key not in m and default is not _ABSENT:
             return default
         try:
             return convert(m[key])
@@ -167,12 +183,12 @@ def _width(v: Any) -> Width:
     raise ValueError
 
 
-def _inheritable() -> dict[str, dataclasses.Field]:
-    found: dict[str, dataclasses.Field] = {}
+def _inheritable() -> dict[str, Arg]:
+    found: dict[str, Arg] = {}
     for cls in ROW_KINDS.values():
-        for name, f in args_of(cls).items():
-            if f.metadata["inherit"]:
-                found.setdefault(name, f)
+        for name, a in cls.args.items():
+            if a.inherit:
+                found.setdefault(name, a)
     return found
 
 
@@ -225,12 +241,7 @@ def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
     d = r.mapping(doc["defaults"], doc.value_locs["defaults"], "'defaults'")
     allowed = _inheritable()
     r.keys(d, list(allowed), "'defaults'")
-    return {
-        k: r.value(
-            d, k, allowed[k].metadata["type"], allowed[k].metadata["type"].expected, "'defaults'"
-        )
-        for k in d
-    }
+    return {k: r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'") for k in d}
 
 
 def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
@@ -247,19 +258,18 @@ def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
         )
     cls = ROW_KINDS[kind]
     body = r.mapping(item[kind], item.value_locs[kind], f"{kind!r}")
-    declared = args_of(cls)
     what = f"{kind!r}"
-    r.keys(body, [*declared, *ROW_KEYS], what)
+    r.keys(body, [*cls.args, *ROW_KEYS], what)
     values = {
-        name: r.value(body, name, f.metadata["type"], f.metadata["type"].expected, what)
-        for name, f in declared.items()
+        name: r.value(body, name, a.type, a.type.expected, what)
+        for name, a in cls.args.items()
         if name in body
     }
-    for name, f in declared.items():
-        if name not in values and f.metadata["inherit"] and name in defaults:
+    for name, a in cls.args.items():
+        if name not in values and a.inherit and name in defaults:
             values[name] = defaults[name]
-        if name not in values and f.default is dataclasses.MISSING:
-            raise r.fail(f"{what} needs {name!r} ({f.metadata['doc']})", body.loc)
+        if name not in values and a.required:
+            raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
     try:
         instance = cls(**values)
     except ValueError as e:

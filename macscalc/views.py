@@ -1,0 +1,393 @@
+"""Reports as documents: what ``count`` and ``table`` show, for people and for JSON."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from macscalc import __version__
+from macscalc.counting import Convention, Report, count
+from macscalc.graph import build
+from macscalc.grid import Check, Grid, GridRow
+from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
+from macscalc.output import Column, Doc, Table
+from macscalc.published import Family, Split
+from macscalc.units import fmt_alpha, fmt_int
+
+MARK = {True: "✓", False: "✗", None: ""}
+
+
+def _pct(part: int, whole: int) -> Decimal:
+    if whole == 0:
+        return Decimal(0)
+    return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _shape(s: Shape) -> list[int]:
+    return [s.h, s.w, s.c]
+
+
+def _spec_data(report: Report) -> dict[str, Any]:
+    net = report.network
+    return {
+        "tool": f"macscalc {__version__}",
+        "spec": {
+            "name": net.spec.name,
+            "title": net.spec.title,
+            "source": net.spec.source,
+            "file": net.spec.file,
+        },
+        "settings": {
+            "alpha": fmt_alpha(net.settings.alpha),
+            "resolution": list(net.settings.size),
+            "classes": net.settings.classes,
+            "rounding": net.spec.rounding.name,
+        },
+        "convention": {
+            "macs": "conv and fully connected multiply-accumulates",
+            "flops": "2 × MACs + counted extra ops",
+            "params": report.convention.params.name,
+            "params_parts": list(report.convention.params.parts),
+            "extra_ops_counted": list(report.convention.ops),
+            "text": report.convention.describe(net),
+        },
+    }
+
+
+def count_doc(report: Report, flops: bool = False) -> Doc:
+    """The per-layer table, the per-kind summary, totals and the convention."""
+    net = report.network
+    conv = report.convention
+    layer_rows = [_primitive_row(report, i, lc) for i, lc in enumerate(report.layers)]
+    shape = lambda s: "×".join(map(str, s))  # noqa: E731
+    columns = [
+        Column("#", "index"),
+        Column("layer", "name", left=True),
+        Column("kind", "kind", left=True),
+        Column("input", "in_shape", shape),
+        Column("output", "out_shape", shape),
+        Column("k/s/g", "detail", left=True),
+        Column("MACs", "macs", fmt_int),
+        Column("params", "params", fmt_int),
+        Column("% MACs", "macs_pct"),
+    ]
+    if conv.ops:
+        columns.append(Column("extra ops", "extra_ops", fmt_int))
+    if flops:
+        columns.append(Column("FLOPs", "flops", fmt_int))
+    folded = _fold(layer_rows)
+    layers = Table(
+        f"Layers ({len(folded)} rows; batch norm and activation shown with the layer they follow)",
+        columns,
+        folded,
+    )
+
+    kinds = report.by_kind()
+    kind_rows = [
+        {
+            "kind": k.label,
+            "layers": k.count,
+            "macs": k.macs,
+            "macs_pct": _pct(k.macs, report.macs),
+            "params": k.params,
+            "params_pct": _pct(k.params, report.params),
+            "extra_ops": k.ops,
+        }
+        for k in kinds
+    ]
+    kind_cols = [
+        Column("kind", "kind", left=True),
+        Column("layers", "layers"),
+        Column("MACs", "macs", fmt_int),
+        Column("% MACs", "macs_pct"),
+        Column("params", "params", fmt_int),
+        Column("% params", "params_pct"),
+    ]
+    if conv.ops:
+        kind_cols.append(Column("extra ops", "extra_ops", fmt_int))
+    by_kind = Table("By layer kind", kind_cols, kind_rows)
+
+    ops = report.ops_by_category
+    totals = {
+        "macs": report.macs,
+        "params": report.params,
+        "params_parts": {p: getattr(report.param_parts, p) for p in PARAM_PARTS},
+        "extra_ops": {c: {"ops": ops[c], "counted": c in conv.ops} for c in OP_CATEGORIES},
+        "flops": report.flops,
+        "activations": report.activations,
+    }
+    total_lines = [
+        f"MACs: {fmt_int(report.macs)} ({report.macs / 1e6:.2f} M)",
+        f"params: {fmt_int(report.params)} ({report.params / 1e6:.3f} M, {conv.params.name}); "
+        + ", ".join(f"{p} {fmt_int(getattr(report.param_parts, p))}" for p in PARAM_PARTS),
+        "extra ops: "
+        + ", ".join(
+            f"{c} {fmt_int(ops[c])}{'' if c in conv.ops else ' (not counted)'}"
+            for c in OP_CATEGORIES
+        ),
+    ]
+    if flops:
+        total_lines.append(f"FLOPs: {fmt_int(report.flops)} ({report.flops / 1e9:.3f} G)")
+    s = net.settings
+    title = (
+        f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
+        f"{s.classes} classes ({net.spec.source.split(';')[0]})"
+    )
+    data = {
+        "kind": "count",
+        **_spec_data(report),
+        "totals": totals,
+        "layers": layer_rows,
+        "by_kind": kind_rows,
+    }
+    tables = [layers, by_kind]
+    split = _split_table(report)
+    if split is not None:
+        tables.append(split[0])
+        data["paper_split"] = split[1]
+    data = _json_safe(data)
+    return Doc(title, tables, [*total_lines, f"Convention: {conv.describe(net)}"], data)
+
+
+def _primitive_row(report: Report, index: int, lc: Any) -> dict[str, Any]:
+    n = lc.node
+    ops = report.counted_ops(lc)
+    return {
+        "index": index,
+        "name": n.name,
+        "kind": n.layer.kind,
+        "block": n.block,
+        "inputs": list(n.inputs),
+        "in_shape": _shape(n.in_shapes[0]),
+        "out_shape": _shape(n.out),
+        "detail": n.layer.detail(),
+        "macs": lc.macs,
+        "params": report.params_of(lc),
+        "params_parts": dict(zip(PARAM_PARTS, lc.params, strict=True)),
+        "extra_ops": ops,
+        "flops": 2 * lc.macs + ops,
+        "macs_pct": _pct(lc.macs, report.macs),
+    }
+
+
+def _fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batch norm and activation rows merged into the row of the layer they follow."""
+    out: list[dict[str, Any]] = []
+    last = ""
+    for r in rows:
+        if out and r["kind"] in ("batchnorm", "act") and r["inputs"] == [last]:
+            row = out[-1]
+            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["name"].rsplit(".")[-1])
+            row["out_shape"] = r["out_shape"]
+            for key in ("params", "extra_ops", "flops"):
+                row[key] += r[key]
+        else:
+            out.append({**r, "index": len(out)})
+        last = r["name"]
+    return out
+
+
+def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
+    """The paper's per-type split beside the computed one, when the settings match it."""
+    spec = report.network.spec
+    if spec.family is None:
+        return None
+    from macscalc.published import families, load_family
+
+    if spec.family not in families():
+        return None
+    split: Split | None = load_family(spec.family).split
+    s = report.network.settings
+    if split is None or (s.alpha, s.size) != (split.alpha, (split.res, split.res)):
+        return None
+    ref = count(
+        build(spec, split.alpha, (split.res, split.res), split.classes), Convention(split.params)
+    )
+    shares = {k.label: k for k in ref.by_kind()}
+    rows = []
+    for r in split.rows:
+        k = shares.get(r.label)
+        m = _pct(k.macs if k else 0, ref.macs)
+        p = _pct(k.params if k else 0, ref.params)
+        rows.append(
+            {
+                "type": r.type,
+                "kind": r.label,
+                "macs_pct": m,
+                "paper_macs_pct": r.macs,
+                "macs_agrees": m == Decimal(r.macs),
+                "params_pct": p,
+                "paper_params_pct": r.params,
+                "params_agrees": p == Decimal(r.params),
+            }
+        )
+    paper_m = sum(Decimal(r.macs) for r in split.rows)
+    paper_p = sum(Decimal(r.params) for r in split.rows)
+    cols = [
+        Column("paper type", "type", left=True),
+        Column("kind", "kind", left=True),
+        Column("% MACs", "macs_pct"),
+        Column("paper", "paper_macs_pct"),
+        Column("", "macs_agrees", MARK.get),
+        Column("% params", "params_pct"),
+        Column("paper", "paper_params_pct"),
+        Column("", "params_agrees", MARK.get),
+    ]
+    notes = [
+        f"Source: {split.source}; computed with {split.classes} classes, params = "
+        f"{split.params.name} ({split.params.description}).",
+        f"The paper's shares sum to {paper_m} % of MACs and {paper_p} % of params.",
+    ]
+    if split.notes:
+        notes.append(split.notes)
+    table = Table(f"Check against {split.source}: {split.title}", cols, rows, notes)
+    data = {
+        "source": split.source,
+        "classes": split.classes,
+        "params": split.params.name,
+        "rows": rows,
+        "paper_macs_sum": paper_m,
+        "paper_params_sum": paper_p,
+    }
+    return table, data
+
+
+def _json_safe(v: Any) -> Any:
+    """Decimals become strings (exact), containers are walked; ints stay ints."""
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items() if not str(k).startswith("_")}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def _check_text(c: Check) -> str:
+    ref = f" {c.row.ref}" if c.row.ref else ""
+    parts = []
+    if c.row.macs is not None:
+        parts.append(f"{c.row.macs} M {MARK[c.macs_ok]}")
+    if c.row.params is not None:
+        parts.append(f"{c.row.params} M params {MARK[c.params_ok]}")
+    return f"{c.table.id}{ref}: " + ", ".join(parts)
+
+
+def _check_data(c: Check) -> dict[str, Any]:
+    return {
+        "source": c.table.source,
+        "table": c.table.id,
+        "ref": c.row.ref,
+        "classes": c.table.classes,
+        "params_convention": c.table.params.name,
+        "rounding": c.table.rounding,
+        "published_macs_m": c.row.macs,
+        "published_params_m": c.row.params,
+        "computed_macs": c.macs,
+        "computed_params": c.params,
+        "macs_agrees": c.macs_ok,
+        "params_agrees": c.params_ok,
+        "top1": c.row.top1,
+    }
+
+
+def _mismatch_note(family: Family, r: GridRow) -> str | None:
+    p = r.primary
+    if p is None or (p.macs_ok is not False and p.params_ok is not False):
+        return None
+    what = []
+    if p.macs_ok is False:
+        what.append(f"published {p.row.macs} M MACs, computed {r.macs / 1e6:.2f} M")
+    if p.params_ok is False:
+        what.append(f"published {p.row.params} M params, computed {r.params / 1e6:.3f} M")
+    agree = [c for c in r.others if (c.macs_ok is not False) and (c.params_ok is not False)]
+    who = (
+        (
+            "; agrees with the computation: "
+            + "; ".join(
+                f"{c.table.title}{' ' + c.row.ref if c.row.ref else ''} "
+                f"({c.row.macs} M MACs{', ' + c.row.params + ' M params' if c.row.params else ''})"
+                for c in agree
+            )
+        )
+        if agree
+        else "; no other stored source for this row"
+    )
+    return f"{family.family}_{fmt_alpha(r.alpha)}_{r.res}: mismatch: " + "; ".join(what) + who
+
+
+def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> Doc:
+    """The published grid with computed counts, agreement marks and cross-source notes."""
+    fam = grid.family
+    pt = fam.primary
+    out_rows = []
+    for r in rows:
+        p = r.primary
+        out_rows.append(
+            {
+                "model": f"{fam.family}_{fmt_alpha(r.alpha)}_{r.res}" + ("" if p else "*"),
+                "alpha": fmt_alpha(r.alpha),
+                "res": r.res,
+                "macs": r.macs,
+                "published_macs_m": p.row.macs if p else None,
+                "macs_agrees": p.macs_ok if p else None,
+                "params": r.params,
+                "published_params_m": p.row.params if p else None,
+                "params_agrees": p.params_ok if p else None,
+                "top1": p.row.top1 if p else None,
+                "top5": p.row.top5 if p else None,
+                "latency_ms": p.row.latency if p else None,
+                "on_grid": p is not None,
+                "other_sources": "; ".join(_check_text(c) for c in r.others),
+                "_checks": r.others,
+                "_warn": p is not None and not (p.macs_ok and p.params_ok),
+            }
+        )
+    m = lambda v: f"{v / 1e6:.2f}"  # noqa: E731
+    cols = [
+        Column("model", "model", left=True),
+        Column("MACs (M)", "macs", m),
+        Column("pub.", "published_macs_m"),
+        Column("", "macs_agrees", MARK.get),
+        Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
+        Column("pub.", "published_params_m"),
+        Column("", "params_agrees", MARK.get),
+        Column("top-1", "top1"),
+        Column("top-5", "top5"),
+    ]
+    if pt.latency:
+        cols.append(Column(f"{pt.latency} ms", "latency_ms"))
+    cols.append(Column("other sources", "other_sources", left=True))
+    notes = [n for r in rows if (n := _mismatch_note(fam, r))]
+    if any(r.primary is None for r in rows):
+        notes.append("* off the published grid: computed only, nothing to compare with.")
+    notes += [
+        f"Computed under the {pt.id} convention: {pt.convention()}. "
+        f"Rounding rule for α: {grid.spec.rounding.name} "
+        f"({grid.spec.rounding.description})."
+    ]
+    if pt.notes:
+        notes.append(pt.notes)
+    sources = [f"{t.id}: {t.title}, {t.source} [{t.convention()}]" for t in fam.tables]
+    notes += ["Sources: " + " | ".join(sources)]
+    if max_macs is not None:
+        notes.append(f"Rows with computed MACs ≤ {fmt_int(max_macs)}, best top-1 first.")
+    title = f"{fam.title}: published grid ({pt.title})"
+    data = {
+        "tool": f"macscalc {__version__}",
+        "kind": "table",
+        "family": fam.family,
+        "spec": fam.spec,
+        "primary_source": pt.source,
+        "convention": pt.convention(),
+        "rounding_rule": grid.spec.rounding.name,
+        "rows": [
+            {
+                **{k: v for k, v in row.items() if not k.startswith("_")},
+                "other_sources": [_check_data(c) for c in row["_checks"]],
+            }
+            for row in out_rows
+        ],
+        "notes": notes,
+    }
+    return Doc(title, [Table(title, cols, out_rows)], notes, _json_safe(data))

@@ -1,0 +1,123 @@
+"""Each primitive on tiny shapes, with the hand arithmetic in the assert."""
+
+from __future__ import annotations
+
+import pytest
+
+from macscalc.errors import ShapeError
+from macscalc.layers import (
+    KINDS,
+    Activation,
+    Add,
+    BatchNorm,
+    Conv2d,
+    Depthwise,
+    Dropout,
+    Flatten,
+    GlobalPool,
+    Linear,
+    Mul,
+    Params,
+    Pool,
+    Shape,
+)
+
+X = Shape(8, 8, 4)
+
+
+def test_conv_same_padding_stride_2():
+    conv = Conv2d(c=6, k=(3, 3), s=(2, 2), bias=True)
+    out = conv.out_shape([X])
+    assert out == Shape(4, 4, 6)  # TF 'same': ceil(8 / 2)
+    assert conv.macs([X], out) == 3 * 3 * 4 * 6 * 4 * 4
+    assert conv.params([X]) == Params(weights=3 * 3 * 4 * 6, biases=6)
+    assert conv.label([X]) == "conv 3×3"
+
+
+def test_conv_valid_and_explicit_padding_and_dilation():
+    assert Conv2d(c=1, k=(3, 3), padding="valid").out_shape([X]) == Shape(6, 6, 1)
+    assert Conv2d(c=1, k=(3, 3), padding=(1, 1)).out_shape([X]) == Shape(8, 8, 1)
+    # dilation 2 spans 5 pixels: (8 - 5) // 1 + 1 = 4
+    assert Conv2d(c=1, k=(3, 3), d=(2, 2), padding="valid").out_shape([X]) == Shape(4, 4, 1)
+    # asymmetric kernel and stride, as MicroNet's k×1 stem
+    assert Conv2d(c=2, k=(3, 1), s=(2, 1), padding=(1, 0)).out_shape([X]) == Shape(4, 8, 2)
+
+
+def test_grouped_conv_divides_cost_by_groups():
+    conv = Conv2d(c=8, k=(1, 1), groups=2)
+    out = conv.out_shape([X])
+    assert conv.macs([X], out) == (4 // 2) * 8 * 8 * 8
+    assert conv.label([X]) == "group conv 1×1"
+
+
+def test_groups_must_divide_channels():
+    with pytest.raises(ShapeError, match=r"groups=3 must divide the input \(4\) and output \(6\)"):
+        Conv2d(c=6, groups=3).out_shape([X])
+
+
+def test_collapse_to_zero_is_an_error():
+    with pytest.raises(ShapeError, match="collapses a 2×2 input to 0×0"):
+        Conv2d(c=1, k=(3, 3), padding="valid").out_shape([Shape(2, 2, 1)])
+
+
+def test_depthwise_with_channel_multiplier():
+    dw = Depthwise(k=(3, 3), s=(1, 1), m=2)
+    out = dw.out_shape([X])
+    assert out == Shape(8, 8, 8)
+    assert dw.macs([X], out) == 3 * 3 * 8 * 8 * 8
+    assert dw.params([X]) == Params(weights=3 * 3 * 8)
+    assert dw.label([X]) == "dw 3×3"
+
+
+def test_linear_needs_a_1x1_input():
+    fc = Linear(c=10)
+    v = Shape(1, 1, 16)
+    assert fc.macs([v], fc.out_shape([v])) == 16 * 10
+    assert fc.params([v]) == Params(weights=160, biases=10)
+    with pytest.raises(ShapeError, match="needs a 1×1 input, got 8×8×4"):
+        fc.out_shape([X])
+
+
+def test_batchnorm_parameter_parts_and_ops():
+    bn = BatchNorm()
+    assert bn.params([X]) == Params(bn_scale=4, bn_shift=4, bn_stats=8)
+    assert bn.ops([X], X) == 2 * 256
+    assert bn.macs([X], X) == 0
+
+
+@pytest.mark.parametrize(("fn", "per_element"), [("relu", 1), ("relu6", 2), ("hsigmoid", 4),
+                                                 ("hswish", 5), ("sigmoid", 4), ("swish", 5)])
+def test_activation_ops_per_element(fn, per_element):
+    assert Activation(fn=fn).ops([X], X) == per_element * 256
+
+
+def test_pooling():
+    avg = Pool(op="avg", k=(2, 2), s=(2, 2))
+    out = avg.out_shape([X])
+    assert out == Shape(4, 4, 4)
+    assert avg.ops([X], out) == 4 * 64  # 3 adds and a divide per output
+    assert Pool(op="max").ops([X], out) == 3 * 64
+    g = GlobalPool(op="avg")
+    assert g.out_shape([X]) == Shape(1, 1, 4)
+    assert g.ops([X], Shape(1, 1, 4)) == 64 * 4
+
+
+def test_add_and_mul():
+    assert Add().ops([X, X, X], X) == 2 * 256
+    with pytest.raises(ShapeError, match="add needs inputs of one shape"):
+        Add().out_shape([X, Shape(8, 8, 5)])
+    gate = Shape(1, 1, 4)
+    assert Mul().out_shape([X, gate]) == X  # SE channel gate broadcasts
+    assert Mul().ops([X, gate], X) == 256
+
+
+def test_free_layers_cost_nothing():
+    assert Flatten().out_shape([X]) == Shape(1, 1, 256)
+    for layer in (Flatten(), Dropout()):
+        out = layer.out_shape([X])
+        assert (layer.macs([X], out), layer.params([X]), layer.ops([X], out)) == (0, Params(), 0)
+
+
+def test_every_kind_is_registered_once():
+    assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
+                                    "global_pool", "add", "mul", "flatten", "dropout"])
