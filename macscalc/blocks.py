@@ -2,12 +2,15 @@
 
 ``conv``, ``dw``, ``pw`` and ``fc`` are one primitive followed by optional batch norm
 and activation; ``dwsep`` is MobileNet V1's depthwise-separable block (arXiv:1704.04861
-Fig. 3) and ``ir`` MobileNet V2's inverted residual with linear bottleneck
-(arXiv:1801.04381 Table 1). Counting never sees a block, only what it expands to.
+Fig. 3), ``ir`` MobileNet V2's inverted residual with linear bottleneck
+(arXiv:1801.04381 Table 1), with V3's squeeze-excite (arXiv:1905.02244) as an option.
+``micro_dw``, ``micro_pw``, ``dyshiftmax`` and ``micro`` are MicroNet's
+(arXiv:2108.05894). Counting never sees a block, only what it expands to.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from macscalc.layers import (
@@ -18,11 +21,29 @@ from macscalc.layers import (
     ConvArgs,
     Depthwise,
     DepthwiseArgs,
+    GlobalPool,
     Layer,
     Linear,
     LinearArgs,
+    Mul,
+    ShiftMax,
+    Shuffle,
 )
-from macscalc.schema import ACT, BOOL, CHANNELS, PADDING, PAIR, POS_INT, RATIO, Kind, arg, declared
+from macscalc.rounding import make_divisible
+from macscalc.schema import (
+    ACT,
+    ACT_FN,
+    BOOL,
+    CHANNELS,
+    INTS,
+    PADDING,
+    PAIR,
+    POS_INT,
+    RATIO,
+    Kind,
+    arg,
+    declared,
+)
 
 if TYPE_CHECKING:
     from macscalc.graph import Builder
@@ -146,6 +167,7 @@ class InvertedResidual(BnAct, Block):
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     residual = arg(BOOL, True, doc="add the input when stride 1 and cin == cout")
+    se = arg(BOOL, False, doc="squeeze-excite after the depthwise (MobileNet V3)")
 
     def check(self) -> None:
         if (self.t is None) == (self.exp is None):
@@ -162,6 +184,216 @@ class InvertedResidual(BnAct, Block):
         unit(
             b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn, self.act
         )
+        if self.se:
+            SqueezeExcite().expand(b, f"{name}/se")
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
         if self.residual and self.s == (1, 1) and cin == self.c:
             b.add(Add(), f"{name}/add", inputs=[x_in, b.cur])
+
+
+@block
+class SqueezeExcite(Block):
+    """Squeeze-and-excite: global pool, 1×1 reduce + act, 1×1 expand + gate, channel product.
+
+    MobileNet V3 (torchvision ``SqueezeExcitation``, slim ``squeeze_excite``): reduced
+    width ``make_divisible(c·r, 8)`` with r = 1/4, ReLU inside, hard-sigmoid gate, both
+    1×1 convs with biases. Their MACs are MACs; the product is a ``mul`` op.
+    """
+
+    kind: ClassVar[str] = "se"
+    r = arg(RATIO, Fraction(1, 4), doc="squeeze ratio of the input channels")
+    divisor = arg(POS_INT, 8, doc="the reduced width is a multiple of this")
+    act = arg(ACT, "relu", doc="activation after the reduction")
+    gate = arg(ACT_FN, "hsigmoid", doc="gating function")
+
+    def expand(self, b: Builder, name: str) -> None:
+        x = b.cur
+        c = b.shape().c
+        with b.within("se"):
+            b.add(GlobalPool(op="avg"), f"{name}/pool")
+            unit(
+                b,
+                f"{name}/reduce",
+                Conv2d(c=make_divisible(c * self.r, self.divisor), bias=True),
+                False,
+                self.act,
+            )
+            unit(b, f"{name}/expand", Conv2d(c=c, bias=True), False, self.gate)
+            b.add(Mul(), f"{name}/scale", inputs=[x, b.cur])
+
+
+@block
+class MicroDw(Block):
+    """Micro-factorized depthwise conv: k×1 depthwise (×e1), BN, then 1×k (×e2), BN.
+
+    MicroNet ``DepthSpatialSepConv``: the k×k kernel becomes k×1 and 1×k, so its cost per
+    channel drops from k² to 2k; e1, e2 are channel multipliers.
+    """
+
+    kind: ClassVar[str] = "micro_dw"
+    k = arg(POS_INT, 3, doc="kernel length")
+    s = arg(PAIR, (1, 1), doc="stride")
+    m = arg(INTS, (1, 1), doc="channel multipliers [e1, e2]")
+
+    def check(self) -> None:
+        if len(self.m) != 2 or 0 in self.m:
+            raise ValueError("micro_dw needs m: [e1, e2], two positive multipliers")
+
+    def expand(self, b: Builder, name: str) -> None:
+        with b.within("micro dw"):
+            unit(
+                b,
+                f"{name}/dw_k1",
+                Depthwise(k=(self.k, 1), s=(self.s[0], 1), m=self.m[0]),
+                True,
+                None,
+            )
+            unit(
+                b,
+                f"{name}/dw_1k",
+                Depthwise(k=(1, self.k), s=(1, self.s[1]), m=self.m[1]),
+                True,
+                None,
+            )
+
+
+@block
+class MicroPw(Block):
+    """Micro-factorized pointwise conv: C→C/R group conv (G1), shuffle, C/R→C' group conv (G2).
+
+    MicroNet's W = P·Φ·Qᵀ: two sparse group convs around a free channel permutation, each
+    output still reaching every input when G1·G2 ≤ C/R.
+    """
+
+    kind: ClassVar[str] = "micro_pw"
+    c = arg(CHANNELS, width=True, doc="output channels C'")
+    r = arg(POS_INT, doc="reduction ratio R: the middle width is C/R")
+    groups = arg(INTS, doc="[G1, G2]")
+
+    def check(self) -> None:
+        if len(self.groups) != 2 or 0 in self.groups:
+            raise ValueError("micro_pw needs groups: [G1, G2], two positive group counts")
+
+    def expand(self, b: Builder, name: str) -> None:
+        cin = b.shape().c
+        if cin % self.r:
+            raise b.row_error(f"{name}: ratio r={self.r} must divide the {cin} input channels")
+        g1, g2 = self.groups
+        with b.within("micro pw"):
+            unit(b, f"{name}/squeeze", Conv2d(c=cin // self.r, groups=g1), True, None)
+            b.add(Shuffle(groups=g1), f"{name}/shuffle")
+            unit(b, f"{name}/expand", Conv2d(c=self.c, groups=g2), True, None)
+
+
+@block
+class DyShiftMax(Block):
+    """Dynamic Shift-Max: coefficients from pool → FC → ReLU → FC → hard-sigmoid, then fusion.
+
+    MicroNet ``activation.DYShiftMax``: squeeze width ``make_divisible(c // reduction, 4)``
+    and at least 4; both FCs have biases; K = 2 maxima when ``act_relu``, else 1. The
+    FCs' MACs are MACs; the fusion is counted under ``shiftmax`` (see ``ShiftMax``).
+    """
+
+    kind: ClassVar[str] = "dyshiftmax"
+    k = arg(POS_INT, 2, doc="K, maxima: 2 (act_relu) or 1")
+    j = arg(POS_INT, 2, doc="J, channels fused per output (itself and one group shift)")
+    reduction = arg(POS_INT, 8, doc="squeeze reduction of the coefficient generator")
+
+    def expand(self, b: Builder, name: str) -> None:
+        x = b.cur
+        c = b.shape().c
+        squeeze = max(make_divisible(Fraction(c // self.reduction), 4), 4)
+        with b.within("dyshiftmax"):
+            b.add(GlobalPool(op="avg"), f"{name}/pool")
+            unit(b, f"{name}/fc1", Linear(c=squeeze), False, "relu")
+            unit(b, f"{name}/fc2", Linear(c=c * self.j * self.k), False, "hsigmoid")
+            b.add(ShiftMax(j=self.j, k=self.k), f"{name}/fuse", inputs=[x, b.cur])
+
+
+@block
+class MicroBlock(Block):
+    """A MicroNet block as the official ``DYMicroBlock``, with its config row's names.
+
+    ``backbone/micronet.py`` (liyunsheng13/micronet): block A when ch_per_group[0] is 0
+    (micro-factorized depthwise, then a group 1×1 conv), block C when groups_1x1[2] is 0
+    (a group 1×1 conv alone), block B otherwise (group 1×1, micro-factorized depthwise,
+    group 1×1). ``dy`` says where Dynamic Shift-Max sits (0: ReLU6 or nothing, 1: K = 1,
+    2: K = 2); its reduction is ``reduction``·r, halved after the last 1×1 of A (and of B
+    when it narrows). Residual when stride 1 and cin == c.
+    """
+
+    kind: ClassVar[str] = "micro"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    k = arg(POS_INT, 3, doc="depthwise kernel length")
+    s = arg(PAIR, (1, 1), doc="stride")
+    ch_exp = arg(INTS, doc="[c1, c2]: depthwise channel multipliers")
+    ch_per_group = arg(INTS, doc="[g1, g2]: groups of the first 1×1, shuffle groups")
+    groups_1x1 = arg(INTS, doc="[c3, g3, g4]: (unused), groups of the last 1×1, shuffle")
+    dy = arg(INTS, doc="[y1, y2, y3]: Dynamic Shift-Max after each stage")
+    r = arg(POS_INT, 1, doc="reduction multiplier")
+    reduction = arg(POS_INT, 8, doc="base reduction of Dynamic Shift-Max (REDUCTION)")
+
+    def check(self) -> None:
+        sizes = {"ch_exp": 2, "ch_per_group": 2, "groups_1x1": 3, "dy": 3}
+        for field, n in sizes.items():
+            if len(getattr(self, field)) != n:
+                raise ValueError(f"micro needs {field} as a list of {n} integers")
+
+    def _act(self, b: Builder, name: str, y: int, k: int, reduction: int) -> None:
+        if y > 0:
+            DyShiftMax(k=k, reduction=reduction).expand(b, name)
+        else:
+            b.add(Activation(fn="relu6"), f"{name}.relu6")
+
+    def _group_conv(self, b: Builder, name: str, c: int, groups: int) -> None:
+        with b.within("micro pw"):
+            unit(b, name, Conv2d(c=c, groups=groups), True, None)
+
+    def _shuffle(self, b: Builder, name: str, groups: int) -> None:
+        b.add(Shuffle(groups=groups), name)
+
+    def expand(self, b: Builder, name: str) -> None:
+        x = b.cur
+        cin = b.shape().c
+        c1, c2 = self.ch_exp
+        g1, g2 = self.ch_per_group
+        _, g3, g4 = self.groups_1x1
+        y1, y2, y3 = self.dy
+        red = self.reduction * self.r
+        hidden = cin * c1 * c2
+        if g1 == 0:  # block A
+            MicroDw(k=self.k, s=self.s, m=(c1, c2)).expand(b, f"{name}/dw")
+            self._act(b, f"{name}/act2", y2, 2 if y2 == 2 else 1, red)
+            self._shuffle(b, f"{name}/shuffle1", g2)
+            if y2:
+                self._shuffle(b, f"{name}/shuffle2", hidden // 2)
+            self._group_conv(b, f"{name}/pw", self.c, g3)
+            if y3:
+                DyShiftMax(k=1, reduction=red // 2).expand(b, f"{name}/act3")
+            self._shuffle(b, f"{name}/shuffle3", g4)
+            if y3 and self.c % 2 == 0:
+                self._shuffle(b, f"{name}/shuffle4", self.c // 2)
+        elif g4 == 0:  # block C
+            self._group_conv(b, f"{name}/pw", hidden, g1)
+            if y3:
+                DyShiftMax(k=1, reduction=red).expand(b, f"{name}/act3")
+        else:  # block B
+            self._group_conv(b, f"{name}/pw1", hidden, g1)
+            self._act(b, f"{name}/act1", y1, 2 if y1 == 2 else 1, red)
+            self._shuffle(b, f"{name}/shuffle1", g2)
+            MicroDw(k=self.k, s=self.s, m=(1, 1)).expand(b, f"{name}/dw")
+            self._act(b, f"{name}/act2", y2, 2 if y2 == 2 else 1, red)
+            if y1 and y2:
+                self._shuffle(b, f"{name}/shuffle2", hidden // 4)
+            elif y1 or y2:
+                self._shuffle(b, f"{name}/shuffle2", hidden // 2)
+            self._group_conv(b, f"{name}/pw2", self.c, g3)
+            if y3:
+                DyShiftMax(k=1, reduction=red // 2 if self.c < hidden else red).expand(
+                    b, f"{name}/act3"
+                )
+            self._shuffle(b, f"{name}/shuffle3", g4)
+            if y3:
+                self._shuffle(b, f"{name}/shuffle4", self.c // 2)
+        if self.s == (1, 1) and cin == self.c:
+            b.add(Add(), f"{name}/add", inputs=[x, b.cur])

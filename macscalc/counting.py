@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from macscalc.errors import MacscalcError
 from macscalc.graph import Network, Node
-from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Params
+from macscalc.layers import OP_CATEGORIES, OP_FLOPS, PARAM_PARTS, Params
 from macscalc.units import fmt_alpha
 
 
@@ -85,7 +85,8 @@ class Convention(NamedTuple):
         extra = ", ".join(self.ops) if self.ops else "none"
         return (
             f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
-            f"FLOPs = 2 × MACs + extra ops; params = {self.params.name} "
+            f"FLOPs = 2 × MACs + extra ops (a shiftmax multiply-add is 2); "
+                f"params = {self.params.name} "
             f"({self.params.description}); {s.classes} classes; "
             f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding; "
             f"input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1"
@@ -96,11 +97,7 @@ class LayerCount(NamedTuple):
     node: Node
     macs: int
     params: Params
-    ops: int  # extra ops of the node's category, before the switch
-
-    @property
-    def category(self) -> str | None:
-        return self.node.layer.category
+    ops: dict[str, int]  # extra ops by category, before the switches
 
 
 class KindShare(NamedTuple):
@@ -108,7 +105,8 @@ class KindShare(NamedTuple):
     count: int
     macs: int
     params: int
-    ops: int
+    ops: int  # counted extra ops
+    shiftmax: int  # Dynamic Shift-Max fusion multiply-adds, when counted
 
 
 class Report:
@@ -122,7 +120,11 @@ class Report:
         self.layers = layers
 
     def counted_ops(self, lc: LayerCount) -> int:
-        return lc.ops if lc.category in self.convention.ops else 0
+        """The layer's extra ops in the switched-on categories."""
+        return sum(lc.ops.get(c, 0) for c in self.convention.ops)
+
+    def flops_of(self, lc: LayerCount) -> int:
+        return 2 * lc.macs + sum(lc.ops.get(c, 0) * OP_FLOPS.get(c, 1) for c in self.convention.ops)
 
     def params_of(self, lc: LayerCount) -> int:
         return lc.params.total(self.convention.params.parts)
@@ -147,9 +149,14 @@ class Report:
         """Extra ops per category, whether or not switched on (the report says which are)."""
         out = dict.fromkeys(OP_CATEGORIES, 0)
         for lc in self.layers:
-            if lc.category:
-                out[lc.category] += lc.ops
+            for category, n in lc.ops.items():
+                out[category] += n
         return out
+
+    @property
+    def shiftmax(self) -> int:
+        """Dynamic Shift-Max fusion multiply-adds when counted (MicroNet's MAdds add them)."""
+        return self.ops_by_category["shiftmax"] if "shiftmax" in self.convention.ops else 0
 
     @property
     def extra_ops(self) -> int:
@@ -157,7 +164,9 @@ class Report:
 
     @property
     def flops(self) -> int:
-        return 2 * self.macs + self.extra_ops
+        return 2 * self.macs + sum(
+            self.ops_by_category[c] * OP_FLOPS.get(c, 1) for c in self.convention.ops
+        )
 
     @property
     def activations(self) -> int:
@@ -165,15 +174,18 @@ class Report:
         return sum(lc.node.out.numel for lc in self.layers)
 
     def by_kind(self, parts: tuple[str, ...] | None = None) -> list[KindShare]:
-        """Per-kind totals (``conv 3×3``, ``dw 3×3``, ``fc``, ...) in order of first use."""
+        """Per-kind totals in order of first use: the block role (``se``, ``micro pw``,
+        ...) where a block gives one, else the layer's own label (``conv 3×3``, ``fc``)."""
         parts = parts or self.convention.params.parts
         groups: dict[str, list[int]] = {}
         for lc in self.layers:
-            g = groups.setdefault(lc.node.layer.label(lc.node.in_shapes), [0, 0, 0, 0])
+            n = lc.node
+            g = groups.setdefault(n.role or n.layer.label(n.in_shapes), [0, 0, 0, 0, 0])
             g[0] += 1
             g[1] += lc.macs
             g[2] += lc.params.total(parts)
             g[3] += self.counted_ops(lc)
+            g[4] += lc.ops.get("shiftmax", 0) if "shiftmax" in self.convention.ops else 0
         return [KindShare(label, *v) for label, v in groups.items() if any(v[1:])]
 
 

@@ -8,7 +8,8 @@ from the input through every primitive. Impossible shapes are errors at the row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ class Node(NamedTuple):
     out: Shape
     block: str
     block_kind: str
+    role: str | None  # the part of a block it belongs to (``se``, ``micro pw``), if any
 
 
 class Settings(NamedTuple):
@@ -59,6 +61,7 @@ class Builder:
         self.cur = "input"
         self.row: Row | None = None
         self.block = ("", "")
+        self.roles: list[str] = []
 
     def resolve(self, name: str) -> str:
         name = self.aliases.get(name, name)
@@ -83,10 +86,24 @@ class Builder:
             out = layer.out_shape(ins)
         except ShapeError as e:
             raise self._error(f"{name}: {e}") from None
-        self.nodes.append(Node(name, layer, names, ins, out, *self.block))
+        role = self.roles[-1] if self.roles else None
+        self.nodes.append(Node(name, layer, names, ins, out, *self.block, role))
         self.shapes[name] = out
         self.cur = name
         return name
+
+    @contextmanager
+    def within(self, role: str) -> Iterator[None]:
+        """Primitives added inside are grouped under ``role`` in the per-kind summary."""
+        self.roles.append(role)
+        try:
+            yield
+        finally:
+            self.roles.pop()
+
+    def row_error(self, message: str) -> MacscalcError:
+        """An error located at the row being expanded (for blocks' own checks)."""
+        return self._error(message)
 
     def _error(self, message: str) -> MacscalcError:
         if self.row is None:

@@ -1,9 +1,9 @@
-"""The published α/ρ grid of a family, each row computed beside its published figures.
+"""The published grid of a family, each row computed beside its published figures.
 
-A row is computed under its table's convention (classes, parameter parts) and checked
-at the table's published precision. A mismatch is never hidden: the other sources for
-the same (α, resolution) are checked too, under their own conventions, so the report
-can name the source that agrees with the computation.
+A row is computed under its table's convention (classes, parameter parts, extra
+operations counted as multiply-adds) and checked at the table's published precision.
+A mismatch is never hidden: the other sources for the same model are checked too,
+under their own conventions, so the report can name the source that agrees.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from macscalc.counting import Convention, count
 from macscalc.graph import build
 from macscalc.published import Family, PubRow, PubTable, agrees
 from macscalc.spec import Spec, load_spec
+from macscalc.units import fmt_alpha
+
+Point = tuple[str, Fraction, int]  # spec, α, resolution
 
 
 class Check(NamedTuple):
@@ -22,27 +25,23 @@ class Check(NamedTuple):
 
     table: PubTable
     row: PubRow
-    macs: int
+    macs: int  # MACs, plus the extra ops the source counts as multiply-adds
     params: int
 
     @property
     def macs_ok(self) -> bool | None:
-        return (
-            None if self.row.macs is None else agrees(self.row.macs, self.macs, self.table.rounding)
-        )
+        return None if self.row.macs is None else agrees(self.row.macs, self.macs,
+                                                         self.table.rounding)
 
     @property
     def params_ok(self) -> bool | None:
-        return (
-            None
-            if self.row.params is None
-            else agrees(self.row.params, self.params, self.table.rounding)
-        )
+        return None if self.row.params is None else agrees(self.row.params, self.params,
+                                                           self.table.rounding)
 
 
 class GridRow(NamedTuple):
-    alpha: Fraction
-    res: int
+    point: Point
+    model: str
     macs: int  # under the primary table's convention
     params: int
     primary: Check | None  # None: off the published grid
@@ -54,59 +53,61 @@ class GridRow(NamedTuple):
 
 
 class Grid:
-    """Computes grid points of one family, caching each (α, res, classes) count."""
+    """Computes grid points of one family, caching each count."""
 
-    def __init__(self, family: Family, spec: Spec | None = None) -> None:
+    def __init__(self, family: Family) -> None:
         self.family = family
-        self.spec = spec or load_spec(family.spec)
-        self._cache: dict[tuple[Fraction, int, int, str], tuple[int, int]] = {}
+        self._specs: dict[str, Spec] = {}
+        self._cache: dict[tuple[Point, int, str, tuple[str, ...]], tuple[int, int]] = {}
 
-    def counts(self, table: PubTable, alpha: Fraction, res: int) -> tuple[int, int]:
-        key = (alpha, res, table.classes, table.params.name)
+    def spec(self, name: str) -> Spec:
+        if name not in self._specs:
+            self._specs[name] = load_spec(name)
+        return self._specs[name]
+
+    def counts(self, table: PubTable, point: Point) -> tuple[int, int]:
+        key = (point, table.classes, table.params.name, table.macs_include)
         if key not in self._cache:
-            report = count(
-                build(self.spec, alpha, (res, res), table.classes), Convention(table.params)
-            )
-            self._cache[key] = (report.macs, report.params)
+            spec, alpha, res = point
+            report = count(build(self.spec(spec), alpha, (res, res), table.classes),
+                           Convention(table.params, table.macs_include))
+            self._cache[key] = (report.macs + report.extra_ops, report.params)
         return self._cache[key]
 
     def check(self, table: PubTable, row: PubRow) -> Check:
-        return Check(table, row, *self.counts(table, row.alpha, row.res))
+        return Check(table, row, *self.counts(table, row.point))
 
-    def points(self, alpha: Fraction | None, res: int | None) -> list[tuple[Fraction, int]]:
+    def points(self, alpha: Fraction | None, res: int | None) -> list[Point]:
         """Grid points to show: the published ones selected, or off-grid ones computed."""
         rows = self.family.primary.rows
-        alphas = list(dict.fromkeys(r.alpha for r in rows))
-        resolutions = list(dict.fromkeys(r.res for r in rows))
-        chosen = [
-            (r.alpha, r.res)
-            for r in rows
-            if (alpha is None or r.alpha == alpha) and (res is None or r.res == res)
-        ]
+        chosen = [r.point for r in rows
+                  if (alpha is None or r.alpha == alpha) and (res is None or r.res == res)]
         if chosen:
             return chosen
-        return [
-            (a, r)
-            for a in ([alpha] if alpha is not None else alphas)
-            for r in ([res] if res is not None else resolutions)
-        ]
+        out: list[Point] = []
+        for spec in dict.fromkeys(r.spec for r in rows):
+            mine = [r for r in rows if r.spec == spec]
+            alphas = [alpha] if alpha is not None else list(dict.fromkeys(r.alpha for r in mine))
+            resolutions = [res] if res is not None else list(dict.fromkeys(r.res for r in mine))
+            out += [(spec, a, r) for a in alphas for r in resolutions]
+        return out
 
-    def row(self, alpha: Fraction, res: int) -> GridRow:
+    def row(self, point: Point) -> GridRow:
         primary_table = self.family.primary
-        macs, params = self.counts(primary_table, alpha, res)
-        pub = primary_table.find(alpha, res)
-        others = tuple(
-            self.check(t, r)
-            for t in self.family.tables[1:]
-            if (r := t.find(alpha, res)) is not None
-        )
+        macs, params = self.counts(primary_table, point)
+        pub = primary_table.find(point)
+        others = tuple(self.check(t, r) for t in self.family.sources
+                       if (r := t.find(point)) is not None)
         primary = Check(primary_table, pub, macs, params) if pub else None
-        return GridRow(alpha, res, macs, params, primary, others)
+        spec, alpha, res = point
+        model = pub.model if pub else (
+            f"{self.family.family if spec == self.family.spec else spec}_"
+            f"{fmt_alpha(alpha)}_{res}*")
+        return GridRow(point, model, macs, params, primary, others)
 
-    def rows(
-        self, alpha: Fraction | None = None, res: int | None = None, max_macs: int | None = None
-    ) -> list[GridRow]:
-        out = [self.row(a, r) for a, r in self.points(alpha, res)]
+    def rows(self, alpha: Fraction | None = None, res: int | None = None,
+             max_macs: int | None = None) -> list[GridRow]:
+        out = [self.row(p) for p in self.points(alpha, res)]
         if max_macs is not None:
             out = [r for r in out if r.macs <= max_macs]
             out.sort(key=lambda r: -float(r.top1) if r.top1 else float("inf"))

@@ -29,7 +29,9 @@ from macscalc.schema import (
 )
 
 # Extra (non-MAC) work is counted in elementary operations: one add, multiply,
-# compare, divide or exp each counts 1. These are the per-output-element costs.
+# compare, divide or exp each counts 1. These are the per-output-element costs. The
+# one exception is ``shiftmax``, counted in multiply-adds (2 FLOPs each), because the
+# MicroNet paper counts Dynamic Shift-Max's fusion that way.
 ACT_OPS = {
     "relu": 1,  # max(x, 0)
     "relu6": 2,  # min(max(x, 0), 6)
@@ -40,7 +42,8 @@ ACT_OPS = {
 }
 BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
 
-OP_CATEGORIES = ("bn", "act", "pool", "add", "mul")
+OP_CATEGORIES = ("bn", "act", "pool", "add", "mul", "shiftmax")
+OP_FLOPS = {"shiftmax": 2}  # FLOPs per counted op; 1 for every other category
 
 
 class Shape(NamedTuple):
@@ -80,7 +83,6 @@ PARAM_PARTS = Params._fields
 class Layer(Kind):
     """Base of every primitive. Defaults: one input, no parameters, no cost."""
 
-    category: ClassVar[str | None] = None  # the switch its extra ops are counted under
     arity: ClassVar[int | None] = 1  # number of inputs; None: two or more
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
@@ -92,9 +94,9 @@ class Layer(Kind):
     def macs(self, ins: Sequence[Shape], out: Shape) -> int:
         return 0
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
-        """Extra element-wise operations, counted only when ``category`` is switched on."""
-        return 0
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        """Extra operations by category (``OP_CATEGORIES``), counted only when switched on."""
+        return {}
 
     def label(self, ins: Sequence[Shape]) -> str:
         """The group this layer falls in for the per-kind summary."""
@@ -266,14 +268,13 @@ class BatchNorm(Layer):
     """Batch norm: γ and β per channel, plus moving mean and variance."""
 
     kind: ClassVar[str] = "batchnorm"
-    category: ClassVar[str | None] = "bn"
 
     def params(self, ins: Sequence[Shape]) -> Params:
         c = ins[0].c
         return Params(bn_scale=c, bn_shift=c, bn_stats=2 * c)
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
-        return BN_OPS * out.numel
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"bn": BN_OPS * out.numel}
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "bn"
@@ -284,11 +285,10 @@ class Activation(Layer):
     """An element-wise non-linearity; its cost per element is in ``ACT_OPS``."""
 
     kind: ClassVar[str] = "act"
-    category: ClassVar[str | None] = "act"
     fn = arg(ACT_FN, doc="the function")
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
-        return ACT_OPS[self.fn] * out.numel
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"act": ACT_OPS[self.fn] * out.numel}
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.fn
@@ -299,7 +299,6 @@ class Pool(Layer):
     """k×k average or max pooling."""
 
     kind: ClassVar[str] = "pool"
-    category: ClassVar[str | None] = "pool"
     op = arg(POOL_OP, "avg", doc="avg or max")
     k = arg(PAIR, (2, 2), doc="window")
     s = arg(PAIR, (2, 2), doc="stride")
@@ -309,10 +308,10 @@ class Pool(Layer):
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding)
         return Shape(h, w, ins[0].c)
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         # avg: k²−1 adds and one divide; max: k²−1 compares
         window = self.k[0] * self.k[1]
-        return (window if self.op == "avg" else window - 1) * out.numel
+        return {"pool": (window if self.op == "avg" else window - 1) * out.numel}
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"{self.op} pool"
@@ -326,15 +325,14 @@ class GlobalPool(Layer):
     """Global average or max pooling to 1×1."""
 
     kind: ClassVar[str] = "global_pool"
-    category: ClassVar[str | None] = "pool"
     op = arg(POOL_OP, "avg", doc="avg or max")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         return Shape(1, 1, ins[0].c)
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         window = ins[0].h * ins[0].w
-        return (window if self.op == "avg" else window - 1) * out.numel
+        return {"pool": (window if self.op == "avg" else window - 1) * out.numel}
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"global {self.op} pool"
@@ -351,14 +349,13 @@ class Add(Layer):
     """Element-wise sum of two or more tensors of one shape (a residual connection)."""
 
     kind: ClassVar[str] = "add"
-    category: ClassVar[str | None] = "add"
     arity: ClassVar[int | None] = None
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         return _same_shapes(ins, "add")
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
-        return (len(ins) - 1) * out.numel
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"add": (len(ins) - 1) * out.numel}
 
 
 @primitive
@@ -366,7 +363,6 @@ class Mul(Layer):
     """Element-wise product; the second input may be 1×1×C (a channel gate, as in SE)."""
 
     kind: ClassVar[str] = "mul"
-    category: ClassVar[str | None] = "mul"
     arity: ClassVar[int | None] = 2
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
@@ -375,8 +371,8 @@ class Mul(Layer):
             return a
         return _same_shapes(ins, "mul")
 
-    def ops(self, ins: Sequence[Shape], out: Shape) -> int:
-        return out.numel
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"mul": out.numel}
 
 
 @primitive
@@ -395,3 +391,51 @@ class Dropout(Layer):
 
     kind: ClassVar[str] = "dropout"
     p = arg(RATIO, None, doc="drop probability (documentation only)")
+
+
+@primitive
+class Shuffle(Layer):
+    """Channel shuffle (ShuffleNet, MicroNet): a permutation, free; groups must divide c."""
+
+    kind: ClassVar[str] = "shuffle"
+    groups = arg(POS_INT, doc="groups")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if ins[0].c % self.groups:
+            raise ShapeError(f"shuffle groups={self.groups} must divide the {ins[0].c} channels")
+        return ins[0]
+
+    def detail(self) -> str:
+        return f"g{self.groups}"
+
+
+@primitive
+class ShiftMax(Layer):
+    """Dynamic Shift-Max fusion (MicroNet, arXiv:2108.05894): out = max over K of Σ_j a·x_j.
+
+    Inputs: the features x (h×w×c) and their coefficients (1×1×c·J·K, from the
+    generator). Each output takes J channels (itself and J−1 circular group shifts), so
+    each of the K branches is J multiply-adds per element; the K−1 maxima and the
+    rescaling of each coefficient ((a − 0.5)·λ + init: 3 ops) are counted as ``act``.
+    """
+
+    kind: ClassVar[str] = "shiftmax"
+    arity: ClassVar[int | None] = 2
+    j = arg(POS_INT, 2, doc="J, the channels fused into each output")
+    k = arg(POS_INT, 2, doc="K, the maxima (1: a plain dynamic fusion)")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        x, coeffs = ins
+        expected = Shape(1, 1, x.c * self.j * self.k)
+        if coeffs != expected:
+            raise ShapeError(f"shift-max needs coefficients of shape {expected}, got {coeffs}")
+        return x
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {
+            "shiftmax": self.j * self.k * out.numel,
+            "act": (self.k - 1) * out.numel + 3 * ins[1].c,
+        }
+
+    def detail(self) -> str:
+        return f"J{self.j} K{self.k}"

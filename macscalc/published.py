@@ -2,9 +2,9 @@
 
 Each family's figures live in ``macscalc/data/<family>.yaml``, one table per source,
 each with the convention under which its figures are reproduced (classes, parameter
-convention, how the table rounds). A figure agrees when the computed count, rounded
-the table's way to the published number of decimals, equals it. Loaded only by the
-commands that show published numbers.
+convention, extra operations the source counts as multiply-adds, how it rounds). A
+figure agrees when the computed count, rounded the table's way to the published number
+of decimals, equals it. Loaded only by the commands that show published numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from macscalc.counting import PARAM_CONVENTIONS, ParamConvention
 from macscalc.errors import MacscalcError
+from macscalc.units import fmt_alpha
 from macscalc.yamlload import LocDict, load
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -23,14 +24,20 @@ ROUNDING = {"nearest": ROUND_HALF_UP, "truncate": ROUND_DOWN}
 
 
 class PubRow(NamedTuple):
+    spec: str
     alpha: Fraction
     res: int
+    model: str
     macs: str | None = None  # millions, as published
     params: str | None = None  # millions, as published
     top1: str | None = None
     top5: str | None = None
-    latency: str | None = None  # ms on the table's device
+    latency: dict[str, str] = {}  # device id → ms, as published
     ref: str | None = None  # which of the source's tables
+
+    @property
+    def point(self) -> tuple[str, Fraction, int]:
+        return (self.spec, self.alpha, self.res)
 
 
 class PubTable(NamedTuple):
@@ -41,18 +48,18 @@ class PubTable(NamedTuple):
     params: ParamConvention
     rounding: str
     rows: tuple[PubRow, ...]
-    latency: str | None = None
+    devices: dict[str, str] = {}  # device id → what the latency was measured on
+    macs_include: tuple[str, ...] = ()  # extra-op categories the source counts as MAdds
     notes: str = ""
 
     def convention(self) -> str:
-        return (
-            f"{self.classes} classes; params = {self.params.name}; "
-            f"figures {'cut' if self.rounding == 'truncate' else 'rounded'} "
-            f"to the published digits"
-        )
+        extra = (f"MAdds = MACs + {' + '.join(self.macs_include)} multiply-adds; "
+                 if self.macs_include else "")
+        return (f"{extra}{self.classes} classes; params = {self.params.name}; figures "
+                f"{'cut' if self.rounding == 'truncate' else 'rounded'} to the published digits")
 
-    def find(self, alpha: Fraction, res: int) -> PubRow | None:
-        return next((r for r in self.rows if r.alpha == alpha and r.res == res), None)
+    def find(self, point: tuple[str, Fraction, int]) -> PubRow | None:
+        return next((r for r in self.rows if r.point == point), None)
 
 
 class SplitRow(NamedTuple):
@@ -81,10 +88,20 @@ class Family(NamedTuple):
     title: str
     tables: tuple[PubTable, ...]
     split: Split | None = None
+    compare: str | None = None  # a table of other models to set beside the primary rows
 
     @property
     def primary(self) -> PubTable:
         return self.tables[0]
+
+    @property
+    def sources(self) -> tuple[PubTable, ...]:
+        """Tables that speak about the primary rows' models (all but the comparison)."""
+        return tuple(t for t in self.tables[1:] if t.id != self.compare)
+
+    @property
+    def comparison(self) -> PubTable | None:
+        return next((t for t in self.tables if t.id == self.compare), None)
 
 
 def agrees(published: str, computed: int, rounding: str, unit: int = 10**6) -> bool:
@@ -106,49 +123,41 @@ def load_family(name: str) -> Family:
     doc = load(path.read_text(encoding="utf-8"), file)
     try:
         return Family(
-            family=doc["family"],
-            spec=doc["spec"],
-            title=doc["title"],
-            tables=tuple(_table(t) for t in doc["tables"]),
+            family=doc["family"], spec=doc["spec"], title=doc["title"],
+            tables=tuple(_table(t, doc["family"], doc["spec"]) for t in doc["tables"]),
             split=_split(doc["split"]) if "split" in doc else None,
+            compare=doc.get("compare"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise MacscalcError(f"malformed published data: {e!r}", file) from None
 
 
-def _row(cls: type, d: LocDict, **fixed: Any) -> Any:
-    values = {k: (str(v) if isinstance(v, (int, float)) else v) for k, v in d.items()}
-    values.update(fixed)
-    return cls(**values)
+def _text(v: Any) -> Any:
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
-def _table(d: LocDict) -> PubTable:
+def _pub_row(d: LocDict, family: str, spec: str) -> PubRow:
+    alpha = Fraction(str(d["alpha"]))
+    values = {k: _text(v) for k, v in d.items()}
+    values["latency"] = {k: _text(v) for k, v in d.get("latency", {}).items()}
+    values.update(spec=d.get("spec", spec), alpha=alpha, res=int(d["res"]),
+                  model=d.get("model", f"{family}_{fmt_alpha(alpha)}_{d['res']}"))
+    return PubRow(**values)
+
+
+def _table(d: LocDict, family: str, spec: str) -> PubTable:
     if d["rounding"] not in ROUNDING:
         raise ValueError(f"rounding {d['rounding']!r}")
-    rows = tuple(
-        _row(PubRow, r, alpha=Fraction(str(r["alpha"])), res=int(r["res"])) for r in d["rows"]
-    )
     return PubTable(
-        id=d["id"],
-        title=d["title"],
-        source=d["source"],
-        classes=d["classes"],
-        params=PARAM_CONVENTIONS[d["params"]],
-        rounding=d["rounding"],
-        rows=rows,
-        latency=d.get("latency"),
-        notes=d.get("notes", ""),
-    )
+        id=d["id"], title=d["title"], source=d["source"], classes=d["classes"],
+        params=PARAM_CONVENTIONS[d["params"]], rounding=d["rounding"],
+        rows=tuple(_pub_row(r, family, spec) for r in d["rows"]),
+        devices=dict(d.get("devices", {})), macs_include=tuple(d.get("macs_include", ())),
+        notes=d.get("notes", ""))
 
 
 def _split(d: LocDict) -> Split:
-    return Split(
-        title=d["title"],
-        source=d["source"],
-        alpha=Fraction(str(d["alpha"])),
-        res=d["res"],
-        classes=d["classes"],
-        params=PARAM_CONVENTIONS[d["params"]],
-        rows=tuple(_row(SplitRow, r) for r in d["rows"]),
-        notes=d.get("notes", ""),
-    )
+    return Split(title=d["title"], source=d["source"], alpha=Fraction(str(d["alpha"])),
+                 res=d["res"], classes=d["classes"], params=PARAM_CONVENTIONS[d["params"]],
+                 rows=tuple(SplitRow(**{k: _text(v) for k, v in r.items()}) for r in d["rows"]),
+                 notes=d.get("notes", ""))

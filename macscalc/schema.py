@@ -136,10 +136,10 @@ def _bool(v: Any) -> bool:
 
 
 def _ratio(v: Any) -> Fraction:
-    """A positive number, kept exact: YAML ``0.35`` becomes 7/20, not a binary float."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    """A positive number, kept exact: ``0.35`` becomes 7/20, and ``"88/24"`` is allowed."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         raise ValueError
-    r = Fraction(str(v))
+    r = Fraction(str(v).strip())
     if r <= 0:
         raise ValueError
     return r
@@ -171,6 +171,12 @@ def _names(v: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _ints(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v:
+        raise ValueError
+    return tuple(_nonneg_int(i) for i in v)
+
+
 def _act(v: Any) -> str | None:
     if v in ("none", None):
         return None
@@ -180,7 +186,8 @@ def _act(v: Any) -> str | None:
 POS_INT = ArgType("a positive integer", _pos_int)
 PAIR = ArgType("a positive integer or a list [h, w] of two", _pair(_pos_int))
 BOOL = ArgType("true or false", _bool)
-RATIO = ArgType("a positive number", _ratio)
+RATIO = ArgType("a positive number (or a fraction such as '88/24')", _ratio)
+INTS = ArgType("a list of non-negative integers", _ints)
 PADDING = ArgType("'same', 'valid', a non-negative integer or a list [h, w] of two", _padding)
 CHANNELS = ArgType("a positive integer or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from macscalc import __version__
 from macscalc.counting import Convention, Report, count
 from macscalc.graph import build
-from macscalc.grid import Check, Grid, GridRow
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
 from macscalc.output import Column, Doc, Table
-from macscalc.published import Family, Split
 from macscalc.units import fmt_alpha, fmt_int
+
+if TYPE_CHECKING:
+    from macscalc.grid import Check, Grid, GridRow
+    from macscalc.published import Split
 
 MARK = {True: "✓", False: "✗", None: ""}
 
@@ -92,6 +94,8 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
             "params": k.params,
             "params_pct": _pct(k.params, report.params),
             "extra_ops": k.ops,
+            "madds": k.macs + k.shiftmax,
+            "madds_pct": _pct(k.macs + k.shiftmax, report.macs + report.shiftmax),
         }
         for k in kinds
     ]
@@ -105,7 +109,12 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
     ]
     if conv.ops:
         kind_cols.append(Column("extra ops", "extra_ops", fmt_int))
-    by_kind = Table("By layer kind", kind_cols, kind_rows)
+    notes = []
+    if "shiftmax" in conv.ops:
+        kind_cols += [Column("MAdds", "madds", fmt_int), Column("% MAdds", "madds_pct")]
+        notes.append("MAdds = MACs + Dynamic Shift-Max fusion multiply-adds, what the MicroNet "
+                     "paper counts.")
+    by_kind = Table("By layer kind", kind_cols, kind_rows, notes)
 
     ops = report.ops_by_category
     totals = {
@@ -291,29 +300,22 @@ def _check_data(c: Check) -> dict[str, Any]:
     }
 
 
-def _mismatch_note(family: Family, r: GridRow) -> str | None:
+def _mismatch_note(r: GridRow) -> str | None:
     p = r.primary
     if p is None or (p.macs_ok is not False and p.params_ok is not False):
         return None
     what = []
+    unit = "MAdds" if p.table.macs_include else "MACs"
     if p.macs_ok is False:
-        what.append(f"published {p.row.macs} M MACs, computed {r.macs / 1e6:.2f} M")
+        what.append(f"published {p.row.macs} M {unit}, computed {r.macs / 1e6:.2f} M")
     if p.params_ok is False:
         what.append(f"published {p.row.params} M params, computed {r.params / 1e6:.3f} M")
     agree = [c for c in r.others if (c.macs_ok is not False) and (c.params_ok is not False)]
-    who = (
-        (
-            "; agrees with the computation: "
-            + "; ".join(
-                f"{c.table.title}{' ' + c.row.ref if c.row.ref else ''} "
-                f"({c.row.macs} M MACs{', ' + c.row.params + ' M params' if c.row.params else ''})"
-                for c in agree
-            )
-        )
-        if agree
-        else "; no other stored source for this row"
-    )
-    return f"{family.family}_{fmt_alpha(r.alpha)}_{r.res}: mismatch: " + "; ".join(what) + who
+    who = ("; agrees with the computation: " + "; ".join(
+        f"{c.table.title}{' ' + c.row.ref if c.row.ref else ''} "
+        f"({c.row.macs} M {unit}{', ' + c.row.params + ' M params' if c.row.params else ''})"
+        for c in agree)) if agree else "; no other stored source agrees"
+    return f"{r.model}: mismatch: " + "; ".join(what) + who
 
 
 def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> Doc:
@@ -323,71 +325,76 @@ def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> D
     out_rows = []
     for r in rows:
         p = r.primary
-        out_rows.append(
-            {
-                "model": f"{fam.family}_{fmt_alpha(r.alpha)}_{r.res}" + ("" if p else "*"),
-                "alpha": fmt_alpha(r.alpha),
-                "res": r.res,
-                "macs": r.macs,
-                "published_macs_m": p.row.macs if p else None,
-                "macs_agrees": p.macs_ok if p else None,
-                "params": r.params,
-                "published_params_m": p.row.params if p else None,
-                "params_agrees": p.params_ok if p else None,
-                "top1": p.row.top1 if p else None,
-                "top5": p.row.top5 if p else None,
-                "latency_ms": p.row.latency if p else None,
-                "on_grid": p is not None,
-                "other_sources": "; ".join(_check_text(c) for c in r.others),
-                "_checks": r.others,
-                "_warn": p is not None and not (p.macs_ok and p.params_ok),
-            }
-        )
+        spec, alpha, res = r.point
+        out_rows.append({
+            "model": r.model, "spec": spec, "alpha": fmt_alpha(alpha), "res": res,
+            "macs": r.macs, "published_macs_m": p.row.macs if p else None,
+            "macs_agrees": p.macs_ok if p else None, "params": r.params,
+            "published_params_m": p.row.params if p else None,
+            "params_agrees": p.params_ok if p else None,
+            "top1": p.row.top1 if p else None, "top5": p.row.top5 if p else None,
+            **{f"latency_{d}_ms": p.row.latency.get(d) if p else None for d in pt.devices},
+            "on_grid": p is not None,
+            "other_sources": "; ".join(_check_text(c) for c in r.others),
+            "_checks": r.others,
+            "_warn": p is not None and not (p.macs_ok is not False and p.params_ok is not False),
+        })
+    madds = "MAdds" if pt.macs_include else "MACs"
     m = lambda v: f"{v / 1e6:.2f}"  # noqa: E731
-    cols = [
-        Column("model", "model", left=True),
-        Column("MACs (M)", "macs", m),
-        Column("pub.", "published_macs_m"),
-        Column("", "macs_agrees", MARK.get),
-        Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-        Column("pub.", "published_params_m"),
-        Column("", "params_agrees", MARK.get),
-        Column("top-1", "top1"),
-        Column("top-5", "top5"),
-    ]
-    if pt.latency:
-        cols.append(Column(f"{pt.latency} ms", "latency_ms"))
+    cols = [Column("model", "model", left=True), Column(f"{madds} (M)", "macs", m),
+            Column("pub.", "published_macs_m"), Column("", "macs_agrees", MARK.get),
+            Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
+            Column("pub.", "published_params_m"), Column("", "params_agrees", MARK.get),
+            Column("top-1", "top1")]
+    if any(r.top5 for r in pt.rows):
+        cols.append(Column("top-5", "top5"))
+    cols += [Column(f"{label} ms", f"latency_{d}_ms") for d, label in pt.devices.items()]
     cols.append(Column("other sources", "other_sources", left=True))
-    notes = [n for r in rows if (n := _mismatch_note(fam, r))]
+    notes = [n for r in rows if (n := _mismatch_note(r))]
     if any(r.primary is None for r in rows):
         notes.append("* off the published grid: computed only, nothing to compare with.")
-    notes += [
-        f"Computed under the {pt.id} convention: {pt.convention()}. "
-        f"Rounding rule for α: {grid.spec.rounding.name} "
-        f"({grid.spec.rounding.description})."
-    ]
+    rules = sorted({grid.spec(r.point[0]).rounding.name for r in rows})
+    notes += [f"Computed under the {pt.id} convention: {pt.convention()}. "
+              f"Channel rounding for α: {', '.join(rules)}."]
     if pt.notes:
         notes.append(pt.notes)
     sources = [f"{t.id}: {t.title}, {t.source} [{t.convention()}]" for t in fam.tables]
     notes += ["Sources: " + " | ".join(sources)]
     if max_macs is not None:
-        notes.append(f"Rows with computed MACs ≤ {fmt_int(max_macs)}, best top-1 first.")
+        notes.append(f"Rows with computed {madds} ≤ {fmt_int(max_macs)}, best top-1 first.")
     title = f"{fam.title}: published grid ({pt.title})"
-    data = {
-        "tool": f"macscalc {__version__}",
-        "kind": "table",
-        "family": fam.family,
-        "spec": fam.spec,
-        "primary_source": pt.source,
-        "convention": pt.convention(),
-        "rounding_rule": grid.spec.rounding.name,
-        "rows": [
-            {
-                **{k: v for k, v in row.items() if not k.startswith("_")},
-                "other_sources": [_check_data(c) for c in row["_checks"]],
-            }
-            for row in out_rows
-        ],
-        "notes": notes,
-    }
-    return Doc(title, [Table(title, cols, out_rows)], notes, _json_safe(data))
+    data = {"tool": f"macscalc {__version__}", "kind": "table", "family": fam.family,
+            "primary_source": pt.source, "convention": pt.convention(),
+            "rows": [{**{k: v for k, v in row.items() if not k.startswith("_")},
+                      "other_sources": [_check_data(c) for c in row["_checks"]]}
+                     for row in out_rows],
+            "notes": notes}
+    tables = [Table(f"{len(out_rows)} models", cols, out_rows)]
+    if fam.comparison is not None and max_macs is None:
+        compare, compare_data = _comparison(grid, rows)
+        tables.append(compare)
+        data["comparison"] = compare_data
+    return Doc(title, tables, notes, _json_safe(data))
+
+
+def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, Any]]]:
+    """The family's models beside another family's at matched cost, as its paper does."""
+    fam = grid.family
+    other = fam.comparison
+    assert other is not None
+    entries = [{"model": r.model, "macs": r.macs, "published_macs_m": r.primary.row.macs,
+                "macs_agrees": r.primary.macs_ok, "top1": r.top1, "source": fam.primary.title}
+               for r in rows if r.primary is not None]
+    for pub in other.rows:
+        c = grid.check(other, pub)
+        entries.append({"model": pub.model, "macs": c.macs, "published_macs_m": pub.macs,
+                        "macs_agrees": c.macs_ok, "top1": pub.top1, "source": other.title})
+    entries.sort(key=lambda e: e["macs"])
+    cols = [Column("model", "model", left=True),
+            Column("MAdds (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
+            Column("pub.", "published_macs_m"), Column("", "macs_agrees", MARK.get),
+            Column("top-1", "top1"), Column("source", "source", left=True)]
+    notes = [f"{other.title}: {other.source} [{other.convention()}]"]
+    if other.notes:
+        notes.append(other.notes)
+    return Table(f"{fam.title} beside {other.title}, by MAdds", cols, entries, notes), entries

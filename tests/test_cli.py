@@ -69,7 +69,7 @@ def test_table_max_macs_keeps_rows_under_budget_best_first():
 def test_table_csv_and_markdown():
     rows = list(csv.DictReader(io.StringIO(run("table", "v2", "--res", "96", "-f", "csv"))))
     assert [r["model"] for r in rows] == ["v2_1.0_96", "v2_0.75_96", "v2_0.5_96", "v2_0.35_96"]
-    assert rows[0]["macs"] == "56290432" and rows[0]["latency_ms"] == "17.6"
+    assert rows[0]["macs"] == "56290432" and rows[0]["latency_pixel1_ms"] == "17.6"
     md = run("table", "v2", "--alpha", "1.4", "-f", "markdown")
     assert "| v2_1.4_224 | 582.20 | 582 | ✓ | 6.063 | 6.06 | ✓ | 75.0 | 92.5 | 138.0 |" in md
 
@@ -153,8 +153,10 @@ def test_output_file_is_written_whole(tmp_path):
 def test_specs_lists_builtins_with_sources():
     data = json.loads(run("specs", "-f", "json"))
     names = [s["name"] for s in data["specs"]]
-    assert names == ["mobilenet_v1", "mobilenet_v2"]
-    assert data["specs"][1]["source"].startswith("arXiv:1801.04381 Table 2")
+    assert names == ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "mobilenet_v1",
+                     "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_large_minimal",
+                     "mobilenet_v3_small", "mobilenet_v3_small_minimal"]
+    assert data["specs"][5]["source"].startswith("arXiv:1801.04381 Table 2")
 
 
 def test_python_dash_m_and_help():
@@ -172,3 +174,24 @@ def test_count_and_table_do_not_import_numpy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_table_micronet_sets_mobilenet_v3_beside_at_matched_madds():
+    data = json.loads(run("table", "micronet", "-f", "json"))
+    assert [r["model"] for r in data["rows"]] == ["M0", "M1", "M2", "M3"]
+    assert data["rows"][2]["macs"] == 12_743_440  # conv/FC MACs + shift-max fusion
+    order = [(e["model"], e["top1"]) for e in data["comparison"]]
+    # arXiv:2108.05894: MicroNet-M2 59.4 % at 12 M against MobileNetV3 49.8 % at 12 M
+    assert order[2:4] == [("M2", "59.4"), ("V3-Small_0.35", "49.8")]
+
+
+def test_count_micronet_splits_cost_by_block_part():
+    data = json.loads(run("count", "micronet_m0", "--count", "shiftmax", "-f", "json"))
+    kinds = {k["kind"]: k for k in data["by_kind"]}
+    assert list(kinds) == ["conv 3×1", "bn", "dw 1×3", "micro dw", "micro pw", "dyshiftmax",
+                           "fc"]
+    # the classifier: SwishLinear 384→640 and 640→1000 (sources.md §4: 885,760)
+    assert kinds["fc"]["macs"] == 885_760
+    # generator FCs 104,496 MACs + fusion 605,248 multiply-adds
+    assert (kinds["dyshiftmax"]["macs"], kinds["dyshiftmax"]["madds"]) == (104_496, 709_744)
+    assert sum(k["madds"] for k in kinds.values()) == 4_054_128

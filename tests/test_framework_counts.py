@@ -65,3 +65,43 @@ def test_slim_v1_docstring_075_128():
     assert (report.layers[0].params.weights, report.layers[0].macs) == (648, 2_654_208)
     assert (report.param_parts.weights - fc.params.weights, report.macs - fc.macs) == (
         1_800_144, 106_002_432)
+
+
+@pytest.mark.parametrize(("spec", "alpha", "macs", "params", "bn_stats"), [
+    ("mobilenet_v3_large", "1", 216_589_760, 5_483_032, 24_400),  # torchvision
+    ("mobilenet_v3_small", "1", 56_510_400, 2_542_856, 12_112),  # torchvision
+    ("mobilenet_v3_large", "0.75", 154_560_624, 3_993_528, 19_088),  # timm tf_..._075
+    ("mobilenet_v3_small", "0.75", 43_399_344, 2_041_872, 9_680),  # timm tf_..._075
+    ("mobilenet_v3_large_minimal", "1", 209_136_704, 3_924_288, 24_400),  # timm
+    ("mobilenet_v3_small_minimal", "1", 52_288_448, 2_044_736, 12_112),  # timm
+])
+def test_mobilenet_v3(spec, alpha, macs, params, bn_stats):
+    report = counted(spec, alpha, 224, classes=1000, params="torch")
+    assert (report.macs, report.params, report.param_parts.bn_stats) == (macs, params, bn_stats)
+
+
+@pytest.mark.parametrize(("spec", "params", "conv", "linear", "shiftmax"), [
+    # shared/reference/sources.md §4: the official MicroNet (liyunsheng13/micronet@ed89b26,
+    # eval-script settings) built in CPU PyTorch: sum(p.numel()); conv and Linear MACs
+    # and DYShiftMax's exp × numel counted with forward hooks
+    ("micronet_m0", 1_019_590, 2_458_624, 990_256, 605_248),
+    ("micronet_m1", 1_777_587, 3_578_176, 1_735_904, 805_952),
+    ("micronet_m2", 2_393_876, 8_025_024, 2_313_104, 2_405_312),
+    ("micronet_m3", 2_622_960, 15_763_104, 2_472_896, 2_571_520),
+])
+def test_micronet_official_model(spec, params, conv, linear, shiftmax):
+    report = counted(spec, params="torch", ops=("shiftmax",))
+    by_kind = {"linear": 0, "other": 0}
+    for lc in report.layers:
+        by_kind["linear" if lc.node.layer.kind == "linear" else "other"] += lc.macs
+    assert report.params == params
+    assert (by_kind["other"], by_kind["linear"]) == (conv, linear)
+    assert report.ops_by_category["shiftmax"] == shiftmax
+
+
+def test_v3_small_035_stem_is_the_micronet_papers_2_7m():
+    # arXiv:2108.05894: "2.7M MAdds are consumed by a thin stem layer that contains a
+    # single convolution with 3 input channels and 8 output channels over a 3x3 grid
+    # (stride=2)" — MobileNetV3 at 12 M MAdds: 112·112·3·3·3·8
+    report = counted("mobilenet_v3_small", "0.35")
+    assert (report.layers[0].node.out.c, report.layers[0].macs) == (8, 2_709_504)

@@ -20,6 +20,8 @@ from macscalc.layers import (
     Params,
     Pool,
     Shape,
+    ShiftMax,
+    Shuffle,
 )
 
 X = Shape(8, 8, 4)
@@ -81,43 +83,63 @@ def test_linear_needs_a_1x1_input():
 def test_batchnorm_parameter_parts_and_ops():
     bn = BatchNorm()
     assert bn.params([X]) == Params(bn_scale=4, bn_shift=4, bn_stats=8)
-    assert bn.ops([X], X) == 2 * 256
+    assert bn.ops([X], X) == {"bn": 2 * 256}
     assert bn.macs([X], X) == 0
 
 
 @pytest.mark.parametrize(("fn", "per_element"), [("relu", 1), ("relu6", 2), ("hsigmoid", 4),
                                                  ("hswish", 5), ("sigmoid", 4), ("swish", 5)])
 def test_activation_ops_per_element(fn, per_element):
-    assert Activation(fn=fn).ops([X], X) == per_element * 256
+    assert Activation(fn=fn).ops([X], X) == {"act": per_element * 256}
 
 
 def test_pooling():
     avg = Pool(op="avg", k=(2, 2), s=(2, 2))
     out = avg.out_shape([X])
     assert out == Shape(4, 4, 4)
-    assert avg.ops([X], out) == 4 * 64  # 3 adds and a divide per output
-    assert Pool(op="max").ops([X], out) == 3 * 64
+    assert avg.ops([X], out) == {"pool": 4 * 64}  # 3 adds and a divide per output
+    assert Pool(op="max").ops([X], out) == {"pool": 3 * 64}
     g = GlobalPool(op="avg")
     assert g.out_shape([X]) == Shape(1, 1, 4)
-    assert g.ops([X], Shape(1, 1, 4)) == 64 * 4
+    assert g.ops([X], Shape(1, 1, 4)) == {"pool": 64 * 4}
 
 
 def test_add_and_mul():
-    assert Add().ops([X, X, X], X) == 2 * 256
+    assert Add().ops([X, X, X], X) == {"add": 2 * 256}
     with pytest.raises(ShapeError, match="add needs inputs of one shape"):
         Add().out_shape([X, Shape(8, 8, 5)])
     gate = Shape(1, 1, 4)
     assert Mul().out_shape([X, gate]) == X  # SE channel gate broadcasts
-    assert Mul().ops([X, gate], X) == 256
+    assert Mul().ops([X, gate], X) == {"mul": 256}
 
 
 def test_free_layers_cost_nothing():
     assert Flatten().out_shape([X]) == Shape(1, 1, 256)
     for layer in (Flatten(), Dropout()):
         out = layer.out_shape([X])
-        assert (layer.macs([X], out), layer.params([X]), layer.ops([X], out)) == (0, Params(), 0)
+        assert (layer.macs([X], out), layer.params([X]), layer.ops([X], out)) == (0, Params(), {})
 
 
 def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
-                                    "global_pool", "add", "mul", "flatten", "dropout"])
+                                    "global_pool", "add", "mul", "flatten", "dropout",
+                                    "shuffle", "shiftmax"])
+
+
+def test_shuffle_is_free_and_checks_groups():
+    assert Shuffle(groups=2).out_shape([X]) == X
+    assert Shuffle(groups=2).ops([X], X) == {}
+    with pytest.raises(ShapeError, match="shuffle groups=3 must divide the 4 channels"):
+        Shuffle(groups=3).out_shape([X])
+
+
+def test_shift_max_fusion():
+    # J = 2 channels fused per output, K = 2 maxima: 4 multiply-adds per element;
+    # 1 max compare per element and 3 ops per coefficient (8·2·2 = 16 of them)
+    sm = ShiftMax(j=2, k=2)
+    coeffs = Shape(1, 1, 4 * 2 * 2)
+    assert sm.out_shape([X, coeffs]) == X
+    assert sm.ops([X, coeffs], X) == {"shiftmax": 4 * 256, "act": 256 + 3 * 16}
+    assert ShiftMax(j=2, k=1).ops([X, Shape(1, 1, 8)], X) == {"shiftmax": 2 * 256, "act": 24}
+    with pytest.raises(ShapeError, match="needs coefficients of shape 1×1×16, got 1×1×8"):
+        sm.out_shape([X, Shape(1, 1, 8)])

@@ -22,8 +22,8 @@ def _fails(path, message: str) -> None:
 @pytest.mark.parametrize(("rows", "message"), [
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
-     "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, conv, pw, dw, fc, "
-     "dwsep, ir)"),
+     "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, shuffle, shiftmax, "
+     "conv, pw, dw, fc, dwsep, ir, se, micro_dw, micro_pw, dyshiftmax, micro)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
      "s, padding, d, groups, bias, n, name, from, width)"),
@@ -78,17 +78,20 @@ def test_bad_top_level_values(spec_file):
 
 
 def test_unknown_spec_name():
-    result = runner.invoke(app, ["count", "mobilenet_v3"])
+    result = runner.invoke(app, ["count", "mobilenet_v4"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: no spec file or built-in spec named 'mobilenet_v3'; did "
-                             "you mean 'mobilenet_v2'? (built-ins: mobilenet_v1, mobilenet_v2)\n")
+    assert result.stderr == (
+        "error: no spec file or built-in spec named 'mobilenet_v4'; did you mean "
+        "'mobilenet_v2'? (built-ins: micronet_m0, micronet_m1, micronet_m2, micronet_m3, "
+        "mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_large_minimal, "
+        "mobilenet_v3_small, mobilenet_v3_small_minimal)\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--alpha", "-1"], "width multiplier must be a positive number, got '-1'"),
     (["--alpha", "x"], "width multiplier must be a positive number, got 'x'"),
     (["--count", "bn,foo"], "unknown operation switch 'foo' (known: bn, act, pool, add, mul, "
-                            "all, none)"),
+                            "shiftmax, all, none)"),
     (["--params", "most"], "unknown parameter convention 'most' (known: torch, weights, "
                            "weights+biases, slim_v1, all)"),
     (["--format", "yaml"], "unknown format 'yaml' (expected one of: table, json, csv, "
