@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from macscalc import __version__
 from macscalc.counting import Convention, Report, count
 from macscalc.graph import build
-from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
+from macscalc.layers import OP_CATEGORIES, PARAM_PARTS
 from macscalc.output import Column, Doc, Table
+from macscalc.report import envelope, fold, pct, report_data
 from macscalc.units import fmt_alpha, fmt_int
 
 if TYPE_CHECKING:
@@ -19,94 +19,27 @@ if TYPE_CHECKING:
 MARK = {True: "✓", False: "✗", None: ""}
 
 
-def _pct(part: int, whole: int) -> Decimal:
-    if whole == 0:
-        return Decimal(0)
-    return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
-def _shape(s: Shape) -> list[int]:
-    return [s.h, s.w, s.c]
-
-
-def _spec_data(report: Report) -> dict[str, Any]:
-    net = report.network
-    return {
-        "tool": f"macscalc {__version__}",
-        "spec": {
-            "name": net.spec.name,
-            "title": net.spec.title,
-            "source": net.spec.source,
-            "file": net.spec.file,
-        },
-        "settings": {
-            "alpha": fmt_alpha(net.settings.alpha),
-            "resolution": list(net.settings.size),
-            "classes": net.settings.classes,
-            "rounding": net.spec.rounding.name,
-        },
-        "convention": {
-            "macs": "conv and fully connected multiply-accumulates",
-            "flops": "2 × MACs + counted extra ops",
-            "params": report.convention.params.name,
-            "params_parts": list(report.convention.params.parts),
-            "extra_ops_counted": list(report.convention.ops),
-            "text": report.convention.describe(net),
-        },
-    }
-
-
 def count_doc(report: Report, flops: bool = False) -> Doc:
     """The per-layer table, the per-kind summary, totals and the convention."""
     net = report.network
     conv = report.convention
-    layer_rows = [_primitive_row(report, i, lc) for i, lc in enumerate(report.layers)]
+    data = report_data(report)
     shape = lambda s: "×".join(map(str, s))  # noqa: E731
-    columns = [
-        Column("#", "index"),
-        Column("layer", "name", left=True),
-        Column("kind", "kind", left=True),
-        Column("input", "in_shape", shape),
-        Column("output", "out_shape", shape),
-        Column("k/s/g", "detail", left=True),
-        Column("MACs", "macs", fmt_int),
-        Column("params", "params", fmt_int),
-        Column("% MACs", "macs_pct"),
-    ]
+    columns = [Column("#", "index"), Column("layer", "name", left=True),
+               Column("kind", "kind", left=True), Column("input", "in_shape", shape),
+               Column("output", "out_shape", shape), Column("k/s/g", "detail", left=True),
+               Column("MACs", "macs", fmt_int), Column("params", "params", fmt_int),
+               Column("% MACs", "macs_pct")]
     if conv.ops:
         columns.append(Column("extra ops", "extra_ops", fmt_int))
     if flops:
         columns.append(Column("FLOPs", "flops", fmt_int))
-    folded = _fold(layer_rows)
-    layers = Table(
-        f"Layers ({len(folded)} rows; batch norm and activation shown with the layer they follow)",
-        columns,
-        folded,
-    )
-
-    kinds = report.by_kind()
-    kind_rows = [
-        {
-            "kind": k.label,
-            "layers": k.count,
-            "macs": k.macs,
-            "macs_pct": _pct(k.macs, report.macs),
-            "params": k.params,
-            "params_pct": _pct(k.params, report.params),
-            "extra_ops": k.ops,
-            "madds": k.macs + k.shiftmax,
-            "madds_pct": _pct(k.macs + k.shiftmax, report.macs + report.shiftmax),
-        }
-        for k in kinds
-    ]
-    kind_cols = [
-        Column("kind", "kind", left=True),
-        Column("layers", "layers"),
-        Column("MACs", "macs", fmt_int),
-        Column("% MACs", "macs_pct"),
-        Column("params", "params", fmt_int),
-        Column("% params", "params_pct"),
-    ]
+    folded = fold(data["layers"])
+    layers = Table(f"Layers ({len(folded)} rows; batch norm and activation shown with the "
+                   "layer they follow)", columns, folded)
+    kind_cols = [Column("kind", "kind", left=True), Column("layers", "layers"),
+                 Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct"),
+                 Column("params", "params", fmt_int), Column("% params", "params_pct")]
     if conv.ops:
         kind_cols.append(Column("extra ops", "extra_ops", fmt_int))
     notes = []
@@ -114,86 +47,35 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
         kind_cols += [Column("MAdds", "madds", fmt_int), Column("% MAdds", "madds_pct")]
         notes.append("MAdds = MACs + Dynamic Shift-Max fusion multiply-adds, what the MicroNet "
                      "paper counts.")
-    by_kind = Table("By layer kind", kind_cols, kind_rows, notes)
-
-    ops = report.ops_by_category
-    totals = {
-        "macs": report.macs,
-        "params": report.params,
-        "params_parts": {p: getattr(report.param_parts, p) for p in PARAM_PARTS},
-        "extra_ops": {c: {"ops": ops[c], "counted": c in conv.ops} for c in OP_CATEGORIES},
-        "flops": report.flops,
-        "activations": report.activations,
-    }
-    total_lines = [
-        f"MACs: {fmt_int(report.macs)} ({report.macs / 1e6:.2f} M)",
-        f"params: {fmt_int(report.params)} ({report.params / 1e6:.3f} M, {conv.params.name}); "
-        + ", ".join(f"{p} {fmt_int(getattr(report.param_parts, p))}" for p in PARAM_PARTS),
-        "extra ops: "
-        + ", ".join(
-            f"{c} {fmt_int(ops[c])}{'' if c in conv.ops else ' (not counted)'}"
-            for c in OP_CATEGORIES
-        ),
-    ]
-    if flops:
-        total_lines.append(f"FLOPs: {fmt_int(report.flops)} ({report.flops / 1e9:.3f} G)")
-    s = net.settings
-    title = (
-        f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
-        f"{s.classes} classes ({net.spec.source.split(';')[0]})"
-    )
-    data = {
-        "kind": "count",
-        **_spec_data(report),
-        "totals": totals,
-        "layers": layer_rows,
-        "by_kind": kind_rows,
-    }
+    by_kind = Table("By layer kind", kind_cols, data["by_kind"], notes)
     tables = [layers, by_kind]
     split = _split_table(report)
     if split is not None:
         tables.append(split[0])
         data["paper_split"] = split[1]
-    data = _json_safe(data)
-    return Doc(title, tables, [*total_lines, f"Convention: {conv.describe(net)}"], data)
+    s = net.settings
+    title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
+             f"{s.classes} classes ({net.spec.source.split(';')[0]})")
+    return Doc(title, tables, [*totals_text(report, flops), f"Convention: {conv.describe(net)}"],
+               envelope("count", reports=[data]))
 
 
-def _primitive_row(report: Report, index: int, lc: Any) -> dict[str, Any]:
-    n = lc.node
-    ops = report.counted_ops(lc)
-    return {
-        "index": index,
-        "name": n.name,
-        "kind": n.layer.kind,
-        "block": n.block,
-        "inputs": list(n.inputs),
-        "in_shape": _shape(n.in_shapes[0]),
-        "out_shape": _shape(n.out),
-        "detail": n.layer.detail(),
-        "macs": lc.macs,
-        "params": report.params_of(lc),
-        "params_parts": dict(zip(PARAM_PARTS, lc.params, strict=True)),
-        "extra_ops": ops,
-        "flops": 2 * lc.macs + ops,
-        "macs_pct": _pct(lc.macs, report.macs),
-    }
-
-
-def _fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Batch norm and activation rows merged into the row of the layer they follow."""
-    out: list[dict[str, Any]] = []
-    last = ""
-    for r in rows:
-        if out and r["kind"] in ("batchnorm", "act") and r["inputs"] == [last]:
-            row = out[-1]
-            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["name"].rsplit(".")[-1])
-            row["out_shape"] = r["out_shape"]
-            for key in ("params", "extra_ops", "flops"):
-                row[key] += r[key]
-        else:
-            out.append({**r, "index": len(out)})
-        last = r["name"]
-    return out
+def totals_text(report: Report, flops: bool = False) -> list[str]:
+    """The totals, one line per counter, as people read them."""
+    ops = report.ops_by_category
+    counted = report.convention.ops
+    lines = [
+        f"MACs: {fmt_int(report.macs)} ({report.macs / 1e6:.2f} M)",
+        f"params: {fmt_int(report.params)} ({report.params / 1e6:.3f} M, "
+        f"{report.convention.params.name}); "
+        + ", ".join(f"{p} {fmt_int(v)}" for p, v in zip(PARAM_PARTS, report.param_parts,
+                                                         strict=True)),
+        "extra ops: " + ", ".join(f"{c} {fmt_int(ops[c])}{'' if c in counted else ' (not counted)'}"
+                                  for c in OP_CATEGORIES),
+    ]
+    if flops:
+        lines.append(f"FLOPs: {fmt_int(report.flops)} ({report.flops / 1e9:.3f} G)")
+    return lines
 
 
 def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
@@ -216,8 +98,8 @@ def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
     rows = []
     for r in split.rows:
         k = shares.get(r.label)
-        m = _pct(k.macs if k else 0, ref.macs)
-        p = _pct(k.params if k else 0, ref.params)
+        m = pct(k.macs if k else 0, ref.macs)
+        p = pct(k.params if k else 0, ref.params)
         rows.append(
             {
                 "type": r.type,
@@ -259,17 +141,6 @@ def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
         "paper_params_sum": paper_p,
     }
     return table, data
-
-
-def _json_safe(v: Any) -> Any:
-    """Decimals become strings (exact), containers are walked; ints stay ints."""
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items() if not str(k).startswith("_")}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
 
 
 def _check_text(c: Check) -> str:
@@ -363,7 +234,7 @@ def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> D
     if max_macs is not None:
         notes.append(f"Rows with computed {madds} ≤ {fmt_int(max_macs)}, best top-1 first.")
     title = f"{fam.title}: published grid ({pt.title})"
-    data = {"tool": f"macscalc {__version__}", "kind": "table", "family": fam.family,
+    data = {"family": fam.family,
             "primary_source": pt.source, "convention": pt.convention(),
             "rows": [{**{k: v for k, v in row.items() if not k.startswith("_")},
                       "other_sources": [_check_data(c) for c in row["_checks"]]}
@@ -374,7 +245,7 @@ def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> D
         compare, compare_data = _comparison(grid, rows)
         tables.append(compare)
         data["comparison"] = compare_data
-    return Doc(title, tables, notes, _json_safe(data))
+    return Doc(title, tables, notes, envelope("table", **data))
 
 
 def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, Any]]]:

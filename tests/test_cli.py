@@ -21,6 +21,13 @@ def run(*args: str) -> str:
     return result.stdout
 
 
+def count_report(*args: str) -> dict:
+    """The one report of ``count ... --format json``, checked for its envelope."""
+    data = json.loads(run("count", *args, "--format", "json"))
+    assert (data["schema_version"], data["kind"], len(data["reports"])) == (1, "count", 1)
+    return data["reports"][0]
+
+
 def test_table_v1_alpha_res_selects_one_row():
     data = json.loads(run("table", "v1", "--alpha", "0.5", "--res", "160", "--format", "json"))
     assert data["schema_version"] == 1
@@ -75,9 +82,8 @@ def test_table_csv_and_markdown():
 
 
 def test_count_json_is_exact_and_names_its_convention():
-    data = json.loads(run("count", "mobilenet_v2", "--format", "json", "--count", "add",
-                          "--flops"))
-    assert data["schema_version"] == 1
+    data = count_report("mobilenet_v2", "--count", "add",
+                          "--flops")
     t = data["totals"]
     assert (t["macs"], t["params"]) == (300_774_272, 3_504_872)  # torchvision
     assert t["params_parts"]["bn_stats"] == 34_112
@@ -92,7 +98,7 @@ def test_count_json_is_exact_and_names_its_convention():
 
 
 def test_count_residual_adds_are_where_slim_puts_them():
-    data = json.loads(run("count", "mobilenet_v2", "--format", "json"))
+    data = count_report("mobilenet_v2")
     adds = [layer["name"] for layer in data["layers"] if layer["kind"] == "add"]
     assert adds == ["ir3/add", "ir5/add", "ir6/add", "ir8/add", "ir9/add", "ir10/add",
                     "ir12/add", "ir13/add", "ir15/add", "ir16/add"]
@@ -103,7 +109,7 @@ def test_count_residual_adds_are_where_slim_puts_them():
 
 
 def test_count_v1_checks_the_papers_table_2():
-    data = json.loads(run("count", "mobilenet_v1", "--format", "json"))
+    data = count_report("mobilenet_v1")
     rows = {r["type"]: r for r in data["paper_split"]["rows"]}
     assert (rows["Conv 1×1"]["macs_pct"], rows["Conv 1×1"]["macs_agrees"]) == ("94.86", True)
     assert (rows["Conv 3×3"]["macs_pct"], rows["Conv 3×3"]["paper_macs_pct"]) == ("1.91", "1.19")
@@ -113,7 +119,7 @@ def test_count_v1_checks_the_papers_table_2():
 
 
 def test_count_split_only_at_the_papers_setting():
-    data = json.loads(run("count", "mobilenet_v1", "--res", "160", "--format", "json"))
+    data = count_report("mobilenet_v1", "--res", "160")
     assert "paper_split" not in data
 
 
@@ -127,8 +133,8 @@ def test_count_table_and_csv():
 
 
 def test_count_switched_ops_never_enter_macs():
-    plain = json.loads(run("count", "mobilenet_v2", "-f", "json"))
-    all_ops = json.loads(run("count", "mobilenet_v2", "--count", "all", "-f", "json"))
+    plain = count_report("mobilenet_v2")
+    all_ops = count_report("mobilenet_v2", "--count", "all")
     assert plain["totals"]["macs"] == all_ops["totals"]["macs"]
     ops = all_ops["totals"]["extra_ops"]
     assert all(v["counted"] for v in ops.values())
@@ -186,7 +192,7 @@ def test_table_micronet_sets_mobilenet_v3_beside_at_matched_madds():
 
 
 def test_count_micronet_splits_cost_by_block_part():
-    data = json.loads(run("count", "micronet_m0", "--count", "shiftmax", "-f", "json"))
+    data = count_report("micronet_m0", "--count", "shiftmax")
     kinds = {k["kind"]: k for k in data["by_kind"]}
     assert list(kinds) == ["conv 3×1", "bn", "dw 1×3", "micro dw", "micro pw", "dyshiftmax",
                            "fc"]

@@ -1,0 +1,137 @@
+"""The one JSON report shape shared by ``count``, ``check`` and ``compare``.
+
+A report is one network under one convention: its spec, settings, convention, totals
+(MACs, FLOPs, every parameter part, extra ops per category and whether counted), every
+primitive, and the per-kind summary. Commands wrap reports in an envelope with
+``schema_version``, ``tool`` and ``kind``; ``macscalc/data/report.schema.json`` is the
+JSON Schema. Integers are exact; percentages are decimal strings.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from macscalc import __version__
+from macscalc.counting import LayerCount, Report
+from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
+from macscalc.units import fmt_alpha
+
+
+def pct(part: int, whole: int) -> Decimal:
+    """``part`` as a percentage of ``whole``, to 0.01, halves rounded up."""
+    if whole == 0:
+        return Decimal(0)
+    return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def json_safe(v: Any) -> Any:
+    """Decimals become strings (exact), containers are walked; keys starting _ are dropped."""
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items() if not str(k).startswith("_")}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v
+
+
+def envelope(kind: str, **payload: Any) -> dict[str, Any]:
+    """The top of every JSON document (the output sink adds ``schema_version``)."""
+    return json_safe({"tool": f"macscalc {__version__}", "kind": kind, **payload})
+
+
+def _shape(s: Shape) -> list[int]:
+    return [s.h, s.w, s.c]
+
+
+def primitive_row(report: Report, index: int, lc: LayerCount) -> dict[str, Any]:
+    n = lc.node
+    return {
+        "index": index,
+        "name": n.name,
+        "kind": n.layer.kind,
+        "block": n.block,
+        "role": n.role,
+        "inputs": list(n.inputs),
+        "in_shape": _shape(n.in_shapes[0]),
+        "out_shape": _shape(n.out),
+        "detail": n.layer.detail(),
+        "macs": lc.macs,
+        "params": report.params_of(lc),
+        "params_parts": dict(zip(PARAM_PARTS, lc.params, strict=True)),
+        "extra_ops": report.counted_ops(lc),
+        "flops": report.flops_of(lc),
+        "macs_pct": pct(lc.macs, report.macs),
+    }
+
+
+def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batch norm and activation rows merged into the row of the layer they follow."""
+    out: list[dict[str, Any]] = []
+    last = ""
+    for r in rows:
+        if out and r["kind"] in ("batchnorm", "act") and r["inputs"] == [last]:
+            row = out[-1]
+            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["name"].rsplit(".")[-1])
+            row["out_shape"] = r["out_shape"]
+            for key in ("params", "extra_ops", "flops"):
+                row[key] += r[key]
+        else:
+            out.append({**r, "index": len(out)})
+        last = r["name"]
+    return out
+
+
+def by_kind_rows(report: Report) -> list[dict[str, Any]]:
+    madds_total = report.macs + report.shiftmax
+    return [
+        {
+            "kind": k.label,
+            "layers": k.count,
+            "macs": k.macs,
+            "macs_pct": pct(k.macs, report.macs),
+            "params": k.params,
+            "params_pct": pct(k.params, report.params),
+            "extra_ops": k.ops,
+            "madds": k.macs + k.shiftmax,
+            "madds_pct": pct(k.macs + k.shiftmax, madds_total),
+        }
+        for k in report.by_kind()
+    ]
+
+
+def totals(report: Report) -> dict[str, Any]:
+    ops = report.ops_by_category
+    return {
+        "macs": report.macs,
+        "flops": report.flops,
+        "params": report.params,
+        "params_parts": dict(zip(PARAM_PARTS, report.param_parts, strict=True)),
+        "extra_ops": {c: {"ops": ops[c], "counted": c in report.convention.ops}
+                      for c in OP_CATEGORIES},
+        "activations": report.activations,
+    }
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    """One report, JSON-ready except for Decimals (see :func:`json_safe`)."""
+    net = report.network
+    return {
+        "spec": {"name": net.spec.name, "title": net.spec.title, "source": net.spec.source,
+                 "file": net.spec.file},
+        "settings": {"alpha": fmt_alpha(net.settings.alpha),
+                     "resolution": list(net.settings.size), "classes": net.settings.classes,
+                     "rounding": net.spec.rounding.name},
+        "convention": {
+            "macs": "conv and fully connected multiply-accumulates",
+            "flops": "2 × MACs + counted extra ops (a shiftmax multiply-add is 2)",
+            "params": report.convention.params.name,
+            "params_parts": list(report.convention.params.parts),
+            "extra_ops_counted": list(report.convention.ops),
+            "text": report.convention.describe(net),
+        },
+        "totals": totals(report),
+        "layers": [primitive_row(report, i, lc) for i, lc in enumerate(report.layers)],
+        "by_kind": by_kind_rows(report),
+    }
