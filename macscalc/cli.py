@@ -87,6 +87,7 @@ def specs(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
     """List the built-in specs with their sources."""
     with user_errors():
         from macscalc.output import Column, Doc, Table, render
+        from macscalc.report import envelope
         from macscalc.spec import builtin_names, load_spec
 
         rows = []
@@ -121,7 +122,7 @@ def specs(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
             "macscalc table FAMILY."
         ]
         render(
-            Doc("macscalc built-in specs", [table], notes, {"kind": "specs", "specs": rows}),
+            Doc("macscalc built-in specs", [table], notes, envelope("specs", specs=rows)),
             fmt,
             output,
         )
@@ -228,6 +229,178 @@ def table(
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
         grid = Grid(load_family(family))
         render(table_doc(grid, grid.rows(a, res, limit), limit), fmt, output)
+
+
+@app.command()
+def check(
+    specs: Annotated[list[str], typer.Argument(metavar="SPEC...", help="Spec files or "
+                                               "built-in names to check.")],
+    max_macs: Annotated[str | None, typer.Option(
+        "--max-macs", metavar="N", help="Most MACs allowed: 300M, 0.3G, 3.5e8, 1_000_000.")
+    ] = None,
+    max_flops: Annotated[str | None, typer.Option(
+        "--max-flops", metavar="N", help="Most FLOPs allowed, compared with 2 × MACs + the "
+        "extra ops switched on by --count (never with MACs).")] = None,
+    max_params: Annotated[str | None, typer.Option(
+        "--max-params", metavar="N", help="Most parameters allowed (convention: --params).")
+    ] = None,
+    budget: Annotated[Path | None, typer.Option(
+        "--budget", dir_okay=False, help="A YAML budget file: top-level limits (macs, flops, "
+        "params) for every spec, and 'specs:' entries by spec name or path. Flags override "
+        "it; it overrides a spec's own 'budget:' section.")] = None,
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    ops: Annotated[str, typer.Option(
+        "--count", metavar="OPS", help="Extra operations included in FLOPs (bn, act, pool, "
+        "add, mul, shiftmax, all or none).")] = "none",
+    params: Annotated[str, typer.Option(
+        "--params", metavar="CONVENTION", help="Parameter convention: torch, weights, "
+        "weights+biases, slim_v1 or all.")] = "torch",
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", dir_okay=False, help="A saved JSON report (count/check --format json); "
+        "each counter may grow by at most --max-growth over it.")] = None,
+    max_growth: Annotated[str, typer.Option(
+        "--max-growth", metavar="PCT", help="Growth allowed over --baseline, e.g. 2%.")] = "0%",
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="text, json (each report with its checks and the verdict), "
+        "github (workflow annotations on the spec's lines), csv or markdown.")] = "text",
+    output: OutputOpt = None,
+) -> None:
+    """Check specs against compute budgets; the exit status is the verdict.
+
+    Exit status: 0 when every limit is met, 1 when any is exceeded, 2 for bad input (a spec,
+    a budget file or an option). Each limit is printed with its value, margin or overshoot
+    (absolute and %) and where it was set.
+    """
+    failed = False
+    with user_errors():
+        from fractions import Fraction
+
+        from macscalc.budget import (
+            check_doc,
+            github_annotations,
+            growth_outcomes,
+            limits_for,
+            load_baseline,
+            load_budget_file,
+            outcomes,
+            parse_growth,
+        )
+        from macscalc.counting import Convention, param_convention, parse_ops
+        from macscalc.counting import count as count_network
+        from macscalc.graph import build
+        from macscalc.output import render, write_atomic
+        from macscalc.spec import load_spec
+        from macscalc.units import parse_alpha, parse_count
+
+        given = {"macs": max_macs, "flops": max_flops, "params": max_params}
+        flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
+        convention = Convention(param_convention(params), parse_ops(ops))
+        budget_file = load_budget_file(budget) if budget else None
+        growth = parse_growth(max_growth)
+        base = load_baseline(baseline) if baseline else None
+        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+        checked = []
+        for ref in specs:
+            s = load_spec(ref)
+            report = count_network(build(s, a, (res, res) if res else None), convention)
+            results = outcomes(report, limits_for(s, ref, flags, budget_file))
+            if base is not None:
+                results += growth_outcomes(report, base, str(baseline), growth)
+            if not results:
+                raise MacscalcError(f"no limits for {ref!r}: give --max-macs, --max-flops or "
+                                    "--max-params, a 'budget:' section in the spec, --budget "
+                                    "FILE or --baseline")
+            checked.append((report, results))
+        failed = any(not o.ok for _, results in checked for o in results)
+        if fmt == "github":
+            text = github_annotations(checked)
+            if output is None:
+                typer.echo(text, nl=False)
+            else:
+                write_atomic(output, text)
+        else:
+            render(check_doc(checked), "table" if fmt == "text" else fmt, output)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def pick(
+    max_macs: Annotated[str | None, typer.Option(
+        "--max-macs", metavar="N", help="Most MACs (MicroNet: MAdds), e.g. 100M.")] = None,
+    max_params: Annotated[str | None, typer.Option(
+        "--max-params", metavar="N", help="Most parameters, e.g. 2M.")] = None,
+    max_latency: Annotated[float | None, typer.Option(
+        "--max-latency", metavar="MS", help="Most published latency in ms on --device.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="Device of the published latencies: pixel1, pixel2 or pixel3.")
+    ] = None,
+    family: Annotated[str | None, typer.Option(
+        "--family", metavar="F,F", help="Families to pick from (v1, v2, v3, micronet); "
+        "default all.")] = None,
+    res: ResOpt = None,
+    unpublished: Annotated[bool, typer.Option(
+        "--unpublished", help="Also list grid points with no published accuracy, marked "
+        "and unranked.")] = False,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """The most accurate published models that fit a budget, best first.
+
+    Ranks published models by top-1 among those within every limit, marks the
+    accuracy/MACs Pareto frontier, and names where each accuracy and latency was
+    published. No latency is ever estimated.
+    """
+    with user_errors():
+        from macscalc.output import render
+        from macscalc.pick import candidates, devices, family_names, pick_doc
+        from macscalc.pick import pick as choose
+        from macscalc.units import parse_count
+
+        known = devices(family_names(family))
+        if max_latency is not None and device is None:
+            raise MacscalcError(f"--max-latency needs --device (one of: {', '.join(known)})")
+        if device is not None and device not in known:
+            raise MacscalcError(f"no published latencies for device {device!r} in these "
+                                f"families (known: {', '.join(known) or 'none'})")
+        limit_macs = parse_count(max_macs, "--max-macs") if max_macs else None
+        limit_params = parse_count(max_params, "--max-params") if max_params else None
+        fits, no_latency = choose(candidates(family, res, device, unpublished), limit_macs,
+                                  limit_params, max_latency)
+        limits = {"MACs": max_macs, "params": max_params,
+                  f"{device} latency (ms)": max_latency if device else None}
+        render(pick_doc(fits, no_latency, device, known.get(device) if device else None,
+                        limits), fmt, output)
+
+
+@app.command()
+def compare(
+    variants: Annotated[list[str], typer.Argument(
+        metavar="VARIANT...", help="Two or more specs or variants, each one argument: a spec "
+        "with optional --alpha, --res and --classes, e.g. 'mobilenet_v2 --alpha 0.75'.")],
+    ops: Annotated[str, typer.Option(
+        "--count", metavar="OPS", help="Extra operations included in FLOPs.")] = "none",
+    params: Annotated[str, typer.Option(
+        "--params", metavar="CONVENTION", help="Parameter convention (see count).")
+    ] = "torch",
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Compare specs or variants: totals side by side and MACs per stage, with deltas.
+
+    Example: macscalc compare 'mobilenet_v2 --alpha 0.75' 'mobilenet_v2 --res 160'
+    """
+    with user_errors():
+        from macscalc.compare import compare_doc, variant_report
+        from macscalc.counting import Convention, param_convention, parse_ops
+        from macscalc.output import render
+
+        if len(variants) < 2:
+            raise MacscalcError("compare needs two or more variants")
+        convention = Convention(param_convention(params), parse_ops(ops))
+        render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
 
 
 def main() -> None:

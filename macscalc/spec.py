@@ -37,7 +37,9 @@ TOP_KEYS = (
     "layers",
     "family",
     "notes",
+    "budget",
 )
+BUDGET_KEYS = ("macs", "flops", "params")  # limits a spec may declare for itself
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width")
 
@@ -61,6 +63,14 @@ class Row(NamedTuple):
         return MacscalcError(message, self.file, self.line, self.col)
 
 
+class SpecLimit(NamedTuple):
+    """A limit declared in a spec's ``budget:`` section, with where it is written."""
+
+    value: int
+    line: int
+    col: int
+
+
 class Spec(NamedTuple):
     """A whole architecture, as written; transforms produce new settings, not edits."""
 
@@ -75,6 +85,8 @@ class Spec(NamedTuple):
     rows: tuple[Row, ...]
     family: str | None = None
     notes: str = ""
+    budget: dict[str, SpecLimit] = {}
+    line: int = 1  # where ``name:`` is written, for annotations about the whole spec
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -232,7 +244,27 @@ def parse(text: str, file: str) -> Spec:
         rows=rows,
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
+        budget=_budget(r, doc),
+        line=doc.key_locs["name"][0],
     )
+
+
+def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
+    """``budget: {macs: 300M, params: 3.5M}``: limits that ``macscalc check`` applies."""
+    if "budget" not in doc:
+        return {}
+    from macscalc.units import parse_count
+
+    b = r.mapping(doc["budget"], doc.value_locs["budget"], "'budget'")
+    r.keys(b, BUDGET_KEYS, "'budget'")
+    out = {}
+    for key, value in b.items():
+        line, col = b.value_locs[key]
+        try:
+            out[key] = SpecLimit(parse_count(str(value), f"{key!r} of 'budget'"), line, col)
+        except MacscalcError as e:
+            raise r.fail(e.message, (line, col)) from None
+    return out
 
 
 def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""Comparing specs or variants of one spec: totals side by side and per-stage deltas.
+
+A variant is a spec with its own settings, written as one argument:
+``"mobilenet_v2 --alpha 0.75"``. A stage is the part of the network working at one
+output stride (the input's height over the layer's output height): stride 2, 4, ... 32,
+then the head (everything at 1×1 after the global pool). Deltas are against the first
+variant.
+"""
+
+from __future__ import annotations
+
+import shlex
+from fractions import Fraction
+from typing import Any
+
+from macscalc.counting import Convention, Report, count
+from macscalc.errors import MacscalcError
+from macscalc.graph import Node, build
+from macscalc.output import Column, Doc, Table
+from macscalc.report import envelope, pct, report_data
+from macscalc.spec import load_spec
+from macscalc.units import fmt_alpha, fmt_int, parse_alpha
+
+_OPTIONS = {"--alpha": "alpha", "-a": "alpha", "--res": "res", "-r": "res",
+            "--classes": "classes"}
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"mobilenet_v2 --alpha 0.75 --res 160"`` → ('mobilenet_v2', {alpha: .., res: ..})."""
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        raise MacscalcError(f"cannot read variant {text!r}: {e}") from None
+    if not words or words[0].startswith("-"):
+        raise MacscalcError(f"a variant starts with a spec, got {text!r}")
+    options: dict[str, str] = {}
+    rest = words[1:]
+    while rest:
+        flag = rest.pop(0)
+        if flag not in _OPTIONS or not rest:
+            raise MacscalcError(f"in variant {text!r}: expected --alpha A, --res R or "
+                                f"--classes N, got {flag!r}")
+        options[_OPTIONS[flag]] = rest.pop(0)
+    return words[0], options
+
+
+def _positive(text: str, what: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise MacscalcError(f"{what} must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def variant_report(text: str, convention: Convention) -> tuple[str, Report]:
+    ref, opts = parse_variant(text)
+    alpha = parse_alpha(opts["alpha"]) if "alpha" in opts else Fraction(1)
+    res = _positive(opts["res"], "--res") if "res" in opts else None
+    classes = _positive(opts["classes"], "--classes") if "classes" in opts else None
+    net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
+    s = net.settings
+    label = f"{ref} α{fmt_alpha(s.alpha)} {s.size[0]}"
+    return label, count(net, convention)
+
+
+def stage_of(node: Node, input_h: int) -> str:
+    if node.out.h == 1 and node.out.w == 1 and (node.in_shapes[0].h == 1
+                                                or node.layer.kind == "global_pool"):
+        return "head"
+    return f"stride {input_h // node.out.h}"
+
+
+def stages(report: Report) -> dict[str, list[int]]:
+    """Per stage: [MACs, params] under the report's convention, in network order."""
+    out: dict[str, list[int]] = {}
+    h = report.network.input.h
+    for lc in report.layers:
+        s = out.setdefault(stage_of(lc.node, h), [0, 0])
+        s[0] += lc.macs
+        s[1] += report.params_of(lc)
+    return out
+
+
+def _delta(new: int, old: int) -> str:
+    sign = "+" if new >= old else ""
+    return f"{sign}{pct(new - old, old)} %" if old else ("=" if new == old else "new")
+
+
+def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
+    base_label, base = variants[0]
+    totals = []
+    for i, (label, r) in enumerate(variants):
+        totals.append({"variant": label, "macs": r.macs, "params": r.params, "flops": r.flops,
+                       "macs_delta": _delta(r.macs, base.macs) if i else None,
+                       "params_delta": _delta(r.params, base.params) if i else None})
+    total_cols = [Column("variant", "variant", left=True), Column("MACs", "macs", fmt_int),
+                  Column("Δ MACs", "macs_delta"), Column("params", "params", fmt_int),
+                  Column("Δ params", "params_delta"), Column("FLOPs", "flops", fmt_int)]
+    per_variant = [stages(r) for _, r in variants]
+    names = list(dict.fromkeys(k for s in per_variant for k in s))
+    names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))
+    stage_rows: list[dict[str, Any]] = []
+    for name in names:
+        row: dict[str, Any] = {"stage": name}
+        base_macs = per_variant[0].get(name, [0, 0])[0]
+        for i, s in enumerate(per_variant):
+            macs = s.get(name, [0, 0])[0]
+            row[f"macs_{i}"] = macs
+            if i:
+                row[f"delta_{i}"] = _delta(macs, base_macs)
+        stage_rows.append(row)
+    stage_cols = [Column("stage", "stage", left=True)]
+    for i, (label, _) in enumerate(variants):
+        stage_cols.append(Column(f"MACs {label}", f"macs_{i}", fmt_int))
+        if i:
+            stage_cols.append(Column("Δ", f"delta_{i}"))
+    conv = base.convention
+    notes = [f"Deltas are against {base_label}. Stages are output strides (input height over "
+             "output height); head: everything at 1×1 after the global pool.",
+             f"Convention: {conv.describe(base.network)}"]
+    data = envelope("compare", reports=[report_data(r) for _, r in variants],
+                    totals=totals, stages=stage_rows)
+    return Doc("macscalc compare", [Table("Totals", total_cols, totals),
+                                    Table("MACs by stage", stage_cols, stage_rows)], notes, data)
