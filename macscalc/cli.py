@@ -12,9 +12,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from macscalc.errors import MacscalcError
 
@@ -401,6 +402,139 @@ def compare(
             raise MacscalcError("compare needs two or more variants")
         convention = Convention(param_convention(params), parse_ops(ops))
         render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
+
+
+class _ExplainGroup(TyperGroup):
+    """``explain SPEC --layer NAME``: a first word that is no topic names a spec."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["layer", *args]
+        return super().resolve_command(ctx, args)
+
+
+explain_app = typer.Typer(
+    cls=_ExplainGroup,
+    help="Where the cost goes and why: the papers' formulas with your numbers. Topics: "
+    "dwsep, bottleneck, micro, scaling SPEC; or SPEC --layer NAME for one layer.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(explain_app, name="explain")
+
+DocFormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="table (terminal), markdown (course notes), "
+                      "json or csv.")
+]
+
+
+@explain_app.command()
+def dwsep(
+    cin: Annotated[int, typer.Option("--cin", min=1, help="M, input channels.")] = 512,
+    cout: Annotated[int, typer.Option("--cout", min=1, help="N, output channels.")] = 512,
+    k: Annotated[int, typer.Option("--k", min=1, help="Dk, kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, help="Input side in pixels.")] = 14,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Stride.")] = 1,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Standard conv vs depthwise + pointwise: formulas, numbers, and 1/N + 1/Dk².
+
+    The defaults are the V1 paper's Table 3 example (Dk 3, M = N = 512, 14×14).
+    """
+    with user_errors():
+        from macscalc.explain import dwsep_doc
+        from macscalc.output import render
+
+        render(dwsep_doc(cin, cout, k, size, stride), fmt, output)
+
+
+@explain_app.command()
+def bottleneck(
+    cin: Annotated[int, typer.Option("--cin", min=1, help="d', input channels.")] = 24,
+    cout: Annotated[int, typer.Option("--cout", min=1, help="d'', output channels.")] = 24,
+    t: Annotated[str, typer.Option("--t", help="Expansion ratio t.")] = "6",
+    k: Annotated[int, typer.Option("--k", min=1, help="Depthwise kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, help="Input side h = w.")] = 56,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Depthwise stride.")] = 1,
+    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for bytes: fp32, "
+                                       "fp16 or int8.")] = "fp16",
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """V2's h·w·d'·t·(d' + k² + d'') against a V1 block of the same widths, and memory."""
+    with user_errors():
+        from macscalc.explain import bottleneck_doc
+        from macscalc.output import render
+        from macscalc.units import dtype_bytes, parse_alpha
+
+        render(bottleneck_doc(cin, cout, parse_alpha(t), k, size, stride, dtype_bytes(dtype)),
+               fmt, output)
+
+
+@explain_app.command()
+def micro(
+    channels: Annotated[int, typer.Option("--channels", min=1, help="C, channels.")] = 64,
+    ratio: Annotated[int, typer.Option("--ratio", min=1, help="R: the middle width is C/R.")
+                     ] = 4,
+    groups: Annotated[str, typer.Option("--groups", help="G1,G2 group counts.")] = "4,4",
+    k: Annotated[int, typer.Option("--k", min=1, help="Depthwise kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, help="Side in pixels for MACs; 1 "
+                                      "gives costs per position.")] = 1,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Dense pointwise vs micro-factorized (cost, connectivity); k×k vs k×1 + 1×k."""
+    with user_errors():
+        from macscalc.explain import micro_doc
+        from macscalc.output import render
+
+        parts = groups.split(",")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise MacscalcError(f"--groups must be G1,G2 (two positive integers), got {groups!r}")
+        render(micro_doc(channels, ratio, int(parts[0]), int(parts[1]), k, size), fmt, output)
+
+
+@explain_app.command()
+def scaling(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")],
+    alpha: Annotated[str, typer.Option("--alpha", "-a", help="Width multiplier α.")] = "0.5",
+    res: Annotated[int, typer.Option("--res", "-r", min=1, help="Input resolution.")] = 160,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """How α and ρ scale each layer's MACs, and where rounding deviates from α²·ρ²."""
+    with user_errors():
+        from macscalc.explain import scaling_doc
+        from macscalc.output import render
+        from macscalc.spec import load_spec
+        from macscalc.units import parse_alpha
+
+        render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
+
+
+@explain_app.command(hidden=True)
+def layer(
+    spec: Annotated[str, typer.Argument(metavar="SPEC")],
+    name: Annotated[str, typer.Option("--layer", help="A layer or block name (see count).")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """One layer of a spec with its formulas and numbers."""
+    with user_errors():
+        from fractions import Fraction
+
+        from macscalc.explain import layer_doc
+        from macscalc.graph import build
+        from macscalc.output import render
+        from macscalc.spec import load_spec
+        from macscalc.units import parse_alpha
+
+        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+        network = build(load_spec(spec), a, (res, res) if res else None)
+        render(layer_doc(network, name), fmt, output)
 
 
 def main() -> None:

@@ -80,6 +80,13 @@ class Params(NamedTuple):
 PARAM_PARTS = Params._fields
 
 
+Formula = tuple[str, str]  # ("kh·kw·cin·cout", "3·3·32·64")
+
+
+def _product(*factors: tuple[str, int]) -> Formula:
+    return ("·".join(f for f, _ in factors), "·".join(str(v) for _, v in factors))
+
+
 class Layer(Kind):
     """Base of every primitive. Defaults: one input, no parameters, no cost."""
 
@@ -105,6 +112,10 @@ class Layer(Kind):
     def detail(self) -> str:
         """Kernel, stride and groups, for the per-layer table."""
         return ""
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        """How each cost is computed: counter → (symbols, the same with numbers)."""
+        return {}
 
 
 KINDS: dict[str, type[Layer]] = {}
@@ -196,6 +207,19 @@ class Conv2d(ConvArgs, Layer):
     def detail(self) -> str:
         return _kernel_text(self.k, self.s, self.groups)
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        per = _product(
+            ("kh", self.k[0]),
+            ("kw", self.k[1]),
+            ("(cin/groups)", ins[0].c // self.groups),
+            ("cout", self.c),
+        )
+        spatial = _product(("hout", out.h), ("wout", out.w))
+        out_f = {"macs": (f"{per[0]}·{spatial[0]}", f"{per[1]}·{spatial[1]}"), "params": per}
+        if self.bias:
+            out_f["params"] = (f"{per[0]} + cout", f"{per[1]} + {self.c}")
+        return out_f
+
 
 class DepthwiseArgs:
     """Arguments of a depthwise convolution (primitive and ``dw`` row)."""
@@ -231,6 +255,11 @@ class Depthwise(DepthwiseArgs, Layer):
     def detail(self) -> str:
         return _kernel_text(self.k, self.s) + " dw" + (f" ×{self.m}" if self.m > 1 else "")
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        per = _product(("kh", self.k[0]), ("kw", self.k[1]), ("cin·m", ins[0].c * self.m))
+        spatial = _product(("hout", out.h), ("wout", out.w))
+        return {"macs": (f"{per[0]}·{spatial[0]}", f"{per[1]}·{spatial[1]}"), "params": per}
+
 
 class LinearArgs:
     """Arguments of a fully connected layer (primitive and ``fc`` row)."""
@@ -262,6 +291,11 @@ class Linear(LinearArgs, Layer):
     def label(self, ins: Sequence[Shape]) -> str:
         return "fc"
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        macs = _product(("cin", ins[0].c), ("cout", self.c))
+        params = (f"{macs[0]} + cout", f"{macs[1]} + {self.c}") if self.bias else macs
+        return {"macs": macs, "params": params}
+
 
 @primitive
 class BatchNorm(Layer):
@@ -279,6 +313,13 @@ class BatchNorm(Layer):
     def label(self, ins: Sequence[Shape]) -> str:
         return "bn"
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        c = ins[0].c
+        return {
+            "params": ("2·c (γ, β) + 2·c (mean, var)", f"2·{c} + 2·{c}"),
+            "bn": ("2·h·w·c", f"2·{out.h}·{out.w}·{out.c}"),
+        }
+
 
 @primitive
 class Activation(Layer):
@@ -292,6 +333,10 @@ class Activation(Layer):
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.fn
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        n = ACT_OPS[self.fn]
+        return {"act": (f"{n}·h·w·c", f"{n}·{out.h}·{out.w}·{out.c}")}
 
 
 @primitive
@@ -319,6 +364,11 @@ class Pool(Layer):
     def detail(self) -> str:
         return _kernel_text(self.k, self.s)
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        per = "k²" if self.op == "avg" else "(k²−1)"
+        n = self.k[0] * self.k[1] - (0 if self.op == "avg" else 1)
+        return {"pool": (f"{per}·hout·wout·c", f"{n}·{out.h}·{out.w}·{out.c}")}
+
 
 @primitive
 class GlobalPool(Layer):
@@ -336,6 +386,12 @@ class GlobalPool(Layer):
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"global {self.op} pool"
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        x = ins[0]
+        per = "h·w" if self.op == "avg" else "(h·w−1)"
+        n = x.h * x.w - (0 if self.op == "avg" else 1)
+        return {"pool": (f"{per}·c", f"{n}·{x.c}")}
 
 
 def _same_shapes(ins: Sequence[Shape], what: str) -> Shape:
@@ -357,6 +413,9 @@ class Add(Layer):
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         return {"add": (len(ins) - 1) * out.numel}
 
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        return {"add": ("(inputs−1)·h·w·c", f"{len(ins) - 1}·{out.h}·{out.w}·{out.c}")}
+
 
 @primitive
 class Mul(Layer):
@@ -373,6 +432,9 @@ class Mul(Layer):
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         return {"mul": out.numel}
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        return {"mul": ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
 
 
 @primitive
@@ -439,3 +501,12 @@ class ShiftMax(Layer):
 
     def detail(self) -> str:
         return f"J{self.j} K{self.k}"
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        return {
+            "shiftmax": ("J·K·h·w·c", f"{self.j}·{self.k}·{out.h}·{out.w}·{out.c}"),
+            "act": (
+                "(K−1)·h·w·c + 3·(c·J·K)",
+                f"{self.k - 1}·{out.h}·{out.w}·{out.c} + 3·{ins[1].c}",
+            ),
+        }

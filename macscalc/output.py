@@ -47,10 +47,13 @@ class Doc(NamedTuple):
     tables: list[Table]
     notes: list[str]
     data: dict[str, Any]
+    intro: list[str] = []  # lines before the tables (formulas, explanations)
 
 
 def _markdown(doc: Doc) -> str:
     out = [f"## {doc.title}", ""]
+    if doc.intro:
+        out += ["```text", *doc.intro, "```", ""]
     for t in doc.tables:
         out += [f"### {t.title}", ""]
         out.append("| " + " | ".join(c.header for c in t.columns) + " |")
@@ -126,6 +129,8 @@ def _box(t: Table, bold: str, warn: str, off: str) -> list[str]:
 def _text(doc: Doc, color: bool) -> str:
     bold, warn, off = ("\033[1m", "\033[33m", "\033[0m") if color else ("", "", "")
     out = [f"{bold}{doc.title}{off}"]
+    if doc.intro:
+        out += ["", *doc.intro]
     for t in doc.tables:
         out += ["", *_box(t, bold, warn, off)]
     if doc.notes:

@@ -37,6 +37,15 @@ def parse_count(text: str, what: str = "count") -> int:
     return int(value)
 
 
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def dtype_bytes(name: str) -> int:
+    if name not in DTYPE_BYTES:
+        raise MacscalcError(f"unknown dtype {name!r} (expected one of: {', '.join(DTYPE_BYTES)})")
+    return DTYPE_BYTES[name]
+
+
 def fmt_alpha(a: Fraction) -> str:
     """Exact decimal form of a multiplier: 7/20 → '0.35'."""
     if a.denominator == 1:
