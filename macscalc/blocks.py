@@ -179,11 +179,12 @@ class InvertedResidual(BnAct, Block):
         x_in = b.cur
         cin = b.shape().c
         hidden = b.rule.expand(cin, self.t) if self.t is not None else self.exp
-        if hidden != cin:
-            unit(b, f"{name}/expand", Conv2d(c=hidden), self.bn, self.act)
-        unit(
-            b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn, self.act
-        )
+        # V2 §5: computed in slices of cin channels, the inner tensors never exist whole
+        with b.streamed(Fraction(min(cin, hidden), hidden)):
+            if hidden != cin:
+                unit(b, f"{name}/expand", Conv2d(c=hidden), self.bn, self.act)
+            unit(b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn,
+                 self.act)
         if self.se:
             SqueezeExcite().expand(b, f"{name}/se")
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)

@@ -20,10 +20,10 @@ from macscalc.errors import MacscalcError
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, json_safe, pct, report_data
 from macscalc.spec import BUDGET_KEYS, Spec
-from macscalc.units import fmt_int, parse_count
+from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
 
-NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params"}
+NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak memory (bytes)"}
 
 
 class Limit(NamedTuple):
@@ -83,7 +83,7 @@ def _limits(m: LocDict, file: str, where: str) -> dict[str, Limit]:
             raise MacscalcError(f"unknown limit {key!r} in {where} (expected one of: "
                                 f"{', '.join(BUDGET_KEYS)})", file, line, col)
         try:
-            n = parse_count(str(value), f"{key!r}")
+            n = (parse_bytes if key == "memory" else parse_count)(str(value), f"{key!r}")
         except MacscalcError as e:
             raise MacscalcError(e.message, file, line, col) from None
         out[key] = Limit(key, n, f"{file}:{line}", file, line, col)
@@ -170,7 +170,7 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
                     max_growth: Decimal) -> list[Outcome]:
     """Each counter against the baseline's, allowed to grow by ``max_growth`` percent."""
     old = _baseline_for(report, baseline, file)["totals"]
-    actual = {"macs": report.macs, "flops": report.flops, "params": report.params}
+    actual = actuals(report)
     out = []
     for metric in ("macs", "flops", "params"):
         base = old.get(metric)
@@ -182,8 +182,13 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
     return out
 
 
+def actuals(report: Report) -> dict[str, int]:
+    return {"macs": report.macs, "flops": report.flops, "params": report.params,
+            "memory": report.peak_bytes}
+
+
 def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
-    actual = {"macs": report.macs, "flops": report.flops, "params": report.params}
+    actual = actuals(report)
     return [Outcome(report.network.spec.name, lim, actual[m]) for m, lim in limits.items()]
 
 

@@ -168,6 +168,8 @@ def count(
             "moving statistics) or all.",
         ),
     ] = "torch",
+    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for memory in bytes: "
+                                       "fp32, fp16 or int8.")] = "fp32",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -186,10 +188,10 @@ def count(
         from macscalc.graph import build
         from macscalc.output import render
         from macscalc.spec import load_spec
-        from macscalc.units import parse_alpha
+        from macscalc.units import dtype_name, parse_alpha
         from macscalc.views import count_doc
 
-        convention = Convention(param_convention(params), parse_ops(ops))
+        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
         s = load_spec(spec)
         a = parse_alpha(alpha) if alpha is not None else Fraction(1)
         network = build(s, a, (res, res) if res else None, classes)
@@ -245,6 +247,11 @@ def check(
     max_params: Annotated[str | None, typer.Option(
         "--max-params", metavar="N", help="Most parameters allowed (convention: --params).")
     ] = None,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", metavar="BYTES", help="Largest peak of live activations allowed, "
+        "e.g. 2MB or 1.5MiB (type: --dtype; see macscalc memory).")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for memory: fp32, "
+                                       "fp16 or int8.")] = "fp32",
     budget: Annotated[Path | None, typer.Option(
         "--budget", dir_okay=False, help="A YAML budget file: top-level limits (macs, flops, "
         "params) for every spec, and 'specs:' entries by spec name or path. Flags override "
@@ -292,11 +299,13 @@ def check(
         from macscalc.graph import build
         from macscalc.output import render, write_atomic
         from macscalc.spec import load_spec
-        from macscalc.units import parse_alpha, parse_count
+        from macscalc.units import dtype_name, parse_alpha, parse_bytes, parse_count
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
-        convention = Convention(param_convention(params), parse_ops(ops))
+        if max_memory is not None:
+            flags["memory"] = parse_bytes(max_memory, "--max-memory")
+        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
@@ -324,6 +333,36 @@ def check(
             render(check_doc(checked), "table" if fmt == "text" else fmt, output)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def memory(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Activation type: fp32, fp16 or int8.")
+                     ] = "fp16",
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Activation memory: the largest tensor at each resolution and the peak of live tensors.
+
+    Both with and without MobileNet V2's streaming of inverted residuals (§5). For V1 and
+    V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
+    """
+    with user_errors():
+        from fractions import Fraction
+
+        from macscalc.graph import build
+        from macscalc.memory import memory_doc
+        from macscalc.output import render
+        from macscalc.spec import load_spec
+        from macscalc.units import DTYPE_BYTES, dtype_name, parse_alpha
+
+        name = dtype_name(dtype)
+        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+        network = build(load_spec(spec), a, (res, res) if res else None)
+        render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
 
 
 @app.command()

@@ -10,12 +10,15 @@ convention includes.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from macscalc.errors import MacscalcError
 from macscalc.graph import Network, Node
 from macscalc.layers import OP_CATEGORIES, OP_FLOPS, PARAM_PARTS, Params
-from macscalc.units import fmt_alpha
+from macscalc.units import DTYPE_BYTES, fmt_alpha
+
+if TYPE_CHECKING:
+    from macscalc.memory import Peak
 
 
 class ParamConvention(NamedTuple):
@@ -79,6 +82,7 @@ class Convention(NamedTuple):
 
     params: ParamConvention
     ops: tuple[str, ...] = ()
+    dtype: str = "fp32"  # activation type, for memory in bytes
 
     def describe(self, network: Network) -> str:
         s = network.settings
@@ -86,10 +90,10 @@ class Convention(NamedTuple):
         return (
             f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
             f"FLOPs = 2 × MACs + extra ops (a shiftmax multiply-add is 2); "
-                f"params = {self.params.name} "
-            f"({self.params.description}); {s.classes} classes; "
+            f"params = {self.params.name} ({self.params.description}); {s.classes} classes; "
             f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding; "
-            f"input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1"
+            f"input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1; "
+            f"activations {self.dtype}"
         )
 
 
@@ -167,6 +171,17 @@ class Report:
         return 2 * self.macs + sum(
             self.ops_by_category[c] * OP_FLOPS.get(c, 1) for c in self.convention.ops
         )
+
+    @cached_property
+    def memory(self) -> tuple[Peak, Peak]:
+        """Peak live activations: plain, and with V2 §5 streaming (see ``memory.py``)."""
+        from macscalc.memory import peak
+
+        return peak(self.network), peak(self.network, streaming=True)
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.memory[0].elements * DTYPE_BYTES[self.convention.dtype]
 
     @property
     def activations(self) -> int:

@@ -30,6 +30,7 @@ class Node(NamedTuple):
     block: str
     block_kind: str
     role: str | None  # the part of a block it belongs to (``se``, ``micro pw``), if any
+    stream: Fraction | None = None  # share that must exist when streamed (V2 §5), if any
 
 
 class Settings(NamedTuple):
@@ -62,6 +63,7 @@ class Builder:
         self.row: Row | None = None
         self.block = ("", "")
         self.roles: list[str] = []
+        self.stream: Fraction | None = None
 
     def resolve(self, name: str) -> str:
         name = self.aliases.get(name, name)
@@ -87,7 +89,7 @@ class Builder:
         except ShapeError as e:
             raise self._error(f"{name}: {e}") from None
         role = self.roles[-1] if self.roles else None
-        self.nodes.append(Node(name, layer, names, ins, out, *self.block, role))
+        self.nodes.append(Node(name, layer, names, ins, out, *self.block, role, self.stream))
         self.shapes[name] = out
         self.cur = name
         return name
@@ -100,6 +102,17 @@ class Builder:
             yield
         finally:
             self.roles.pop()
+
+    @contextmanager
+    def streamed(self, share: Fraction) -> Iterator[None]:
+        """Outputs added inside need only ``share`` of their size at a time when the block
+        is computed slice by slice (MobileNet V2 §5: the expanded tensor never exists
+        whole)."""
+        self.stream = share
+        try:
+            yield
+        finally:
+            self.stream = None
 
     def row_error(self, message: str) -> MacscalcError:
         """An error located at the row being expanded (for blocks' own checks)."""

@@ -82,6 +82,22 @@ class Split(NamedTuple):
     notes: str = ""
 
 
+class MemoryRow(NamedTuple):
+    res: str  # a side in pixels, or "max"
+    kb: str
+    channels: str | None = None
+
+
+class MemoryTable(NamedTuple):
+    """A paper's largest tensor per resolution (the V2 paper's Table 3)."""
+
+    title: str
+    source: str
+    streaming: bool
+    rows: tuple[MemoryRow, ...]
+    notes: str = ""
+
+
 class Family(NamedTuple):
     family: str
     spec: str
@@ -89,6 +105,7 @@ class Family(NamedTuple):
     tables: tuple[PubTable, ...]
     split: Split | None = None
     compare: str | None = None  # a table of other models to set beside the primary rows
+    memory: MemoryTable | None = None
 
     @property
     def primary(self) -> PubTable:
@@ -127,6 +144,7 @@ def load_family(name: str) -> Family:
             tables=tuple(_table(t, doc["family"], doc["spec"]) for t in doc["tables"]),
             split=_split(doc["split"]) if "split" in doc else None,
             compare=doc.get("compare"),
+            memory=_memory(doc["memory"]) if "memory" in doc else None,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise MacscalcError(f"malformed published data: {e!r}", file) from None
@@ -154,6 +172,12 @@ def _table(d: LocDict, family: str, spec: str) -> PubTable:
         rows=tuple(_pub_row(r, family, spec) for r in d["rows"]),
         devices=dict(d.get("devices", {})), macs_include=tuple(d.get("macs_include", ())),
         notes=d.get("notes", ""))
+
+
+def _memory(d: LocDict) -> MemoryTable:
+    return MemoryTable(title=d["title"], source=d["source"], streaming=d["streaming"],
+                       rows=tuple(MemoryRow(**{k: _text(v) for k, v in r.items()})
+                                  for r in d["rows"]), notes=d.get("notes", ""))
 
 
 def _split(d: LocDict) -> Split:

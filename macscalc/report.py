@@ -15,7 +15,7 @@ from typing import Any
 from macscalc import __version__
 from macscalc.counting import LayerCount, Report
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
-from macscalc.units import fmt_alpha
+from macscalc.units import DTYPE_BYTES, fmt_alpha
 
 
 def pct(part: int, whole: int) -> Decimal:
@@ -111,7 +111,16 @@ def totals(report: Report) -> dict[str, Any]:
         "extra_ops": {c: {"ops": ops[c], "counted": c in report.convention.ops}
                       for c in OP_CATEGORIES},
         "activations": report.activations,
+        "peak_memory": _peak(report),
     }
+
+
+def _peak(report: Report) -> dict[str, Any]:
+    plain, streamed = report.memory
+    size = DTYPE_BYTES[report.convention.dtype]
+    return {"dtype": report.convention.dtype, "elements": plain.elements,
+            "bytes": plain.elements * size, "at": plain.at,
+            "streamed_elements": streamed.elements, "streamed_bytes": streamed.elements * size}
 
 
 def report_data(report: Report) -> dict[str, Any]:

@@ -39,7 +39,7 @@ TOP_KEYS = (
     "notes",
     "budget",
 )
-BUDGET_KEYS = ("macs", "flops", "params")  # limits a spec may declare for itself
+BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare for itself
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width")
 
@@ -253,7 +253,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     """``budget: {macs: 300M, params: 3.5M}``: limits that ``macscalc check`` applies."""
     if "budget" not in doc:
         return {}
-    from macscalc.units import parse_count
+    from macscalc.units import parse_bytes, parse_count
 
     b = r.mapping(doc["budget"], doc.value_locs["budget"], "'budget'")
     r.keys(b, BUDGET_KEYS, "'budget'")
@@ -261,7 +261,8 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            out[key] = SpecLimit(parse_count(str(value), f"{key!r} of 'budget'"), line, col)
+            parse = parse_bytes if key == "memory" else parse_count
+            out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None
     return out

@@ -10,7 +10,7 @@ from macscalc.graph import build
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, fold, pct, report_data
-from macscalc.units import fmt_alpha, fmt_int
+from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
 
 if TYPE_CHECKING:
     from macscalc.grid import Check, Grid, GridRow
@@ -75,6 +75,12 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
     ]
     if flops:
         lines.append(f"FLOPs: {fmt_int(report.flops)} ({report.flops / 1e9:.3f} G)")
+    plain, streamed = report.memory
+    size = DTYPE_BYTES[report.convention.dtype]
+    lines.append(f"peak activation memory: {fmt_int(plain.elements * size)} bytes "
+                 f"({report.convention.dtype}) while {plain.at} runs; "
+                 f"{fmt_int(streamed.elements * size)} with V2 §5 streaming "
+                 "(macscalc memory for detail)")
     return lines
 
 

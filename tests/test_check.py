@@ -127,7 +127,7 @@ def test_bad_budget_file_is_located(tmp_path):
     result = check("mobilenet_v2", "--budget", str(budget))
     assert result.exit_code == 2
     assert result.stderr == (f"error: {budget}:2:1: unknown limit 'latency' in the budget file "
-                             "(expected one of: macs, flops, params)\n")
+                             "(expected one of: macs, flops, params, memory)\n")
 
 
 def test_pre_commit_hook_end_to_end(tmp_path):

@@ -53,6 +53,9 @@ def validate(value, schema, path="$"):
     ["table", "v3"],
     ["pick", "--max-macs", "50M"],
     ["specs"],
+    ["memory", "mobilenet_v2"],
+    ["explain", "dwsep"],
+    ["check", "mobilenet_v2", "--max-memory", "8MB"],
 ])
 def test_json_validates(args):
     result = CliRunner().invoke(app, [*args, "--format", "json"])
