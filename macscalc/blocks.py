@@ -398,3 +398,31 @@ class MicroBlock(Block):
                 self._shuffle(b, f"{name}/shuffle4", self.c // 2)
         if self.s == (1, 1) and cin == self.c:
             b.add(Add(), f"{name}/add", inputs=[x, b.cur])
+
+
+@block
+class SsdPredictor(BnAct, Block):
+    """SSD box and class predictors on one feature map (TF Object Detection API
+    ``ConvolutionalBoxPredictor``): a k×k conv to anchors·4 box codes and one to
+    anchors·classes scores (classes: the spec's, background included), both with biases.
+    ``lite`` (SSDLite, arXiv:1801.04381 §6.2) makes each a k×k depthwise + BN + act, then a
+    1×1 conv.
+    """
+
+    kind: ClassVar[str] = "ssd_predictor"
+    anchors = arg(POS_INT, doc="anchors per location")
+    k = arg(PAIR, (3, 3), doc="kernel size")
+    lite = arg(BOOL, False, doc="depthwise-separable predictors (SSDLite)")
+    box = arg(POS_INT, 4, doc="box code size")
+
+    def expand(self, b: Builder, name: str) -> None:
+        x = b.cur
+        outputs = (("box", self.anchors * self.box), ("class", self.anchors * b.settings.classes))
+        for part, width in outputs:
+            b.cur = x
+            with b.within(f"{part} predictor"):
+                if self.lite:
+                    unit(b, f"{name}/{part}_dw", Depthwise(k=self.k), self.bn, self.act)
+                    b.add(Conv2d(c=width, bias=True), f"{name}/{part}")
+                else:
+                    b.add(Conv2d(c=width, k=self.k, bias=True), f"{name}/{part}")

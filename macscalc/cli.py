@@ -230,8 +230,7 @@ def table(
 
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        grid = Grid(load_family(family))
-        render(table_doc(grid, grid.rows(a, res, limit), limit), fmt, output)
+        render(table_doc(Grid(load_family(family)), a, res, limit), fmt, output)
 
 
 @app.command()

@@ -31,6 +31,7 @@ class Node(NamedTuple):
     block_kind: str
     role: str | None  # the part of a block it belongs to (``se``, ``micro pw``), if any
     stream: Fraction | None = None  # share that must exist when streamed (V2 §5), if any
+    base: bool = False  # placed from the spec's base (a detector's backbone)
 
 
 class Settings(NamedTuple):
@@ -64,6 +65,7 @@ class Builder:
         self.block = ("", "")
         self.roles: list[str] = []
         self.stream: Fraction | None = None
+        self.in_base = False
 
     def resolve(self, name: str) -> str:
         name = self.aliases.get(name, name)
@@ -89,7 +91,8 @@ class Builder:
         except ShapeError as e:
             raise self._error(f"{name}: {e}") from None
         role = self.roles[-1] if self.roles else None
-        self.nodes.append(Node(name, layer, names, ins, out, *self.block, role, self.stream))
+        self.nodes.append(Node(name, layer, names, ins, out, *self.block, role, self.stream,
+                               self.in_base))
         self.shapes[name] = out
         self.cur = name
         return name
@@ -145,6 +148,15 @@ class Builder:
         """Expand one row (all its repeats); returns the next block index."""
         self.row = row
         item = self.scaled(row)
+        if row.role:
+            self.roles.append(row.role)
+        try:
+            return self._place(row, item, index)
+        finally:
+            if row.role:
+                self.roles.pop()
+
+    def _place(self, row: Row, item: Any, index: int) -> int:
         for j in range(row.n):
             inst = item if j == 0 or "s" not in item.args else item.replace(s=(1, 1))
             if row.name:
@@ -182,6 +194,18 @@ def build(
     settings = Settings(alpha, size or spec.size, classes or spec.classes)
     b = Builder(spec, settings)
     index = 0
+    if spec.base is not None:
+        b.in_base = True
+        b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule
+        for row in spec.base.spec.rows:
+            index = b.place_row(row, index)
+            if spec.base.until in b.shapes or spec.base.until in b.aliases:
+                break
+        else:
+            raise MacscalcError(f"base spec {spec.base.spec.name!r} has no layer named "
+                                f"{spec.base.until!r}", spec.file, spec.base.line, spec.base.col)
+        b.in_base = False
+        b.rule = spec.rounding
     for row in spec.rows:
         index = b.place_row(row, index)
     return Network(spec, settings, b.input, tuple(b.nodes))

@@ -31,7 +31,7 @@ class Check(NamedTuple):
     @property
     def macs_ok(self) -> bool | None:
         return None if self.row.macs is None else agrees(self.row.macs, self.macs,
-                                                         self.table.rounding)
+                                                         self.table.rounding, self.table.unit)
 
     @property
     def params_ok(self) -> bool | None:
@@ -66,12 +66,14 @@ class Grid:
         return self._specs[name]
 
     def counts(self, table: PubTable, point: Point) -> tuple[int, int]:
-        key = (point, table.classes, table.params.name, table.macs_include)
+        key = (point, table.classes, table.params.name, table.macs_include, table.scope)
         if key not in self._cache:
             spec, alpha, res = point
             report = count(build(self.spec(spec), alpha, (res, res), table.classes),
                            Convention(table.params, table.macs_include))
-            self._cache[key] = (report.macs + report.extra_ops, report.params)
+            layers = [lc for lc in report.layers if table.scope == "all" or not lc.node.base]
+            self._cache[key] = (sum(lc.macs + report.counted_ops(lc) for lc in layers),
+                                sum(report.params_of(lc) for lc in layers))
         return self._cache[key]
 
     def check(self, table: PubTable, row: PubRow) -> Check:
@@ -112,3 +114,9 @@ class Grid:
             out = [r for r in out if r.macs <= max_macs]
             out.sort(key=lambda r: -float(r.top1) if r.top1 else float("inf"))
         return out
+
+
+def section_rows(grid: Grid, table: PubTable) -> list[GridRow]:
+    """Every row of one table, computed under that table's own convention."""
+    return [GridRow(r.point, r.model, *grid.counts(table, r.point), grid.check(table, r), ())
+            for r in table.rows]

@@ -69,15 +69,21 @@ def tensors(network: Network) -> list[Tensor]:
 def peak(network: Network, streaming: bool = False) -> Peak:
     """The largest sum of live tensors while a layer runs."""
     ts = tensors(network)
-    best = Peak(0, "", ())
+    change = [0] * (len(network.nodes) + 2)  # running sum: +size at first, −size after last
+    live = sum(t.elements(streaming) for t in ts if t.first < 0)
+    for t in ts:
+        if t.first >= 0:
+            change[t.first] += t.elements(streaming)
+        change[t.last + 1] -= t.elements(streaming)
+    best_total, best_i = 0, -1
     for i, n in enumerate(network.nodes):
-        if n.layer.kind in IN_PLACE:
-            continue
-        alive = [t for t in ts if t.first <= i <= t.last]
-        total = sum(t.elements(streaming) for t in alive)
-        if total > best.elements:
-            best = Peak(total, n.name, tuple(t.name for t in alive))
-    return best
+        live += change[i]
+        if n.layer.kind not in IN_PLACE and live > best_total:
+            best_total, best_i = live, i
+    if best_i < 0:
+        return Peak(0, "", ())
+    alive = tuple(t.name for t in ts if t.first <= best_i <= t.last)
+    return Peak(best_total, network.nodes[best_i].name, alive)
 
 
 class Largest(NamedTuple):

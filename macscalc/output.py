@@ -89,10 +89,10 @@ def _plain(v: Any) -> Any:
 def _json(doc: Doc) -> str:
     import json
 
-    return (
-        json.dumps({"schema_version": SCHEMA_VERSION, **doc.data}, indent=2, ensure_ascii=False)
-        + "\n"
-    )
+    from macscalc.report import json_safe
+
+    data = {"schema_version": SCHEMA_VERSION, **json_safe(doc.data)}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def _box(t: Table, bold: str, warn: str, off: str) -> list[str]:

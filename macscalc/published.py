@@ -51,11 +51,19 @@ class PubTable(NamedTuple):
     devices: dict[str, str] = {}  # device id → what the latency was measured on
     macs_include: tuple[str, ...] = ()  # extra-op categories the source counts as MAdds
     notes: str = ""
+    macs_unit: str = "M"  # M or G: the unit of the published MACs
+    metric: str = "top-1"  # the accuracy column (mAP for detection)
+    scope: str = "all"  # all, or head: only what the spec adds to its base
+
+    @property
+    def unit(self) -> int:
+        return 10**9 if self.macs_unit == "G" else 10**6
 
     def convention(self) -> str:
         extra = (f"MAdds = MACs + {' + '.join(self.macs_include)} multiply-adds; "
                  if self.macs_include else "")
-        return (f"{extra}{self.classes} classes; params = {self.params.name}; figures "
+        scope = "the head only (no backbone); " if self.scope == "head" else ""
+        return (f"{extra}{scope}{self.classes} classes; params = {self.params.name}; figures "
                 f"{'cut' if self.rounding == 'truncate' else 'rounded'} to the published digits")
 
     def find(self, point: tuple[str, Fraction, int]) -> PubRow | None:
@@ -103,9 +111,9 @@ class Family(NamedTuple):
     spec: str
     title: str
     tables: tuple[PubTable, ...]
-    split: Split | None = None
     compare: str | None = None  # a table of other models to set beside the primary rows
     memory: MemoryTable | None = None
+    sections: bool = False  # show every table on its own (sources about different models)
 
     @property
     def primary(self) -> PubTable:
@@ -142,9 +150,9 @@ def load_family(name: str) -> Family:
         return Family(
             family=doc["family"], spec=doc["spec"], title=doc["title"],
             tables=tuple(_table(t, doc["family"], doc["spec"]) for t in doc["tables"]),
-            split=_split(doc["split"]) if "split" in doc else None,
             compare=doc.get("compare"),
             memory=_memory(doc["memory"]) if "memory" in doc else None,
+            sections=bool(doc.get("sections", False)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise MacscalcError(f"malformed published data: {e!r}", file) from None
@@ -171,13 +179,26 @@ def _table(d: LocDict, family: str, spec: str) -> PubTable:
         params=PARAM_CONVENTIONS[d["params"]], rounding=d["rounding"],
         rows=tuple(_pub_row(r, family, spec) for r in d["rows"]),
         devices=dict(d.get("devices", {})), macs_include=tuple(d.get("macs_include", ())),
-        notes=d.get("notes", ""))
+        notes=d.get("notes", ""), macs_unit=d.get("macs_unit", "M"),
+        metric=d.get("metric", "top-1"), scope=d.get("scope", "all"))
 
 
 def _memory(d: LocDict) -> MemoryTable:
     return MemoryTable(title=d["title"], source=d["source"], streaming=d["streaming"],
                        rows=tuple(MemoryRow(**{k: _text(v) for k, v in r.items()})
                                   for r in d["rows"]), notes=d.get("notes", ""))
+
+
+def load_split(spec_name: str) -> Split | None:
+    """A paper's per-layer-type split for a spec (``data/splits/<spec>.yaml``), if any."""
+    path = DATA_DIR / "splits" / f"{spec_name}.yaml"
+    if not path.is_file():
+        return None
+    file = f"macscalc/data/splits/{path.name}"
+    try:
+        return _split(load(path.read_text(encoding="utf-8"), file))
+    except (KeyError, TypeError, ValueError) as e:
+        raise MacscalcError(f"malformed split data: {e!r}", file) from None
 
 
 def _split(d: LocDict) -> Split:

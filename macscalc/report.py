@@ -37,8 +37,9 @@ def json_safe(v: Any) -> Any:
 
 
 def envelope(kind: str, **payload: Any) -> dict[str, Any]:
-    """The top of every JSON document (the output sink adds ``schema_version``)."""
-    return json_safe({"tool": f"macscalc {__version__}", "kind": kind, **payload})
+    """The top of every JSON document (the output sink adds ``schema_version`` and makes
+    it JSON-safe, only when JSON is asked for)."""
+    return {"tool": f"macscalc {__version__}", "kind": kind, **payload}
 
 
 def _shape(s: Shape) -> list[int]:

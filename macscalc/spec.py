@@ -38,10 +38,11 @@ TOP_KEYS = (
     "family",
     "notes",
     "budget",
+    "base",
 )
 BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare for itself
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
-ROW_KEYS = ("n", "name", "from", "width")
+ROW_KEYS = ("n", "name", "from", "width", "role")
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -58,9 +59,19 @@ class Row(NamedTuple):
     file: str
     line: int
     col: int
+    role: str | None = None  # groups the row's primitives in the per-kind summary
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
+
+
+class Base(NamedTuple):
+    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer."""
+
+    spec: Spec
+    until: str
+    line: int
+    col: int
 
 
 class SpecLimit(NamedTuple):
@@ -87,6 +98,7 @@ class Spec(NamedTuple):
     notes: str = ""
     budget: dict[str, SpecLimit] = {}
     line: int = 1  # where ``name:`` is written, for annotations about the whole spec
+    base: Base | None = None  # rows taken from another spec, placed first
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -245,8 +257,27 @@ def parse(text: str, file: str) -> Spec:
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
         budget=_budget(r, doc),
+        base=_base(r, doc),
         line=doc.key_locs["name"][0],
     )
+
+
+def _base(r: _Reader, doc: LocDict) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``."""
+    if "base" not in doc:
+        return None
+    b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
+    r.keys(b, ("spec", "until"), "'base'")
+    for key in ("spec", "until"):
+        if key not in b:
+            raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
+    ref = r.value(b, "spec", _text, "a spec name or path", "'base'")
+    try:
+        spec = load_spec(ref)
+    except MacscalcError as e:
+        raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
+    line, col = b.value_locs["until"]
+    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
 
 
 def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
@@ -313,6 +344,7 @@ def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
         inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
         n=r.value(body, "n", POS_INT, POS_INT.expected, what, 1),
         width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what, None),
+        role=r.value(body, "role", _text, "a non-empty string", what, None),
         file=r.file,
         line=loc[0],
         col=loc[1],

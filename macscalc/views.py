@@ -13,8 +13,10 @@ from macscalc.report import envelope, fold, pct, report_data
 from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from macscalc.grid import Check, Grid, GridRow
-    from macscalc.published import Split
+    from macscalc.published import PubTable, Split
 
 MARK = {True: "✓", False: "✗", None: ""}
 
@@ -86,14 +88,10 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
 
 def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
     """The paper's per-type split beside the computed one, when the settings match it."""
-    spec = report.network.spec
-    if spec.family is None:
-        return None
-    from macscalc.published import families, load_family
+    from macscalc.published import load_split
 
-    if spec.family not in families():
-        return None
-    split: Split | None = load_family(spec.family).split
+    spec = report.network.spec
+    split: Split | None = load_split(spec.name)
     s = report.network.settings
     if split is None or (s.alpha, s.size) != (split.alpha, (split.res, split.res)):
         return None
@@ -153,7 +151,8 @@ def _check_text(c: Check) -> str:
     ref = f" {c.row.ref}" if c.row.ref else ""
     parts = []
     if c.row.macs is not None:
-        parts.append(f"{c.row.macs} M {MARK[c.macs_ok]}")
+        unit = "B" if c.table.macs_unit == "G" else "M"
+        parts.append(f"{c.row.macs} {unit} {MARK[c.macs_ok]}")
     if c.row.params is not None:
         parts.append(f"{c.row.params} M params {MARK[c.params_ok]}")
     return f"{c.table.id}{ref}: " + ", ".join(parts)
@@ -167,7 +166,7 @@ def _check_data(c: Check) -> dict[str, Any]:
         "classes": c.table.classes,
         "params_convention": c.table.params.name,
         "rounding": c.table.rounding,
-        "published_macs_m": c.row.macs,
+        "published_macs": c.row.macs, "macs_unit": c.table.macs_unit,
         "published_params_m": c.row.params,
         "computed_macs": c.macs,
         "computed_params": c.params,
@@ -183,31 +182,30 @@ def _mismatch_note(r: GridRow) -> str | None:
         return None
     what = []
     unit = "MAdds" if p.table.macs_include else "MACs"
+    scale, suffix, digits = (1e9, "B", 3) if p.table.macs_unit == "G" else (1e6, "M", 2)
     if p.macs_ok is False:
-        what.append(f"published {p.row.macs} M {unit}, computed {r.macs / 1e6:.2f} M")
+        what.append(f"published {p.row.macs} {suffix} {unit}, computed "
+                    f"{r.macs / scale:.{digits}f} {suffix}")
     if p.params_ok is False:
         what.append(f"published {p.row.params} M params, computed {r.params / 1e6:.3f} M")
     agree = [c for c in r.others if (c.macs_ok is not False) and (c.params_ok is not False)]
     who = ("; agrees with the computation: " + "; ".join(
         f"{c.table.title}{' ' + c.row.ref if c.row.ref else ''} "
         f"({c.row.macs} M {unit}{', ' + c.row.params + ' M params' if c.row.params else ''})"
-        for c in agree)) if agree else "; no other stored source agrees"
+        for c in agree)) if agree else ("; no other stored source agrees" if r.others else "")
     return f"{r.model}: mismatch: " + "; ".join(what) + who
 
 
-def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> Doc:
-    """The published grid with computed counts, agreement marks and cross-source notes."""
-    fam = grid.family
-    pt = fam.primary
-    out_rows = []
+def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
+    out = []
     for r in rows:
         p = r.primary
         spec, alpha, res = r.point
-        out_rows.append({
+        out.append({
             "model": r.model, "spec": spec, "alpha": fmt_alpha(alpha), "res": res,
-            "macs": r.macs, "published_macs_m": p.row.macs if p else None,
-            "macs_agrees": p.macs_ok if p else None, "params": r.params,
-            "published_params_m": p.row.params if p else None,
+            "macs": r.macs, "published_macs": p.row.macs if p else None,
+            "macs_unit": pt.macs_unit, "macs_agrees": p.macs_ok if p else None,
+            "params": r.params, "published_params_m": p.row.params if p else None,
             "params_agrees": p.params_ok if p else None,
             "top1": p.row.top1 if p else None, "top5": p.row.top5 if p else None,
             **{f"latency_{d}_ms": p.row.latency.get(d) if p else None for d in pt.devices},
@@ -216,39 +214,71 @@ def table_doc(grid: Grid, rows: list[GridRow], max_macs: int | None = None) -> D
             "_checks": r.others,
             "_warn": p is not None and not (p.macs_ok is not False and p.params_ok is not False),
         })
+    return out
+
+
+def _grid_table(title: str, pt: PubTable, out_rows: list[dict[str, Any]]) -> Table:
     madds = "MAdds" if pt.macs_include else "MACs"
-    m = lambda v: f"{v / 1e6:.2f}"  # noqa: E731
-    cols = [Column("model", "model", left=True), Column(f"{madds} (M)", "macs", m),
-            Column("pub.", "published_macs_m"), Column("", "macs_agrees", MARK.get),
+    scale, digits = (1e9, 3) if pt.macs_unit == "G" else (1e6, 2)
+    unit = "B" if pt.macs_unit == "G" else "M"
+    cols = [Column("model", "model", left=True),
+            Column(f"{madds} ({unit})", "macs", lambda v: f"{v / scale:.{digits}f}"),
+            Column("pub.", "published_macs"), Column("", "macs_agrees", MARK.get),
             Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-            Column("pub.", "published_params_m"), Column("", "params_agrees", MARK.get),
-            Column("top-1", "top1")]
+            Column("pub.", "published_params_m"), Column("", "params_agrees", MARK.get)]
+    if any(r.top1 for r in pt.rows):
+        cols.append(Column(pt.metric, "top1"))
     if any(r.top5 for r in pt.rows):
         cols.append(Column("top-5", "top5"))
     cols += [Column(f"{label} ms", f"latency_{d}_ms") for d, label in pt.devices.items()]
-    cols.append(Column("other sources", "other_sources", left=True))
-    notes = [n for r in rows if (n := _mismatch_note(r))]
-    if any(r.primary is None for r in rows):
+    if any(r["other_sources"] for r in out_rows):
+        cols.append(Column("other sources", "other_sources", left=True))
+    return Table(title, cols, out_rows)
+
+
+def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
+              max_macs: int | None = None) -> Doc:
+    """The published grid with computed counts, agreement marks and cross-source notes; a
+    family of sources about different models shows each source as its own section."""
+    from macscalc.grid import section_rows
+
+    fam = grid.family
+    if fam.sections:
+        def keep(r: GridRow) -> bool:
+            return ((alpha is None or r.point[1] == alpha) and (res is None or r.point[2] == res)
+                    and (max_macs is None or r.macs <= max_macs))
+        sections = [(t, [r for r in section_rows(grid, t) if keep(r)]) for t in fam.tables]
+    else:
+        sections = [(fam.primary, grid.rows(alpha, res, max_macs))]
+    tables, notes, data_rows = [], [], []
+    for pt, rows in sections:
+        out_rows = _grid_rows(pt, rows)
+        label = pt.title if fam.sections else f"{len(out_rows)} models"
+        tables.append(_grid_table(label, pt, out_rows))
+        notes += [n for r in rows if (n := _mismatch_note(r))]
+        notes.append(f"{pt.title}: {pt.source} [{pt.convention()}]")
+        if pt.notes:
+            notes.append(pt.notes)
+        data_rows += [{**{k: v for k, v in row.items() if not k.startswith("_")},
+                       "source": pt.source, "convention": pt.convention(),
+                       "other_sources": [_check_data(c) for c in row["_checks"]]}
+                      for row in out_rows]
+    all_rows = [r for _, rows in sections for r in rows]
+    if any(r.primary is None for r in all_rows):
         notes.append("* off the published grid: computed only, nothing to compare with.")
-    rules = sorted({grid.spec(r.point[0]).rounding.name for r in rows})
-    notes += [f"Computed under the {pt.id} convention: {pt.convention()}. "
-              f"Channel rounding for α: {', '.join(rules)}."]
-    if pt.notes:
-        notes.append(pt.notes)
-    sources = [f"{t.id}: {t.title}, {t.source} [{t.convention()}]" for t in fam.tables]
-    notes += ["Sources: " + " | ".join(sources)]
+    rules = sorted({grid.spec(r.point[0]).rounding.name for r in all_rows})
+    notes.append(f"Channel rounding for α: {', '.join(rules) or 'none'}.")
+    if not fam.sections:
+        others = [f"{t.id}: {t.title}, {t.source} [{t.convention()}]" for t in fam.tables[1:]]
+        if others:
+            notes.append("Other sources: " + " | ".join(others))
     if max_macs is not None:
-        notes.append(f"Rows with computed {madds} ≤ {fmt_int(max_macs)}, best top-1 first.")
-    title = f"{fam.title}: published grid ({pt.title})"
-    data = {"family": fam.family,
-            "primary_source": pt.source, "convention": pt.convention(),
-            "rows": [{**{k: v for k, v in row.items() if not k.startswith("_")},
-                      "other_sources": [_check_data(c) for c in row["_checks"]]}
-                     for row in out_rows],
-            "notes": notes}
-    tables = [Table(f"{len(out_rows)} models", cols, out_rows)]
+        notes.append(f"Rows with computed MACs ≤ {fmt_int(max_macs)}, best first.")
+    title = f"{fam.title}: published figures beside the count"
+    data = {"family": fam.family, "primary_source": fam.primary.source,
+            "convention": fam.primary.convention(), "rows": data_rows, "notes": notes}
     if fam.comparison is not None and max_macs is None:
-        compare, compare_data = _comparison(grid, rows)
+        compare, compare_data = _comparison(grid, sections[0][1])
         tables.append(compare)
         data["comparison"] = compare_data
     return Doc(title, tables, notes, envelope("table", **data))

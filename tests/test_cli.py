@@ -34,12 +34,12 @@ def test_table_v1_alpha_res_selects_one_row():
     (row,) = data["rows"]
     # slim README: MobileNet_v1_0.50_160 77 M MACs, 1.34 M params, 59.9 / 82.5
     assert (row["model"], row["macs"], row["params"]) == ("v1_0.5_160", 76_525_312, 1_337_577)
-    assert (row["published_macs_m"], row["macs_agrees"], row["params_agrees"]) == ("77", True,
+    assert (row["published_macs"], row["macs_agrees"], row["params_agrees"]) == ("77", True,
                                                                                    True)
     assert (row["top1"], row["top5"]) == ("59.9", "82.5")
     # the V1 paper's Table 9 gives 76 for the same model: computed 76.52 M does not cut to it
     (paper,) = row["other_sources"]
-    assert (paper["ref"], paper["published_macs_m"], paper["macs_agrees"]) == ("Table 9", "76",
+    assert (paper["ref"], paper["published_macs"], paper["macs_agrees"]) == ("Table 9", "76",
                                                                                False)
 
 
@@ -54,7 +54,7 @@ def test_table_v1_terminal_shows_marks_and_mismatch_notes():
 def test_table_off_grid_point_is_computed_and_marked():
     data = json.loads(run("table", "v2", "--alpha", "0.6", "--res", "224", "--format", "json"))
     (row,) = data["rows"]
-    assert (row["model"], row["on_grid"], row["published_macs_m"]) == ("v2_0.6_224*", False, None)
+    assert (row["model"], row["on_grid"], row["published_macs"]) == ("v2_0.6_224*", False, None)
     assert row["macs"] > 0
     assert "* off the published grid" in " ".join(data["notes"])
 
@@ -161,7 +161,8 @@ def test_specs_lists_builtins_with_sources():
     names = [s["name"] for s in data["specs"]]
     assert names == ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "mobilenet_v1",
                      "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_large_minimal",
-                     "mobilenet_v3_small", "mobilenet_v3_small_minimal"]
+                     "mobilenet_v3_small", "mobilenet_v3_small_minimal", "ssd_mobilenet_v1",
+                     "ssd_mobilenet_v2", "ssdlite_mobilenet_v1", "ssdlite_mobilenet_v2"]
     assert data["specs"][5]["source"].startswith("arXiv:1801.04381 Table 2")
 
 

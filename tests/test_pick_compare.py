@@ -50,7 +50,8 @@ def test_pick_unpublished_points_are_marked_and_unranked():
                               "pixel3)\n"),
     (["--device", "iphone"], "error: no published latencies for device 'iphone' in these "
                              "families (known: pixel1, pixel2, pixel3)\n"),
-    (["--family", "v9"], "error: unknown family 'v9' (known: micronet, v1, v2, v3)\n"),
+    (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, v1, v2, "
+                         "v3)\n"),
 ])
 def test_pick_bad_input(args, message):
     result = runner.invoke(app, ["pick", *args])

@@ -23,10 +23,10 @@ def _fails(path, message: str) -> None:
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
      "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, shuffle, shiftmax, "
-     "conv, pw, dw, fc, dwsep, ir, se, micro_dw, micro_pw, dyshiftmax, micro)"),
+     "conv, pw, dw, fc, dwsep, ir, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
-     "s, padding, d, groups, bias, n, name, from, width)"),
+     "s, padding, d, groups, bias, n, name, from, width, role)"),
     ("  - conv: {c: 8, k: three}\n",
      "6:21: 'k' of 'conv' must be a positive integer or a list [h, w] of two, got 'three'"),
     ("  - conv: {c: 0, k: 3}\n",
@@ -84,7 +84,8 @@ def test_unknown_spec_name():
         "error: no spec file or built-in spec named 'mobilenet_v4'; did you mean "
         "'mobilenet_v2'? (built-ins: micronet_m0, micronet_m1, micronet_m2, micronet_m3, "
         "mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_large_minimal, "
-        "mobilenet_v3_small, mobilenet_v3_small_minimal)\n")
+        "mobilenet_v3_small, mobilenet_v3_small_minimal, ssd_mobilenet_v1, ssd_mobilenet_v2, "
+        "ssdlite_mobilenet_v1, ssdlite_mobilenet_v2)\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
