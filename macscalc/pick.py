@@ -159,4 +159,5 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
     data = envelope("pick", limits={k: v for k, v in limits.items() if v is not None},
                     device=device, candidates=rows)
     return Doc("macscalc pick: the most accurate published models that fit",
-               [Table(f"{fmt_int(len(rows))} models", cols, rows)], notes, data)
+               [Table(f"{fmt_int(len(rows))} model{'' if len(rows) == 1 else 's'}", cols, rows)],
+               notes, data)

@@ -253,7 +253,8 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
     tables, notes, data_rows = [], [], []
     for pt, rows in sections:
         out_rows = _grid_rows(pt, rows)
-        label = pt.title if fam.sections else f"{len(out_rows)} models"
+        n = len(out_rows)
+        label = pt.title if fam.sections else f"{n} model{'' if n == 1 else 's'}"
         tables.append(_grid_table(label, pt, out_rows))
         notes += [n for r in rows if (n := _mismatch_note(r))]
         notes.append(f"{pt.title}: {pt.source} [{pt.convention()}]")
