@@ -424,6 +424,8 @@ def compare(
     params: Annotated[str, typer.Option(
         "--params", metavar="CONVENTION", help="Parameter convention (see count).")
     ] = "torch",
+    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for peak memory: "
+                                       "fp32, fp16 or int8.")] = "fp32",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -435,10 +437,11 @@ def compare(
         from macscalc.compare import compare_doc, variant_report
         from macscalc.counting import Convention, param_convention, parse_ops
         from macscalc.output import render
+        from macscalc.units import dtype_name
 
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
-        convention = Convention(param_convention(params), parse_ops(ops))
+        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
         render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
 
 

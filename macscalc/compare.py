@@ -89,11 +89,15 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
     totals = []
     for i, (label, r) in enumerate(variants):
         totals.append({"variant": label, "macs": r.macs, "params": r.params, "flops": r.flops,
+                       "memory": r.peak_bytes,
                        "macs_delta": _delta(r.macs, base.macs) if i else None,
-                       "params_delta": _delta(r.params, base.params) if i else None})
+                       "params_delta": _delta(r.params, base.params) if i else None,
+                       "memory_delta": _delta(r.peak_bytes, base.peak_bytes) if i else None})
     total_cols = [Column("variant", "variant", left=True), Column("MACs", "macs", fmt_int),
                   Column("Δ MACs", "macs_delta"), Column("params", "params", fmt_int),
-                  Column("Δ params", "params_delta"), Column("FLOPs", "flops", fmt_int)]
+                  Column("Δ params", "params_delta"), Column("FLOPs", "flops", fmt_int),
+                  Column(f"peak memory ({base.convention.dtype})", "memory", fmt_int),
+                  Column("Δ memory", "memory_delta")]
     per_variant = [stages(r) for _, r in variants]
     names = list(dict.fromkeys(k for s in per_variant for k in s))
     names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))

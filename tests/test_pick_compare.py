@@ -65,6 +65,11 @@ def test_compare_totals_and_stage_deltas():
     # torchvision: 0.75@224 209,069,792 MACs; 1.0@160 154,083,200
     assert (totals[0]["macs"], totals[1]["macs"]) == (209_069_792, 154_083_200)
     assert (totals[0]["macs_delta"], totals[1]["macs_delta"]) == (None, "-26.30 %")
+    # peak live activations (fp32), both while ir2's depthwise runs: its expanded input
+    # (96 channels at 112² or 80²) and its output (at 56² or 40²), 4 bytes each
+    assert totals[0]["memory"] == 4 * (112 * 112 * 96 + 56 * 56 * 96)
+    assert totals[1]["memory"] == 4 * (80 * 80 * 96 + 40 * 40 * 96)
+    assert totals[1]["memory_delta"] == "-48.98 %"
     stages = {s["stage"]: s for s in data["stages"]}
     assert list(stages) == ["stride 2", "stride 4", "stride 8", "stride 16", "stride 32", "head"]
     assert stages["head"]["macs_0"] == stages["head"]["macs_1"] == 1_280_000
