@@ -43,6 +43,7 @@ from macscalc.schema import (
     Kind,
     arg,
     declared,
+    registry,
 )
 
 if TYPE_CHECKING:
@@ -57,14 +58,7 @@ class Block(Kind):
 
 
 BLOCKS: dict[str, type[Block]] = {}
-
-
-def block(cls: type[Block]) -> type[Block]:
-    """Register a composite row kind; a duplicate name is a bug."""
-    if cls.kind in BLOCKS:
-        raise RuntimeError(f"block kind {cls.kind!r} registered twice")
-    BLOCKS[cls.kind] = cls
-    return cls
+block = registry(BLOCKS)  # class decorator: a composite row kind
 
 
 def _pick(obj: Any, group: type) -> dict[str, Any]:

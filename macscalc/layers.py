@@ -26,6 +26,7 @@ from macscalc.schema import (
     RATIO,
     Kind,
     arg,
+    registry,
 )
 
 # Extra (non-MAC) work is counted in elementary operations: one add, multiply,
@@ -119,14 +120,7 @@ class Layer(Kind):
 
 
 KINDS: dict[str, type[Layer]] = {}
-
-
-def primitive(cls: type[Layer]) -> type[Layer]:
-    """Register a primitive under its ``kind``; a duplicate name is a bug."""
-    if cls.kind in KINDS:
-        raise RuntimeError(f"layer kind {cls.kind!r} registered twice")
-    KINDS[cls.kind] = cls
-    return cls
+primitive = registry(KINDS)  # class decorator: a primitive, usable as a spec row
 
 
 def _spatial(n: int, k: int, s: int, d: int, pad: str | int) -> int:

@@ -102,6 +102,20 @@ class Kind:
         return f"{type(self).__name__}({inner})"
 
 
+def registry(table: dict[str, Any]) -> Callable[[type], Any]:
+    """A class decorator that files a kind in ``table`` under its ``kind``; a name used
+    twice is a bug, not something to overwrite silently."""
+
+    def register(cls: type) -> type:
+        name = cls.kind  # type: ignore[attr-defined]
+        if name in table:
+            raise RuntimeError(f"kind {name!r} registered twice")
+        table[name] = cls
+        return cls
+
+    return register
+
+
 def declared(group: type) -> dict[str, Arg]:
     """The arguments a class declares itself (for argument groups shared by kinds)."""
     return {k: v for k, v in vars(group).items() if isinstance(v, Arg)}

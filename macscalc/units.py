@@ -84,6 +84,3 @@ def fmt_alpha(a: Fraction) -> str:
 def fmt_int(n: int) -> str:
     return f"{n:,}"
 
-
-def fmt_millions(n: int, digits: int = 2) -> str:
-    return f"{n / 1e6:.{digits}f}"

@@ -143,3 +143,14 @@ def test_shift_max_fusion():
     assert ShiftMax(j=2, k=1).ops([X, Shape(1, 1, 8)], X) == {"shiftmax": 2 * 256, "act": 24}
     with pytest.raises(ShapeError, match="needs coefficients of shape 1×1×16, got 1×1×8"):
         sm.out_shape([X, Shape(1, 1, 8)])
+
+
+def test_a_kind_registered_twice_is_a_bug():
+    from typing import ClassVar
+
+    from macscalc.layers import Layer, primitive
+
+    with pytest.raises(RuntimeError, match="kind 'conv2d' registered twice"):
+        @primitive
+        class Again(Layer):
+            kind: ClassVar[str] = "conv2d"
