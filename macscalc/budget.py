@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from macscalc.counting import Report
 from macscalc.errors import MacscalcError
 from macscalc.output import Column, Doc, Table
-from macscalc.report import envelope, json_safe, pct, report_data
+from macscalc.report import envelope, pct, report_data, settings_data
 from macscalc.spec import BUDGET_KEYS, Spec
 from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
@@ -158,12 +158,12 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
 
 
 def _baseline_for(report: Report, baseline: list[dict[str, Any]], file: str) -> dict[str, Any]:
-    data = report_data(report)
-    same = [b for b in baseline if b.get("spec", {}).get("name") == data["spec"]["name"]]
-    exact = [b for b in same if b.get("settings") == json_safe(data["settings"])]
+    name = report.network.spec.name
+    same = [b for b in baseline if b.get("spec", {}).get("name") == name]
+    exact = [b for b in same if b.get("settings") == settings_data(report.network)]
     if exact or same:
         return (exact or same)[0]
-    raise MacscalcError(f"the baseline has no report for {data['spec']['name']!r}", file)
+    raise MacscalcError(f"the baseline has no report for {name!r}", file)
 
 
 def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,

@@ -12,12 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from macscalc.errors import MacscalcError
+
+if TYPE_CHECKING:
+    from macscalc.counting import Convention
+    from macscalc.graph import Network
 
 app = typer.Typer(
     name="macscalc",
@@ -71,6 +75,28 @@ ResOpt = Annotated[
         "(the resolution multiplier ρ = R/224). Default: the spec's input size.",
     ),
 ]
+OpsOpt = Annotated[
+    str,
+    typer.Option(
+        "--count",
+        metavar="OPS",
+        help="Extra operations to count beside MACs, each in its own counter and added to "
+        "FLOPs, never to MACs: any of bn, act, pool, add, mul, shiftmax (comma-separated), all "
+        "or none.",
+    ),
+]
+ParamsOpt = Annotated[
+    str,
+    typer.Option(
+        "--params",
+        metavar="CONVENTION",
+        help="Which parameters to count: torch (weights, biases, BN γ/β), weights, "
+        "weights+biases, slim_v1 (weights, biases, BN β and moving statistics) or all.",
+    ),
+]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", help="Activation type for memory in bytes: fp32, fp16 or int8.")
+]
 
 
 @contextmanager
@@ -81,6 +107,27 @@ def user_errors() -> Iterator[None]:
     except MacscalcError as e:
         typer.echo(f"error: {e.located()}", err=True)
         raise typer.Exit(2) from None
+
+
+def _convention(params: str, ops: str, dtype: str) -> Convention:
+    """The counting convention the --params, --count and --dtype options name."""
+    from macscalc.counting import Convention, param_convention, parse_ops
+    from macscalc.units import dtype_name
+
+    return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
+
+
+def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None) -> Network:
+    """The spec ``ref`` (a path or a built-in name) under the --alpha, --res, --classes
+    options."""
+    from fractions import Fraction
+
+    from macscalc.graph import build
+    from macscalc.spec import load_spec
+    from macscalc.units import parse_alpha
+
+    a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+    return build(load_spec(ref), a, (res, res) if res else None, classes)
 
 
 @app.command()
@@ -145,31 +192,12 @@ def count(
             min=1, help="Number of classes (1001 for the TF-slim checkpoints). Default: the spec's."
         ),
     ] = None,
-    ops: Annotated[
-        str,
-        typer.Option(
-            "--count",
-            metavar="OPS",
-            help="Extra operations to count, beside MACs: any of "
-            "bn, act, pool, add, mul (comma-separated), all, or none. Reported in their own "
-            "column and added to FLOPs, never to MACs.",
-        ),
-    ] = "none",
+    ops: OpsOpt = "none",
     flops: Annotated[
         bool, typer.Option("--flops", help="Also show FLOPs = 2 × MACs + counted extra ops.")
     ] = False,
-    params: Annotated[
-        str,
-        typer.Option(
-            "--params",
-            metavar="CONVENTION",
-            help="Which parameters to count: torch (weights, "
-            "biases, BN γ/β), weights, weights+biases, slim_v1 (weights, biases, BN β and "
-            "moving statistics) or all.",
-        ),
-    ] = "torch",
-    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for memory in bytes: "
-                                       "fp32, fp16 or int8.")] = "fp32",
+    params: ParamsOpt = "torch",
+    dtype: DtypeOpt = "fp32",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -181,20 +209,12 @@ def count(
     at α 1.0 and 224 it also checks the paper's Table 2 split.
     """
     with user_errors():
-        from fractions import Fraction
-
-        from macscalc.counting import Convention, param_convention, parse_ops
         from macscalc.counting import count as count_network
-        from macscalc.graph import build
         from macscalc.output import render
-        from macscalc.spec import load_spec
-        from macscalc.units import dtype_name, parse_alpha
         from macscalc.views import count_doc
 
-        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
-        s = load_spec(spec)
-        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-        network = build(s, a, (res, res) if res else None, classes)
+        convention = _convention(params, ops, dtype)
+        network = _network(spec, alpha, res, classes)
         render(count_doc(count_network(network, convention), flops=flops), fmt, output)
 
 
@@ -249,20 +269,15 @@ def check(
     max_memory: Annotated[str | None, typer.Option(
         "--max-memory", metavar="BYTES", help="Largest peak of live activations allowed, "
         "e.g. 2MB or 1.5MiB (type: --dtype; see macscalc memory).")] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for memory: fp32, "
-                                       "fp16 or int8.")] = "fp32",
+    dtype: DtypeOpt = "fp32",
     budget: Annotated[Path | None, typer.Option(
         "--budget", dir_okay=False, help="A YAML budget file: top-level limits (macs, flops, "
         "params) for every spec, and 'specs:' entries by spec name or path. Flags override "
         "it; it overrides a spec's own 'budget:' section.")] = None,
     alpha: AlphaOpt = None,
     res: ResOpt = None,
-    ops: Annotated[str, typer.Option(
-        "--count", metavar="OPS", help="Extra operations included in FLOPs (bn, act, pool, "
-        "add, mul, shiftmax, all or none).")] = "none",
-    params: Annotated[str, typer.Option(
-        "--params", metavar="CONVENTION", help="Parameter convention: torch, weights, "
-        "weights+biases, slim_v1 or all.")] = "torch",
+    ops: OpsOpt = "none",
+    params: ParamsOpt = "torch",
     baseline: Annotated[Path | None, typer.Option(
         "--baseline", dir_okay=False, help="A saved JSON report (count/check --format json); "
         "each counter may grow by at most --max-growth over it.")] = None,
@@ -281,8 +296,6 @@ def check(
     """
     failed = False
     with user_errors():
-        from fractions import Fraction
-
         from macscalc.budget import (
             check_doc,
             github_annotations,
@@ -293,27 +306,22 @@ def check(
             outcomes,
             parse_growth,
         )
-        from macscalc.counting import Convention, param_convention, parse_ops
         from macscalc.counting import count as count_network
-        from macscalc.graph import build
         from macscalc.output import render, write_atomic
-        from macscalc.spec import load_spec
-        from macscalc.units import dtype_name, parse_alpha, parse_bytes, parse_count
+        from macscalc.units import parse_bytes, parse_count
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
         if max_memory is not None:
             flags["memory"] = parse_bytes(max_memory, "--max-memory")
-        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
+        convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
-        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
         checked = []
         for ref in specs:
-            s = load_spec(ref)
-            report = count_network(build(s, a, (res, res) if res else None), convention)
-            results = outcomes(report, limits_for(s, ref, flags, budget_file))
+            report = count_network(_network(ref, alpha, res), convention)
+            results = outcomes(report, limits_for(report.network.spec, ref, flags, budget_file))
             if base is not None:
                 results += growth_outcomes(report, base, str(baseline), growth)
             if not results:
@@ -339,8 +347,7 @@ def memory(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="Activation type: fp32, fp16 or int8.")
-                     ] = "fp16",
+    dtype: DtypeOpt = "fp16",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -350,18 +357,12 @@ def memory(
     V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
     """
     with user_errors():
-        from fractions import Fraction
-
-        from macscalc.graph import build
         from macscalc.memory import memory_doc
         from macscalc.output import render
-        from macscalc.spec import load_spec
-        from macscalc.units import DTYPE_BYTES, dtype_name, parse_alpha
+        from macscalc.units import DTYPE_BYTES, dtype_name
 
         name = dtype_name(dtype)
-        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-        network = build(load_spec(spec), a, (res, res) if res else None)
-        render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
+        render(memory_doc(_network(spec, alpha, res), name, DTYPE_BYTES[name]), fmt, output)
 
 
 @app.command()
@@ -419,13 +420,9 @@ def compare(
     variants: Annotated[list[str], typer.Argument(
         metavar="VARIANT...", help="Two or more specs or variants, each one argument: a spec "
         "with optional --alpha, --res and --classes, e.g. 'mobilenet_v2 --alpha 0.75'.")],
-    ops: Annotated[str, typer.Option(
-        "--count", metavar="OPS", help="Extra operations included in FLOPs.")] = "none",
-    params: Annotated[str, typer.Option(
-        "--params", metavar="CONVENTION", help="Parameter convention (see count).")
-    ] = "torch",
-    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for peak memory: "
-                                       "fp32, fp16 or int8.")] = "fp32",
+    ops: OpsOpt = "none",
+    params: ParamsOpt = "torch",
+    dtype: DtypeOpt = "fp32",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -435,13 +432,11 @@ def compare(
     """
     with user_errors():
         from macscalc.compare import compare_doc, variant_report
-        from macscalc.counting import Convention, param_convention, parse_ops
         from macscalc.output import render
-        from macscalc.units import dtype_name
 
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
-        convention = Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
+        convention = _convention(params, ops, dtype)
         render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
 
 
@@ -498,8 +493,7 @@ def bottleneck(
     k: Annotated[int, typer.Option("--k", min=1, help="Depthwise kernel size.")] = 3,
     size: Annotated[int, typer.Option("--size", min=1, help="Input side h = w.")] = 56,
     stride: Annotated[int, typer.Option("--stride", min=1, help="Depthwise stride.")] = 1,
-    dtype: Annotated[str, typer.Option("--dtype", help="Activation type for bytes: fp32, "
-                                       "fp16 or int8.")] = "fp16",
+    dtype: DtypeOpt = "fp16",
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -565,17 +559,10 @@ def layer(
 ) -> None:
     """One layer of a spec with its formulas and numbers."""
     with user_errors():
-        from fractions import Fraction
-
         from macscalc.explain import layer_doc
-        from macscalc.graph import build
         from macscalc.output import render
-        from macscalc.spec import load_spec
-        from macscalc.units import parse_alpha
 
-        a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-        network = build(load_spec(spec), a, (res, res) if res else None)
-        render(layer_doc(network, name), fmt, output)
+        render(layer_doc(_network(spec, alpha, res), name), fmt, output)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from macscalc.graph import Network, build
 from macscalc.layers import Conv2d, Depthwise, Layer, Shape
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope
-from macscalc.spec import Spec
+from macscalc.spec import Spec, suggest
 from macscalc.units import fmt_alpha, fmt_int
 
 KS = (1, 3, 5, 7)
@@ -297,13 +297,10 @@ def layer_doc(network: Network, name: str) -> Doc:
     nodes = [n for n in network.nodes if n.name == name] or \
             [n for n in network.nodes if n.block == name]
     if not nodes:
-        import difflib
-
         names = list(dict.fromkeys([n.block for n in network.nodes] +
                                    [n.name for n in network.nodes]))
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise MacscalcError(f"no layer or block named {name!r} in {network.spec.name}{hint}")
+        raise MacscalcError(f"no layer or block named {name!r} in {network.spec.name}"
+                            f"{suggest(name, names)}")
     report = count(network, Convention(PARAM_CONVENTIONS["all"],
                                        ("bn", "act", "pool", "add", "mul", "shiftmax")))
     counts = {lc.node.name: lc for lc in report.layers}

@@ -79,13 +79,10 @@ class Grid:
     def check(self, table: PubTable, row: PubRow) -> Check:
         return Check(table, row, *self.counts(table, row.point))
 
-    def points(self, alpha: Fraction | None, res: int | None) -> list[Point]:
-        """Grid points to show: the published ones selected, or off-grid ones computed."""
+    def lattice(self, alpha: Fraction | None = None, res: int | None = None) -> list[Point]:
+        """Each spec's published multipliers × resolutions (or the given α or resolution),
+        published or not."""
         rows = self.family.primary.rows
-        chosen = [r.point for r in rows
-                  if (alpha is None or r.alpha == alpha) and (res is None or r.res == res)]
-        if chosen:
-            return chosen
         out: list[Point] = []
         for spec in dict.fromkeys(r.spec for r in rows):
             mine = [r for r in rows if r.spec == spec]
@@ -93,6 +90,12 @@ class Grid:
             resolutions = [res] if res is not None else list(dict.fromkeys(r.res for r in mine))
             out += [(spec, a, r) for a in alphas for r in resolutions]
         return out
+
+    def points(self, alpha: Fraction | None, res: int | None) -> list[Point]:
+        """Grid points to show: the published ones selected, or off-grid ones computed."""
+        chosen = [r.point for r in self.family.primary.rows
+                  if (alpha is None or r.alpha == alpha) and (res is None or r.res == res)]
+        return chosen or self.lattice(alpha, res)
 
     def row(self, point: Point) -> GridRow:
         primary_table = self.family.primary

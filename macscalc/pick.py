@@ -74,29 +74,13 @@ def candidates(family_text: str | None, res: int | None, device: str | None,
                                  row.top1, row.top5, row.latency.get(device) if device else None,
                                  table.source))
         if unpublished:
-            for point in _full_grid(grid) if res is None else _grid_at(grid, res):
+            for point in grid.lattice(res=res):
                 if point in seen:
                     continue
                 macs, params = grid.counts(table, point)
                 spec, alpha, r = point
                 out.append(Candidate(name, f"{spec}_{fmt_alpha(alpha)}_{r}", spec, alpha, r,
                                      macs, params, None, None, None, "computed only"))
-    return out
-
-
-def _grid_at(grid: Grid, res: int) -> list[tuple[str, Fraction, int]]:
-    rows = grid.family.primary.rows
-    return [(s, a, res) for s in dict.fromkeys(r.spec for r in rows)
-            for a in dict.fromkeys(r.alpha for r in rows if r.spec == s)]
-
-
-def _full_grid(grid: Grid) -> list[tuple[str, Fraction, int]]:
-    rows = grid.family.primary.rows
-    out = []
-    for s in dict.fromkeys(r.spec for r in rows):
-        mine = [r for r in rows if r.spec == s]
-        out += [(s, a, r) for a in dict.fromkeys(x.alpha for x in mine)
-                for r in dict.fromkeys(x.res for x in mine)]
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from macscalc import __version__
 from macscalc.counting import LayerCount, Report
+from macscalc.graph import Network
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS, Shape
 from macscalc.units import DTYPE_BYTES, fmt_alpha
 
@@ -124,15 +125,20 @@ def _peak(report: Report) -> dict[str, Any]:
             "streamed_elements": streamed.elements, "streamed_bytes": streamed.elements * size}
 
 
+def settings_data(network: Network) -> dict[str, Any]:
+    """A report's settings: what a saved baseline is matched on."""
+    s = network.settings
+    return {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
+            "rounding": network.spec.rounding.name}
+
+
 def report_data(report: Report) -> dict[str, Any]:
     """One report, JSON-ready except for Decimals (see :func:`json_safe`)."""
     net = report.network
     return {
         "spec": {"name": net.spec.name, "title": net.spec.title, "source": net.spec.source,
                  "file": net.spec.file},
-        "settings": {"alpha": fmt_alpha(net.settings.alpha),
-                     "resolution": list(net.settings.size), "classes": net.settings.classes,
-                     "rounding": net.spec.rounding.name},
+        "settings": settings_data(net),
         "convention": {
             "macs": "conv and fully connected multiply-accumulates",
             "flops": "2 × MACs + counted extra ops (a shiftmax multiply-add is 2)",

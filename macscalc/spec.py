@@ -119,7 +119,8 @@ _ALIASES = {
 }
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggest(word: str, options: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest option (or a known alias), else ``""``."""
     import difflib  # only on the error path
 
     alias = _ALIASES.get(str(word))
@@ -149,7 +150,7 @@ class _Reader:
         for key in m:
             if key not in allowed:
                 raise self.fail(
-                    f"unknown key {key!r} in {what}{_suggest(key, list(allowed))} "
+                    f"unknown key {key!r} in {what}{suggest(key, list(allowed))} "
                     f"(expected one of: {', '.join(allowed)})",
                     m.key_locs[key],
                 )
@@ -233,7 +234,7 @@ def parse(text: str, file: str) -> Spec:
     rule_name = doc.get("rounding", "make_divisible_8")
     if not isinstance(rule_name, str) or rule_name not in RULES:
         raise r.fail(
-            f"unknown rounding rule {rule_name!r}{_suggest(str(rule_name), list(RULES))} "
+            f"unknown rounding rule {rule_name!r}{suggest(str(rule_name), list(RULES))} "
             f"(known: {', '.join(RULES)})",
             doc.value_locs["rounding"],
         )
@@ -316,7 +317,7 @@ def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
     kind = next(iter(item))
     if kind not in ROW_KINDS:
         raise r.fail(
-            f"unknown layer kind {kind!r}{_suggest(kind, list(ROW_KINDS))} "
+            f"unknown layer kind {kind!r}{suggest(kind, list(ROW_KINDS))} "
             f"(known: {', '.join(ROW_KINDS)})",
             item.key_locs[kind],
         )
@@ -371,7 +372,7 @@ def load_spec(ref: str) -> Spec:
             names = builtin_names()
             raise MacscalcError(
                 f"no spec file or built-in spec named {ref!r}"
-                f"{_suggest(ref, names)} (built-ins: {', '.join(names)})"
+                f"{suggest(ref, names)} (built-ins: {', '.join(names)})"
             )
         path = candidate
     try:

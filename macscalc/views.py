@@ -290,17 +290,17 @@ def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, 
     fam = grid.family
     other = fam.comparison
     assert other is not None
-    entries = [{"model": r.model, "macs": r.macs, "published_macs_m": r.primary.row.macs,
+    entries = [{"model": r.model, "macs": r.macs, "published_macs": r.primary.row.macs,
                 "macs_agrees": r.primary.macs_ok, "top1": r.top1, "source": fam.primary.title}
                for r in rows if r.primary is not None]
     for pub in other.rows:
         c = grid.check(other, pub)
-        entries.append({"model": pub.model, "macs": c.macs, "published_macs_m": pub.macs,
+        entries.append({"model": pub.model, "macs": c.macs, "published_macs": pub.macs,
                         "macs_agrees": c.macs_ok, "top1": pub.top1, "source": other.title})
     entries.sort(key=lambda e: e["macs"])
     cols = [Column("model", "model", left=True),
             Column("MAdds (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
-            Column("pub.", "published_macs_m"), Column("", "macs_agrees", MARK.get),
+            Column("pub.", "published_macs"), Column("", "macs_agrees", MARK.get),
             Column("top-1", "top1"), Column("source", "source", left=True)]
     notes = [f"{other.title}: {other.source} [{other.convention()}]"]
     if other.notes:
