@@ -32,9 +32,10 @@ PARAM_CONVENTIONS: dict[str, ParamConvention] = {
     for c in (
         ParamConvention(
             "torch",
-            ("weights", "biases", "bn_scale", "bn_shift"),
-            "weights, biases and BN γ/β, as PyTorch's sum(p.numel()); "
-            "BN moving statistics excluded",
+            ("weights", "biases", "bn_scale", "bn_shift", "ln_scale", "ln_shift",
+             "layer_scale"),
+            "weights, biases, BN and layer-norm γ/β and layer scales, as PyTorch's "
+            "sum(p.numel()); BN moving statistics excluded",
         ),
         ParamConvention("weights", ("weights",), "conv and FC weights only"),
         ParamConvention(

@@ -87,6 +87,7 @@ class Builder:
         if layer.arity is None and len(ins) < 2:
             raise self._error(f"{layer.kind} takes two or more inputs, got {len(ins)}")
         try:
+            layer = layer.resolve(ins)
             out = layer.out_shape(ins)
         except ShapeError as e:
             raise self._error(f"{name}: {e}") from None

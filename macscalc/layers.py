@@ -19,11 +19,13 @@ from macscalc.schema import (
     ACT_FN,
     BOOL,
     CHANNELS,
+    NONNEG_INT,
     PADDING,
     PAIR,
     POOL_OP,
     POS_INT,
     RATIO,
+    RESIZE_MODE,
     Kind,
     arg,
     registry,
@@ -40,8 +42,11 @@ ACT_OPS = {
     "hswish": 5,  # x · hsigmoid(x)
     "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide
     "swish": 5,  # x · sigmoid(x)
+    "gelu": 5,  # x · (1 + erf(x / √2)) / 2: divide, erf, add, multiply, halve
 }
 BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
+LN_OPS = 7  # layer norm: mean (add), centre, square, sum, normalize, γ, β
+BILINEAR_OPS = 7  # bilinear resize: 4 multiplies and 3 adds per output element
 
 OP_CATEGORIES = ("bn", "act", "pool", "add", "mul", "shiftmax")
 OP_FLOPS = {"shiftmax": 2}  # FLOPs per counted op; 1 for every other category
@@ -70,6 +75,9 @@ class Params(NamedTuple):
     bn_scale: int = 0  # γ
     bn_shift: int = 0  # β
     bn_stats: int = 0  # moving mean and variance
+    ln_scale: int = 0  # layer norm γ
+    ln_shift: int = 0  # layer norm β
+    layer_scale: int = 0  # per-channel layer-scale γ (ConvNeXt)
 
     def __add__(self, other: tuple) -> Params:  # type: ignore[override]
         return Params(*(a + b for a, b in zip(self, other, strict=True)))
@@ -92,6 +100,11 @@ class Layer(Kind):
     """Base of every primitive. Defaults: one input, no parameters, no cost."""
 
     arity: ClassVar[int | None] = 1  # number of inputs; None: two or more
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        """This layer with arguments that depend on its input made concrete (a group width
+        becomes a group count); the builder places what this returns."""
+        return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         return ins[0]
@@ -123,13 +136,21 @@ KINDS: dict[str, type[Layer]] = {}
 primitive = registry(KINDS)  # class decorator: a primitive, usable as a spec row
 
 
-def _spatial(n: int, k: int, s: int, d: int, pad: str | int) -> int:
-    """Output length of one spatial axis; TF 'same' is ceil(n / s)."""
+def _spatial(n: int, k: int, s: int, d: int, pad: str | int, ceil: bool = False) -> int:
+    """Output length of one spatial axis; TF 'same' is ceil(n / s). With ``ceil`` (PyTorch
+    ``ceil_mode``) a last partial window counts if it starts inside the input or the left
+    padding."""
     span = d * (k - 1) + 1
     if pad == "same":
         return -(-n // s)
-    total = n + 2 * (0 if pad == "valid" else pad)
-    return (total - span) // s + 1 if total >= span else 0
+    p = 0 if pad == "valid" else pad
+    total = n + 2 * p
+    if total < span:
+        return 0
+    if not ceil:
+        return (total - span) // s + 1
+    out = -(-(total - span) // s) + 1
+    return out - 1 if (out - 1) * s >= n + p else out
 
 
 def _window(
@@ -139,10 +160,11 @@ def _window(
     s: tuple[int, int],
     d: tuple[int, int],
     padding: str | tuple[int, int],
+    ceil: bool = False,
 ) -> tuple[int, int]:
     pads = (padding, padding) if isinstance(padding, str) else padding
-    h = _spatial(n_h, k[0], s[0], d[0], pads[0])
-    w = _spatial(n_w, k[1], s[1], d[1], pads[1])
+    h = _spatial(n_h, k[0], s[0], d[0], pads[0], ceil)
+    w = _spatial(n_w, k[1], s[1], d[1], pads[1], ceil)
     if h <= 0 or w <= 0:
         raise ShapeError(
             f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]} and padding "
@@ -165,6 +187,7 @@ class ConvArgs:
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     d = arg(PAIR, (1, 1), doc="dilation")
     groups = arg(POS_INT, 1, doc="groups")
+    group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
     bias = arg(BOOL, False, doc="with a bias")
 
 
@@ -173,6 +196,19 @@ class Conv2d(ConvArgs, Layer):
     """k×k convolution: MACs = kh·kw·(cin/groups)·cout·hout·wout."""
 
     kind: ClassVar[str] = "conv2d"
+
+    def check(self) -> None:
+        if self.group_width is not None and self.groups != 1:
+            raise ValueError("give groups or group_width, not both")
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        if self.group_width is None:
+            return self
+        cin = ins[0].c
+        if cin % self.group_width:
+            raise ShapeError(f"group_width={self.group_width} must divide the {cin} input "
+                             "channels")
+        return self.replace(groups=cin // self.group_width, group_width=None)
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         cin = ins[0].c
@@ -264,23 +300,19 @@ class LinearArgs:
 
 @primitive
 class Linear(LinearArgs, Layer):
-    """Fully connected layer on a 1×1 input: MACs = cin·cout."""
+    """Fully connected layer over the channels, at every position: MACs = h·w·cin·cout
+    (cin·cout after a global pool or flatten; ConvNeXt's channels-last Linear otherwise)."""
 
     kind: ClassVar[str] = "linear"
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        if (ins[0].h, ins[0].w) != (1, 1):
-            raise ShapeError(
-                f"a fully connected layer needs a 1×1 input, got {ins[0]}; "
-                "add a global pool or flatten before it"
-            )
-        return Shape(1, 1, self.c)
+        return Shape(ins[0].h, ins[0].w, self.c)
 
     def params(self, ins: Sequence[Shape]) -> Params:
         return Params(weights=ins[0].c * self.c, biases=self.c if self.bias else 0)
 
     def macs(self, ins: Sequence[Shape], out: Shape) -> int:
-        return ins[0].c * self.c
+        return ins[0].c * self.c * out.h * out.w
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "fc"
@@ -288,6 +320,9 @@ class Linear(LinearArgs, Layer):
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         macs = _product(("cin", ins[0].c), ("cout", self.c))
         params = (f"{macs[0]} + cout", f"{macs[1]} + {self.c}") if self.bias else macs
+        if (out.h, out.w) != (1, 1):
+            spatial = _product(("h", out.h), ("w", out.w))
+            macs = (f"{macs[0]}·{spatial[0]}", f"{macs[1]}·{spatial[1]}")
         return {"macs": macs, "params": params}
 
 
@@ -342,9 +377,16 @@ class Pool(Layer):
     k = arg(PAIR, (2, 2), doc="window")
     s = arg(PAIR, (2, 2), doc="stride")
     padding = arg(PADDING, "valid", doc="padding")
+    ceil = arg(BOOL, False, doc="PyTorch ceil_mode: keep a last partial window")
+
+    def check(self) -> None:
+        if isinstance(self.padding, tuple) and any(
+                p > k // 2 for p, k in zip(self.padding, self.k, strict=True)):
+            raise ValueError(f"pool padding {list(self.padding)} is more than half the "
+                             f"{self.k[0]}×{self.k[1]} window (PyTorch refuses it)")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding)
+        h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding, self.ceil)
         return Shape(h, w, ins[0].c)
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
@@ -504,3 +546,131 @@ class ShiftMax(Layer):
                 f"{self.k - 1}·{out.h}·{out.w}·{out.c} + 3·{ins[1].c}",
             ),
         }
+
+
+def _adaptive_windows(n: int, out: int) -> int:
+    """Sum of PyTorch's adaptive-pool window lengths along one axis: window i spans
+    [floor(i·n/out), ceil((i+1)·n/out))."""
+    return sum(-(-((i + 1) * n) // out) - (i * n) // out for i in range(out))
+
+
+@primitive
+class AdaptivePool(Layer):
+    """Average or max pooling to a fixed output size (PyTorch ``AdaptiveAvgPool2d``), so
+    what follows keeps its size at any input resolution (VGG, AlexNet)."""
+
+    kind: ClassVar[str] = "adaptive_pool"
+    op = arg(POOL_OP, "avg", doc="avg or max")
+    size = arg(PAIR, doc="output size")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return Shape(self.size[0], self.size[1], ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        # every window's elements summed (avg: then one divide) or compared (max: k−1)
+        rows, cols = (_adaptive_windows(ins[0].h, out.h), _adaptive_windows(ins[0].w, out.w))
+        cells = out.h * out.w
+        per = rows * cols if self.op == "avg" else rows * cols - cells
+        return {"pool": per * out.c}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"adaptive {self.op} pool"
+
+    def detail(self) -> str:
+        return f"→{self.size[0]}×{self.size[1]}"
+
+
+@primitive
+class Concat(Layer):
+    """Channel concatenation of two or more tensors of one spatial size; free, but its
+    output is a new tensor (the memory model allocates it)."""
+
+    kind: ClassVar[str] = "concat"
+    arity: ClassVar[int | None] = None
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if any((s.h, s.w) != (ins[0].h, ins[0].w) for s in ins[1:]):
+            raise ShapeError(f"concat needs inputs of one spatial size, got "
+                             f"{', '.join(map(str, ins))}")
+        return Shape(ins[0].h, ins[0].w, sum(s.c for s in ins))
+
+
+@primitive
+class Slice(Layer):
+    """Channels ``start`` … ``start + c − 1`` of its input: a view, free (a ``split`` row
+    makes one per part)."""
+
+    kind: ClassVar[str] = "slice"
+    c = arg(CHANNELS, width=True, doc="channels kept")
+    start = arg(NONNEG_INT, 0, doc="first channel kept")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if self.start + self.c > ins[0].c:
+            raise ShapeError(f"channels {self.start}…{self.start + self.c - 1} are not all in "
+                             f"the {ins[0].c} input channels")
+        return Shape(ins[0].h, ins[0].w, self.c)
+
+    def detail(self) -> str:
+        return f"[{self.start}:{self.start + self.c}]"
+
+
+@primitive
+class LayerNorm(Layer):
+    """Layer norm over the channels at each position (ConvNeXt): γ and β per channel."""
+
+    kind: ClassVar[str] = "layernorm"
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(ln_scale=ins[0].c, ln_shift=ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"bn": LN_OPS * out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "layer norm"
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        return {"params": ("2·c (γ, β)", f"2·{ins[0].c}"),
+                "bn": (f"{LN_OPS}·h·w·c", f"{LN_OPS}·{out.h}·{out.w}·{out.c}")}
+
+
+@primitive
+class LayerScale(Layer):
+    """Per-channel scale γ (ConvNeXt's layer scale): c parameters, one multiply each."""
+
+    kind: ClassVar[str] = "layer_scale"
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(layer_scale=ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"mul": out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "layer scale"
+
+
+@primitive
+class Upsample(Layer):
+    """Resize by an integer ``scale`` (or to ``size``): nearest is free, bilinear costs
+    ``BILINEAR_OPS`` per output element (counted under ``pool``)."""
+
+    kind: ClassVar[str] = "upsample"
+    scale = arg(POS_INT, None, doc="integer scale factor")
+    size = arg(PAIR, None, doc="output size (instead of scale)")
+    mode = arg(RESIZE_MODE, "nearest", doc="nearest or bilinear")
+
+    def check(self) -> None:
+        if (self.scale is None) == (self.size is None):
+            raise ValueError("upsample needs exactly one of scale or size")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if self.size is not None:
+            return Shape(self.size[0], self.size[1], ins[0].c)
+        return Shape(ins[0].h * self.scale, ins[0].w * self.scale, ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"pool": BILINEAR_OPS * out.numel if self.mode == "bilinear" else 0}
+
+    def detail(self) -> str:
+        return f"×{self.scale} {self.mode}" if self.scale else f"→{self.size[0]}×{self.size[1]}"

@@ -1,7 +1,8 @@
 """Activation memory: the largest tensor at each resolution, and the liveness peak.
 
 Model: every primitive's output is a tensor, except batch norm, activations, dropout,
-flatten and channel shuffle, which work in place (or are views) and allocate nothing.
+flatten, channel shuffle and slices (a split's parts), which work in place or are views and
+allocate nothing. A concatenation writes a new tensor.
 A tensor lives from the layer that writes it to the last layer that reads it; tensors no
 layer reads are the network's outputs and live to the end. The peak is the largest sum
 of live tensors while any layer runs (its inputs, its output, and everything still
@@ -23,7 +24,9 @@ from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope
 from macscalc.units import fmt_alpha, fmt_int
 
-IN_PLACE = frozenset({"batchnorm", "act", "dropout", "flatten", "shuffle"})
+# In place or views: no new tensor. A slice (a split's part) is a view of its input; a
+# concat writes a new tensor.
+IN_PLACE = frozenset({"batchnorm", "act", "dropout", "flatten", "shuffle", "slice"})
 
 
 class Tensor(NamedTuple):

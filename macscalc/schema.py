@@ -13,7 +13,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish")
+ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu")
 _REQUIRED = object()
 
 
@@ -198,6 +198,7 @@ def _act(v: Any) -> str | None:
 
 
 POS_INT = ArgType("a positive integer", _pos_int)
+NONNEG_INT = ArgType("a non-negative integer", _nonneg_int)
 PAIR = ArgType("a positive integer or a list [h, w] of two", _pair(_pos_int))
 BOOL = ArgType("true or false", _bool)
 RATIO = ArgType("a positive number (or a fraction such as '88/24')", _ratio)
@@ -208,3 +209,4 @@ NAMES = ArgType("a layer name or a list of layer names", _names)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)
 ACT_FN = ArgType(f"one of {', '.join(ACTIVATIONS)}", _choice(*ACTIVATIONS))
 POOL_OP = ArgType("'avg' or 'max'", _choice("avg", "max"))
+RESIZE_MODE = ArgType("'nearest' or 'bilinear'", _choice("nearest", "bilinear"))

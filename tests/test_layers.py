@@ -8,13 +8,17 @@ from macscalc.errors import ShapeError
 from macscalc.layers import (
     KINDS,
     Activation,
+    AdaptivePool,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Depthwise,
     Dropout,
     Flatten,
     GlobalPool,
+    LayerNorm,
+    LayerScale,
     Linear,
     Mul,
     Params,
@@ -22,6 +26,8 @@ from macscalc.layers import (
     Shape,
     ShiftMax,
     Shuffle,
+    Slice,
+    Upsample,
 )
 
 X = Shape(8, 8, 4)
@@ -71,14 +77,14 @@ def test_depthwise_with_channel_multiplier():
     assert dw.label([X]) == "dw 3×3"
 
 
-def test_linear_needs_a_1x1_input():
+def test_linear_works_over_channels_at_every_position():
     fc = Linear(c=10)
     v = Shape(1, 1, 16)
     assert fc.macs([v], fc.out_shape([v])) == 16 * 10
     assert fc.params([v]) == Params(weights=160, biases=10)
-    with pytest.raises(ShapeError, match="needs a 1×1 input, got 8×8×4"):
-        fc.out_shape([X])
-
+    # ConvNeXt's channels-last Linear: the same cost as a 1×1 conv
+    assert fc.out_shape([X]) == Shape(8, 8, 10)
+    assert fc.macs([X], Shape(8, 8, 10)) == 4 * 10 * 8 * 8
 
 def test_batchnorm_parameter_parts_and_ops():
     bn = BatchNorm()
@@ -123,7 +129,8 @@ def test_free_layers_cost_nothing():
 def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
                                     "global_pool", "add", "mul", "flatten", "dropout",
-                                    "shuffle", "shiftmax"])
+                                    "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
+                                    "layernorm", "layer_scale", "upsample"])
 
 
 def test_shuffle_is_free_and_checks_groups():
@@ -154,3 +161,66 @@ def test_a_kind_registered_twice_is_a_bug():
         @primitive
         class Again(Layer):
             kind: ClassVar[str] = "conv2d"
+
+
+def test_group_width_becomes_a_group_count():
+    conv = Conv2d(c=8, k=(3, 3), group_width=2).resolve([X])
+    assert conv.groups == 2  # 4 input channels / 2 per group
+    assert conv.macs([X], conv.out_shape([X])) == 3 * 3 * 2 * 8 * 8 * 8
+    with pytest.raises(ShapeError, match="group_width=3 must divide the 4 input channels"):
+        Conv2d(c=6, group_width=3).resolve([X])
+
+
+@pytest.mark.parametrize(("n", "k", "s", "p", "floor", "ceil"), [
+    (112, 3, 2, 0, 55, 56),  # GoogLeNet's MaxPool2d(3, 2, ceil_mode=True) on 112
+    (5, 2, 2, 0, 2, 3),  # the last window starts inside the input
+    (3, 2, 2, 1, 2, 2),  # a window starting in the right padding is dropped
+])
+def test_pool_ceil_mode_follows_pytorch(n, k, s, p, floor, ceil):
+    x = Shape(n, n, 1)
+    pad = (p, p)
+    assert Pool(op="max", k=(k, k), s=(s, s), padding=pad).out_shape([x]).h == floor
+    assert Pool(op="max", k=(k, k), s=(s, s), padding=pad, ceil=True).out_shape([x]).h == ceil
+
+
+def test_pool_padding_above_half_the_window_is_an_error():
+    with pytest.raises(ValueError, match=r"pool padding \[2, 2\] is more than half the 3×3"):
+        Pool(op="max", k=(3, 3), s=(2, 2), padding=(2, 2))
+
+
+def test_adaptive_pool_fixes_the_output_size():
+    pool = AdaptivePool(op="avg", size=(3, 3))
+    out = pool.out_shape([X])
+    assert out == Shape(3, 3, 4)
+    # windows along 8 → 3: [0, 3), [2, 6), [5, 8): 3 + 4 + 3 = 10 per axis
+    assert pool.ops([X], out) == {"pool": 10 * 10 * 4}
+    assert AdaptivePool(op="max", size=(3, 3)).ops([X], out) == {"pool": (100 - 9) * 4}
+
+
+def test_concat_and_slice():
+    cat = Concat()
+    assert cat.out_shape([X, Shape(8, 8, 6)]) == Shape(8, 8, 10)
+    with pytest.raises(ShapeError, match="concat needs inputs of one spatial size, got "
+                       "8×8×4, 4×4×4"):
+        cat.out_shape([X, Shape(4, 4, 4)])
+    assert Slice(c=2, start=2).out_shape([X]) == Shape(8, 8, 2)
+    with pytest.raises(ShapeError, match="channels 3…4 are not all in the 4 input channels"):
+        Slice(c=2, start=3).out_shape([X])
+
+
+def test_layernorm_layer_scale_and_gelu():
+    assert LayerNorm().params([X]) == Params(ln_scale=4, ln_shift=4)
+    assert LayerNorm().ops([X], X) == {"bn": 7 * 256}
+    assert LayerScale().params([X]) == Params(layer_scale=4)
+    assert LayerScale().ops([X], X) == {"mul": 256}
+    assert Activation(fn="gelu").ops([X], X) == {"act": 5 * 256}
+
+
+def test_upsample():
+    up = Upsample(scale=2, mode="bilinear")
+    out = up.out_shape([X])
+    assert out == Shape(16, 16, 4)
+    assert up.ops([X], out) == {"pool": 7 * 16 * 16 * 4}
+    assert Upsample(size=(5, 7)).out_shape([X]) == Shape(5, 7, 4)
+    with pytest.raises(ValueError, match="exactly one of scale or size"):
+        Upsample()
