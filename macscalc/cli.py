@@ -98,6 +98,10 @@ DtypeOpt = Annotated[
     str, typer.Option("--dtype", help="Activation type for memory in bytes: fp32, fp16 or int8.")
 ]
 
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", dir_okay=False, metavar="FILE", help="Also draw a figure to FILE.png or FILE.svg "
+    "(needs the plot extra: pip install 'macscalc[plot]').")]
+
 
 @contextmanager
 def user_errors() -> Iterator[None]:
@@ -231,6 +235,7 @@ def table(
             help="Keep rows with computed MACs ≤ M (300M, 0.3G, 3.5e8), most accurate first.",
         ),
     ] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -248,9 +253,16 @@ def table(
         from macscalc.units import parse_alpha, parse_count
         from macscalc.views import table_doc
 
+        if plot is not None:
+            from macscalc.plot import check_target, table_plot
+
+            check_target(plot)
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        render(table_doc(Grid(load_family(family)), a, res, limit), fmt, output)
+        doc = table_doc(Grid(load_family(family)), a, res, limit)
+        render(doc, fmt, output)
+        if plot is not None:
+            table_plot(doc.data, plot)
 
 
 @app.command()
@@ -384,6 +396,7 @@ def pick(
     unpublished: Annotated[bool, typer.Option(
         "--unpublished", help="Also list grid points with no published accuracy, marked "
         "and unranked.")] = False,
+    plot: PlotOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -399,6 +412,10 @@ def pick(
         from macscalc.pick import pick as choose
         from macscalc.units import parse_count
 
+        if plot is not None:
+            from macscalc.plot import check_target, pick_plot
+
+            check_target(plot)
         known = devices(family_names(family))
         if max_latency is not None and device is None:
             raise MacscalcError(f"--max-latency needs --device (one of: {', '.join(known)})")
@@ -411,8 +428,10 @@ def pick(
                                   limit_params, max_latency)
         limits = {"MACs": max_macs, "params": max_params,
                   f"{device} latency (ms)": max_latency if device else None}
-        render(pick_doc(fits, no_latency, device, known.get(device) if device else None,
-                        limits), fmt, output)
+        doc = pick_doc(fits, no_latency, device, known.get(device) if device else None, limits)
+        render(doc, fmt, output)
+        if plot is not None:
+            pick_plot(doc.data, plot)
 
 
 @app.command()
@@ -438,6 +457,73 @@ def compare(
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
         render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")],
+    alpha: Annotated[str, typer.Option(
+        "--alpha", "-a", metavar="RANGE", help="Width multipliers: START:STOP:STEP (inclusive, "
+        "exact decimals) or a comma list, e.g. 0.25:1.5:0.05 or 0.35,0.5,0.75.")] = "1.0",
+    res: Annotated[str | None, typer.Option(
+        "--res", "-r", metavar="RANGE", help="Input resolutions R (R×R) as START:STOP:STEP or "
+        "a comma list, e.g. 96:224:32. Default: the spec's.")] = None,
+    classes: Annotated[int | None, typer.Option(min=1, help="Number of classes. Default: the "
+                                                "spec's.")] = None,
+    params: ParamsOpt = "torch",
+    dtype: DtypeOpt = "fp32",
+    max_macs: Annotated[str | None, typer.Option(
+        "--max-macs", metavar="N", help="Keep points with at most N MACs, e.g. 300M.")] = None,
+    max_params: Annotated[str | None, typer.Option(
+        "--max-params", metavar="N", help="Keep points with at most N parameters.")] = None,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", metavar="BYTES", help="Keep points whose peak activation memory is "
+        "at most BYTES, e.g. 2MB (type: --dtype).")] = None,
+    max_latency: Annotated[float | None, typer.Option(
+        "--max-latency", metavar="MS", help="Estimated latency limit (needs latency "
+        "profiles; not available yet).")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="Device of the latency profile (not available yet).")] = None,
+    frontier: Annotated[bool, typer.Option(
+        "--frontier", help="Keep only Pareto-optimal points: for MACs (and params, memory "
+        "when limited), none cheaper gives as much α·ρ or published top-1.")] = False,
+    plot: PlotOpt = None,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """MACs, parameters and peak activation memory over α × resolution, vectorized.
+
+    Every value equals what count gives at that point. Example: macscalc sweep mobilenet_v2
+    --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
+    """
+    with user_errors():
+        from macscalc.output import render
+        from macscalc.spec import load_spec
+        from macscalc.sweeps import parse_values, progress_bar, sweep_doc
+        from macscalc.sweeps import sweep as run
+        from macscalc.units import parse_bytes, parse_count
+
+        if max_latency is not None or device is not None:
+            # HOOK(latency): estimate per point from macscalc/latency.py profiles, once merged
+            raise MacscalcError("--max-latency and --device need latency profiles, which "
+                                "this version does not have yet")
+        if plot is not None:
+            from macscalc.plot import check_target, sweep_plot
+
+            check_target(plot)
+        given = {"macs": max_macs, "params": max_params}
+        limits = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
+        if max_memory is not None:
+            limits["memory"] = parse_bytes(max_memory, "--max-memory")
+        s = load_spec(spec)
+        sizes = parse_values(res, "--res") if res else [s.size[0]]
+        with progress_bar() as progress:
+            result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,
+                         progress)
+        doc = sweep_doc(result, limits, frontier)
+        render(doc, fmt, output)
+        if plot is not None:
+            sweep_plot(result, doc.data, plot)
 
 
 class _ExplainGroup(TyperGroup):

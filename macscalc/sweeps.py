@@ -1,0 +1,637 @@
+"""Sweeps over width multiplier α × input resolution, vectorized with numpy.
+
+Counts depend on α only through each layer's rounded channels, and on the resolution only
+through each layer's spatial size. So a network is built once per distinct channel
+configuration (α values that round alike share one build), the spatial size of every
+feature map is followed for all resolutions at once over int64 arrays, and
+
+    MACs(α, R) = Σ_i K_i(α)·H_i(R)·W_i(R)       peak(α, R) = max_j Σ_t c_t(α)·H_t(R)·W_t(R)
+
+are array products (K_i: the layer's MACs per output position; the peak runs over the
+layers of ``memory.peak`` with the tensors live while each runs). Every value equals what
+``count`` gives at that point; integers are exact, and bounds are checked before any
+product could overflow int64.
+
+A build is reused only at resolutions where every distinct feature-map size compares the
+same way with every other (and with 1×1), none is zero, and every flatten sees the same
+size (its channels depend on it): the builder's shape checks and decisions then go the
+same way. Each other class of resolutions gets its own build. A point whose build fails
+is an error with the builder's message, never a number. numpy is imported only here.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from macscalc.counting import Convention, param_convention
+from macscalc.errors import MacscalcError
+from macscalc.graph import Builder, Network, Settings, build
+from macscalc.layers import PARAM_PARTS, Layer, Shape
+from macscalc.memory import IN_PLACE, tensors
+from macscalc.output import Column, Doc, Table
+from macscalc.report import envelope
+from macscalc.spec import Spec, load_spec
+from macscalc.units import DTYPE_BYTES, dtype_name, fmt_alpha, fmt_int
+
+INT64_LIMIT = 2**63
+MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
+MAX_RESOLUTION = 2**20
+
+# How each primitive maps its first input's (h, w): a hashable rule, or None (unchanged).
+# A kind missing here cannot be swept (tests check that every primitive is listed).
+Rule = tuple[Any, ...]
+
+
+def _window(layer: Any) -> Rule:
+    return ("window", layer.k, layer.s, layer.d, layer.padding, False)
+
+
+SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
+    "conv2d": _window,
+    "depthwise": _window,
+    "pool": lambda p: ("window", p.k, p.s, (1, 1), p.padding, p.ceil),
+    "global_pool": lambda _: ("size", (1, 1)),
+    "flatten": lambda _: ("size", (1, 1)),
+    "adaptive_pool": lambda p: ("size", p.size),
+    "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
+    **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
+                     "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
+                    lambda _: None),
+}
+CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
+
+
+def _rule(layer: Layer) -> Rule | None:
+    if layer.kind not in SPATIAL:
+        raise MacscalcError(f"sweep cannot follow the spatial size through a {layer.kind!r} "
+                            "layer yet (macscalc/sweeps.py SPATIAL); use count per point")
+    return SPATIAL[layer.kind](layer)
+
+
+def _axis(n: np.ndarray, k: int, s: int, d: int, pad: str | int, ceil: bool) -> np.ndarray:
+    """``layers._spatial`` over an array of input lengths (0 where the window collapses)."""
+    if pad == "same":
+        return -(-n // s)
+    span = d * (k - 1) + 1
+    p = 0 if pad == "valid" else pad
+    total = n + 2 * p
+    if ceil:
+        out = -(-(total - span) // s) + 1
+        out = np.where((out - 1) * s >= n + p, out - 1, out)
+    else:
+        out = (total - span) // s + 1
+    return np.where(total < span, 0, out)
+
+
+def _apply(rule: Rule, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if rule[0] == "window":
+        _, k, s, d, padding, ceil = rule
+        pads = (padding, padding) if isinstance(padding, str) else padding
+        return (_axis(h, k[0], s[0], d[0], pads[0], ceil),
+                _axis(w, k[1], s[1], d[1], pads[1], ceil))
+    if rule[0] == "size":
+        return np.full_like(h, rule[1][0]), np.full_like(w, rule[1][1])
+    scale = rule[1]
+    if max(int(h.max()), int(w.max())) * scale >= INT64_LIMIT // MAX_RESOLUTION:
+        raise MacscalcError(f"upsampling ×{scale} makes feature maps too large to count")
+    return h * scale, w * scale
+
+
+class _Sizes:
+    """Every distinct chain of spatial sizes over the sweep's resolutions. Chain 0 is the
+    input; layers that compute the same sizes share a chain."""
+
+    def __init__(self, res: np.ndarray) -> None:
+        self.h = [res]
+        self.w = [res]
+        self._memo: dict[tuple[Rule, int], int] = {}
+        self._by_value: dict[tuple[bytes, bytes], int] = {(res.tobytes(), res.tobytes()): 0}
+
+    def chain(self, rule: Rule, src: int) -> int:
+        key = (rule, src)
+        if key not in self._memo:
+            h, w = _apply(rule, self.h[src], self.w[src])
+            value = (h.tobytes(), w.tobytes())
+            if value not in self._by_value:
+                self._by_value[value] = len(self.h)
+                self.h.append(h)
+                self.w.append(w)
+            self._memo[key] = self._by_value[value]
+        return self._memo[key]
+
+    def area(self, chains: tuple[int, ...], idx: np.ndarray) -> np.ndarray:
+        """H·W of each chain at the resolutions ``idx`` (chains × points)."""
+        return np.stack([self.h[c][idx] * self.w[c][idx] for c in chains])
+
+
+class _Plan(NamedTuple):
+    """One built network reduced to what varies with resolution."""
+
+    chains: tuple[int, ...]  # the chains its tensors lie on
+    macs: np.ndarray  # per chain: MACs per output position, summed over its layers
+    params: int
+    live: np.ndarray  # rows × chains: channels live while a layer runs (dominated rows dropped)
+    flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
+
+
+def _plan(net: Network, sizes: _Sizes, at: int, parts: tuple[str, ...]) -> _Plan:
+    """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients, checking
+    the spatial rules and the MACs' proportionality to output area against the layers."""
+    picked = [PARAM_PARTS.index(p) for p in parts]
+    chain = {"input": 0}
+    here = {0: (int(sizes.h[0][at]), int(sizes.w[0][at]))}  # chain → its size at ``at``
+    macs: dict[int, int] = {0: 0}
+    params = 0
+    flatten: list[int] = []
+    for n in net.nodes:
+        layer = n.layer
+        rule = _rule(layer)
+        src = chain[n.inputs[0]]
+        c = chain[n.name] = src if rule is None else sizes.chain(rule, src)
+        if c not in here:
+            here[c] = (int(sizes.h[c][at]), int(sizes.w[c][at]))
+        if here[c] != (n.out.h, n.out.w):
+            raise RuntimeError(f"sweep's spatial rule for {layer.kind!r} gives "
+                               f"{here[c][0]}×{here[c][1]} at {n.name}, the layer {n.out}")
+        total = layer.macs(n.in_shapes, n.out)
+        per = layer.macs([Shape(1, 1, s.c) for s in n.in_shapes], Shape(1, 1, n.out.c)) \
+            if total else 0
+        if per * n.out.h * n.out.w != total:
+            raise RuntimeError(f"{layer.kind!r} MACs are not proportional to the output "
+                               "area; sweep cannot vectorize them")
+        macs[c] = macs.get(c, 0) + per
+        counts = layer.params(n.in_shapes)
+        params += sum(counts[i] for i in picked)
+        if layer.kind in CHANNELS_FROM_SIZE:
+            flatten.append(src)
+    chains = tuple(sorted(macs))
+    col = {c: i for i, c in enumerate(chains)}
+    ts = tensors(net)
+    change = np.zeros((len(net.nodes) + 2, len(chains)), dtype=np.int64)
+    cols = [col[chain[t.name]] for t in ts]
+    np.add.at(change, ([max(t.first, 0) for t in ts], cols), [t.shape.c for t in ts])
+    np.add.at(change, ([t.last + 1 for t in ts], cols), [-t.shape.c for t in ts])
+    running = [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE]
+    return _Plan(chains, np.array([macs[c] for c in chains], dtype=object), params,
+                 _undominated(np.cumsum(change, axis=0)[running]), tuple(flatten))
+
+
+def _undominated(rows: np.ndarray) -> np.ndarray:
+    """The rows no other row is ≥ everywhere: the only ones that can hold the peak."""
+    rows = np.array(sorted(set(map(tuple, rows.tolist()))), dtype=np.int64)
+    if len(rows) < 2:
+        return rows
+    covers = (rows[:, None, :] >= rows[None, :, :]).all(axis=2)
+    return rows[covers.sum(axis=0) == 1]
+
+
+class SweepError(NamedTuple):
+    """Points with no network: indices into ``alphas`` and ``resolutions``, and why."""
+
+    alphas: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    message: str
+
+
+class Sweep(NamedTuple):
+    """Counts over α × resolution: arrays of shape (len(alphas), len(resolutions)), int64;
+    -1 where ``valid`` is false (see ``errors``). Memory is the plain liveness peak in bytes
+    of ``convention.dtype``."""
+
+    spec: Spec
+    alphas: tuple[Fraction, ...]
+    resolutions: np.ndarray
+    macs: np.ndarray
+    params: np.ndarray
+    memory: np.ndarray
+    valid: np.ndarray
+    errors: tuple[SweepError, ...]
+    classes: int
+    convention: Convention
+    builds: int  # networks built
+
+
+class _Grid:
+    """Fills one α group's row of every array, class of resolutions by class."""
+
+    def __init__(self, spec: Spec, res: np.ndarray, classes: int, convention: Convention):
+        self.spec = spec
+        self.res = res
+        self.classes = classes
+        self.parts = convention.params.parts
+        self.nbytes = DTYPE_BYTES[convention.dtype]
+        self.sizes = _Sizes(res)
+        self.builds = 0
+        self._labels: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def _build(self, spec: Spec, alpha: Fraction, at: int) -> Network | str:
+        self.builds += 1
+        r = int(self.res[at])
+        try:
+            return build(spec, alpha, (r, r), self.classes)
+        except MacscalcError as e:
+            return e.located()
+
+    def row(self, spec: Spec, alpha: Fraction) -> tuple[Any, ...]:
+        """MACs, params, memory and validity at every resolution, and the errors."""
+        n = len(self.res)
+        out = [np.full(n, -1, dtype=np.int64) for _ in range(3)]
+        errors: list[tuple[np.ndarray, str]] = []
+        todo = [(np.arange(n), False)]  # resolution indices, ascending; a class of them?
+        while todo:
+            idx, is_class = todo.pop()
+            net = self._build(spec, alpha, idx[-1])
+            if isinstance(net, str):
+                # a class fails as a whole; else the ends failing alike say the rest do
+                same = is_class or len(idx) == 1 or self._build(spec, alpha, idx[0]) == net
+                done = idx if same else idx[-1:]
+                errors.append((done, f"{self.res[idx[-1]]}×{self.res[idx[-1]]}: {net}"))
+                if len(done) < len(idx):
+                    todo.append((idx[:-1], False))
+                continue
+            plan = _plan(net, self.sizes, idx[-1], self.parts)
+            labels = self._classes(plan, idx)
+            mine = labels == labels[-1]
+            self._fill(plan, idx[mine], out)
+            todo += [(idx[labels == v], True) for v in np.unique(labels[~mine])]
+        return (*out, out[0] >= 0, errors)
+
+    def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
+        """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
+        with zero) and by the sizes flattened: one build holds within a label."""
+        key = (plan.chains, plan.flatten, idx.tobytes())
+        if key not in self._labels:
+            chains = (*plan.chains, self.sizes.chain(("size", (1, 1)), 0))
+            h = np.stack([self.sizes.h[c][idx] for c in chains])
+            w = np.stack([self.sizes.w[c][idx] for c in chains])
+            same = (h[:, None] == h[None]) & (w[:, None] == w[None])
+            upper = np.triu_indices(len(chains), 1)
+            flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
+            sig = np.vstack([same[upper], (h > 0) & (w > 0), *flat]).astype(np.int64)
+            self._labels[key] = np.unique(sig.T, axis=0, return_inverse=True)[1].ravel()
+        return self._labels[key]
+
+    def _fill(self, plan: _Plan, idx: np.ndarray, out: list[np.ndarray]) -> None:
+        area_max = [int(self.sizes.h[c][idx].max()) * int(self.sizes.w[c][idx].max())
+                    for c in plan.chains]
+        bound = max(sum(int(k) * a for k, a in zip(plan.macs, area_max, strict=True)),
+                    plan.params,
+                    max((sum(int(c) * a for c, a in zip(row, area_max, strict=True))
+                         * self.nbytes for row in plan.live), default=0), *area_max)
+        if bound >= INT64_LIMIT:
+            raise MacscalcError(f"counts up to {bound:,} do not fit 64-bit integers; sweep "
+                                "smaller resolutions")
+        area = self.sizes.area(plan.chains, idx)
+        out[0][idx] = plan.macs.astype(np.int64) @ area
+        out[1][idx] = plan.params
+        out[2][idx] = (plan.live @ area).max(axis=0) * self.nbytes if len(plan.live) else 0
+
+
+def _width_key(spec: Spec, alpha: Fraction, classes: int) -> tuple[Any, ...]:
+    """Every row with α applied (``Builder.scaled``, where the builder applies α), the base
+    spec's rows under its own rule: α values with equal keys build the same network."""
+    b = Builder(spec, Settings(alpha, spec.size, classes))
+    key: list[Any] = []
+    if spec.base is not None:
+        b.rule = spec.base.spec.rounding
+        key += [b.scaled(r) for r in spec.base.spec.rows]
+        b.rule = spec.rounding
+    return (*key, *(b.scaled(r) for r in spec.rows))
+
+
+def _recording(spec: Spec, calls: set[tuple[Any, ...]]) -> Spec:
+    """``spec`` (and its base) with rounding rules that note every width they compute, to
+    check that a build applies α nowhere the width key does not see."""
+
+    def wrap(rule: Any) -> Any:
+        def width(c: int, a: Fraction) -> int:
+            calls.add((rule.name, c, a))
+            return rule.width_fn(c, a)
+
+        return rule._replace(width_fn=width)
+
+    base = spec.base
+    if base is not None:
+        base = base._replace(spec=base.spec._replace(rounding=wrap(base.spec.rounding)))
+    return spec._replace(rounding=wrap(spec.rounding), base=base)
+
+
+def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...], classes: int
+                  ) -> tuple[list[list[int]], list[set[tuple[Any, ...]]]]:
+    """Indices of α values that round alike, and the widths each α's key computed."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    calls: list[set[tuple[Any, ...]]] = []
+    for i, a in enumerate(alphas):
+        calls.append(set())
+        groups.setdefault(_width_key(_recording(spec, calls[i]), a, classes), []).append(i)
+    return list(groups.values()), calls
+
+
+def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
+          classes: int | None = None, params: str = "torch", dtype: str = "fp32",
+          progress: Callable[[int, int], None] | None = None) -> Sweep:
+    """MACs, parameters and peak activation memory at every α × resolution (R×R input).
+
+    α values are exact: Fractions, ints, decimal strings, or floats read by their shortest
+    decimal form (0.35 is 7/20). ``progress(done, total)`` is called as α values finish.
+    """
+    spec = load_spec(spec) if isinstance(spec, str) else spec
+    a = tuple(sorted({_exact(x) for x in alphas}))
+    r = np.array(sorted({_resolution(x) for x in resolutions}), dtype=np.int64)
+    if not a or not len(r):
+        raise MacscalcError("a sweep needs at least one α and one resolution")
+    if len(a) * len(r) > MAX_POINTS:
+        raise MacscalcError(f"{len(a) * len(r):,} points are more than a sweep holds "
+                            f"({MAX_POINTS:,}); narrow the ranges or take larger steps")
+    convention = Convention(param_convention(params), (), dtype_name(dtype))
+    classes = classes or spec.classes
+    grid = _Grid(spec, r, classes, convention)
+    shape = (len(a), len(r))
+    macs, n_params, memory = (np.full(shape, -1, dtype=np.int64) for _ in range(3))
+    valid = np.zeros(shape, dtype=bool)
+    errors: list[SweepError] = []
+    todo, key_calls = _alpha_groups(spec, a, classes)
+    done = 0
+    while todo:
+        group = todo.pop(0)
+        first = next((i for i in group if a[i] != 1), group[0])
+        build_calls: set[tuple[Any, ...]] = set()
+        *row, errs = grid.row(_recording(spec, build_calls), a[first])
+        if len(group) > 1 and not build_calls <= key_calls[first]:
+            todo += [[i] for i in group]  # the build applies α out of the key's sight
+            continue
+        for arr, values in zip((macs, n_params, memory, valid), row, strict=True):
+            arr[group] = values
+        errors += [SweepError(tuple(group), tuple(idx.tolist()), f"α {fmt_alpha(a[first])}, "
+                              f"{msg}") for idx, msg in errs]
+        done += len(group)
+        if progress is not None:
+            progress(done, len(a))
+    return Sweep(spec, a, r, macs, n_params, memory, valid, tuple(errors), classes, convention,
+                 grid.builds)
+
+
+def _exact(x: Any) -> Fraction:
+    try:
+        value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise MacscalcError(f"width multiplier must be a positive number, got {x!r}") from None
+    if value <= 0:
+        raise MacscalcError(f"width multiplier must be a positive number, got {x!r}")
+    return value
+
+
+def _resolution(x: Any) -> int:
+    value = Fraction(x) if not isinstance(x, float) else Fraction(repr(x))
+    if value.denominator != 1 or not 1 <= value <= MAX_RESOLUTION:
+        raise MacscalcError(f"resolution must be a whole number from 1 to {MAX_RESOLUTION}, "
+                            f"got {x!r}")
+    return int(value)
+
+
+def parse_values(text: str, what: str) -> list[Fraction]:
+    """``START:STOP:STEP`` (inclusive, exact decimals), ``a,b,c``, or both: ``0.25:1:0.25,1.4``.
+    ``START:STOP`` steps by 1."""
+    out: list[Fraction] = []
+    for item in (t.strip() for t in text.split(",")):
+        parts = item.split(":")
+        try:
+            nums = [Fraction(p.strip()) for p in parts]
+        except (ValueError, ZeroDivisionError):
+            raise MacscalcError(f"{what} must be numbers, START:STOP:STEP ranges or comma "
+                                f"lists of them, got {item!r}") from None
+        if len(nums) == 1:
+            out.append(nums[0])
+            continue
+        if len(nums) > 3:
+            raise MacscalcError(f"{what}: a range is START:STOP:STEP, got {item!r}")
+        start, stop, step = (*nums, Fraction(1))[:3]
+        if step <= 0 or stop < start:
+            raise MacscalcError(f"{what}: {item!r} needs STOP ≥ START and a positive STEP")
+        n = (stop - start) // step + 1
+        if n > MAX_POINTS:
+            raise MacscalcError(f"{what}: {item!r} has {n:,} values, more than a sweep holds")
+        out += [start + i * step for i in range(n)]
+    return out
+
+
+@contextmanager
+def progress_bar(stream: Any = None, delay: float = 1.0
+                 ) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar on ``stream`` (stderr) once the
+    sweep has run for ``delay`` seconds, and only on a terminal."""
+    stream = stream or sys.stderr
+    start = time.monotonic()
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            if not stream.isatty() or time.monotonic() - start < delay:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            bar.append(Progress(console=Console(file=stream), transient=True))
+            bar[0].start()
+            bar.append(bar[0].add_task("sweeping α", total=total))
+        bar[0].update(bar[1], completed=done)
+
+    try:
+        yield update
+    finally:
+        if bar:
+            bar[0].stop()
+
+
+def alpha_rho(result: Sweep) -> tuple[np.ndarray, int]:
+    """α·R as exact integers over a common denominator (α·ρ = value / (den · R₀)); ranking
+    by it is ranking by α·ρ."""
+    den = math.lcm(*(x.denominator for x in result.alphas))
+    num = np.array([x.numerator * (den // x.denominator) for x in result.alphas], dtype=object)
+    if int(num.max()) * int(result.resolutions.max()) >= INT64_LIMIT:
+        raise MacscalcError("these α values are too fine to rank exactly; round them")
+    return num.astype(np.int64)[:, None] * result.resolutions[None, :], den
+
+
+def pareto(cost: np.ndarray, benefit: np.ndarray) -> np.ndarray:
+    """Points no other point beats: none costs at most as much and gives at least as much,
+    one of the two strictly. Identical points stand together."""
+    order = np.lexsort((-benefit, cost))
+    c, b = cost[order], benefit[order]
+    first = np.ones(len(c), dtype=bool)
+    first[1:] = c[1:] != c[:-1]
+    run = np.maximum.accumulate(np.where(first, np.arange(len(c)), 0))  # start of equal cost
+    best = np.maximum.accumulate(b)  # the most benefit up to here
+    cheaper = run > 0
+    out = np.zeros(len(c), dtype=bool)
+    out[order] = (b == b[run]) & (~cheaper | (best[np.maximum(run - 1, 0)] < b))
+    return out
+
+
+class Accuracy(NamedTuple):
+    top1: dict[tuple[Fraction, int], str]  # (α, R) → published top-1, as printed
+    source: str
+
+
+def published_accuracy(spec: Spec) -> Accuracy | None:
+    """The spec's published top-1 by (α, R), when it names a published family that lists
+    it (the family's primary table, rows for this spec)."""
+    from macscalc.published import families, load_family
+
+    if spec.family not in families():
+        return None
+    table = load_family(spec.family).primary
+    top1 = {(r.alpha, r.res): r.top1 for r in table.rows if r.spec == spec.name and r.top1}
+    return Accuracy(top1, table.source) if top1 else None
+
+
+COSTS = {"macs": "MACs", "params": "params", "memory": "peak memory"}
+
+
+def frontiers(result: Sweep, keep: np.ndarray, costs: list[str],
+              accuracy: Accuracy | None) -> dict[str, np.ndarray]:
+    """For each cost, the kept points on its Pareto frontier against α·ρ (``macs/alpha_rho``)
+    and, among points with a published top-1, against top-1 (``macs/top1``)."""
+    capacity = alpha_rho(result)[0][keep]
+    top1 = np.full(result.macs.shape, np.nan)
+    if accuracy is not None:
+        at = {a: i for i, a in enumerate(result.alphas)}
+        res = {r: j for j, r in enumerate(result.resolutions.tolist())}
+        for (a, r), value in accuracy.top1.items():
+            if a in at and r in res:
+                top1[at[a], res[r]] = float(value)
+    top1 = top1[keep]
+    published = ~np.isnan(top1)
+    out = {}
+    for name in costs:
+        cost = {"macs": result.macs, "params": result.params, "memory": result.memory}[name]
+        out[f"{name}/alpha_rho"] = pareto(cost[keep], capacity)
+        if published.any():
+            on = np.zeros(len(top1), dtype=bool)
+            on[published] = pareto(cost[keep][published], top1[published])
+            out[f"{name}/top1"] = on
+    return out
+
+
+def sweep_doc(result: Sweep, limits: dict[str, int], frontier_only: bool = False) -> Doc:
+    """Every point within the limits (or only those on a frontier), with the objectives,
+    the convention and the points that have no network."""
+    values = {"macs": result.macs, "params": result.params, "memory": result.memory}
+    keep = result.valid.copy()
+    for name, limit in limits.items():
+        keep &= values[name] <= limit
+    costs = ["macs", *(c for c in ("params", "memory") if c in limits)]
+    accuracy = published_accuracy(result.spec)
+    marks = frontiers(result, keep, costs, accuracy)
+    on_any = np.logical_or.reduce(list(marks.values())) if marks else np.zeros(0, bool)
+    ai, ri = np.nonzero(keep)
+    chosen = np.flatnonzero(on_any) if frontier_only else np.arange(len(ai))
+    if frontier_only:
+        chosen = chosen[np.argsort(result.macs[ai[chosen], ri[chosen]], kind="stable")]
+    rows = _rows(result, ai[chosen], ri[chosen], {k: v[chosen] for k, v in marks.items()},
+                 accuracy)
+    r0 = result.spec.size[0]
+    objectives = {
+        "costs": costs,
+        "capacity": f"α·ρ with ρ = R/{r0} (the spec's input size), a proxy where no "
+                    "accuracy is published",
+        "accuracy": accuracy.source if accuracy else None,
+        "rule": "on a cost's frontier: no point within the limits costs as little or less "
+                "and gives as much or more α·ρ (or published top-1), one strictly",
+    }
+    counts = {"points": int(result.valid.size), "valid": int(result.valid.sum()),
+              "within_limits": int(keep.sum()), "shown": len(rows)}
+    data = envelope("sweep", spec=_spec_data(result.spec), settings=_settings(result),
+                    convention=_convention_text(result), limits=limits,
+                    objectives=objectives, counts=counts, points=rows,
+                    errors=[{"alphas": [fmt_alpha(result.alphas[i]) for i in e.alphas],
+                             "resolutions": [int(result.resolutions[j]) for j in e.resolutions],
+                             "message": e.message} for e in result.errors])
+    return Doc(f"{result.spec.title}: {len(result.alphas)} α × {len(result.resolutions)} "
+               f"resolution{'s' if len(result.resolutions) > 1 else ''}",
+               [_table(result, rows, list(marks), counts, limits, frontier_only)],
+               _notes(result, costs, accuracy, counts), data)
+
+
+def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.ndarray],
+          accuracy: Accuracy | None) -> list[dict[str, Any]]:
+    alphas = [result.alphas[i] for i in ai.tolist()]
+    res = result.resolutions[ri].tolist()
+    columns = (result.macs[ai, ri].tolist(), result.params[ai, ri].tolist(),
+               result.memory[ai, ri].tolist())
+    keys = [f"pareto_{name.replace('/', '_')}" for name in marks]
+    flags = np.column_stack(list(marks.values())).tolist() if marks else [[]] * len(res)
+    top1 = accuracy.top1 if accuracy else {}
+    r0 = result.spec.size[0]
+    text = {a: fmt_alpha(a) for a in set(alphas)}
+    return [{"alpha": text[a], "res": r, "macs": m, "params": p, "memory": b,
+             "alpha_rho": (Decimal(a.numerator * r) / (a.denominator * r0)).quantize(
+                 Decimal("0.000001")),
+             "top1": top1.get((a, r)), **dict(zip(keys, f, strict=True))}
+            for a, r, m, p, b, f in zip(alphas, res, *columns, flags, strict=True)]
+
+
+def _table(result: Sweep, rows: list[dict[str, Any]], marks: list[str], counts: dict[str, int],
+           limits: dict[str, int], frontier_only: bool) -> Table:
+    dtype = result.convention.dtype
+    cols = [Column("α", "alpha"), Column("R", "res"),
+            Column("MACs (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
+            Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
+            Column(f"peak memory ({dtype}, bytes)", "memory", fmt_int),
+            Column("α·ρ", "alpha_rho", lambda v: f"{v:.4f}")]
+    if any(m.endswith("/top1") for m in marks):
+        cols.append(Column("top-1", "top1"))
+    for m in marks:
+        cost, versus = m.split("/")
+        cols.append(Column(f"★ {COSTS[cost]}/{'α·ρ' if versus == 'alpha_rho' else 'top-1'}",
+                           f"pareto_{cost}_{versus}", lambda v: "★" if v else ""))
+    which = "on a frontier" if frontier_only else "within the limits" if limits else "valid"
+    return Table(f"{fmt_int(counts['shown'])} point{'s' if counts['shown'] != 1 else ''} "
+                 f"{which}", cols, rows)
+
+
+def _notes(result: Sweep, costs: list[str], accuracy: Accuracy | None,
+           counts: dict[str, int]) -> list[str]:
+    notes = [f"{fmt_int(counts['within_limits'])} of {fmt_int(counts['points'])} points "
+             f"within the limits; {fmt_int(counts['valid'])} have a network.",
+             f"Pareto: for each cost ({', '.join(COSTS[c] for c in costs)}), the points no "
+             f"other point within the limits beats on that cost and α·ρ = α·R/"
+             f"{result.spec.size[0]} (capacity, a proxy: nothing is trained here); among "
+             "equal networks the largest α wins."]
+    if accuracy is not None:
+        notes.append(f"Published top-1 ({accuracy.source}) where the point is on the "
+                     "published grid, with its own frontier per cost.")
+    if result.errors:
+        bad = counts["points"] - counts["valid"]
+        notes.append(f"{fmt_int(bad)} point(s) have no network, e.g. "
+                     f"{result.errors[0].message} (JSON lists them all).")
+    notes.append(f"Convention: {_convention_text(result)}")
+    return notes
+
+
+def _convention_text(result: Sweep) -> str:
+    c = result.convention
+    return (f"MACs = conv + FC multiply-accumulates; params = {c.params.name} "
+            f"({c.params.description}); {result.classes} classes; α with "
+            f"{result.spec.rounding.name} rounding; input R×R×{result.spec.channels}; "
+            f"batch 1; peak memory = the plain liveness peak (macscalc memory) in {c.dtype}")
+
+
+def _spec_data(spec: Spec) -> dict[str, Any]:
+    return {"name": spec.name, "title": spec.title, "source": spec.source, "file": spec.file}
+
+
+def _settings(result: Sweep) -> dict[str, Any]:
+    return {"alphas": [fmt_alpha(a) for a in result.alphas],
+            "resolutions": result.resolutions.tolist(), "classes": result.classes,
+            "rounding": result.spec.rounding.name, "params": result.convention.params.name,
+            "dtype": result.convention.dtype, "reference_resolution": result.spec.size[0]}
