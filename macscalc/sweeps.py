@@ -384,18 +384,27 @@ def _exact(x: Any) -> Fraction:
     try:
         value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
     except (TypeError, ValueError, ZeroDivisionError):
-        raise MacscalcError(f"width multiplier must be a positive number, got {x!r}") from None
+        value = Fraction(0)
     if value <= 0:
-        raise MacscalcError(f"width multiplier must be a positive number, got {x!r}")
+        raise MacscalcError(f"width multiplier must be a positive number, got {_show(x)}")
     return value
 
 
 def _resolution(x: Any) -> int:
-    value = Fraction(x) if not isinstance(x, float) else Fraction(repr(x))
+    try:
+        value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
+    except (TypeError, ValueError, ZeroDivisionError):
+        value = Fraction(0)
     if value.denominator != 1 or not 1 <= value <= MAX_RESOLUTION:
         raise MacscalcError(f"resolution must be a whole number from 1 to {MAX_RESOLUTION}, "
-                            f"got {x!r}")
+                            f"got {_show(x)}")
     return int(value)
+
+
+def _show(x: Any) -> str:
+    if isinstance(x, Fraction):
+        return str(x) if x.denominator == 1 else fmt_alpha(x)
+    return repr(x)
 
 
 def parse_values(text: str, what: str) -> list[Fraction]:

@@ -1,0 +1,79 @@
+"""Sweep benchmark: configurations per second on MobileNet V2, and a whole ~1M-point
+``macscalc sweep`` process against a whole ``macscalc count`` process.
+
+In process, ``macscalc.sweep`` runs over two grids: ~1M points with fine α steps (951 α,
+291 distinct channel configurations, each one build) and ~1M points with coarser α (101 α
+× 9,901 resolutions). Then both commands run as fresh processes, interleaved; the report
+gives medians of wall time and of CPU time (user + system, steadier on a shared machine)
+and their ratio.
+
+    python benchmarks/sweep.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+GRIDS = {"fine α": ("0.1:2.0:0.002", "64:1114"), "coarse α": ("0.5:1.5:0.01", "100:10000")}
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _in_process() -> None:
+    from macscalc import sweep
+    from macscalc.sweeps import parse_values
+
+    sweep("mobilenet_v2", [1], [224])  # imports and caches warm
+    for label, (alphas, res) in GRIDS.items():
+        a, r = parse_values(alphas, "α"), parse_values(res, "R")
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = sweep("mobilenet_v2", a, r)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        n = result.macs.size
+        print(f"{label:9} {len(a)} α × {len(r)} R = {n:,} points, {result.builds} builds: "
+              f"{wall:.2f} s wall ({n / wall:,.0f}/s), {cpu:.2f} s CPU ({n / cpu:,.0f}/s)")
+
+
+def _command(*args: str) -> list[str]:
+    exe = shutil.which("macscalc")
+    return [*([exe] if exe else [sys.executable, "-m", "macscalc"]), *args]
+
+
+def _time(cmd: list[str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env=ENV)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    _in_process()
+    alphas, res = GRIDS["fine α"]
+    sweep_cmd = _command("sweep", "mobilenet_v2", "--alpha", alphas, "--res", res,
+                         "--frontier", "--format", "json")
+    count_cmd = _command("count", "mobilenet_v2")
+    _time(count_cmd)  # warm the file cache
+    ours, base = [], []
+    for _ in range(runs):
+        ours.append(_time(sweep_cmd))
+        base.append(_time(count_cmd))
+    for i, what in enumerate(("wall", "CPU")):
+        s, c = statistics.median(t[i] for t in ours), statistics.median(t[i] for t in base)
+        print(f"{what:4} sweep (1M points, --frontier) {s:.2f} s, count {c:.2f} s: "
+              f"{s / c:.1f}× ({runs} runs each, interleaved)")
+
+
+if __name__ == "__main__":
+    main()
