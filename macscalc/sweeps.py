@@ -34,7 +34,7 @@ import numpy as np
 
 from macscalc.counting import Convention, param_convention
 from macscalc.errors import MacscalcError
-from macscalc.graph import Builder, Network, Settings, build
+from macscalc.graph import Network, build
 from macscalc.layers import PARAM_PARTS, Layer, Shape
 from macscalc.memory import IN_PLACE, tensors
 from macscalc.output import Column, Doc, Table
@@ -143,46 +143,54 @@ class _Plan(NamedTuple):
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
 
 
-def _plan(net: Network, sizes: _Sizes, at: int, parts: tuple[str, ...]) -> _Plan:
-    """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients, checking
-    the spatial rules and the MACs' proportionality to output area against the layers."""
-    picked = [PARAM_PARTS.index(p) for p in parts]
+class _Skeleton(NamedTuple):
+    """What a network's names, inputs, kinds and spatial rules fix, whatever its channels:
+    the chain of every output, and when each tensor lives (``memory.tensors``)."""
+
+    chains: tuple[int, ...]
+    column: list[int]  # per node: the column of its output's chain in ``chains``
+    flatten: tuple[int, ...]
+    writers: list[int]  # per tensor: the node writing it (-1: the input)
+    starts: list[int]  # per tensor: first and last+1 node index, and column
+    ends: list[int]
+    tensor_columns: list[int]
+    running: list[int]  # nodes that allocate (the peak is taken while one of them runs)
+    with_macs: list[int]  # the kinds of these nodes have MACs, the next ones parameters
+    with_params: list[int]
+
+
+def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleton:
     chain = {"input": 0}
-    here = {0: (int(sizes.h[0][at]), int(sizes.w[0][at]))}  # chain → its size at ``at``
-    macs: dict[int, int] = {0: 0}
-    params = 0
-    flatten: list[int] = []
-    for n in net.nodes:
-        layer = n.layer
-        rule = _rule(layer)
+    for n, rule in zip(net.nodes, rules, strict=True):
         src = chain[n.inputs[0]]
-        c = chain[n.name] = src if rule is None else sizes.chain(rule, src)
-        if c not in here:
-            here[c] = (int(sizes.h[c][at]), int(sizes.w[c][at]))
-        if here[c] != (n.out.h, n.out.w):
-            raise RuntimeError(f"sweep's spatial rule for {layer.kind!r} gives "
-                               f"{here[c][0]}×{here[c][1]} at {n.name}, the layer {n.out}")
-        total = layer.macs(n.in_shapes, n.out)
-        per = layer.macs([Shape(1, 1, s.c) for s in n.in_shapes], Shape(1, 1, n.out.c)) \
-            if total else 0
-        if per * n.out.h * n.out.w != total:
-            raise RuntimeError(f"{layer.kind!r} MACs are not proportional to the output "
-                               "area; sweep cannot vectorize them")
-        macs[c] = macs.get(c, 0) + per
-        counts = layer.params(n.in_shapes)
-        params += sum(counts[i] for i in picked)
-        if layer.kind in CHANNELS_FROM_SIZE:
-            flatten.append(src)
-    chains = tuple(sorted(macs))
+        chain[n.name] = src if rule is None else sizes.chain(rule, src)
+    chains = tuple(sorted(set(chain.values())))
     col = {c: i for i, c in enumerate(chains)}
+    index = {n.name: i for i, n in enumerate(net.nodes)}
     ts = tensors(net)
-    change = np.zeros((len(net.nodes) + 2, len(chains)), dtype=np.int64)
-    cols = [col[chain[t.name]] for t in ts]
-    np.add.at(change, ([max(t.first, 0) for t in ts], cols), [t.shape.c for t in ts])
-    np.add.at(change, ([t.last + 1 for t in ts], cols), [-t.shape.c for t in ts])
-    running = [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE]
-    return _Plan(chains, np.array([macs[c] for c in chains], dtype=object), params,
-                 _undominated(np.cumsum(change, axis=0)[running]), tuple(flatten))
+    return _Skeleton(
+        chains, [col[chain[n.name]] for n in net.nodes],
+        tuple(chain[n.inputs[0]] for n in net.nodes if n.layer.kind in CHANNELS_FROM_SIZE),
+        [index.get(t.name, -1) for t in ts], [max(t.first, 0) for t in ts],
+        [t.last + 1 for t in ts], [col[chain[t.name]] for t in ts],
+        [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE],
+        [i for i, n in enumerate(net.nodes) if n.layer.macs(n.in_shapes, n.out)],
+        [i for i, n in enumerate(net.nodes) if any(n.layer.params(n.in_shapes))])
+
+
+def _check(net: Network, sk: _Skeleton, sizes: _Sizes, at: int) -> None:
+    """The spatial rules against every layer's own output size at ``at``, and each layer's
+    MACs against K·hout·wout (the form the sweep sums)."""
+    for n, col in zip(net.nodes, sk.column, strict=True):
+        c = sk.chains[col]
+        if (sizes.h[c][at], sizes.w[c][at]) != (n.out.h, n.out.w):
+            raise RuntimeError(f"sweep's spatial rule for {n.layer.kind!r} gives "
+                               f"{sizes.h[c][at]}×{sizes.w[c][at]} at {n.name}, the layer "
+                               f"{n.out}")
+        per = n.layer.macs([Shape(1, 1, s.c) for s in n.in_shapes], Shape(1, 1, n.out.c))
+        if per * n.out.h * n.out.w != n.layer.macs(n.in_shapes, n.out):
+            raise RuntimeError(f"{n.layer.kind!r} MACs are not proportional to the output "
+                               "area; sweep cannot vectorize them")
 
 
 def _undominated(rows: np.ndarray) -> np.ndarray:
@@ -227,11 +235,14 @@ class _Grid:
         self.spec = spec
         self.res = res
         self.classes = classes
-        self.parts = convention.params.parts
+        self.picked = [PARAM_PARTS.index(p) for p in convention.params.parts]
         self.nbytes = DTYPE_BYTES[convention.dtype]
         self.sizes = _Sizes(res)
         self.builds = 0
         self._labels: dict[tuple[Any, ...], np.ndarray] = {}
+        self._skeletons: dict[tuple[Any, ...], _Skeleton] = {}
+        self._checked: set[tuple[Any, ...]] = set()
+        self._areas: dict[tuple[Any, ...], tuple[np.ndarray, list[int]]] = {}
 
     def _build(self, spec: Spec, alpha: Fraction, at: int) -> Network | str:
         self.builds += 1
@@ -258,12 +269,39 @@ class _Grid:
                 if len(done) < len(idx):
                     todo.append((idx[:-1], False))
                 continue
-            plan = _plan(net, self.sizes, idx[-1], self.parts)
+            plan = self._plan(net, idx[-1])
             labels = self._classes(plan, idx)
             mine = labels == labels[-1]
             self._fill(plan, idx[mine], out)
             todo += [(idx[labels == v], True) for v in np.unique(labels[~mine])]
         return (*out, out[0] >= 0, errors)
+
+    def _plan(self, net: Network, at: int) -> _Plan:
+        """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients."""
+        nodes = net.nodes
+        rules = [_rule(n.layer) for n in nodes]
+        key = (tuple((n.name, n.inputs, n.layer.kind) for n in nodes), tuple(rules))
+        sk = self._skeletons.get(key)
+        if sk is None:
+            sk = self._skeletons[key] = _skeleton(net, rules, self.sizes)
+        if (key, at) not in self._checked:
+            _check(net, sk, self.sizes, at)
+            self._checked.add((key, at))
+        macs = [0] * len(sk.chains)
+        params = 0
+        for i in sk.with_macs:
+            n = nodes[i]
+            macs[sk.column[i]] += n.layer.macs([Shape(1, 1, s.c) for s in n.in_shapes],
+                                               Shape(1, 1, n.out.c))
+        for i in sk.with_params:
+            params += sum(map(nodes[i].layer.params(nodes[i].in_shapes).__getitem__,
+                              self.picked))
+        change = np.zeros((len(nodes) + 2, len(sk.chains)), dtype=np.int64)
+        width = [nodes[w].out.c if w >= 0 else net.input.c for w in sk.writers]
+        np.add.at(change, (sk.starts, sk.tensor_columns), width)
+        np.add.at(change, (sk.ends, sk.tensor_columns), [-c for c in width])
+        return _Plan(sk.chains, np.array(macs, dtype=object), params,
+                     _undominated(np.cumsum(change, axis=0)[sk.running]), sk.flatten)
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
@@ -276,13 +314,22 @@ class _Grid:
             same = (h[:, None] == h[None]) & (w[:, None] == w[None])
             upper = np.triu_indices(len(chains), 1)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
-            sig = np.vstack([same[upper], (h > 0) & (w > 0), *flat]).astype(np.int64)
-            self._labels[key] = np.unique(sig.T, axis=0, return_inverse=True)[1].ravel()
+            bits = np.packbits(np.vstack([same[upper], (h > 0) & (w > 0)]), axis=0)
+            sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(
+                len(idx), 8).T for f in flat)]).T)
+            text, width, seen = sig.tobytes(), sig.shape[1], {}
+            self._labels[key] = np.array([seen.setdefault(text[i:i + width], len(seen))
+                                          for i in range(0, len(text), width)])
         return self._labels[key]
 
     def _fill(self, plan: _Plan, idx: np.ndarray, out: list[np.ndarray]) -> None:
-        area_max = [int(self.sizes.h[c][idx].max()) * int(self.sizes.w[c][idx].max())
-                    for c in plan.chains]
+        key = (plan.chains, idx.tobytes())
+        if key not in self._areas:
+            self._areas.clear()  # one class of resolutions at a time, mostly all of them
+            area_max = [int(self.sizes.h[c][idx].max()) * int(self.sizes.w[c][idx].max())
+                        for c in plan.chains]
+            self._areas[key] = (self.sizes.area(plan.chains, idx), area_max)
+        area, area_max = self._areas[key]
         bound = max(sum(int(k) * a for k, a in zip(plan.macs, area_max, strict=True)),
                     plan.params,
                     max((sum(int(c) * a for c, a in zip(row, area_max, strict=True))
@@ -290,31 +337,34 @@ class _Grid:
         if bound >= INT64_LIMIT:
             raise MacscalcError(f"counts up to {bound:,} do not fit 64-bit integers; sweep "
                                 "smaller resolutions")
-        area = self.sizes.area(plan.chains, idx)
         out[0][idx] = plan.macs.astype(np.int64) @ area
         out[1][idx] = plan.params
         out[2][idx] = (plan.live @ area).max(axis=0) * self.nbytes if len(plan.live) else 0
 
 
-def _width_key(spec: Spec, alpha: Fraction, classes: int) -> tuple[Any, ...]:
-    """Every row with α applied (``Builder.scaled``, where the builder applies α), the base
-    spec's rows under its own rule: α values with equal keys build the same network."""
-    b = Builder(spec, Settings(alpha, spec.size, classes))
-    key: list[Any] = []
-    if spec.base is not None:
-        b.rule = spec.base.spec.rounding
-        key += [b.scaled(r) for r in spec.base.spec.rows]
-        b.rule = spec.rounding
-    return (*key, *(b.scaled(r) for r in spec.rows))
+def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
+    """Where the builder applies α (``Builder.scaled``): every width field of every row
+    (the base spec's under its own rule) with the row's floor, ``width: {min: m}``."""
+    sites = []
+    parts = [(spec.base.spec.rounding, spec.base.spec.rows)] if spec.base else []
+    for rule, rows in (*parts, (spec.rounding, spec.rows)):
+        for row in rows:
+            if row.width == "fixed":
+                continue
+            for name, a in row.item.args.items():
+                value = getattr(row.item, name)
+                if a.width and value is not None and value != "classes":
+                    sites.append((rule, value, row.width))
+    return sites
 
 
-def _recording(spec: Spec, calls: set[tuple[Any, ...]]) -> Spec:
-    """``spec`` (and its base) with rounding rules that note every width they compute, to
-    check that a build applies α nowhere the width key does not see."""
+def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]]) -> Spec:
+    """``spec`` (and its base) with rounding rules that note every width they compute in
+    ``calls[-1]``, to check that a build applies α nowhere the width key looks."""
 
     def wrap(rule: Any) -> Any:
         def width(c: int, a: Fraction) -> int:
-            calls.add((rule.name, c, a))
+            calls[-1].add((rule.name, c, a))
             return rule.width_fn(c, a)
 
         return rule._replace(width_fn=width)
@@ -325,14 +375,18 @@ def _recording(spec: Spec, calls: set[tuple[Any, ...]]) -> Spec:
     return spec._replace(rounding=wrap(spec.rounding), base=base)
 
 
-def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...], classes: int
+def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...]
                   ) -> tuple[list[list[int]], list[set[tuple[Any, ...]]]]:
-    """Indices of α values that round alike, and the widths each α's key computed."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    """Indices of α values whose widths all round alike (so they build the same network),
+    and the widths each α's key computed."""
     calls: list[set[tuple[Any, ...]]] = []
+    sites = _width_sites(_recording(spec, calls))
+    groups: dict[tuple[int, ...], list[int]] = {}
     for i, a in enumerate(alphas):
         calls.append(set())
-        groups.setdefault(_width_key(_recording(spec, calls[i]), a, classes), []).append(i)
+        key = tuple(rule.width(c, a if floor is None else max(a, floor))
+                    for rule, c, floor in sites)
+        groups.setdefault(key, []).append(i)
     return list(groups.values()), calls
 
 
@@ -359,14 +413,14 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
     macs, n_params, memory = (np.full(shape, -1, dtype=np.int64) for _ in range(3))
     valid = np.zeros(shape, dtype=bool)
     errors: list[SweepError] = []
-    todo, key_calls = _alpha_groups(spec, a, classes)
+    todo, key_calls = _alpha_groups(spec, a)
     done = 0
     while todo:
         group = todo.pop(0)
         first = next((i for i in group if a[i] != 1), group[0])
-        build_calls: set[tuple[Any, ...]] = set()
+        build_calls: list[set[tuple[Any, ...]]] = [set()]
         *row, errs = grid.row(_recording(spec, build_calls), a[first])
-        if len(group) > 1 and not build_calls <= key_calls[first]:
+        if len(group) > 1 and not build_calls[0] <= key_calls[first]:
             todo += [[i] for i in group]  # the build applies α out of the key's sight
             continue
         for arr, values in zip((macs, n_params, memory, valid), row, strict=True):
@@ -391,11 +445,14 @@ def _exact(x: Any) -> Fraction:
 
 
 def _resolution(x: Any) -> int:
-    try:
-        value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
-    except (TypeError, ValueError, ZeroDivisionError):
-        value = Fraction(0)
-    if value.denominator != 1 or not 1 <= value <= MAX_RESOLUTION:
+    if isinstance(x, Fraction) and x.denominator == 1 or isinstance(x, int | np.integer):
+        value = int(x)
+    else:
+        try:
+            value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
+        except (TypeError, ValueError, ZeroDivisionError):
+            value = Fraction(0)
+    if not (isinstance(value, int) or value.denominator == 1) or not 1 <= value <= MAX_RESOLUTION:
         raise MacscalcError(f"resolution must be a whole number from 1 to {MAX_RESOLUTION}, "
                             f"got {_show(x)}")
     return int(value)

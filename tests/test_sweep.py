@@ -126,7 +126,7 @@ def test_every_primitive_has_a_spatial_rule():
 def test_alpha_applied_out_of_the_keys_sight_splits_the_group(monkeypatch):
     # a width key that sees nothing puts every α in one group; the recorded widths of the
     # build expose it and each α is built on its own, so the numbers stay exact
-    monkeypatch.setattr(sweeps, "_width_key", lambda spec, alpha, classes: ())
+    monkeypatch.setattr(sweeps, "_width_sites", lambda spec: [])
     result = sweep("mobilenet_v1", ["0.5", "0.75"], [128])
     spec = load_spec("mobilenet_v1")
     assert swept(result, 0, 0) == counted(spec, Fraction(1, 2), 128)
