@@ -103,8 +103,8 @@ def test_count_json_is_exact_and_names_its_convention():
 def test_count_residual_adds_are_where_slim_puts_them():
     data = count_report("mobilenet_v2")
     adds = [layer["name"] for layer in data["layers"] if layer["kind"] == "add"]
-    assert adds == ["ir3/add", "ir5/add", "ir6/add", "ir8/add", "ir9/add", "ir10/add",
-                    "ir12/add", "ir13/add", "ir15/add", "ir16/add"]
+    assert adds == ["ir2_2/add", "ir3_2/add", "ir3_3/add", "ir4_2/add", "ir4_3/add",
+                    "ir4_4/add", "ir5_2/add", "ir5_3/add", "ir6_2/add", "ir6_3/add"]
     # 56²·24 + 2·28²·32 + 3·14²·64 + 2·14²·96 + 2·7²·160 elements, one add each
     assert sum(layer["out_shape"][0] * layer["out_shape"][1] * layer["out_shape"][2]
                for layer in data["layers"] if layer["kind"] == "add") == (
@@ -131,7 +131,7 @@ def test_count_table_and_csv():
     assert "MACs: 568,740,352 (568.74 M)" in text
     assert "params = weights+biases" in text
     rows = list(csv.DictReader(io.StringIO(run("count", "mobilenet_v1", "-f", "csv"))))
-    assert rows[0]["name"] == "conv0/conv" and rows[0]["macs"] == "10838016"
+    assert rows[0]["name"] == "conv1/conv" and rows[0]["macs"] == "10838016"
     assert rows[0]["out_shape"] == "112×112×32"
 
 
@@ -155,7 +155,7 @@ def test_output_file_is_written_whole(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert text.startswith("## MobileNet V2")
     # conv 864 weights + BN γ/β 64 (torch convention), 10,838,016 / 300,774,272 = 3.60 %
-    assert ("| 0 | conv0/conv | conv2d+bn+relu6 | 224×224×3 | 112×112×32 | 3×3/2 | 10,838,016 "
+    assert ("| 0 | conv1/conv | conv2d+bn+relu6 | 224×224×3 | 112×112×32 | 3×3/2 | 10,838,016 "
             "| 928 | 3.60 |") in text
 
 

@@ -80,25 +80,25 @@ def test_scaling_shows_where_rounding_leaves_alpha2_rho2():
     assert (data["macs"], data["scaled_macs"]) == (300_774_272, 50_184_000)
     assert data["total_ratio"] == "784125/4699598"  # 50,184,000 / 300,774,272 reduced
     rows = {r["layer"]: r for r in data["layers"]}
-    assert (rows["ir3/expand"]["law"], rows["ir3/expand"]["off"]) == ("α²·ρ²", "+77.8 %")
-    assert rows["ir3/expand"]["why"] == "cin 24→16 not 12; cout 144→96 not 72"
-    assert rows["pw18/pw"]["why"] == "cout kept at 1280"
-    assert (rows["fc21/fc"]["law"], rows["fc21/fc"]["actual"]) == ("α", "1.0000")
+    assert (rows["ir2_2/expand"]["law"], rows["ir2_2/expand"]["off"]) == ("α²·ρ²", "+77.8 %")
+    assert rows["ir2_2/expand"]["why"] == "cin 24→16 not 12; cout 144→96 not 72"
+    assert rows["pw1/pw"]["why"] == "cout kept at 1280"
+    assert (rows["fc1/fc"]["law"], rows["fc1/fc"]["actual"]) == ("α", "1.0000")
 
 
 def test_layer_formula_with_numbers():
-    text = run("mobilenet_v1", "--layer", "dwsep13/pw")
+    text = run("mobilenet_v1", "--layer", "dwsep9/pw")
     assert ("MACs        kh·kw·(cin/groups)·cout·hout·wout = 1·1·1024·1024·7·7 = 51,380,224"
             in text)
-    md = run("mobilenet_v1", "--layer", "conv0", "--format", "markdown")
-    assert md.startswith("## MobileNet V1: conv0 (α 1.0, 224×224)\n\n```text\n")
+    md = run("mobilenet_v1", "--layer", "conv1", "--format", "markdown")
+    assert md.startswith("## MobileNet V1: conv1 (α 1.0, 224×224)\n\n```text\n")
 
 
 def test_layer_unknown_name_suggests():
-    result = runner.invoke(app, ["explain", "mobilenet_v1", "--layer", "dwsep13/pww"])
+    result = runner.invoke(app, ["explain", "mobilenet_v1", "--layer", "dwsep9/pww"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: no layer or block named 'dwsep13/pww' in mobilenet_v1; "
-                             "did you mean 'dwsep13/pw'?\n")
+    assert result.stderr == ("error: no layer or block named 'dwsep9/pww' in mobilenet_v1; "
+                             "did you mean 'dwsep9/pw'?\n")
 
 
 def test_bad_micro_groups():
