@@ -213,3 +213,16 @@ def test_cli_reports_block_errors_located_with_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["count", str(spec)])
     assert result.exit_code == 2
     assert result.stderr == f"error: {spec}:9:9: block 'x' uses itself: x → x\n"
+
+
+def test_readme_documents_every_kind_and_argument():
+    from pathlib import Path
+
+    from macscalc.spec import ROW_KEYS, ROW_KINDS, TOP_KEYS
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Spec language"):text.index("## JSON reports")]
+    missing = [f"`{k}`" for k in [*ROW_KINDS, *ROW_KEYS, *TOP_KEYS] if f"`{k}`" not in section]
+    missing += [f"{kind}.{a}" for kind, cls in ROW_KINDS.items() for a in cls.args
+                if f"`{a}`" not in section]
+    assert missing == []
