@@ -293,9 +293,10 @@ def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
 
 
 def layer_doc(network: Network, name: str) -> Doc:
-    """One layer (or every primitive of one block) with its formulas and numbers."""
+    """One layer (or every primitive of one block, built-in or the spec's own) with its
+    formulas and numbers."""
     nodes = [n for n in network.nodes if n.name == name] or \
-            [n for n in network.nodes if n.block == name]
+            [n for n in network.nodes if n.block == name or n.name.startswith(f"{name}/")]
     if not nodes:
         names = list(dict.fromkeys([n.block for n in network.nodes] +
                                    [n.name for n in network.nodes]))

@@ -226,3 +226,14 @@ def test_readme_documents_every_kind_and_argument():
     missing += [f"{kind}.{a}" for kind, cls in ROW_KINDS.items() for a in cls.args
                 if f"`{a}`" not in section]
     assert missing == []
+
+
+def test_explain_a_use_of_your_own_block(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(HEAD + BOTTLENECK + "layers:\n  - bottle: {c: 4}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["explain", str(spec), "--layer", "bottle1", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    layers = dict.fromkeys(r["layer"] for r in json.loads(result.stdout)["rows"])
+    assert list(layers)[:2] == ["bottle1/conv1/conv", "bottle1/conv1/conv.bn"]
