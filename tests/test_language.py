@@ -235,5 +235,5 @@ def test_explain_a_use_of_your_own_block(tmp_path):
     assert result.exit_code == 0, result.output
     import json
 
-    layers = dict.fromkeys(r["layer"] for r in json.loads(result.stdout)["rows"])
+    layers = dict.fromkeys(r["layer"] for r in json.loads(result.stdout)["formulas"])
     assert list(layers)[:2] == ["bottle1/conv1/conv", "bottle1/conv1/conv.bn"]
