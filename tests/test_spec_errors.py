@@ -23,8 +23,9 @@ def _fails(path, message: str) -> None:
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
      "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, shuffle, shiftmax, "
-     "adaptive_pool, concat, slice, layernorm, layer_scale, upsample, conv, pw, dw, fc, dwsep, "
-     "ir, uib, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, residual)"),
+     "adaptive_pool, concat, slice, layernorm, layer_scale, upsample, conv_transpose, conv, pw, "
+     "dw, fc, dwsep, ir, uib, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, "
+     "residual)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
      "s, padding, d, groups, group_width, bias, n, name, from, width, role, if)"),
@@ -73,9 +74,9 @@ def test_bad_top_level_values(spec_file):
     _fails(path, "5:11: unknown rounding rule 'round8' (known: slim_v1, make_divisible_8, or "
            "{divisor: D, min_ratio: R})")
     path = spec_file("  - flatten: {}\n", header="name: t\nsource: s\ninput: {size: 8}\n"
-                     "classes: 10\ndefaults: {act: mish}\n")
+                     "classes: 10\ndefaults: {act: swishy}\n")
     _fails(path, "5:17: 'act' of 'defaults' must be one of relu, relu6, hswish, hsigmoid, "
-           "sigmoid, swish, gelu or none, got 'mish'")
+           "sigmoid, swish, gelu, tanh, leaky_relu, mish or none, got 'swishy'")
 
 
 def test_unknown_spec_name():
