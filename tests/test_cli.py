@@ -162,11 +162,14 @@ def test_output_file_is_written_whole(tmp_path):
 def test_specs_lists_builtins_with_sources():
     data = json.loads(run("specs", "-f", "json"))
     names = [s["name"] for s in data["specs"]]
-    assert names == ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "mobilenet_v1",
-                     "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_large_minimal",
-                     "mobilenet_v3_small", "mobilenet_v3_small_minimal", "ssd_mobilenet_v1",
-                     "ssd_mobilenet_v2", "ssdlite_mobilenet_v1", "ssdlite_mobilenet_v2"]
-    assert data["specs"][5]["source"].startswith("arXiv:1801.04381 Table 2")
+    assert names == ["fbnet_c", "ghostnet_100", "lcnet_100", "micronet_m0", "micronet_m1",
+                     "micronet_m2", "micronet_m3", "mobilenet_v1", "mobilenet_v2",
+                     "mobilenet_v3_large", "mobilenet_v3_large_minimal", "mobilenet_v3_small",
+                     "mobilenet_v3_small_minimal", "mobilenetv4_conv_small", "spnasnet_100",
+                     "ssd_mobilenet_v1", "ssd_mobilenet_v2", "ssdlite_mobilenet_v1",
+                     "ssdlite_mobilenet_v2"]
+    v2 = data["specs"][names.index("mobilenet_v2")]
+    assert v2["source"].startswith("arXiv:1801.04381 Table 2")
 
 
 def test_python_dash_m_and_help():
