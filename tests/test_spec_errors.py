@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
+from macscalc.spec import builtin_names
 
 runner = CliRunner()
 
@@ -84,11 +85,7 @@ def test_unknown_spec_name():
     assert result.exit_code == 2
     assert result.stderr == (
         "error: no spec file or built-in spec named 'mobilenet_v4'; did you mean "
-        "'mobilenet_v2'? (built-ins: alexnet, googlenet, micronet_m0, micronet_m1, "
-        "micronet_m2, micronet_m3, mobilenet_v1, mobilenet_v2, mobilenet_v3_large, "
-        "mobilenet_v3_large_minimal, mobilenet_v3_small, mobilenet_v3_small_minimal, resnet18, "
-        "resnet34, resnet50, squeezenet1_0, squeezenet1_1, ssd_mobilenet_v1, ssd_mobilenet_v2, "
-        "ssdlite_mobilenet_v1, ssdlite_mobilenet_v2, vgg16)\n")
+        f"'mobilenet_v2'? (built-ins: {', '.join(builtin_names())})\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
