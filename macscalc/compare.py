@@ -62,10 +62,16 @@ def variant_report(text: str, convention: Convention) -> tuple[str, Report]:
 
 
 def stage_of(node: Node, input_h: int) -> str:
+    """The layer's output stride, the power of two nearest input/output height: a network
+    without padding (SqueezeNet: 224 → 13) stays in its stride-16 stage."""
     if node.out.h == 1 and node.out.w == 1 and (node.in_shapes[0].h == 1
                                                 or node.layer.kind == "global_pool"):
         return "head"
-    return f"stride {input_h // node.out.h}"
+    ratio = Fraction(input_h, node.out.h)
+    stride = 1
+    while stride * 2 <= ratio * Fraction(4, 3):  # doubles once ratio ≥ 1.5 × stride
+        stride *= 2
+    return f"stride {stride}"
 
 
 def stages(report: Report) -> dict[str, list[int]]:

@@ -87,3 +87,13 @@ def test_compare_totals_and_stage_deltas():
 def test_compare_bad_input(args, message):
     result = runner.invoke(app, ["compare", *args])
     assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_stages_of_an_unpadded_network_are_powers_of_two():
+    # SqueezeNet 1.1 (no padding) ends its features at 13×13 from 224: output stride 16,
+    # not 224 // 13 = 17
+    from macscalc.compare import stages
+    from tests.conftest import counted
+
+    assert list(stages(counted("squeezenet1_1"))) == ["stride 2", "stride 4", "stride 8",
+                                                      "stride 16", "head"]
