@@ -2,8 +2,8 @@
 
 A block's rows may compute a value from the block's arguments. The expression language
 is deliberately tiny and safe for untrusted specs: ``$name`` references, decimal numbers,
-``+ - * / // %``, comparisons, parentheses and the functions ``min``, ``max``, ``ceil``,
-``floor``. Arithmetic is exact (fractions); there is no power operator, expressions and
+``+ - * / // %``, comparisons, ``and``, ``or``, ``not``, parentheses and the functions
+``min``, ``max``, ``ceil``, ``floor``. Arithmetic is exact (fractions); there is no power operator, expressions and
 values are bounded, so nothing in a spec can make evaluation slow.
 """
 
@@ -79,7 +79,7 @@ def _bounded(f: Fraction) -> Fraction:
 
 
 class _Parser:
-    """Recursive descent: compare → sum → product → unary → atom."""
+    """Recursive descent: or → and → not → compare → sum → product → unary → atom."""
 
     def __init__(self, text: str, env: Mapping[str, Any]) -> None:
         self.env = env
@@ -108,10 +108,32 @@ class _Parser:
         return token
 
     def parse(self) -> Fraction:
-        value = self.compare()
+        value = self.logic()
         if self.i != len(self.tokens):
             raise ExprError(f"unexpected {self.tokens[self.i][1]!r}")
         return value
+
+    def logic(self) -> Fraction:
+        value = self.conjunction()
+        while self.peek() == "or":
+            self.take()
+            right = self.conjunction()
+            value = Fraction(int(bool(value) or bool(right)))
+        return value
+
+    def conjunction(self) -> Fraction:
+        value = self.negation()
+        while self.peek() == "and":
+            self.take()
+            right = self.negation()
+            value = Fraction(int(bool(value) and bool(right)))
+        return value
+
+    def negation(self) -> Fraction:
+        if self.peek() == "not":
+            self.take()
+            return Fraction(int(not self.negation()))
+        return self.compare()
 
     def compare(self) -> Fraction:
         left = self.sum()
@@ -172,7 +194,7 @@ class _Parser:
                 raise ExprError(f"{text} takes one argument")
             return _bounded(_FUNCS[text](*args))
         if text == "(":
-            value = self.compare()
+            value = self.logic()
             self.take(")")
             return value
         raise ExprError(f"unexpected {text!r}")

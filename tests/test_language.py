@@ -198,6 +198,8 @@ def test_expressions_are_exact_and_bounded():
     assert evaluate("$c / 5", env) == "24/5"
     assert evaluate("max($c // 5, 8) + ceil($c / 5)", env) == 13
     assert evaluate("$act", env) == "relu"
+    assert evaluate("$c > 8 and not ($c == 24 or $c < 0)", env) == 0
+    assert evaluate("($c != 1 or 0) and $c // 24", env) == 1
     with pytest.raises(ExprError, match="division by zero"):
         evaluate("$c // 0", env)
     with pytest.raises(ExprError, match="beyond"):
