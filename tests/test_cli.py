@@ -162,11 +162,15 @@ def test_output_file_is_written_whole(tmp_path):
 def test_specs_lists_builtins_with_sources():
     data = json.loads(run("specs", "-f", "json"))
     names = [s["name"] for s in data["specs"]]
-    assert names == ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "mobilenet_v1",
+    assert names == ["convnext_tiny", "efficientnet_b0", "micronet_m0", "micronet_m1",
+                     "micronet_m2", "micronet_m3", "mnasnet1_0", "mobilenet_v1",
                      "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_large_minimal",
-                     "mobilenet_v3_small", "mobilenet_v3_small_minimal", "ssd_mobilenet_v1",
-                     "ssd_mobilenet_v2", "ssdlite_mobilenet_v1", "ssdlite_mobilenet_v2"]
-    assert data["specs"][5]["source"].startswith("arXiv:1801.04381 Table 2")
+                     "mobilenet_v3_small", "mobilenet_v3_small_minimal", "regnet_x_400mf",
+                     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x2_0",
+                     "ssd_mobilenet_v1", "ssd_mobilenet_v2", "ssdlite_mobilenet_v1",
+                     "ssdlite_mobilenet_v2"]
+    assert data["specs"][names.index("mobilenet_v2")]["source"].startswith(
+        "arXiv:1801.04381 Table 2")
 
 
 def test_python_dash_m_and_help():

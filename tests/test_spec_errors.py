@@ -83,10 +83,11 @@ def test_unknown_spec_name():
     assert result.exit_code == 2
     assert result.stderr == (
         "error: no spec file or built-in spec named 'mobilenet_v4'; did you mean "
-        "'mobilenet_v2'? (built-ins: micronet_m0, micronet_m1, micronet_m2, micronet_m3, "
-        "mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_large_minimal, "
-        "mobilenet_v3_small, mobilenet_v3_small_minimal, ssd_mobilenet_v1, ssd_mobilenet_v2, "
-        "ssdlite_mobilenet_v1, ssdlite_mobilenet_v2)\n")
+        "'mobilenet_v2'? (built-ins: convnext_tiny, efficientnet_b0, micronet_m0, micronet_m1, "
+        "micronet_m2, micronet_m3, mnasnet1_0, mobilenet_v1, mobilenet_v2, mobilenet_v3_large, "
+        "mobilenet_v3_large_minimal, mobilenet_v3_small, mobilenet_v3_small_minimal, "
+        "regnet_x_400mf, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x2_0, "
+        "ssd_mobilenet_v1, ssd_mobilenet_v2, ssdlite_mobilenet_v1, ssdlite_mobilenet_v2)\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
