@@ -3,8 +3,9 @@
 A block's rows may compute a value from the block's arguments. The expression language
 is deliberately tiny and safe for untrusted specs: ``$name`` references, decimal numbers,
 ``+ - * / // %``, comparisons, ``and``, ``or``, ``not``, parentheses and the functions
-``min``, ``max``, ``ceil``, ``floor``. Arithmetic is exact (fractions); there is no power operator, expressions and
-values are bounded, so nothing in a spec can make evaluation slow.
+``min``, ``max``, ``ceil``, ``floor``. Arithmetic is exact (fractions); there is no power
+operator, expressions and values are bounded, so nothing in a spec can make evaluation
+slow.
 """
 
 from __future__ import annotations
