@@ -51,7 +51,7 @@ def test_pick_unpublished_points_are_marked_and_unranked():
     (["--device", "iphone"], "error: no published latencies for device 'iphone' in these "
                              "families (known: pixel1, pixel2, pixel3)\n"),
     (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, v1, v2, "
-                         "v3)\n"),
+                         "v3, zoo)\n"),
 ])
 def test_pick_bad_input(args, message):
     result = runner.invoke(app, ["pick", *args])
