@@ -50,7 +50,7 @@ BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 MAX_REPEATS = 1000  # n of one row
-MAX_EXPANDED_ROWS = 100_000  # rows after expanding every use of a spec's own blocks
+MAX_EXPANDED_ROWS = 20_000  # rows after expanding every use of a spec's own blocks
 REQUIRED = "required"  # the default of a block argument that every use must give
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
@@ -549,7 +549,7 @@ class _Context:
         try:
             return self.rows(bdef.rows, env, where)
         except MacscalcError as e:
-            if where in e.message:
+            if "(in block " in e.message:  # the innermost use says where
                 raise
             raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
 

@@ -239,3 +239,17 @@ def test_explain_a_use_of_your_own_block(tmp_path):
 
     layers = dict.fromkeys(r["layer"] for r in json.loads(result.stdout)["formulas"])
     assert list(layers)[:2] == ["bottle1/conv1/conv", "bottle1/conv1/conv.bn"]
+
+
+def test_block_expansion_and_network_size_are_bounded():
+    # 40 blocks each using the next twice would expand to 2⁴⁰ rows
+    doubling = "blocks:\n" + "".join(
+        f"  b{i}:\n    layers:\n      - b{i + 1}: {{}}\n      - b{i + 1}: {{}}\n"
+        for i in range(40)) + "  b40:\n    layers:\n      - act: {fn: relu}\n"
+    assert "the spec expands to more than 20,000 rows (in block" in _error(
+        doubling + "layers:\n  - b0: {}\n")
+    nested = ("blocks:\n  a:\n    layers:\n      - act: {fn: relu, n: 1000}\n  b:\n"
+              "    layers:\n      - a: {n: 1000}\nlayers:\n  - b: {n: 1000}\n")
+    assert _error(nested) == "t.yaml:9:9: the network has more than 50,000 layers"
+    assert _error("layers:\n  - act: {fn: relu, n: 1001}\n") == (
+        "t.yaml:7:24: 'n' of 'act' is 1001; repeats are limited to 1000")
