@@ -40,7 +40,8 @@ TOP_KEYS = (
     "budget",
     "base",
 )
-BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare for itself
+BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
+BYTE_LIMITS = ("memory", "size")  # limits in bytes (2MB, 512KiB); the others are counts
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role")
 
@@ -293,7 +294,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            parse = parse_bytes if key == "memory" else parse_count
+            parse = parse_bytes if key in BYTE_LIMITS else parse_count
             out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None

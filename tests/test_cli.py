@@ -36,7 +36,7 @@ def test_table_v1_alpha_res_selects_one_row():
     assert (row["model"], row["macs"], row["params"]) == ("v1_0.5_160", 76_525_312, 1_337_577)
     assert (row["published_macs"], row["macs_agrees"], row["params_agrees"]) == ("77", True,
                                                                                    True)
-    assert (row["top1"], row["top5"]) == ("59.9", "82.5")
+    assert (row["accuracy"], row["metric"], row["top5"]) == ("59.9", "top-1", "82.5")
     # the V1 paper's Table 9 gives 76 for the same model: computed 76.52 M does not cut to it
     (paper,) = row["other_sources"]
     assert (paper["ref"], paper["published_macs"], paper["macs_agrees"]) == ("Table 9", "76",
@@ -45,10 +45,12 @@ def test_table_v1_alpha_res_selects_one_row():
 
 def test_table_v1_terminal_shows_marks_and_mismatch_notes():
     text = run("table", "v1")
-    assert "v1_0.75_224 │   325.40 │  317 │ ✗" in text
-    assert ("v1_0.75_224: mismatch: published 317 M MACs, computed 325.40 M; agrees with the "
+    # three decimals: at two, 149,497,600 MACs would show as 149.50 beside slim's 150
+    assert "v1_0.75_224   325.401   317  ✗" in text
+    assert "v1_0.5_224    149.498   150  ✗" in text
+    assert ("v1_0.75_224: mismatch: published 317 M MACs, computed 325.401 M; agrees with the "
             "computation: MobileNet V1 paper Table 6 (325 M MACs, 2.6 M params)") in text
-    assert "v1_0.25_192: mismatch: published 34 M MACs, computed 30.21 M" in text
+    assert "v1_0.25_192: mismatch: published 34 M MACs, computed 30.213 M" in text
 
 
 def test_table_off_grid_point_is_computed_and_marked():
@@ -70,7 +72,7 @@ def test_table_alpha_off_grid_spans_published_resolutions():
 def test_table_max_macs_keeps_rows_under_budget_best_first():
     data = json.loads(run("table", "v2", "--max-macs", "100M", "--format", "json"))
     assert all(r["macs"] <= 100_000_000 for r in data["rows"])
-    top1 = [float(r["top1"]) for r in data["rows"]]
+    top1 = [float(r["accuracy"]) for r in data["rows"]]
     assert top1 == sorted(top1, reverse=True)
     # slim README: 0.5_224 (65.4 %, 97 M) edges out 1.0_128 (65.3 %, 99 M)
     assert [r["model"] for r in data["rows"][:2]] == ["v2_0.5_224", "v2_1.0_128"]
@@ -190,7 +192,7 @@ def test_table_micronet_sets_mobilenet_v3_beside_at_matched_madds():
     data = json.loads(run("table", "micronet", "-f", "json"))
     assert [r["model"] for r in data["rows"]] == ["M0", "M1", "M2", "M3"]
     assert data["rows"][2]["macs"] == 12_743_440  # conv/FC MACs + shift-max fusion
-    order = [(e["model"], e["top1"]) for e in data["comparison"]]
+    order = [(e["model"], e["accuracy"]) for e in data["comparison"]]
     # arXiv:2108.05894: MicroNet-M2 59.4 % at 12 M against MobileNetV3 49.8 % at 12 M
     assert order[2:4] == [("M2", "59.4"), ("V3-Small_0.35", "49.8")]
 
