@@ -259,7 +259,7 @@ def check_doc(checked: list[SpecCheck]) -> Doc:
     cols = [Column("spec", "spec", left=True, cut=12), Column("limit", "limit", left=True),
             Column("value", "value", fmt_int), Column("max", "max", fmt_int),
             Column("margin", "margin", fmt_int, drop=2),
-            Column("margin %", "margin_pct", unit="%"),
+            Column("margin %", "margin_pct"),
             Column("set by", "origin", left=True, cut=10), Column("", "status", left=True)]
     status = max((c.status for c in checked), default=0)
     verdict = ("pass", "fail", "error")[status]
@@ -271,7 +271,7 @@ def check_doc(checked: list[SpecCheck]) -> Doc:
         summary += f"; {len(unlimited)} without limits"
     notes = [summary + ".",
              *[f"error: {c.error.located()}" for c in broken if c.error],
-             *[f"{c.ref}: no limits (give --max-macs … or a budget; --require-limits makes "
+             *[f"{c.ref}: no limits (give a --max-* flag or a budget; --require-limits makes "
                "this an error)" for c in unlimited],
              "A FLOPs limit is compared with FLOPs = 2 × MACs + the extra ops switched on, "
              "never with MACs; a size limit with the weights (params × --dtype)."]

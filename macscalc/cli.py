@@ -413,7 +413,7 @@ def pick(
         "--device", help="Device of the published latencies: pixel1, pixel2 or pixel3.")
     ] = None,
     family: Annotated[str | None, typer.Option(
-        "--family", metavar="F,F", help="Families to pick from (v1, v2, v3, micronet); "
+        "--family", metavar="F,F", help=f"Families to pick from ({', '.join(FAMILIES)}); "
         "default all.")] = None,
     res: ResOpt = None,
     unpublished: Annotated[bool, typer.Option(

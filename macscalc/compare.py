@@ -101,15 +101,14 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
                        "memory_delta_pct": _delta(r.peak_bytes, base.peak_bytes) if i else None})
     total_cols = [Column("#", "number"), Column("variant", "variant", left=True),
                   Column("MACs", "macs", fmt_int),
-                  Column("Δ MACs", "macs_delta_pct", _signed, unit="%"),
+                  Column("Δ MACs", "macs_delta_pct", _signed),
                   Column("params", "params", fmt_int, drop=5),
-                  Column("Δ params", "params_delta_pct", _signed, unit="%", drop=4),
-                  Column(f"{dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}",
-                         unit="bytes"),
+                  Column("Δ params", "params_delta_pct", _signed, drop=4),
+                  Column(f"{dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}"),
                   Column("FLOPs", "flops", fmt_int, drop=1),
-                  Column(f"peak memory ({dtype} bytes)", "memory", fmt_int, unit="bytes",
+                  Column(f"peak {dtype} MB", "memory", lambda v: f"{v / 1e6:.2f}", unit="bytes",
                          drop=2),
-                  Column("Δ memory", "memory_delta_pct", _signed, unit="%", drop=3)]
+                  Column("Δ memory", "memory_delta_pct", _signed, drop=3)]
     per_variant = [stages(r) for _, r in variants]
     names = list(dict.fromkeys(k for s in per_variant for k in s))
     names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))
@@ -127,7 +126,7 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
     for i in range(len(variants)):
         stage_cols.append(Column(f"MACs #{i + 1}", f"macs_{i}", fmt_int))
         if i:
-            stage_cols.append(Column(f"Δ #{i + 1}", f"delta_{i}_pct", _signed, unit="%"))
+            stage_cols.append(Column(f"Δ #{i + 1}", f"delta_{i}_pct", _signed))
     conv = base.convention
     notes = [f"Deltas are against #1, {base_label}; blank where it has none. Stages are "
              "output strides (input height over output height); head: everything at 1×1 "

@@ -287,7 +287,7 @@ def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
     ]
     cols = [Column("layer", "layer", left=True), Column("law", "law", left=True),
             Column("MACs", "macs", fmt_int, drop=2), Column("×", "actual"),
-            Column("ideal", "ideal", drop=1), Column("off", "off_pct", _percent, unit="%"),
+            Column("ideal", "ideal", drop=1), Column("off", "off_pct", _percent),
             Column("why", "why", left=True, cut=16)]
     notes = ["off: the real ratio against the ideal law; why: the widths rounded by the spec's "
              "rule (or kept by a width: rule in the spec) and the sides rounded by strides."]

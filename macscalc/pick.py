@@ -150,8 +150,7 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
             Column("family", "family", left=True, drop=1),
             Column("MACs (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
             Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-            Column(f"{limits.dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}",
-                   drop=3, unit="bytes"),
+            Column(f"{limits.dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}", drop=3),
             Column("accuracy" if mixed else metrics[0], "accuracy",
                    unit="" if mixed else metrics[0])]
     if mixed:

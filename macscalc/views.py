@@ -35,7 +35,7 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
                Column("input", "in_shape", shape, drop=1),
                Column("output", "out_shape", shape), Column("k/s/g", "detail", left=True, drop=3),
                Column("MACs", "macs", fmt_int), Column("params", "params", fmt_int),
-               Column("% MACs", "macs_pct", drop=5, unit="%")]
+               Column("% MACs", "macs_pct", drop=5)]
     if conv.ops:
         columns.append(Column("extra ops", "extra_ops", fmt_int, drop=4))
     if flops:
@@ -44,15 +44,15 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
     layers = Table(f"Layers ({len(folded)} rows; batch norm and activation shown with the "
                    "layer they follow)", columns, folded)
     kind_cols = [Column("kind", "kind", left=True), Column("layers", "layers"),
-                 Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct", unit="%"),
+                 Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct"),
                  Column("params", "params", fmt_int),
-                 Column("% params", "params_pct", unit="%")]
+                 Column("% params", "params_pct")]
     if conv.ops:
         kind_cols.append(Column("extra ops", "extra_ops", fmt_int, drop=1))
     notes = []
     if "shiftmax" in conv.ops:
         kind_cols += [Column("MAdds", "madds", fmt_int),
-                      Column("% MAdds", "madds_pct", unit="%")]
+                      Column("% MAdds", "madds_pct")]
         notes.append("MAdds = MACs + Dynamic Shift-Max fusion multiply-adds, what the MicroNet "
                      "paper counts.")
     by_kind = Table("By layer kind", kind_cols, data["by_kind"], notes)
@@ -306,7 +306,7 @@ def _grid_table(title: str, pt: PubTable, out_rows: list[dict[str, Any]],
             Column("pub.", "published_macs", unit="billions" if unit == "B" else "millions"),
             Column("", "macs_agrees", MARK.get),
             Column("params (M)", "params", lambda v: f"{v / 1e6:.{digits.params}f}"),
-            Column("pub.", "published_params_m", unit="millions"),
+            Column("pub.", "published_params_m"),
             Column("", "params_agrees", MARK.get)]
     if any(r.top1 for r in pt.rows):
         cols.append(Column(pt.metric, "accuracy", unit=pt.metric))
@@ -413,9 +413,10 @@ def memory_doc(network: Network, dtype: str, nbytes: int) -> Doc:
                      "streamed_layer": s.name})
     cols = [Column("resolution", "resolution"), Column("channels", "channels", drop=3),
             Column("elements", "elements", fmt_int, drop=1),
-            Column(f"bytes ({dtype})", "bytes", fmt_int), Column("layer", "layer", left=True),
+            Column(f"bytes ({dtype})", "bytes", fmt_int, unit=dtype),
+            Column("layer", "layer", left=True),
             Column("streamed elements", "streamed_elements", fmt_int, drop=2),
-            Column("streamed bytes", "streamed_bytes", fmt_int),
+            Column("streamed bytes", "streamed_bytes", fmt_int, unit=dtype),
             Column("streamed at", "streamed_layer", left=True)]
     tables = [Table("Largest tensor at each resolution (streamed: V2 §5 slices)", cols, rows)]
     peaks = {"plain": peak(network), "streamed": peak(network, True)}

@@ -106,3 +106,16 @@ def test_bad_micro_groups():
                                  "--groups", "3,4"])
     assert result.exit_code == 2
     assert result.stderr == "error: G1 = 3 must divide both C = 64 and C/R = 16\n"
+
+
+def test_an_unknown_topic_is_named_with_the_topics():
+    result = runner.invoke(app, ["explain", "dwsepp"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: unknown topic 'dwsepp'; did you mean 'dwsep'? (topics: "
+                             "dwsep, bottleneck, micro, scaling; or SPEC --layer NAME)\n")
+
+
+def test_bottleneck_expansion_ratio_must_be_positive():
+    result = runner.invoke(app, ["explain", "bottleneck", "--t", "0"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: the expansion ratio --t must be a positive number, got '0'\n"
