@@ -31,8 +31,8 @@ from macscalc.spec import BUDGET_KEYS, BYTE_LIMITS, Spec
 from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
 
-NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak memory (bytes)",
-         "size": "weights (bytes)"}
+NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak bytes",
+         "size": "weight bytes"}
 
 
 class Limit(NamedTuple):

@@ -5,12 +5,13 @@ Commands build a :class:`Doc` (tables for people, a ``data`` dict for JSON) and 
 here. JSON carries ``schema_version`` and exact integers. CSV holds the document's
 first table only, the one a spreadsheet wants, with plain values and units in the header.
 
-Terminal tables are drawn here, not by rich: rich took 0.7–0.9 s to lay out a 400-row
-per-layer table against a few milliseconds here (``benchmarks/render.py``). They fit the
-terminal's width (``COLUMNS``, else the terminal; no limit for pipes and files, or with
-``--format wide``): free-text columns move into numbered notes, low-priority columns
-drop with a note, then cells that may shrink are cut with '…'; a cell is never wrapped.
-Notes wrap at word boundaries. Colour only on a terminal, and never with ``NO_COLOR``.
+Terminal tables are drawn here, not by rich: rich took 0.7–2.4 s to lay out a 397-row
+per-layer table, against 25 ms here for the whole document (``benchmarks/render.py``).
+They fit the terminal's width (``COLUMNS``, else the terminal; no limit for pipes and
+files, or with ``--format wide``): free-text columns move into numbered notes,
+low-priority columns drop with a note, then cells that may shrink are cut with '…'; a
+cell is never wrapped. Notes wrap at word boundaries. Colour only on a terminal, and
+never with ``NO_COLOR``.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def _fit(text: str, w: int) -> str:
     return text if len(text) <= w else text[: max(w - 1, 0)] + CUT
 
 
-def wrap(text: str, width: int | None, indent: str = "", hang: str = "") -> list[str]:
+def _wrap(text: str, width: int | None, indent: str = "", hang: str = "") -> list[str]:
     """``text`` in lines of at most ``width`` characters, broken between words."""
     if width is None or len(indent) + len(text) <= width:
         return [indent + text]
@@ -213,21 +214,21 @@ def _table_lines(t: Table, width: int | None, style: _Style) -> list[str]:
                   for x, w, c in zip(cells, widths, cols, strict=True))
         return (" " * GAP).join(padded).rstrip()
 
-    out = [f"{style.bold}{x}{style.off}" for x in wrap(t.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(t.title, width)]
     out.append(f"{style.bold}{line([c.header for c in cols])}{style.off}")
     out.append((" " * GAP).join("─" * w for w in widths))
     for cells, r in zip(rows, t.rows, strict=True):
         out.append(f"{style.warn}{line(cells)}{style.off}" if r.get("_warn") else line(cells))
     for note, number in lay.notes.items():
-        out += wrap(note, width, f"  [{number}] ", " " * (len(str(number)) + 5))
+        out += _wrap(note, width, f"  [{number}] ", " " * (len(str(number)) + 5))
     for note in t.notes:
-        out += wrap(note, width, "  ")
+        out += _wrap(note, width, "  ")
     cut = any(len(x) > w for cells in rows for x, w in zip(cells, widths, strict=True))
     if lay.dropped or cut:
         names = ", ".join(t.columns[i].header for i in lay.dropped)
         what = "; ".join(([f"not shown: {names}"] if names else [])
                          + (["… marks cut cells"] if cut else []))
-        out += wrap(f"At {width} columns, {what}. See everything with --format wide, csv, "
+        out += _wrap(f"At {width} columns, {what}. See everything with --format wide, csv, "
                     "json or markdown.", width, "  ")
     return out
 
@@ -239,13 +240,13 @@ def _intro_lines(line: str, width: int | None) -> list[str]:
     label = len(line) - len(line.lstrip(" "))
     gap = line.find("  ", label)
     hang = len(line) - len(line[gap:].lstrip(" ")) if 0 < gap < width // 2 else label
-    return wrap(line, width, "", " " * hang)
+    return _wrap(line, width, "", " " * hang)
 
 
 def text(doc: Doc, width: int | None = None, color: bool = False) -> str:
     """``doc`` for people: every line at most ``width`` characters (None: no limit)."""
     style = _Style("\033[1m", "\033[33m", "\033[0m") if color else _Style()
-    out = [f"{style.bold}{x}{style.off}" for x in wrap(doc.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(doc.title, width)]
     if doc.intro:
         out.append("")
         for x in doc.intro:
@@ -255,7 +256,7 @@ def text(doc: Doc, width: int | None = None, color: bool = False) -> str:
     if doc.notes:
         out.append("")
     for note in doc.notes:
-        out += wrap(note, width, "", "  ")
+        out += _wrap(note, width, "", "  ")
     return "\n".join(out) + "\n"
 
 

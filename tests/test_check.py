@@ -173,6 +173,15 @@ def test_size_limit_is_on_the_weights_at_the_dtype(tmp_path):
     assert (c["value"], c["set_by"]) == (3_504_872, f"{budget}:1")
 
 
+def test_a_spec_may_limit_its_own_size(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY.replace("params: 2_000}", "size: 2KB}"), encoding="utf-8")
+    result = check(str(spec), "-f", "json")
+    assert result.exit_code == 1  # 634 params × 4 bytes = 2,536 > 2,000
+    size = json.loads(result.stdout)["reports"][0]["checks"][1]
+    assert (size["metric"], size["value"], size["max"]) == ("size", 2_536, 2_000)
+
+
 def test_baseline_growth(tmp_path):
     base = tmp_path / "base.json"
     assert runner.invoke(app, ["count", "mobilenet_v2", "-f", "json", "-o", str(base)]
