@@ -275,6 +275,25 @@ def _mismatch_note(r: GridRow, digits: _Digits) -> str | None:
     return f"{r.model}: mismatch: " + "; ".join(what) + who
 
 
+def _other_source_notes(r: GridRow) -> list[str]:
+    """Where another source disagrees with the count while the primary table agrees: which
+    source the count sides with (the V1 paper's SqueezeNet 1700 M against torchvision)."""
+    p = r.primary
+    if p is None or p.macs_ok is False or p.params_ok is False:
+        return []
+    out = []
+    for c in r.others:
+        wrong = [f"{c.row.macs} {'B' if c.table.macs_unit == 'G' else 'M'} MACs"
+                 for ok in [c.macs_ok] if ok is False]
+        wrong += [f"{c.row.params} M params" for ok in [c.params_ok] if ok is False]
+        if wrong:
+            ref = f" {c.row.ref}" if c.row.ref else ""
+            out.append(f"{r.model}: {c.table.title}{ref} gives {' and '.join(wrong)}; the count "
+                       f"({r.macs / 1e6:,.2f} M MACs, {r.params / 1e6:,.3f} M params) agrees "
+                       f"with {p.table.title}")
+    return out
+
+
 def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
@@ -352,6 +371,7 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
         label = pt.title if fam.sections else f"{n} model{'' if n == 1 else 's'}"
         tables.append(_grid_table(label, pt, out_rows, digits))
         notes += [n for r in rows if (n := _mismatch_note(r, digits))]
+        notes += [n for r in rows for n in _other_source_notes(r)]
         notes += _source_notes(pt)
         data_rows += [{**{k: v for k, v in row.items() if not k.startswith("_")},
                        "source": pt.source, "convention": pt.convention(),
