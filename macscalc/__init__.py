@@ -6,41 +6,46 @@ Library use::
     report = count(build(load_spec("mobilenet_v2")), Convention(PARAM_CONVENTIONS["torch"]))
     report.macs, report.params
     grid = sweep("mobilenet_v2", ["0.5", "0.75", "1.0"], range(96, 225, 32))
-    grid.macs  # int64 array, α × resolution (numpy is imported by sweep only)
+    grid.macs  # int64 array, α × resolution (numpy is loaded by sweep only)
+
+The names are loaded on first use, so that ``macscalc --help`` (whose modules import this
+package) does not load the spec language and the counter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from macscalc.counting import PARAM_CONVENTIONS, Convention, Report, count
-from macscalc.graph import Network, build
-from macscalc.spec import Spec, load_spec, parse
-
-if TYPE_CHECKING:
-    from macscalc.sweeps import Sweep
+if TYPE_CHECKING:  # what type checkers and editors see
+    from macscalc.counting import PARAM_CONVENTIONS as PARAM_CONVENTIONS
+    from macscalc.counting import Convention as Convention
+    from macscalc.counting import Report as Report
+    from macscalc.counting import count as count
+    from macscalc.graph import Network as Network
+    from macscalc.graph import build as build
+    from macscalc.spec import Spec as Spec
+    from macscalc.spec import load_spec as load_spec
+    from macscalc.spec import parse as parse
+    from macscalc.sweeps import sweep as sweep
 
 __version__ = "0.1.0"
-__all__ = [
-    "PARAM_CONVENTIONS",
-    "Convention",
-    "Network",
-    "Report",
-    "Spec",
-    "build",
-    "count",
-    "load_spec",
-    "parse",
-    "sweep",
-    "__version__",
-]
+_HOMES = {
+    "PARAM_CONVENTIONS": "macscalc.counting",
+    "Convention": "macscalc.counting",
+    "Report": "macscalc.counting",
+    "count": "macscalc.counting",
+    "Network": "macscalc.graph",
+    "build": "macscalc.graph",
+    "Spec": "macscalc.spec",
+    "load_spec": "macscalc.spec",
+    "parse": "macscalc.spec",
+    "sweep": "macscalc.sweeps",  # imports numpy
+}
+__all__ = [*_HOMES, "__version__"]
 
 
-def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
-          **options: Any) -> Sweep:
-    """MACs, params and peak memory over α × resolution as numpy arrays; see
-    :func:`macscalc.sweeps.sweep` (here so that ``import macscalc`` does not load numpy)."""
-    from macscalc.sweeps import sweep as run
-
-    return run(spec, alphas, resolutions, **options)
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'macscalc' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

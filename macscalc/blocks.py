@@ -11,7 +11,7 @@ Fig. 3), ``ir`` MobileNet V2's inverted residual with linear bottleneck
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from macscalc.layers import (
     Activation,
@@ -26,8 +26,10 @@ from macscalc.layers import (
     Linear,
     LinearArgs,
     Mul,
+    Pool,
     ShiftMax,
     Shuffle,
+    Slice,
 )
 from macscalc.rounding import make_divisible
 from macscalc.schema import (
@@ -35,11 +37,16 @@ from macscalc.schema import (
     ACT_FN,
     BOOL,
     CHANNELS,
+    CHOICE,
     INTS,
+    NONNEG_INT,
     PADDING,
     PAIR,
     POS_INT,
+    POS_INTS,
     RATIO,
+    SAME_ACT,
+    ArgType,
     Kind,
     arg,
     declared,
@@ -52,6 +59,8 @@ if TYPE_CHECKING:
 
 class Block(Kind):
     """Base of composite rows: ``expand`` appends primitives to the builder."""
+
+    takes_from: ClassVar[bool] = False  # reads the row's ``from`` itself (b.row_from)
 
     def expand(self, b: Builder, name: str) -> None:
         raise NotImplementedError
@@ -97,11 +106,14 @@ class Pw(BnAct, Block):
 
     kind: ClassVar[str] = "pw"
     c = arg(CHANNELS, width=True, doc="output channels")
+    s = arg(PAIR, (1, 1), doc="stride")
     groups = arg(POS_INT, 1, doc="groups")
+    group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
     bias = arg(BOOL, False, doc="with a bias")
 
     def expand(self, b: Builder, name: str) -> None:
-        conv = Conv2d(c=self.c, groups=self.groups, bias=self.bias)
+        conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,
+                      bias=self.bias)
         unit(b, f"{name}/pw", conv, self.bn, self.act)
 
 
@@ -127,21 +139,81 @@ class Fc(LinearArgs, Block):
         unit(b, f"{name}/fc", Linear(**_pick(self, LinearArgs)), self.bn, self.act)
 
 
+class SeOptions(NamedTuple):
+    """A block's squeeze-excite: reduced width make_divisible(c·r, divisor), where c is the
+    expanded width (MobileNet V3) or the block's input width (EfficientNet)."""
+
+    r: Fraction = Fraction(1, 4)
+    of: str = "expanded"
+    divisor: int = 8
+    act: str | None = "relu"
+    gate: str = "hsigmoid"
+
+
+_SE_KEYS = {"r": RATIO, "of": ArgType("input or expanded", CHOICE("input", "expanded")),
+            "divisor": POS_INT, "act": ACT, "gate": ACT_FN}
+
+
+def _se(v: Any) -> SeOptions | None:
+    if v is False or v is None:
+        return None
+    if v is True:
+        return SeOptions()
+    if isinstance(v, dict):
+        if not set(v) <= set(_SE_KEYS):
+            raise ValueError
+        return SeOptions(**{k: _SE_KEYS[k](x) for k, x in v.items()})
+    return SeOptions(r=RATIO(v))
+
+
+SE = ArgType("true, false, a ratio such as 0.25, or {r, of: input|expanded, divisor, act, "
+             "gate}", _se)
+
+
+def squeeze_excite(b: Builder, name: str, se: SeOptions | None, cin: int) -> None:
+    """The block's squeeze-excite, if it has one, sized from ``cin`` or the current width."""
+    if se is not None:
+        c = cin if se.of == "input" else b.shape().c
+        SqueezeExcite(r=se.r, divisor=se.divisor, act=se.act, gate=se.gate, of=c).expand(
+            b, f"{name}/se")
+
+
+def _residual(b: Builder, name: str, x_in: str, mode: bool | None, s: tuple[int, int]) -> None:
+    """The identity shortcut of an inverted residual: added when stride 1 and cin == cout;
+    asked for (``residual: true``) where it cannot be, it is an error, never dropped."""
+    fits = s == (1, 1) and b.shapes[x_in] == b.shape()
+    if mode is True and not fits:
+        raise b.row_error(f"{name}: residual: true needs stride 1 and equal input and output "
+                          f"shapes, got {b.shapes[x_in]} → {b.shape()}")
+    if mode is not False and fits:
+        b.add(Add(), f"{name}/add", inputs=[x_in, b.cur])
+
+
 @block
 class DwSep(BnAct, Block):
-    """Depthwise-separable conv: k×k depthwise + BN + act, then 1×1 pointwise + BN + act."""
+    """Depthwise-separable conv: k×k depthwise + BN + act, then 1×1 pointwise + BN + act
+    (``pw_act`` sets the pointwise's own: SPNASNet's is linear). ``se`` puts a
+    squeeze-excite between them (PP-LCNet)."""
 
     kind: ClassVar[str] = "dwsep"
     c = arg(CHANNELS, width=True, doc="output channels of the pointwise conv")
     k = arg(PAIR, (3, 3), doc="depthwise kernel size")
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
+    se = arg(SE, None, doc="squeeze-excite after the depthwise")
+    pw_act = arg(SAME_ACT, "same", doc="activation after the pointwise (same: act)")
+    residual = arg(BOOL, False, doc="add the input when stride 1 and cin == cout")
 
     def expand(self, b: Builder, name: str) -> None:
+        x_in = b.cur
         unit(
             b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn, self.act
         )
-        unit(b, f"{name}/pw", Conv2d(c=self.c), self.bn, self.act)
+        squeeze_excite(b, name, self.se, b.shapes[x_in].c)
+        pw_act = self.act if self.pw_act == "same" else self.pw_act
+        unit(b, f"{name}/pw", Conv2d(c=self.c), self.bn, pw_act)
+        if self.residual:
+            _residual(b, name, x_in, None, self.s)
 
 
 @block
@@ -160,8 +232,10 @@ class InvertedResidual(BnAct, Block):
     k = arg(PAIR, (3, 3), doc="depthwise kernel size")
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
-    residual = arg(BOOL, True, doc="add the input when stride 1 and cin == cout")
-    se = arg(BOOL, False, doc="squeeze-excite after the depthwise (MobileNet V3)")
+    residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
+                   "and cin == cout")
+    se = arg(SE, None, doc="squeeze-excite after the depthwise (MobileNet V3)")
+    force_expand = arg(BOOL, False, doc="keep the 1×1 expansion even when t = 1 (FBNet)")
 
     def check(self) -> None:
         if (self.t is None) == (self.exp is None):
@@ -175,15 +249,60 @@ class InvertedResidual(BnAct, Block):
         hidden = b.rule.expand(cin, self.t) if self.t is not None else self.exp
         # V2 §5: computed in slices of cin channels, the inner tensors never exist whole
         with b.streamed(Fraction(min(cin, hidden), hidden)):
-            if hidden != cin:
+            if hidden != cin or self.force_expand:
                 unit(b, f"{name}/expand", Conv2d(c=hidden), self.bn, self.act)
             unit(b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn,
                  self.act)
-        if self.se:
-            SqueezeExcite().expand(b, f"{name}/se")
+        squeeze_excite(b, name, self.se, cin)
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
-        if self.residual and self.s == (1, 1) and cin == self.c:
-            b.add(Add(), f"{name}/add", inputs=[x_in, b.cur])
+        _residual(b, name, x_in, self.residual, self.s)
+
+
+@block
+class UniversalInvertedBottleneck(BnAct, Block):
+    """MobileNet V4's universal inverted bottleneck (arXiv:2404.10518; timm
+    ``UniversalInvertedResidual``): an optional k×k depthwise before the expansion
+    (``k_start``, BN, no act), the 1×1 expansion to make_divisible(cin·t), an optional k×k
+    depthwise after it (``k_mid``), the linear 1×1 projection, and an optional depthwise
+    after that (``k_end``). The stride sits on the mid depthwise, else the start one, else
+    the end one. 0 leaves a depthwise out: ``k_start: 0, k_mid: 3`` is an inverted
+    residual, ``k_start: 3, k_mid: 0`` the "ExtraDW"-less ConvNext-like variant, both 0 an
+    FFN."""
+
+    kind: ClassVar[str] = "uib"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    t = arg(RATIO, doc="expansion ratio")
+    k_start = arg(NONNEG_INT, 0, doc="depthwise kernel before the expansion (0: none)")
+    k_mid = arg(NONNEG_INT, 3, doc="depthwise kernel after the expansion (0: none)")
+    k_end = arg(NONNEG_INT, 0, doc="depthwise kernel after the projection (0: none)")
+    s = arg(PAIR, (1, 1), doc="stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    se = arg(SE, None, doc="squeeze-excite after the mid depthwise")
+    residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
+                   "and cin == cout")
+
+    def check(self) -> None:
+        if self.s != (1, 1) and not (self.k_start or self.k_mid or self.k_end):
+            raise ValueError("uib with a stride needs a depthwise (k_start, k_mid or k_end)")
+
+    def _dw(self, b: Builder, name: str, k: int, strided: bool, act: str | None) -> None:
+        s = self.s if strided else (1, 1)
+        unit(b, name, Depthwise(k=(k, k), s=s, padding=self.padding), self.bn, act)
+
+    def expand(self, b: Builder, name: str) -> None:
+        x_in = b.cur
+        cin = b.shape().c
+        if self.k_start:
+            self._dw(b, f"{name}/dw_start", self.k_start, not self.k_mid, None)
+        unit(b, f"{name}/expand", Conv2d(c=make_divisible(cin * self.t, b.rule.divisor)),
+             self.bn, self.act)
+        if self.k_mid:
+            self._dw(b, f"{name}/dw_mid", self.k_mid, True, self.act)
+        squeeze_excite(b, name, self.se, cin)
+        unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
+        if self.k_end:
+            self._dw(b, f"{name}/dw_end", self.k_end, not (self.k_start or self.k_mid), None)
+        _residual(b, name, x_in, self.residual, self.s)
 
 
 @block
@@ -200,6 +319,7 @@ class SqueezeExcite(Block):
     divisor = arg(POS_INT, 8, doc="the reduced width is a multiple of this")
     act = arg(ACT, "relu", doc="activation after the reduction")
     gate = arg(ACT_FN, "hsigmoid", doc="gating function")
+    of = arg(POS_INT, None, doc="channels the ratio applies to (default: the input's)")
 
     def expand(self, b: Builder, name: str) -> None:
         x = b.cur
@@ -209,7 +329,7 @@ class SqueezeExcite(Block):
             unit(
                 b,
                 f"{name}/reduce",
-                Conv2d(c=make_divisible(c * self.r, self.divisor), bias=True),
+                Conv2d(c=make_divisible((self.of or c) * self.r, self.divisor), bias=True),
                 False,
                 self.act,
             )
@@ -420,3 +540,79 @@ class SsdPredictor(BnAct, Block):
                     b.add(Conv2d(c=width, bias=True), f"{name}/{part}")
                 else:
                     b.add(Conv2d(c=width, k=self.k, bias=True), f"{name}/{part}")
+
+
+@block
+class Split(Block):
+    """A channel split into ``parts`` equal chunks or the given ``sizes`` (as written, not
+    scaled by α): views named ``NAME.0``, ``NAME.1``, …; the next row reads the last part
+    (ShuffleNet V2 keeps the first and transforms the second)."""
+
+    kind: ClassVar[str] = "split"
+    parts = arg(POS_INT, None, doc="number of equal parts")
+    sizes = arg(POS_INTS, None, doc="channels of each part")
+
+    def check(self) -> None:
+        if (self.parts is None) == (self.sizes is None):
+            raise ValueError("split needs exactly one of parts or sizes")
+
+    def expand(self, b: Builder, name: str) -> None:
+        x = b.cur
+        cin = b.shape().c
+        if self.parts is not None:
+            if cin % self.parts:
+                raise b.row_error(f"{name}: {cin} channels do not split into {self.parts} "
+                                  "equal parts")
+            sizes = [cin // self.parts] * self.parts
+        else:
+            sizes = list(self.sizes)
+            if sum(sizes) != cin:
+                raise b.row_error(f"{name}: split sizes {'+'.join(map(str, sizes))} = "
+                                  f"{sum(sizes)} do not add up to the {cin} input channels")
+        start = 0
+        for i, c in enumerate(sizes):
+            b.add(Slice(c=c, start=start), f"{name}.{i}", inputs=[x])
+            start += c
+
+
+@block
+class Residual(BnAct, Block):
+    """Adds the block's input (or ``from``) to the current output: a residual connection.
+
+    When the shapes differ, ``mode: project`` (default) puts a projection shortcut on the
+    input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``), or
+    ResNet-D's 2×2 average pool then 1×1 conv (``proj: avgconv``); ``mode: skip`` leaves the
+    residual out (as MobileNet and EfficientNet do at a stride); ``mode: error`` refuses.
+    """
+
+    kind: ClassVar[str] = "residual"
+    takes_from: ClassVar[bool] = True
+    mode = arg(ArgType("project, skip or error", CHOICE("project", "skip", "error")),
+               "project", doc="what to do when the shapes differ")
+    proj = arg(ArgType("conv or avgconv", CHOICE("conv", "avgconv")), "conv",
+               doc="the projection")
+
+    def expand(self, b: Builder, name: str) -> None:
+        y = b.cur
+        if b.row_from and len(b.row_from) != 1:
+            raise b.row_error(f"residual adds one input, got {len(b.row_from)}")
+        x = b.row_from[0] if b.row_from else b.scopes[-1].input
+        xs, ys = b.shapes[x], b.shapes[y]
+        if xs != ys:
+            if self.mode == "skip":
+                return
+            if (self.mode == "error" or xs.h % ys.h or xs.w % ys.w
+                    or xs.h // ys.h != xs.w // ys.w):
+                raise b.row_error(f"{name}: residual needs the input's shape {xs} to match "
+                                  f"the output's {ys}" + ("" if self.mode == "error" else
+                                                          " or be an integer stride of it"))
+            stride = xs.h // ys.h
+            b.cur = x
+            with b.within("shortcut"):
+                if self.proj == "avgconv" and stride > 1:
+                    b.add(Pool(op="avg", k=(stride, stride), s=(stride, stride), ceil=True),
+                          f"{name}/pool")
+                    stride = 1
+                unit(b, f"{name}/proj", Conv2d(c=ys.c, s=(stride, stride)), self.bn, None)
+            x = b.cur
+        b.add(Add(), f"{name}/add" if xs != ys else name, inputs=[y, x])

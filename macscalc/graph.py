@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from macscalc.blocks import Block
 from macscalc.errors import MacscalcError, ShapeError
 from macscalc.layers import Layer, Shape
-from macscalc.spec import Row, Spec
+from macscalc.spec import Row, Spec, UserBlock, Width
 
 
 class Node(NamedTuple):
@@ -49,8 +49,25 @@ class Network(NamedTuple):
     nodes: tuple[Node, ...]
 
 
+MAX_PRIMITIVES = 50_000  # placed primitives in one network (DenseNet-264 has ~2,000)
+
+
+class Scope(NamedTuple):
+    """Where rows are being placed: names get ``prefix``; ``input`` means ``input``."""
+
+    prefix: str
+    input: str
+
+
 class Builder:
-    """Appends primitives, tracking every named tensor's shape. Blocks call ``add``."""
+    """Appends primitives, tracking every named tensor's shape. Blocks call ``add``.
+
+    Names: a row's ``name``, or its kind and its ordinal among the rows of that kind in
+    the same list (``ir3``: the third ``ir`` row), ``_j`` for its repeats. Inserting a row
+    of another kind renames nothing, and a name the user wrote always wins. Inside a use of
+    a spec's own block, names are scoped ``instance/inner``, and ``from:`` looks in the
+    instance first, then outwards.
+    """
 
     def __init__(self, spec: Spec, settings: Settings) -> None:
         self.spec = spec
@@ -62,16 +79,33 @@ class Builder:
         self.nodes: list[Node] = []
         self.cur = "input"
         self.row: Row | None = None
+        self.row_from: tuple[str, ...] | None = None  # resolved ``from`` of a block row
         self.block = ("", "")
         self.roles: list[str] = []
         self.stream: Fraction | None = None
         self.in_base = False
+        self.scopes = [Scope("", "input")]
+        self.ordinals: dict[tuple[str, str], int] = {}
+        self.width: list[Width] = []  # a spec block's row ``width``, for the rows inside
 
     def resolve(self, name: str) -> str:
-        name = self.aliases.get(name, name)
-        if name not in self.shapes:
-            raise self._error(f"no layer named {name!r} before this row")
-        return name
+        """A written name as the tensor it means: ``prev``, ``input``, then the innermost
+        scope outwards."""
+        if name == "prev":
+            return self.cur
+        if name == "input":
+            return self.scopes[-1].input
+        for scope in reversed(self.scopes):
+            full = scope.prefix + name
+            full = self.aliases.get(full, full)
+            if full in self.shapes:
+                return full
+        from macscalc.spec import suggest
+
+        known = [n for n in (*self.shapes, *self.aliases) if "/" not in n.removeprefix(
+            self.scopes[-1].prefix)]
+        raise self._error(f"no layer named {name!r} before this row"
+                          f"{suggest(name, known)}")
 
     def shape(self, name: str | None = None) -> Shape:
         return self.shapes[self.resolve(name) if name else self.cur]
@@ -80,6 +114,8 @@ class Builder:
         """Place ``layer`` on ``inputs`` (default: the previous output) and make it current."""
         if name in self.shapes or name in self.aliases:
             raise self._error(f"layer name {name!r} is used twice")
+        if len(self.nodes) >= MAX_PRIMITIVES:
+            raise self._error(f"the network has more than {MAX_PRIMITIVES:,} layers")
         names = tuple(self.resolve(n) for n in inputs) if inputs else (self.cur,)
         ins = tuple(self.shapes[n] for n in names)
         if layer.arity is not None and len(ins) != layer.arity:
@@ -91,6 +127,8 @@ class Builder:
             out = layer.out_shape(ins)
         except ShapeError as e:
             raise self._error(f"{name}: {e}") from None
+        if min(out) <= 0:
+            raise self._error(f"{name}: {layer.kind} makes an empty {out} tensor")
         role = self.roles[-1] if self.roles else None
         self.nodes.append(Node(name, layer, names, ins, out, *self.block, role, self.stream,
                                self.in_base))
@@ -130,59 +168,92 @@ class Builder:
     def scaled(self, row: Row) -> Any:
         """The row's item with α applied to its channel fields and ``classes`` substituted."""
         changes: dict[str, int] = {}
+        width = row.width if row.width is not None or not self.width else self.width[-1]
         for field_name, a in row.item.args.items():
             value = getattr(row.item, field_name)
             if not a.width or value is None:
                 continue
             if value == "classes":
                 changes[field_name] = self.settings.classes
-            elif row.width != "fixed":
-                alpha = (
-                    self.settings.alpha
-                    if row.width is None
-                    else max(self.settings.alpha, row.width)
-                )
+            elif width != "fixed":
+                alpha = self.settings.alpha if width is None else max(self.settings.alpha, width)
                 changes[field_name] = self.rule.width(value, alpha)
         return row.item.replace(**changes) if changes else row.item
 
-    def place_row(self, row: Row, index: int) -> int:
-        """Expand one row (all its repeats); returns the next block index."""
+    def place_rows(self, rows: Sequence[Row]) -> None:
+        """One list of rows (the spec's, or one block instance's) in the current scope."""
+        mine = {r.name for r in rows if r.name}
+        for row in rows:
+            self.place_row(row, mine)
+
+    def _name(self, row: Row, mine: set[str]) -> str:
+        prefix = self.scopes[-1].prefix
+        key = (prefix, row.item.kind)
+        self.ordinals[key] = self.ordinals.get(key, 0) + 1
+        if row.name:
+            return row.name
+        auto = f"{row.item.kind}{self.ordinals[key]}"
+        return f"{auto}_auto" if auto in mine else auto
+
+    def place_row(self, row: Row, mine: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """Expand one row, all its repeats."""
         self.row = row
-        item = self.scaled(row)
+        base = self._name(row, mine)
         if row.role:
             self.roles.append(row.role)
         try:
-            return self._place(row, item, index)
+            for j in range(row.n):
+                name = self.scopes[-1].prefix + (base if row.n == 1 else f"{base}_{j + 1}")
+                self._place(row, j, name)
+                self.row = row
+            if row.n > 1:
+                self.aliases[self.scopes[-1].prefix + base] = self.cur
         finally:
             if row.role:
                 self.roles.pop()
 
-    def _place(self, row: Row, item: Any, index: int) -> int:
-        for j in range(row.n):
-            inst = item if j == 0 or "s" not in item.args else item.replace(s=(1, 1))
-            if row.name:
-                name = row.name if row.n == 1 else f"{row.name}_{j + 1}"
-            else:
-                name = f"{item.kind}{index}"
-            index += 1
-            inputs = row.inputs if j == 0 else None
-            self.block = (name, item.kind)
-            if isinstance(inst, Block):
-                if inputs:
-                    if len(inputs) != 1:
-                        raise self._error(f"{item.kind} takes one input, got {len(inputs)}")
-                    self.cur = self.resolve(inputs[0])
-                if name in self.shapes or name in self.aliases:
-                    raise self._error(f"layer name {name!r} is used twice")
-                inst.expand(self, name)
-                self.aliases[name] = self.cur
-            else:
-                if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
-                    inputs = (self.cur, *inputs)  # `add: {from: x}` adds x to the previous output
-                self.add(inst, name, inputs)
-        if row.name and row.n > 1:
-            self.aliases[row.name] = self.cur
-        return index
+    def _place(self, row: Row, j: int, name: str) -> None:
+        inputs = row.inputs if j == 0 else None
+        if isinstance(row.item, UserBlock):
+            self._instance(row, j, name, inputs)
+            return
+        item = self.scaled(row)
+        inst = item if j == 0 or "s" not in item.args else item.replace(s=(1, 1))
+        self.block = (name, item.kind)
+        if isinstance(inst, Block):
+            if name in self.shapes or name in self.aliases:
+                raise self._error(f"layer name {name!r} is used twice")
+            self.row_from = tuple(self.resolve(n) for n in inputs) if inputs else None
+            if self.row_from and not inst.takes_from:
+                if len(self.row_from) != 1:
+                    raise self._error(f"{item.kind} takes one input, got {len(inputs)}")
+                self.cur = self.row_from[0]
+            inst.expand(self, name)
+            self.aliases[name] = self.cur
+        else:
+            if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
+                inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
+            self.add(inst, name, inputs)
+
+    def _instance(self, row: Row, j: int, name: str, inputs: tuple[str, ...] | None) -> None:
+        """One use of a spec's own block: its rows in a scope of their own."""
+        item = row.item
+        if name in self.shapes or name in self.aliases:
+            raise self._error(f"layer name {name!r} is used twice")
+        if inputs:
+            if len(inputs) != 1:
+                raise self._error(f"block {item.kind!r} takes one input, got {len(inputs)}")
+            self.cur = self.resolve(inputs[0])
+        self.scopes.append(Scope(f"{name}/", self.cur))
+        if row.width is not None:
+            self.width.append(row.width)
+        try:
+            self.place_rows(item.first if j == 0 else item.rest)
+        finally:
+            self.scopes.pop()
+            if row.width is not None:
+                self.width.pop()
+        self.aliases[name] = self.cur
 
 
 def build(
@@ -194,12 +265,12 @@ def build(
     """Apply the transforms and place every primitive; shape errors point at their row."""
     settings = Settings(alpha, size or spec.size, classes or spec.classes)
     b = Builder(spec, settings)
-    index = 0
     if spec.base is not None:
         b.in_base = True
         b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule
+        mine = {r.name for r in spec.base.spec.rows if r.name}
         for row in spec.base.spec.rows:
-            index = b.place_row(row, index)
+            b.place_row(row, mine)
             if spec.base.until in b.shapes or spec.base.until in b.aliases:
                 break
         else:
@@ -207,6 +278,5 @@ def build(
                                 f"{spec.base.until!r}", spec.file, spec.base.line, spec.base.col)
         b.in_base = False
         b.rule = spec.rounding
-    for row in spec.rows:
-        index = b.place_row(row, index)
+    b.place_rows(spec.rows)
     return Network(spec, settings, b.input, tuple(b.nodes))

@@ -22,6 +22,7 @@ from macscalc.schema import (
     NONNEG_INT,
     PADDING,
     PAIR,
+    PAIR_NONNEG,
     POOL_OP,
     POS_INT,
     RATIO,
@@ -43,6 +44,9 @@ ACT_OPS = {
     "sigmoid": 4,  # 1 / (1 + exp(-x)): negate, exp, add, divide
     "swish": 5,  # x · sigmoid(x)
     "gelu": 5,  # x · (1 + erf(x / √2)) / 2: divide, erf, add, multiply, halve
+    "tanh": 5,  # (e^x − e^−x) / (e^x + e^−x): two exps, subtract, add, divide
+    "leaky_relu": 2,  # compare, multiply
+    "mish": 9,  # x · tanh(softplus(x)): exp, add, log, tanh (5), multiply
 }
 BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
 LN_OPS = 7  # layer norm: mean (add), centre, square, sum, normalize, γ, β
@@ -188,7 +192,7 @@ class ConvArgs:
     d = arg(PAIR, (1, 1), doc="dilation")
     groups = arg(POS_INT, 1, doc="groups")
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
 
 @primitive
@@ -674,3 +678,58 @@ class Upsample(Layer):
 
     def detail(self) -> str:
         return f"×{self.scale} {self.mode}" if self.scale else f"→{self.size[0]}×{self.size[1]}"
+
+
+@primitive
+class ConvTranspose2d(Layer):
+    """Transposed ("de-") convolution, PyTorch ``ConvTranspose2d``: output side
+    (n − 1)·s − 2·p + d·(k − 1) + output_padding + 1. Each input position scatters a
+    k×k×(cout/groups) patch, so MACs = kh·kw·(cout/groups)·cin·hin·win, as PyTorch's
+    FlopCounterMode counts it."""
+
+    kind: ClassVar[str] = "conv_transpose"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    k = arg(PAIR, (2, 2), doc="kernel size")
+    s = arg(PAIR, (2, 2), doc="stride")
+    padding = arg(PAIR_NONNEG, (0, 0), doc="padding removed from each side")
+    output_padding = arg(PAIR_NONNEG, (0, 0), doc="extra rows/columns on one side")
+    d = arg(PAIR, (1, 1), doc="dilation")
+    groups = arg(POS_INT, 1, doc="groups")
+    bias = arg(BOOL, False, doc="with a bias")
+
+    def _side(self, n: int, axis: int) -> int:
+        return ((n - 1) * self.s[axis] - 2 * self.padding[axis]
+                + self.d[axis] * (self.k[axis] - 1) + self.output_padding[axis] + 1)
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        cin = ins[0].c
+        if cin % self.groups or self.c % self.groups:
+            raise ShapeError(
+                f"groups={self.groups} must divide the input ({cin}) and output ({self.c}) channels"
+            )
+        h, w = self._side(ins[0].h, 0), self._side(ins[0].w, 1)
+        if h <= 0 or w <= 0:
+            raise ShapeError(f"a transposed {self.k[0]}×{self.k[1]} conv with padding "
+                             f"{list(self.padding)} collapses a {ins[0].h}×{ins[0].w} input")
+        return Shape(h, w, self.c)
+
+    def _weights(self, cin: int) -> int:
+        return self.k[0] * self.k[1] * (self.c // self.groups) * cin
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(weights=self._weights(ins[0].c), biases=self.c if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return self._weights(ins[0].c) * ins[0].h * ins[0].w
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"conv transpose {self.k[0]}×{self.k[1]}"
+
+    def detail(self) -> str:
+        return _kernel_text(self.k, self.s, self.groups) + " T"
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        per = _product(("kh", self.k[0]), ("kw", self.k[1]),
+                       ("(cout/groups)", self.c // self.groups), ("cin", ins[0].c))
+        spatial = _product(("hin", ins[0].h), ("win", ins[0].w))
+        return {"macs": (f"{per[0]}·{spatial[0]}", f"{per[1]}·{spatial[1]}"), "params": per}

@@ -73,20 +73,22 @@ def _save(fig: Figure, path: Path, footnote: str) -> None:
 
 def pick_plot(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """Published top-1 against MACs, one colour per family, the Pareto frontier drawn and
-    labelled, the MACs budget as a line. ``data`` is ``pick --format json``."""
-    points = [c for c in data["candidates"] if c["top1"] is not None]
+    labelled, the MACs budget as a line. ``data`` is ``pick --format json``; models ranked by
+    another metric (a detector's mAP) are left out."""
+    points = [c for c in data["candidates"]
+              if c["accuracy"] is not None and c["metric"] == "top-1"]
     fig = _figure("macscalc pick: published top-1 against MACs",
                   "MACs counted under each family's published convention (MicroNet: MAdds)")
     ax = fig.add_subplot()
     for family in dict.fromkeys(c["family"] for c in points):
         mine = [c for c in points if c["family"] == family]
-        ax.scatter([c["macs"] / 1e6 for c in mine], [float(c["top1"]) for c in mine],
+        ax.scatter([c["macs"] / 1e6 for c in mine], [float(c["accuracy"]) for c in mine],
                    label=family, s=18)
     front = sorted((c for c in points if c["frontier"]), key=lambda c: c["macs"])
-    ax.step([c["macs"] / 1e6 for c in front], [float(c["top1"]) for c in front], where="post",
-            color="black", linewidth=1, label="Pareto frontier")
+    ax.step([c["macs"] / 1e6 for c in front], [float(c["accuracy"]) for c in front],
+            where="post", color="black", linewidth=1, label="Pareto frontier")
     for c in front:
-        ax.annotate(c["model"], (c["macs"] / 1e6, float(c["top1"])), fontsize=7,
+        ax.annotate(c["model"], (c["macs"] / 1e6, float(c["accuracy"])), fontsize=7,
                     xytext=(3, -9), textcoords="offset points")
     budget = data["limits"].get("MACs")
     if budget is not None:
@@ -96,35 +98,38 @@ def pick_plot(data: dict[str, Any], path: Path) -> dict[str, Any]:
     ax.legend(fontsize=8, loc="lower right")
     sources = dict.fromkeys(c["source"] for c in points)
     _save(fig, path, "Accuracy as published: " + "; ".join(sources))
-    return {"points": [(c["model"], c["family"], c["macs"], c["top1"]) for c in points],
+    return {"points": [(c["model"], c["family"], c["macs"], c["accuracy"]) for c in points],
             "frontier": [c["model"] for c in front],
             "budget": None if budget is None else parse_count(str(budget))}
 
 
 def table_plot(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A published grid's top-1 against MACs, one line per α through its resolutions (as
+    """A published grid's accuracy against MACs, one line per α through its resolutions (as
     the V2 paper's Figure 5). ``data`` is ``table --format json``."""
-    rows = [r for r in data["rows"] if r["top1"] is not None]
+    rows = [r for r in data["rows"] if r["accuracy"] is not None]
     if not rows:
         raise MacscalcError(f"family {data['family']!r} has no published accuracy to plot")
+    metric = rows[0]["metric"]
+    rows = [r for r in rows if r["metric"] == metric]
     specs = ", ".join(dict.fromkeys(r["spec"] for r in rows))
-    fig = _figure(f"macscalc table {data['family']} ({specs}): published top-1 against MACs",
-                  data["convention"])
+    fig = _figure(f"macscalc table {data['family']} ({specs}): published {metric} against "
+                  "MACs", data["convention"])
     ax = fig.add_subplot()
     lines: dict[str, list[str]] = {}
     for alpha in dict.fromkeys(r["alpha"] for r in rows):
         mine = sorted((r for r in rows if r["alpha"] == alpha), key=lambda r: r["macs"])
-        ax.plot([r["macs"] / 1e6 for r in mine], [float(r["top1"]) for r in mine],
+        ax.plot([r["macs"] / 1e6 for r in mine], [float(r["accuracy"]) for r in mine],
                 marker="o", markersize=4, label=f"α {alpha}")
         for r in mine:
-            ax.annotate(str(r["res"]), (r["macs"] / 1e6, float(r["top1"])), fontsize=6,
+            ax.annotate(str(r["res"]), (r["macs"] / 1e6, float(r["accuracy"])), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
         lines[alpha] = [r["model"] for r in mine]
-    ax.set(xlabel="MACs (millions, computed)", ylabel="ImageNet top-1 (%)", xscale="log")
+    ax.set(xlabel="MACs (millions, computed)", ylabel=f"published {metric} (%)",
+           xscale="log")
     ax.legend(fontsize=8, title="width multiplier (points labelled by resolution)",
               title_fontsize=8)
     _save(fig, path, f"Accuracy as published: {data['primary_source']}")
-    return {"points": [(r["model"], r["macs"], r["top1"]) for r in rows], "lines": lines}
+    return {"points": [(r["model"], r["macs"], r["accuracy"]) for r in rows], "lines": lines}
 
 
 def sweep_plot(result: Sweep, data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -150,12 +155,12 @@ def sweep_plot(result: Sweep, data: dict[str, Any], path: Path) -> dict[str, Any
              if any(v for k, v in p.items() if k.startswith("pareto_macs_"))]
     ax.scatter([r for _, r in front], [float(a) for a, _ in front], marker="*", s=40,
                color="white", edgecolors="black", linewidths=0.5,
-               label="Pareto: MACs vs α·ρ or top-1")
+               label="Pareto: MACs vs α·ρ or published accuracy")
     ax.set(xlabel="input resolution R (pixels, R×R)", ylabel="width multiplier α")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.1), ncol=2)
-    sources = data["objectives"]["accuracy"]
+    accuracy = data["objectives"]["accuracy"]
     _save(fig, path, f"Spec: {result.spec.source}" +
-          (f" · accuracy as published: {sources}" if sources else ""))
+          (f" · {accuracy['metric']} as published: {accuracy['source']}" if accuracy else ""))
     return {"alphas": list(settings["alphas"]),
             "resolutions": res.tolist(),
             "macs": [[int(v) if ok else None for v, ok in zip(row, valid, strict=True)]

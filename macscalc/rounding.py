@@ -12,15 +12,17 @@ from fractions import Fraction
 from typing import NamedTuple
 
 
-def make_divisible(v: Fraction, divisor: int = 8, min_value: int | None = None) -> int:
-    """Nearest multiple of ``divisor``, never below ``min_value`` nor 10 % below ``v``.
+def make_divisible(v: Fraction, divisor: int = 8, min_value: int | None = None,
+                   min_ratio: Fraction = Fraction(9, 10)) -> int:
+    """Nearest multiple of ``divisor``, never below ``min_value`` nor below ``min_ratio``·v.
 
     tensorflow/models research/slim/nets/mobilenet/mobilenet.py ``_make_divisible``
-    (the same function is in torchvision ``_utils._make_divisible``).
+    (the same function is in torchvision ``_utils._make_divisible`` and, with the ratio as
+    ``round_limit``, timm ``layers/helpers.py make_divisible``).
     """
     floor = divisor if min_value is None else min_value
     new_v = max(floor, int(v + Fraction(divisor, 2)) // divisor * divisor)
-    if new_v < Fraction(9, 10) * v:
+    if new_v < min_ratio * v:
         new_v += divisor
     return new_v
 
@@ -41,6 +43,7 @@ class RoundingRule(NamedTuple):
     name: str
     description: str
     width_fn: Callable[[int, Fraction], int]
+    divisor: int = 8  # expansions (cin·t) round to a multiple of this
 
     def width(self, c: int, alpha: Fraction) -> int:
         """Channels of a layer declared with ``c`` channels, under multiplier ``alpha``."""
@@ -52,7 +55,21 @@ class RoundingRule(NamedTuple):
         slim ``expand_input_by_factor``: ``_make_divisible(num_inputs * t, 8)``, and
         ``expand_input(1, divisible_by=1)`` for t = 1 (no expansion conv at all).
         """
-        return cin if t == 1 else make_divisible(cin * t, 8)
+        return cin if t == 1 else make_divisible(cin * t, self.divisor)
+
+
+def parametric(divisor: int, min_ratio: Fraction) -> RoundingRule:
+    """``rounding: {divisor: 4, min_ratio: 0.9}``: make_divisible with the spec's own
+    divisor and floor ratio (GhostNet rounds to 4; timm's ``round_limit`` is the ratio)."""
+
+    def width(c: int, alpha: Fraction) -> int:
+        return make_divisible(c * alpha, divisor, min_ratio=min_ratio)
+
+    ratio = f"{float(min_ratio):g}"
+    return RoundingRule(
+        f"make_divisible_{divisor}" + ("" if min_ratio == Fraction(9, 10) else f"_r{ratio}"),
+        f"nearest multiple of {divisor}, at least {divisor} and never below {ratio}·c·α",
+        width, divisor)
 
 
 RULES: dict[str, RoundingRule] = {

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu")
+ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu", "tanh",
+               "leaky_relu", "mish")
+# PyTorch's names for the same functions
+ACT_ALIASES = {"silu": "swish", "hardswish": "hswish", "hardsigmoid": "hsigmoid"}
 _REQUIRED = object()
 
 
@@ -191,22 +194,37 @@ def _ints(v: Any) -> tuple[int, ...]:
     return tuple(_nonneg_int(i) for i in v)
 
 
+def _pos_ints(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v:
+        raise ValueError
+    return tuple(_pos_int(i) for i in v)
+
+
 def _act(v: Any) -> str | None:
     if v in ("none", None):
         return None
-    return _choice(*ACTIVATIONS)(v)
+    return _act_fn(v)
+
+
+def _act_fn(v: Any) -> str:
+    return _choice(*ACTIVATIONS)(ACT_ALIASES.get(v, v) if isinstance(v, str) else v)
 
 
 POS_INT = ArgType("a positive integer", _pos_int)
 NONNEG_INT = ArgType("a non-negative integer", _nonneg_int)
 PAIR = ArgType("a positive integer or a list [h, w] of two", _pair(_pos_int))
+PAIR_NONNEG = ArgType("a non-negative integer or a list [h, w] of two", _pair(_nonneg_int))
 BOOL = ArgType("true or false", _bool)
 RATIO = ArgType("a positive number (or a fraction such as '88/24')", _ratio)
 INTS = ArgType("a list of non-negative integers", _ints)
+POS_INTS = ArgType("a list of positive integers", _pos_ints)
 PADDING = ArgType("'same', 'valid', a non-negative integer or a list [h, w] of two", _padding)
 CHANNELS = ArgType("a positive integer or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)
-ACT_FN = ArgType(f"one of {', '.join(ACTIVATIONS)}", _choice(*ACTIVATIONS))
+SAME_ACT = ArgType(f"one of {', '.join(ACTIVATIONS)}, none or same",
+                   lambda v: "same" if v == "same" else _act(v))
+CHOICE = _choice  # ArgType(expected, CHOICE(...)) for a kind's own set of words
+ACT_FN = ArgType(f"one of {', '.join(ACTIVATIONS)}", _act_fn)
 POOL_OP = ArgType("'avg' or 'max'", _choice("avg", "max"))
 RESIZE_MODE = ArgType("'nearest' or 'bilinear'", _choice("nearest", "bilinear"))

@@ -1,15 +1,19 @@
 """Architecture specs: YAML files that read like a paper's table.
 
 A spec is a name, its source, the input, the number of classes, a named channel
-rounding rule, row defaults, and ``layers:``, one row per line of the paper's table::
+rounding rule, row defaults, blocks of its own, and ``layers:``, one row per line of the
+paper's table::
 
     - ir: {t: 6, c: 24, n: 2, s: 2}
 
-Each row is one kind (a primitive from ``layers.py`` or a block from ``blocks.py``)
-with that kind's arguments plus four row keys: ``n`` (repeats; only the first keeps
-the stride), ``name``, ``from`` (take input from named layers) and ``width``
-(``fixed``, or ``{min: 1.0}`` for a layer never narrowed below its paper width).
-Everything is validated here, with file:line:column on every error.
+Each row is one kind (a primitive from ``layers.py``, a block from ``blocks.py``, or a
+block the spec defines under ``blocks:``) with that kind's arguments plus the row keys:
+``n`` (repeats; only the first keeps the stride ``s``), ``name``, ``from`` (take input
+from named layers), ``width`` (``fixed``, or ``{min: 1.0}`` for a layer never narrowed
+below its paper width), ``role`` (its group in the per-kind summary) and ``if`` (place
+the row only when a block-argument expression is true). A spec's own block is expanded
+here, once per set of arguments, into ordinary rows. Everything is validated here, with
+file:line:column on every error.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Any, NamedTuple
 
 from macscalc.blocks import BLOCKS, Block
 from macscalc.errors import MacscalcError
+from macscalc.expr import ExprError, evaluate, is_expression
 from macscalc.layers import KINDS, Layer
-from macscalc.rounding import RULES, RoundingRule
+from macscalc.rounding import RULES, RoundingRule, parametric
 from macscalc.schema import NAMES, POS_INT, Arg
 from macscalc.yamlload import Loc, LocDict, LocList, load
 
@@ -39,10 +44,15 @@ TOP_KEYS = (
     "notes",
     "budget",
     "base",
+    "blocks",
 )
-BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare for itself
+BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
+BYTE_LIMITS = ("memory", "size")  # limits in bytes (2MB, 512KiB); the others are counts
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
-ROW_KEYS = ("n", "name", "from", "width", "role")
+ROW_KEYS = ("n", "name", "from", "width", "role", "if")
+MAX_REPEATS = 1000  # n of one row
+MAX_EXPANDED_ROWS = 20_000  # rows after expanding every use of a spec's own blocks
+REQUIRED = "required"  # the default of a block argument that every use must give
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -51,7 +61,7 @@ _ABSENT = object()
 class Row(NamedTuple):
     """One spec row: a kind instance with its paper values, before α and ρ apply."""
 
-    item: Layer | Block
+    item: Layer | Block | UserBlock
     name: str | None
     inputs: tuple[str, ...] | None
     n: int
@@ -63,6 +73,27 @@ class Row(NamedTuple):
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
+
+
+class UserBlock(NamedTuple):
+    """A use of a block the spec defines: its rows with the arguments substituted, once as
+    written and once for repeats (``s`` set to 1)."""
+
+    kind: str
+    args: dict[str, Any]
+    first: tuple[Row, ...]
+    rest: tuple[Row, ...]
+
+
+class BlockDef(NamedTuple):
+    """``blocks: {name: {args: {...}, layers: [...]}}``: rows kept raw until a use gives the
+    arguments."""
+
+    name: str
+    args: dict[str, Any]  # argument → default (REQUIRED when every use must give it)
+    rows: LocList
+    line: int
+    col: int
 
 
 class Base(NamedTuple):
@@ -120,11 +151,13 @@ _ALIASES = {
 
 
 def suggest(word: str, options: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest option (or a known alias), else ``""``."""
+    """``"; did you mean 'x'?"`` for a close option (or a known alias), else ``""``. Only a
+    close match is offered: ``concat`` is not a misspelt ``conv``."""
     import difflib  # only on the error path
 
     alias = _ALIASES.get(str(word))
-    close = [alias] if alias in options else difflib.get_close_matches(str(word), options, n=1)
+    close = [alias] if alias in options else difflib.get_close_matches(
+        str(word), options, n=1, cutoff=0.75)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -231,20 +264,13 @@ def parse(text: str, file: str) -> Spec:
     r.keys(inp, ("size", "channels"), "'input'")
     if "size" not in inp:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
-    rule_name = doc.get("rounding", "make_divisible_8")
-    if not isinstance(rule_name, str) or rule_name not in RULES:
-        raise r.fail(
-            f"unknown rounding rule {rule_name!r}{suggest(str(rule_name), list(RULES))} "
-            f"(known: {', '.join(RULES)})",
-            doc.value_locs["rounding"],
-        )
+    rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
+    ctx = _Context(r, defaults, _blocks(r, doc))
     layers = doc["layers"]
     if not isinstance(layers, LocList) or not layers:
         raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
-    rows = tuple(
-        _row(r, item, loc, defaults) for item, loc in zip(layers, layers.item_locs, strict=True)
-    )
+    rows = ctx.rows(layers)
     return Spec(
         name=r.value(doc, "name", _text, "a non-empty string", "the spec"),
         title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
@@ -253,7 +279,7 @@ def parse(text: str, file: str) -> Spec:
         size=r.value(inp, "size", _size, "a positive integer or [h, w]", "'input'"),
         channels=r.value(inp, "channels", POS_INT, POS_INT.expected, "'input'", 3),
         classes=r.value(doc, "classes", POS_INT, "a positive integer", "the spec"),
-        rounding=RULES[rule_name],
+        rounding=rounding,
         rows=rows,
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
@@ -293,7 +319,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            parse = parse_bytes if key == "memory" else parse_count
+            parse = parse_bytes if key in BYTE_LIMITS else parse_count
             out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None
@@ -309,47 +335,240 @@ def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
     return {k: r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'") for k in d}
 
 
-def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
-    if not isinstance(item, LocDict) or len(item) != 1:
+def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
+    """A rule by name, or parametric: ``{divisor: 4, min_ratio: 0.9}``."""
+    value = doc.get("rounding", "make_divisible_8")
+    loc = doc.value_locs.get("rounding", doc.loc)
+    if isinstance(value, LocDict):
+        r.keys(value, ("divisor", "min_ratio"), "'rounding'")
+        divisor = r.value(value, "divisor", POS_INT, POS_INT.expected, "'rounding'", 8)
+        ratio = r.value(value, "min_ratio", _min_ratio, "a number from 0 to 1", "'rounding'",
+                        Fraction(9, 10))
+        return parametric(divisor, ratio)
+    if not isinstance(value, str) or value not in RULES:
         raise r.fail(
-            "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'", loc
+            f"unknown rounding rule {value!r}{suggest(str(value), list(RULES))} "
+            f"(known: {', '.join(RULES)}, or {{divisor: D, min_ratio: R}})",
+            loc,
         )
-    kind = next(iter(item))
-    if kind not in ROW_KINDS:
-        raise r.fail(
-            f"unknown layer kind {kind!r}{suggest(kind, list(ROW_KINDS))} "
-            f"(known: {', '.join(ROW_KINDS)})",
-            item.key_locs[kind],
+    return RULES[value]
+
+
+def _min_ratio(v: Any) -> Fraction:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ValueError
+    return Fraction(str(v))
+
+
+def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
+    """The spec's own blocks, checked for names, arguments and recursion."""
+    if "blocks" not in doc:
+        return {}
+    m = r.mapping(doc["blocks"], doc.value_locs["blocks"], "'blocks'")
+    out: dict[str, BlockDef] = {}
+    for name, body in m.items():
+        loc = m.key_locs[name]
+        if not isinstance(name, str) or not name.isidentifier():
+            raise r.fail(f"a block name must be a word such as 'bottleneck', got {_show(name)}",
+                         loc)
+        if name in ROW_KINDS:
+            raise r.fail(f"block {name!r} has the name of a built-in kind; choose another",
+                         loc)
+        d = r.mapping(body, m.value_locs[name], f"block {name!r}")
+        r.keys(d, ("args", "layers", "doc"), f"block {name!r}")
+        args = r.mapping(d.get("args"), d.value_locs.get("args", d.loc), f"'args' of {name!r}")
+        for a in args:
+            if not isinstance(a, str) or not a.isidentifier() or a in ROW_KEYS:
+                raise r.fail(f"a block argument must be a word and not a row key ("
+                             f"{', '.join(ROW_KEYS)}), got {_show(a)}", args.key_locs[a])
+        rows = d.get("layers")
+        if not isinstance(rows, LocList) or not rows:
+            raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
+                         d.value_locs.get("layers", d.loc))
+        out[name] = BlockDef(name, dict(args), rows, *loc)
+    _no_recursion(r, out)
+    return out
+
+
+def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
+    return [(next(iter(row)), loc) for row, loc in zip(bdef.rows, bdef.rows.item_locs,
+                                                        strict=True)
+            if isinstance(row, LocDict) and len(row) == 1 and next(iter(row)) in blocks]
+
+
+def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
+    """A block that uses itself, directly or through others, can never be expanded."""
+    done: set[str] = set()
+
+    def visit(name: str, chain: list[str]) -> None:
+        if name in done:
+            return
+        for used, loc in _uses(blocks[name], blocks):
+            if used in chain or used == name:
+                cycle = " → ".join([*chain[chain.index(used):], name, used]) if used in chain \
+                    else f"{name} → {name}"
+                raise r.fail(f"block {used!r} uses itself: {cycle}", loc)
+            visit(used, [*chain, name])
+        done.add(name)
+
+    for name in blocks:
+        visit(name, [])
+
+
+class _Context:
+    """Reads rows: primitives and built-in blocks directly, the spec's own blocks by
+    substituting a use's arguments into their raw rows (bounded in total size)."""
+
+    def __init__(self, r: _Reader, defaults: dict[str, Any], blocks: dict[str, BlockDef]):
+        self.r = r
+        self.defaults = defaults
+        self.blocks = blocks
+        self.expanded = 0
+
+    def rows(self, items: LocList, env: dict[str, Any] | None = None,
+             where: str = "") -> tuple[Row, ...]:
+        out = []
+        for item, loc in zip(items, items.item_locs, strict=True):
+            if env is not None:
+                item = self.substitute(item, loc, env, where)
+                if item is None:
+                    continue
+            row = self.row(item, loc)
+            if row is not None:
+                out.append(row)
+        return tuple(out)
+
+    def substitute(self, value: Any, loc: Loc, env: dict[str, Any], where: str) -> Any:
+        """``value`` with every ``$`` expression evaluated; a row whose ``if`` is false
+        becomes None."""
+        if isinstance(value, LocDict):
+            out = LocDict()
+            out.loc = value.loc
+            for k, v in value.items():
+                out[k] = self.substitute(v, value.value_locs[k], env, where)
+                out.key_locs[k], out.value_locs[k] = value.key_locs[k], value.value_locs[k]
+            return out
+        if isinstance(value, LocList):
+            out_list = LocList()
+            out_list.loc = value.loc
+            for v, item_loc in zip(value, value.item_locs, strict=True):
+                out_list.append(self.substitute(v, item_loc, env, where))
+                out_list.item_locs.append(item_loc)
+            return out_list
+        if is_expression(value):
+            try:
+                return evaluate(value, env)
+            except ExprError as e:
+                raise self.r.fail(f"{e}{where}", loc) from None
+        return value
+
+    def row(self, item: Any, loc: Loc) -> Row | None:
+        r = self.r
+        if not isinstance(item, LocDict) or len(item) != 1:
+            raise r.fail(
+                "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'",
+                loc)
+        kind = next(iter(item))
+        what = f"{kind!r}"
+        if kind not in ROW_KINDS and kind not in self.blocks:
+            known = [*ROW_KINDS, *self.blocks]
+            raise r.fail(f"unknown layer kind {_show(kind)}{suggest(str(kind), known)} "
+                         f"(known: {', '.join(known)})", item.key_locs[kind])
+        body = r.mapping(item[kind], item.value_locs[kind], what)
+        if not r.value(body, "if", _condition, "true or false (or an expression of block "
+                       "arguments)", what, True):
+            return None
+        if kind in self.blocks:
+            return self.use(self.blocks[kind], body, loc)
+        cls = ROW_KINDS[kind]
+        r.keys(body, [*cls.args, *ROW_KEYS], what)
+        values = {
+            name: r.value(body, name, a.type, a.type.expected, what)
+            for name, a in cls.args.items()
+            if name in body
+        }
+        for name, a in cls.args.items():
+            if name not in values and a.inherit and name in self.defaults:
+                values[name] = self.defaults[name]
+            if name not in values and a.required:
+                raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
+        try:
+            instance = cls(**values)
+        except ValueError as e:
+            raise r.fail(str(e), body.loc) from None
+        return self.make(instance, body, loc, what)
+
+    def make(self, item: Any, body: LocDict, loc: Loc, what: str) -> Row:
+        r = self.r
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED_ROWS:
+            raise r.fail(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows", loc)
+        n = r.value(body, "n", POS_INT, POS_INT.expected, what, 1)
+        if n > MAX_REPEATS:
+            raise r.fail(f"'n' of {what} is {n}; repeats are limited to {MAX_REPEATS}",
+                         body.value_locs["n"])
+        return Row(
+            item=item,
+            name=r.value(body, "name", _name, "a name (letters, digits, _ and -)", what, None),
+            inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
+            n=n,
+            width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what,
+                          None),
+            role=r.value(body, "role", _text, "a non-empty string", what, None),
+            file=r.file,
+            line=loc[0],
+            col=loc[1],
         )
-    cls = ROW_KINDS[kind]
-    body = r.mapping(item[kind], item.value_locs[kind], f"{kind!r}")
-    what = f"{kind!r}"
-    r.keys(body, [*cls.args, *ROW_KEYS], what)
-    values = {
-        name: r.value(body, name, a.type, a.type.expected, what)
-        for name, a in cls.args.items()
-        if name in body
-    }
-    for name, a in cls.args.items():
-        if name not in values and a.inherit and name in defaults:
-            values[name] = defaults[name]
-        if name not in values and a.required:
-            raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
-    try:
-        instance = cls(**values)
-    except ValueError as e:
-        raise r.fail(str(e), body.loc) from None
-    return Row(
-        item=instance,
-        name=r.value(body, "name", _text, "a non-empty string", what, None),
-        inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
-        n=r.value(body, "n", POS_INT, POS_INT.expected, what, 1),
-        width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what, None),
-        role=r.value(body, "role", _text, "a non-empty string", what, None),
-        file=r.file,
-        line=loc[0],
-        col=loc[1],
-    )
+
+    def use(self, bdef: BlockDef, body: LocDict, loc: Loc) -> Row:
+        """A row using the spec's own block: arguments checked, rows expanded."""
+        r = self.r
+        what = f"block {bdef.name!r}"
+        allowed = [*bdef.args, *ROW_KEYS]
+        for key in body:
+            if key not in allowed:
+                raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
+                             f"(its arguments: {', '.join(bdef.args) or 'none'})",
+                             body.key_locs[key])
+        env = {}
+        for a, default in bdef.args.items():
+            if a in body:
+                env[a] = body[a]
+            elif default == REQUIRED:
+                raise r.fail(f"{what} needs argument {a!r} (its arguments: "
+                             f"{', '.join(bdef.args)})", body.loc)
+            else:
+                env[a] = default
+        where = f" (in block {bdef.name!r} used at line {loc[0]})"
+        first = self.expand(bdef, env, where)
+        rest = first
+        if "s" in env and env["s"] != 1 and r.value(body, "n", POS_INT, "", what, 1) > 1:
+            rest = self.expand(bdef, {**env, "s": 1}, where)
+        return self.make(UserBlock(bdef.name, env, first, rest), body, loc, what)
+
+    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str) -> tuple[Row, ...]:
+        try:
+            return self.rows(bdef.rows, env, where)
+        except MacscalcError as e:
+            if "(in block " in e.message:  # the innermost use says where
+                raise
+            raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _condition(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v != 0
+    raise ValueError
+
+
+def _name(v: Any) -> str:
+    """A layer name: no '/' (the scope separator) and no spaces."""
+    text = _text(v)
+    if "/" in text or any(ch.isspace() for ch in text) or text in ("prev", "input"):
+        raise ValueError
+    return text
 
 
 def builtin_dir() -> Path:

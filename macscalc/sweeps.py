@@ -37,10 +37,8 @@ from macscalc.errors import MacscalcError
 from macscalc.graph import Network, build
 from macscalc.layers import PARAM_PARTS, Layer, Shape
 from macscalc.memory import IN_PLACE, tensors
-from macscalc.output import Column, Doc, Table
-from macscalc.report import envelope
-from macscalc.spec import Spec, load_spec
-from macscalc.units import DTYPE_BYTES, dtype_name, fmt_alpha, fmt_int
+from macscalc.spec import Spec, UserBlock, load_spec
+from macscalc.units import DTYPE_BYTES, dtype_name, fmt_alpha
 
 INT64_LIMIT = 2**63
 MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
@@ -63,6 +61,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "flatten": lambda _: ("size", (1, 1)),
     "adaptive_pool": lambda p: ("size", p.size),
     "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
+    "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
                      "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
                     lambda _: None),
@@ -100,6 +99,10 @@ def _apply(rule: Rule, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nda
                 _axis(w, k[1], s[1], d[1], pads[1], ceil))
     if rule[0] == "size":
         return np.full_like(h, rule[1][0]), np.full_like(w, rule[1][1])
+    if rule[0] == "transpose":  # ConvTranspose2d._side; 0 where it collapses
+        _, k, s, d, p, extra = rule
+        return tuple(np.maximum((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + extra[i] + 1, 0)
+                     for i, n in enumerate((h, w)))
     scale = rule[1]
     if max(int(h.max()), int(w.max())) * scale >= INT64_LIMIT // MAX_RESOLUTION:
         raise MacscalcError(f"upsampling ×{scale} makes feature maps too large to count")
@@ -141,6 +144,7 @@ class _Plan(NamedTuple):
     params: int
     live: np.ndarray  # rows × chains: channels live while a layer runs (dominated rows dropped)
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
+    branches: tuple[tuple[int, int], ...]  # (branch point, joined input) chains that differ
 
 
 class _Skeleton(NamedTuple):
@@ -150,13 +154,14 @@ class _Skeleton(NamedTuple):
     chains: tuple[int, ...]
     column: list[int]  # per node: the column of its output's chain in ``chains``
     flatten: tuple[int, ...]
+    branches: tuple[tuple[int, int], ...]
     writers: list[int]  # per tensor: the node writing it (-1: the input)
     starts: list[int]  # per tensor: first and last+1 node index, and column
     ends: list[int]
     tensor_columns: list[int]
     running: list[int]  # nodes that allocate (the peak is taken while one of them runs)
-    with_macs: list[int]  # the kinds of these nodes have MACs, the next ones parameters
-    with_params: list[int]
+    with_macs: list[tuple[int, int]]  # nodes with MACs, and the column whose area they scale
+    with_params: list[int]  # nodes with parameters
 
 
 def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleton:
@@ -168,29 +173,72 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
     col = {c: i for i, c in enumerate(chains)}
     index = {n.name: i for i, n in enumerate(net.nodes)}
     ts = tensors(net)
+    with_macs = [(i, col[chain[n.name] if _macs_follow(n) == "out" else chain[n.inputs[0]]])
+                 for i, n in enumerate(net.nodes) if n.layer.macs(n.in_shapes, n.out)]
     return _Skeleton(
         chains, [col[chain[n.name]] for n in net.nodes],
         tuple(chain[n.inputs[0]] for n in net.nodes if n.layer.kind in CHANNELS_FROM_SIZE),
+        _branches(net, chain),
         [index.get(t.name, -1) for t in ts], [max(t.first, 0) for t in ts],
         [t.last + 1 for t in ts], [col[chain[t.name]] for t in ts],
-        [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE],
-        [i for i, n in enumerate(net.nodes) if n.layer.macs(n.in_shapes, n.out)],
+        [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE], with_macs,
         [i for i, n in enumerate(net.nodes) if any(n.layer.params(n.in_shapes))])
+
+
+def _branches(net: Network, chain: dict[str, int]) -> tuple[tuple[int, int], ...]:
+    """For each add, the chain where its inputs branch off (nearest shared ancestor along
+    first inputs) against each input's, where they differ: what a residual compares to
+    choose identity, a projection (whose stride must divide the size evenly) or an error."""
+    first_input = {n.name: n.inputs[0] for n in net.nodes}
+
+    def path(name: str) -> list[str]:
+        out = [name]
+        while out[-1] in first_input:
+            out.append(first_input[out[-1]])
+        return out
+
+    pairs = set()
+    for n in net.nodes:
+        if n.layer.kind == "add":
+            ups = [path(x) for x in n.inputs]
+            shared = set.intersection(*map(set, ups))
+            meet = next(x for x in ups[0] if x in shared)
+            pairs |= {(chain[meet], chain[x]) for x in n.inputs if chain[x] != chain[meet]}
+    return tuple(sorted(pairs))
+
+
+def _per_position(n: Any) -> int:
+    """A layer's MACs at 1×1 input and output: its MACs per position."""
+    return n.layer.macs([Shape(1, 1, s.c) for s in n.in_shapes], Shape(1, 1, n.out.c))
+
+
+def _macs_follow(n: Any) -> str:
+    """Whether a layer's MACs are K·hout·wout (convolutions, FC) or K·hin·win (transposed
+    convolutions), probed at sizes that tell them apart; anything else cannot be swept."""
+    k = _per_position(n)
+    probe = n.layer.macs([Shape(2, 3, s.c) for s in n.in_shapes], Shape(5, 7, n.out.c))
+    if probe == k * 35:
+        return "out"
+    if probe == k * 6:
+        return "in"
+    raise MacscalcError(f"sweep cannot follow how {n.layer.kind!r} MACs grow with the input "
+                        "size; use count per point")
 
 
 def _check(net: Network, sk: _Skeleton, sizes: _Sizes, at: int) -> None:
     """The spatial rules against every layer's own output size at ``at``, and each layer's
-    MACs against K·hout·wout (the form the sweep sums)."""
+    MACs against K times the area they follow."""
     for n, col in zip(net.nodes, sk.column, strict=True):
         c = sk.chains[col]
         if (sizes.h[c][at], sizes.w[c][at]) != (n.out.h, n.out.w):
             raise RuntimeError(f"sweep's spatial rule for {n.layer.kind!r} gives "
                                f"{sizes.h[c][at]}×{sizes.w[c][at]} at {n.name}, the layer "
                                f"{n.out}")
-        per = n.layer.macs([Shape(1, 1, s.c) for s in n.in_shapes], Shape(1, 1, n.out.c))
-        if per * n.out.h * n.out.w != n.layer.macs(n.in_shapes, n.out):
-            raise RuntimeError(f"{n.layer.kind!r} MACs are not proportional to the output "
-                               "area; sweep cannot vectorize them")
+    for i, col in sk.with_macs:
+        n, c = net.nodes[i], sk.chains[col]
+        if _per_position(n) * int(sizes.h[c][at]) * int(sizes.w[c][at]) != n.layer.macs(
+                n.in_shapes, n.out):
+            raise RuntimeError(f"{n.layer.kind!r} MACs at {n.name} are not K·h·w")
 
 
 def _undominated(rows: np.ndarray) -> np.ndarray:
@@ -289,10 +337,8 @@ class _Grid:
             self._checked.add((key, at))
         macs = [0] * len(sk.chains)
         params = 0
-        for i in sk.with_macs:
-            n = nodes[i]
-            macs[sk.column[i]] += n.layer.macs([Shape(1, 1, s.c) for s in n.in_shapes],
-                                               Shape(1, 1, n.out.c))
+        for i, col in sk.with_macs:
+            macs[col] += _per_position(nodes[i])
         for i in sk.with_params:
             params += sum(map(nodes[i].layer.params(nodes[i].in_shapes).__getitem__,
                               self.picked))
@@ -301,20 +347,28 @@ class _Grid:
         np.add.at(change, (sk.starts, sk.tensor_columns), width)
         np.add.at(change, (sk.ends, sk.tensor_columns), [-c for c in width])
         return _Plan(sk.chains, np.array(macs, dtype=object), params,
-                     _undominated(np.cumsum(change, axis=0)[sk.running]), sk.flatten)
+                     _undominated(np.cumsum(change, axis=0)[sk.running]), sk.flatten,
+                     sk.branches)
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
-        with zero) and by the sizes flattened: one build holds within a label."""
-        key = (plan.chains, plan.flatten, idx.tobytes())
+        with zero; where branches join, whether one divides the other evenly) and by the
+        sizes flattened: one build holds within a label."""
+        key = (plan.chains, plan.flatten, plan.branches, idx.tobytes())
         if key not in self._labels:
             chains = (*plan.chains, self.sizes.chain(("size", (1, 1)), 0))
             h = np.stack([self.sizes.h[c][idx] for c in chains])
             w = np.stack([self.sizes.w[c][idx] for c in chains])
             same = (h[:, None] == h[None]) & (w[:, None] == w[None])
             upper = np.triu_indices(len(chains), 1)
+            flags = [same[upper], (h > 0) & (w > 0)]
+            for a, b in plan.branches:
+                (ha, wa), (hb, wb) = ((self.sizes.h[c][idx], self.sizes.w[c][idx])
+                                      for c in (a, b))
+                hb, wb = np.maximum(hb, 1), np.maximum(wb, 1)
+                flags.append((ha % hb == 0) & (wa % wb == 0) & (ha // hb == wa // wb))
+            bits = np.packbits(np.vstack(flags), axis=0)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
-            bits = np.packbits(np.vstack([same[upper], (h > 0) & (w > 0)]), axis=0)
             sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(
                 len(idx), 8).T for f in flat)]).T)
             text, width, seen = sig.tobytes(), sig.shape[1], {}
@@ -343,18 +397,24 @@ class _Grid:
 
 
 def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
-    """Where the builder applies α (``Builder.scaled``): every width field of every row
-    (the base spec's under its own rule) with the row's floor, ``width: {min: m}``."""
-    sites = []
-    parts = [(spec.base.spec.rounding, spec.base.spec.rows)] if spec.base else []
-    for rule, rows in (*parts, (spec.rounding, spec.rows)):
+    """Where the builder applies α (``Builder.scaled``): every width field of every row,
+    inside the spec's own blocks too, with the row's floor (``width: {min: m}``, or the
+    enclosing block row's); the base spec's rows under its own rule."""
+    sites: list[tuple[Any, int, Fraction | None]] = []
+
+    def walk(rule: Any, rows: Iterable[Any], outer: Any) -> None:
         for row in rows:
-            if row.width == "fixed":
-                continue
-            for name, a in row.item.args.items():
-                value = getattr(row.item, name)
-                if a.width and value is not None and value != "classes":
-                    sites.append((rule, value, row.width))
+            width = row.width if row.width is not None else outer
+            if isinstance(row.item, UserBlock):
+                walk(rule, (*row.item.first, *row.item.rest), width)
+            elif width != "fixed":
+                sites.extend((rule, getattr(row.item, name), width)
+                             for name, a in row.item.args.items()
+                             if a.width and getattr(row.item, name) not in (None, "classes"))
+
+    if spec.base is not None:
+        walk(spec.base.spec.rounding, spec.base.spec.rows, None)
+    walk(spec.rounding, spec.rows, None)
     return sites
 
 
@@ -543,161 +603,74 @@ def pareto(cost: np.ndarray, benefit: np.ndarray) -> np.ndarray:
     return out
 
 
-class Accuracy(NamedTuple):
-    top1: dict[tuple[Fraction, int], str]  # (α, R) → published top-1, as printed
-    source: str
+COSTS = ("macs", "params", "memory")
 
 
-def published_accuracy(spec: Spec) -> Accuracy | None:
-    """The spec's published top-1 by (α, R), when it names a published family that lists
-    it (the family's primary table, rows for this spec)."""
-    from macscalc.published import families, load_family
+class Selection(NamedTuple):
+    """The points a report shows, as plain rows, and what was counted on the way."""
 
-    if spec.family not in families():
-        return None
-    table = load_family(spec.family).primary
-    top1 = {(r.alpha, r.res): r.top1 for r in table.rows if r.spec == spec.name and r.top1}
-    return Accuracy(top1, table.source) if top1 else None
+    rows: list[dict[str, Any]]
+    costs: list[str]  # the costs with a frontier: MACs, and params, memory when limited
+    marks: list[str]  # the frontiers, ``cost/alpha_rho`` and ``cost/accuracy``
+    within_limits: int
 
 
-COSTS = {"macs": "MACs", "params": "params", "memory": "peak memory"}
-
-
-def frontiers(result: Sweep, keep: np.ndarray, costs: list[str],
-              accuracy: Accuracy | None) -> dict[str, np.ndarray]:
-    """For each cost, the kept points on its Pareto frontier against α·ρ (``macs/alpha_rho``)
-    and, among points with a published top-1, against top-1 (``macs/top1``)."""
-    capacity = alpha_rho(result)[0][keep]
-    top1 = np.full(result.macs.shape, np.nan)
-    if accuracy is not None:
-        at = {a: i for i, a in enumerate(result.alphas)}
-        res = {r: j for j, r in enumerate(result.resolutions.tolist())}
-        for (a, r), value in accuracy.top1.items():
-            if a in at and r in res:
-                top1[at[a], res[r]] = float(value)
-    top1 = top1[keep]
-    published = ~np.isnan(top1)
-    out = {}
-    for name in costs:
-        cost = {"macs": result.macs, "params": result.params, "memory": result.memory}[name]
-        out[f"{name}/alpha_rho"] = pareto(cost[keep], capacity)
-        if published.any():
-            on = np.zeros(len(top1), dtype=bool)
-            on[published] = pareto(cost[keep][published], top1[published])
-            out[f"{name}/top1"] = on
-    return out
-
-
-def sweep_doc(result: Sweep, limits: dict[str, int], frontier_only: bool = False) -> Doc:
-    """Every point within the limits (or only those on a frontier), with the objectives,
-    the convention and the points that have no network."""
+def select(result: Sweep, limits: dict[str, int], accuracy: dict[tuple[Fraction, int], str],
+           frontier_only: bool = False) -> Selection:
+    """The valid points within ``limits`` (MACs, params, memory in bytes), each with its
+    published ``accuracy`` (by α, R) and its frontier flags; with ``frontier_only``, only
+    the points on a frontier, cheapest first."""
     values = {"macs": result.macs, "params": result.params, "memory": result.memory}
     keep = result.valid.copy()
     for name, limit in limits.items():
         keep &= values[name] <= limit
-    costs = ["macs", *(c for c in ("params", "memory") if c in limits)]
-    accuracy = published_accuracy(result.spec)
-    marks = frontiers(result, keep, costs, accuracy)
-    on_any = np.logical_or.reduce(list(marks.values())) if marks else np.zeros(0, bool)
+    costs = [c for c in COSTS if c == "macs" or c in limits]
+    marks = _frontiers(result, keep, [values[c] for c in costs], costs, accuracy)
     ai, ri = np.nonzero(keep)
-    chosen = np.flatnonzero(on_any) if frontier_only else np.arange(len(ai))
+    chosen = np.arange(len(ai))
     if frontier_only:
+        chosen = np.flatnonzero(np.logical_or.reduce(list(marks.values())))
         chosen = chosen[np.argsort(result.macs[ai[chosen], ri[chosen]], kind="stable")]
     rows = _rows(result, ai[chosen], ri[chosen], {k: v[chosen] for k, v in marks.items()},
                  accuracy)
-    r0 = result.spec.size[0]
-    objectives = {
-        "costs": costs,
-        "capacity": f"α·ρ with ρ = R/{r0} (the spec's input size), a proxy where no "
-                    "accuracy is published",
-        "accuracy": accuracy.source if accuracy else None,
-        "rule": "on a cost's frontier: no point within the limits costs as little or less "
-                "and gives as much or more α·ρ (or published top-1), one strictly",
-    }
-    counts = {"points": int(result.valid.size), "valid": int(result.valid.sum()),
-              "within_limits": int(keep.sum()), "shown": len(rows)}
-    data = envelope("sweep", spec=_spec_data(result.spec), settings=_settings(result),
-                    convention=_convention_text(result), limits=limits,
-                    objectives=objectives, counts=counts, points=rows,
-                    errors=[{"alphas": [fmt_alpha(result.alphas[i]) for i in e.alphas],
-                             "resolutions": [int(result.resolutions[j]) for j in e.resolutions],
-                             "message": e.message} for e in result.errors])
-    return Doc(f"{result.spec.title}: {len(result.alphas)} α × {len(result.resolutions)} "
-               f"resolution{'s' if len(result.resolutions) > 1 else ''}",
-               [_table(result, rows, list(marks), counts, limits, frontier_only)],
-               _notes(result, costs, accuracy, counts), data)
+    return Selection(rows, costs, list(marks), int(keep.sum()))
+
+
+def _frontiers(result: Sweep, keep: np.ndarray, values: list[np.ndarray], costs: list[str],
+               accuracy: dict[tuple[Fraction, int], str]) -> dict[str, np.ndarray]:
+    """For each cost, the kept points on its Pareto frontier against α·ρ (``macs/alpha_rho``)
+    and, among points with a published accuracy, against it (``macs/accuracy``)."""
+    capacity = alpha_rho(result)[0][keep]
+    grid = np.full(result.macs.shape, np.nan)
+    at = {a: i for i, a in enumerate(result.alphas)}
+    res = {r: j for j, r in enumerate(result.resolutions.tolist())}
+    for (a, r), value in accuracy.items():
+        if a in at and r in res:
+            grid[at[a], res[r]] = float(value)
+    score = grid[keep]
+    published = ~np.isnan(score)
+    out = {}
+    for name, cost in zip(costs, values, strict=True):
+        out[f"{name}/alpha_rho"] = pareto(cost[keep], capacity)
+        if published.any():
+            on = np.zeros(len(score), dtype=bool)
+            on[published] = pareto(cost[keep][published], score[published])
+            out[f"{name}/accuracy"] = on
+    return out
 
 
 def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.ndarray],
-          accuracy: Accuracy | None) -> list[dict[str, Any]]:
+          accuracy: dict[tuple[Fraction, int], str]) -> list[dict[str, Any]]:
     alphas = [result.alphas[i] for i in ai.tolist()]
     res = result.resolutions[ri].tolist()
     columns = (result.macs[ai, ri].tolist(), result.params[ai, ri].tolist(),
                result.memory[ai, ri].tolist())
     keys = [f"pareto_{name.replace('/', '_')}" for name in marks]
-    flags = np.column_stack(list(marks.values())).tolist() if marks else [[]] * len(res)
-    top1 = accuracy.top1 if accuracy else {}
+    flags = np.column_stack(list(marks.values())).tolist()
     r0 = result.spec.size[0]
     text = {a: fmt_alpha(a) for a in set(alphas)}
     return [{"alpha": text[a], "res": r, "macs": m, "params": p, "memory": b,
              "alpha_rho": (Decimal(a.numerator * r) / (a.denominator * r0)).quantize(
                  Decimal("0.000001")),
-             "top1": top1.get((a, r)), **dict(zip(keys, f, strict=True))}
+             "accuracy": accuracy.get((a, r)), **dict(zip(keys, f, strict=True))}
             for a, r, m, p, b, f in zip(alphas, res, *columns, flags, strict=True)]
-
-
-def _table(result: Sweep, rows: list[dict[str, Any]], marks: list[str], counts: dict[str, int],
-           limits: dict[str, int], frontier_only: bool) -> Table:
-    dtype = result.convention.dtype
-    cols = [Column("α", "alpha"), Column("R", "res"),
-            Column("MACs (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
-            Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-            Column(f"peak memory ({dtype}, bytes)", "memory", fmt_int),
-            Column("α·ρ", "alpha_rho", lambda v: f"{v:.4f}")]
-    if any(m.endswith("/top1") for m in marks):
-        cols.append(Column("top-1", "top1"))
-    for m in marks:
-        cost, versus = m.split("/")
-        cols.append(Column(f"★ {COSTS[cost]}/{'α·ρ' if versus == 'alpha_rho' else 'top-1'}",
-                           f"pareto_{cost}_{versus}", lambda v: "★" if v else ""))
-    which = "on a frontier" if frontier_only else "within the limits" if limits else "valid"
-    return Table(f"{fmt_int(counts['shown'])} point{'s' if counts['shown'] != 1 else ''} "
-                 f"{which}", cols, rows)
-
-
-def _notes(result: Sweep, costs: list[str], accuracy: Accuracy | None,
-           counts: dict[str, int]) -> list[str]:
-    notes = [f"{fmt_int(counts['within_limits'])} of {fmt_int(counts['points'])} points "
-             f"within the limits; {fmt_int(counts['valid'])} have a network.",
-             f"Pareto: for each cost ({', '.join(COSTS[c] for c in costs)}), the points no "
-             f"other point within the limits beats on that cost and α·ρ = α·R/"
-             f"{result.spec.size[0]} (capacity, a proxy: nothing is trained here); among "
-             "equal networks the largest α wins."]
-    if accuracy is not None:
-        notes.append(f"Published top-1 ({accuracy.source}) where the point is on the "
-                     "published grid, with its own frontier per cost.")
-    if result.errors:
-        bad = counts["points"] - counts["valid"]
-        notes.append(f"{fmt_int(bad)} point(s) have no network, e.g. "
-                     f"{result.errors[0].message} (JSON lists them all).")
-    notes.append(f"Convention: {_convention_text(result)}")
-    return notes
-
-
-def _convention_text(result: Sweep) -> str:
-    c = result.convention
-    return (f"MACs = conv + FC multiply-accumulates; params = {c.params.name} "
-            f"({c.params.description}); {result.classes} classes; α with "
-            f"{result.spec.rounding.name} rounding; input R×R×{result.spec.channels}; "
-            f"batch 1; peak memory = the plain liveness peak (macscalc memory) in {c.dtype}")
-
-
-def _spec_data(spec: Spec) -> dict[str, Any]:
-    return {"name": spec.name, "title": spec.title, "source": spec.source, "file": spec.file}
-
-
-def _settings(result: Sweep) -> dict[str, Any]:
-    return {"alphas": [fmt_alpha(a) for a in result.alphas],
-            "resolutions": result.resolutions.tolist(), "classes": result.classes,
-            "rounding": result.spec.rounding.name, "params": result.convention.params.name,
-            "dtype": result.convention.dtype, "reference_resolution": result.spec.size[0]}

@@ -20,8 +20,8 @@ def _names(report) -> list[str]:
 
 def test_inverted_residual_without_expansion_and_with_residual():
     r = _count("  - ir: {t: 1, c: 16, bn: true, act: relu6}\n")
-    assert _names(r) == ["ir0/dw", "ir0/dw.bn", "ir0/dw.relu6", "ir0/project",
-                         "ir0/project.bn", "ir0/add"]
+    assert _names(r) == ["ir1/dw", "ir1/dw.bn", "ir1/dw.relu6", "ir1/project",
+                         "ir1/project.bn", "ir1/add"]
     # dw 3·3·16 at 8·8, project 16·16 at 8·8
     assert r.macs == 9 * 16 * 64 + 16 * 16 * 64
 
@@ -39,16 +39,16 @@ def test_squeeze_excite_width_and_cost():
 
 def test_micro_dw_is_k_by_1_then_1_by_k():
     r = _count("  - micro_dw: {k: 5, s: 2, m: [2, 1]}\n")
-    assert _names(r) == ["micro_dw0/dw_k1", "micro_dw0/dw_k1.bn", "micro_dw0/dw_1k",
-                         "micro_dw0/dw_1k.bn"]
+    assert _names(r) == ["micro_dw1/dw_k1", "micro_dw1/dw_k1.bn", "micro_dw1/dw_1k",
+                         "micro_dw1/dw_1k.bn"]
     # 5×1 depthwise ×2 at 4×8, then 1×5 depthwise at 4×4 on 32 channels
     assert r.macs == 5 * (4 * 8 * 32) + 5 * (4 * 4 * 32)
 
 
 def test_micro_pw_two_group_convs_around_a_shuffle():
     r = _count("  - micro_pw: {c: 24, r: 2, groups: [4, 2]}\n")
-    assert _names(r) == ["micro_pw0/squeeze", "micro_pw0/squeeze.bn", "micro_pw0/shuffle",
-                         "micro_pw0/expand", "micro_pw0/expand.bn"]
+    assert _names(r) == ["micro_pw1/squeeze", "micro_pw1/squeeze.bn", "micro_pw1/shuffle",
+                         "micro_pw1/expand", "micro_pw1/expand.bn"]
     # 16 → 8 with 4 groups, 8 → 24 with 2 groups, at 8×8
     assert r.macs == (16 // 4) * 8 * 64 + (8 // 2) * 24 * 64
 
@@ -57,19 +57,19 @@ def test_dyshiftmax_generator_and_fusion():
     r = _count("  - dyshiftmax: {k: 2, reduction: 8}\n", ops=("shiftmax",))
     by = {lc.node.name: lc for lc in r.layers}
     # squeeze: make_divisible(16 // 8 = 2, 4) → 4; FC 16→4, FC 4→16·2·2
-    assert by["dyshiftmax0/fc1"].macs == 16 * 4
-    assert by["dyshiftmax0/fc2"].macs == 4 * 64
+    assert by["dyshiftmax1/fc1"].macs == 16 * 4
+    assert by["dyshiftmax1/fc2"].macs == 4 * 64
     assert r.ops_by_category["shiftmax"] == 4 * 8 * 8 * 16
 
 
 def test_micro_block_kinds_follow_the_config_values():
     a = _count("  - micro: {s: 2, c: 8, k: 3, ch_exp: [2, 2], ch_per_group: [0, 4], "
                "groups_1x1: [8, 2, 2], dy: [2, 0, 1], r: 1}\n")
-    assert _names(a)[:4] == ["micro0/dw/dw_k1", "micro0/dw/dw_k1.bn", "micro0/dw/dw_1k",
-                             "micro0/dw/dw_1k.bn"]
+    assert _names(a)[:4] == ["micro1/dw/dw_k1", "micro1/dw/dw_k1.bn", "micro1/dw/dw_1k",
+                             "micro1/dw/dw_1k.bn"]
     c = _count("  - micro: {s: 1, c: 64, k: 3, ch_exp: [1, 4], ch_per_group: [4, 4], "
                "groups_1x1: [0, 0, 0], dy: [2, 2, 1], r: 2}\n")
-    assert _names(c)[0] == "micro0/pw" and "micro0/add" not in _names(c)
+    assert _names(c)[0] == "micro1/pw" and "micro1/add" not in _names(c)
     b = _count("  - micro: {s: 1, c: 16, k: 5, ch_exp: [1, 4], ch_per_group: [4, 4], "
                "groups_1x1: [16, 4, 4], dy: [2, 2, 1], r: 1}\n")
-    assert _names(b)[0] == "micro0/pw1" and _names(b)[-1] == "micro0/add"
+    assert _names(b)[0] == "micro1/pw1" and _names(b)[-1] == "micro1/add"

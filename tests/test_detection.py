@@ -19,9 +19,9 @@ runner = CliRunner()
 def test_base_rows_stop_at_until_and_are_marked_backbone():
     net = build(load_spec("ssdlite_mobilenet_v2"))
     names = [n.name for n in net.nodes]
-    assert "pw18/pw" in names and "global_pool19" not in names  # V2's classifier is cut
-    assert all(n.base for n in net.nodes[: names.index("pw18/pw.relu6") + 1])
-    assert not any(n.base for n in net.nodes[names.index("pw18/pw.relu6") + 1:])
+    assert "pw1/pw" in names and "global_pool1" not in names  # V2's classifier is cut
+    assert all(n.base for n in net.nodes[: names.index("pw1/pw.relu6") + 1])
+    assert not any(n.base for n in net.nodes[names.index("pw1/pw.relu6") + 1:])
 
 
 def test_feature_maps_at_320_and_300():
@@ -31,7 +31,7 @@ def test_feature_maps_at_320_and_300():
         assert [n.in_shapes[0].h for n in boxes] == sides
     taps = {n.name: n for n in build(load_spec("ssdlite_mobilenet_v2")).nodes}
     # layer_15/expansion_output: 96·6 = 576 channels at output stride 16
-    assert taps["ssd_predictor27/box_dw"].in_shapes[0] == (20, 20, 576)
+    assert taps["ssd_predictor1/box_dw"].in_shapes[0] == (20, 20, 576)
 
 
 def test_ssdlite_predictor_arithmetic():
@@ -39,10 +39,10 @@ def test_ssdlite_predictor_arithmetic():
                    Convention(PARAM_CONVENTIONS["weights+biases"]))
     by = {lc.node.name: lc for lc in report.layers}
     # first map 20×20×576, 3 anchors: box 1×1 to 3·4, class 1×1 to 3·81, both with biases
-    assert by["ssd_predictor27/box"].macs == 20 * 20 * 576 * 12
-    assert by["ssd_predictor27/class"].params.weights == 576 * 243
-    assert by["ssd_predictor27/class"].params.biases == 243
-    assert by["ssd_predictor27/box_dw"].macs == 20 * 20 * 576 * 9
+    assert by["ssd_predictor1/box"].macs == 20 * 20 * 576 * 12
+    assert by["ssd_predictor1/class"].params.weights == 576 * 243
+    assert by["ssd_predictor1/class"].params.biases == 243
+    assert by["ssd_predictor1/box_dw"].macs == 20 * 20 * 576 * 9
     kinds = {k.label for k in report.by_kind()}
     assert {"extra layers", "box predictor", "class predictor"} <= kinds
 
@@ -56,10 +56,10 @@ def test_ssd_v1_uses_1x1_predictors():
 def test_detection_taps_stay_alive_until_their_predictor():
     net = build(load_spec("ssdlite_mobilenet_v2"))
     life = {t.name: t for t in tensors(net)}
-    tap = life["ir14/expand"]
-    readers = [i for i, n in enumerate(net.nodes) if "ir14/expand.relu6" in n.inputs]
+    tap = life["ir6_1/expand"]
+    readers = [i for i, n in enumerate(net.nodes) if "ir6_1/expand.relu6" in n.inputs]
     backbone_end = max(i for i, n in enumerate(net.nodes) if n.base)
-    # read by ir14's depthwise inside the backbone, then again by the first predictor
+    # read by ir6_1's depthwise inside the backbone, then again by the first predictor
     assert tap.last == max(readers) > backbone_end
 
 

@@ -1,4 +1,4 @@
-"""Exact integers measured in PyTorch (shared/reference/framework-counts.md).
+"""Exact integers measured in PyTorch, on torchvision's and timm's own models.
 
 torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2, conv and linear only) and
 sum(p.numel()) (weights, biases, BN γ/β), 1000 classes, batch 1; torch 2.11,
@@ -48,11 +48,11 @@ def test_slim_v1_docstring_per_layer_figures():
     # total 3,185,088 / 567,716,352.
     report = counted("mobilenet_v1", params="weights")
     by_name = {lc.node.name: lc for lc in report.layers}
-    for name, params, macs in [("conv0/conv", 864, 10_838_016), ("dwsep1/dw", 288, 3_612_672),
+    for name, params, macs in [("conv1/conv", 864, 10_838_016), ("dwsep1/dw", 288, 3_612_672),
                                ("dwsep1/pw", 2_048, 25_690_112),
-                               ("dwsep13/pw", 1_048_576, 51_380_224)]:
+                               ("dwsep9/pw", 1_048_576, 51_380_224)]:
         assert (by_name[name].params.weights, by_name[name].macs) == (params, macs)
-    fc = by_name["fc16/fc"]
+    fc = by_name["fc1/fc"]
     assert report.param_parts.weights - fc.params.weights == 3_185_088
     assert report.macs - fc.macs == 567_716_352
 
@@ -81,7 +81,7 @@ def test_mobilenet_v3(spec, alpha, macs, params, bn_stats):
 
 
 @pytest.mark.parametrize(("spec", "params", "conv", "linear", "shiftmax"), [
-    # shared/reference/sources.md §4: the official MicroNet (liyunsheng13/micronet@ed89b26,
+    # the official MicroNet (liyunsheng13/micronet@ed89b26,
     # eval-script settings) built in CPU PyTorch: sum(p.numel()); conv and Linear MACs
     # and DYShiftMax's exp × numel counted with forward hooks
     ("micronet_m0", 1_019_590, 2_458_624, 990_256, 605_248),

@@ -13,6 +13,7 @@ from macscalc.layers import (
     BatchNorm,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Depthwise,
     Dropout,
     Flatten,
@@ -130,7 +131,7 @@ def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
                                     "global_pool", "add", "mul", "flatten", "dropout",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
-                                    "layernorm", "layer_scale", "upsample"])
+                                    "layernorm", "layer_scale", "upsample", "conv_transpose"])
 
 
 def test_shuffle_is_free_and_checks_groups():
@@ -224,3 +225,21 @@ def test_upsample():
     assert Upsample(size=(5, 7)).out_shape([X]) == Shape(5, 7, 4)
     with pytest.raises(ValueError, match="exactly one of scale or size"):
         Upsample()
+
+
+def test_conv_transpose_counts_as_pytorch_does():
+    # ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1) on 8×8: side
+    # (8 − 1)·2 − 2 + 2 + 1 + 1 = 16; FlopCounterMode counts over input positions:
+    # kh·kw·cout·cin·hin·win
+    deconv = ConvTranspose2d(c=6, k=(3, 3), s=(2, 2), padding=(1, 1), output_padding=(1, 1))
+    out = deconv.out_shape([X])
+    assert out == Shape(16, 16, 6)
+    assert deconv.macs([X], out) == 3 * 3 * 6 * 4 * 8 * 8
+    assert deconv.params([X]) == Params(weights=3 * 3 * 6 * 4)
+
+
+def test_pytorch_activation_names_are_accepted():
+    from macscalc.schema import ACT_FN
+
+    assert [ACT_FN(n) for n in ("silu", "hardswish", "hardsigmoid", "tanh")] == [
+        "swish", "hswish", "hsigmoid", "tanh"]

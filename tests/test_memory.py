@@ -27,11 +27,11 @@ layers:
 def test_in_place_layers_allocate_nothing_and_residuals_stay_alive():
     net = build(parse(RESIDUAL, "r.yaml"), Fraction(1))
     names = [t.name for t in tensors(net)]
-    assert names == ["input", "a/conv", "conv1/conv", "add2"]  # bn, relu in place
+    assert names == ["input", "a/conv", "conv2/conv", "add1"]  # bn, relu in place
     p = peak(net)
-    # while conv1 runs: a (still needed by the add) and conv1's output; then the add
+    # while conv2 runs: a (still needed by the add) and conv2's output; then the add
     # reads both and writes its own: 3 tensors of 8·8·4
-    assert (p.elements, p.at) == (3 * 256, "add2")
+    assert (p.elements, p.at) == (3 * 256, "add1")
 
 
 def test_v1_largest_tensors_are_the_papers_table_3():
@@ -46,8 +46,8 @@ def test_v1_largest_tensors_are_the_papers_table_3():
 def test_v2_streaming_keeps_only_a_slice_of_the_expanded_tensor():
     net = build(load_spec("mobilenet_v2"))
     plain, streamed = peak(net), peak(net, streaming=True)
-    # plain: ir2's expanded 112·112·96 and its depthwise output 56·56·96
-    assert (plain.elements, plain.at) == (112 * 112 * 96 + 56 * 56 * 96, "ir2/dw")
+    # plain: ir2_1's expanded 112·112·96 and its depthwise output 56·56·96
+    assert (plain.elements, plain.at) == (112 * 112 * 96 + 56 * 56 * 96, "ir2_1/dw")
     # streamed: the stem output and ir1's depthwise output, 112·112·32 each
     assert (streamed.elements, streamed.at) == (2 * 112 * 112 * 32, "ir1/dw")
 
@@ -65,7 +65,7 @@ def test_count_and_check_report_and_gate_the_peak():
     result = runner.invoke(app, ["count", "mobilenet_v2", "--dtype", "fp16", "-f", "json"])
     peak_memory = json.loads(result.stdout)["reports"][0]["totals"]["peak_memory"]
     assert peak_memory == {"dtype": "fp16", "elements": 1_505_280, "bytes": 3_010_560,
-                           "at": "ir2/dw", "streamed_elements": 802_816,
+                           "at": "ir2_1/dw", "streamed_elements": 802_816,
                            "streamed_bytes": 1_605_632}
     over = runner.invoke(app, ["check", "mobilenet_v2", "--max-memory", "4MB"])
     assert over.exit_code == 1  # fp32 by default: 6,021,120 bytes

@@ -54,7 +54,7 @@ def test_sweep_plot_is_a_png_of_the_json_grid_and_frontier(tmp_path, monkeypatch
     (plotted,) = seen
     assert plotted["budget"] == data["limits"]["macs"] == 150_000_000
     on_front = [(p["alpha"], p["res"]) for p in data["points"]
-                if p["pareto_macs_alpha_rho"] or p.get("pareto_macs_top1")]
+                if p["pareto_macs_alpha_rho"] or p.get("pareto_macs_accuracy")]
     assert plotted["frontier"] == on_front and on_front
     # the heat map is every point: the same numbers as a sweep without limits
     full = json.loads(invoke("sweep", "mobilenet_v2", "--alpha", "0.35:1.0:0.05", "--res",
@@ -71,8 +71,9 @@ def test_pick_plot_is_an_svg_of_the_json_candidates(tmp_path, monkeypatch):
                              str(out)))
     assert is_svg(out)
     (plotted,) = seen
-    published = [c for c in data["candidates"] if c["top1"] is not None]
-    assert plotted["points"] == [(c["model"], c["family"], c["macs"], c["top1"])
+    published = [c for c in data["candidates"]
+                 if c["accuracy"] is not None and c["metric"] == "top-1"]
+    assert plotted["points"] == [(c["model"], c["family"], c["macs"], c["accuracy"])
                                  for c in published]
     assert plotted["frontier"] == [c["model"] for c in sorted(published,
                                                               key=lambda c: c["macs"])
@@ -86,14 +87,14 @@ def test_table_plot_draws_the_published_grid(tmp_path, monkeypatch):
     data = json.loads(invoke("table", "v2", "--format", "json", "--plot", str(out)))
     assert out.read_bytes().startswith(PNG)
     (plotted,) = seen
-    assert plotted["points"] == [(r["model"], r["macs"], r["top1"]) for r in data["rows"]]
+    assert plotted["points"] == [(r["model"], r["macs"], r["accuracy"]) for r in data["rows"]]
     # slim README: the V2 grid's five resolutions at α 0.35 … 1.0, and 224 alone for 1.3, 1.4
     assert {a: len(m) for a, m in plotted["lines"].items()} == {
         "1.4": 1, "1.3": 1, "1.0": 5, "0.75": 5, "0.5": 5, "0.35": 5}
 
 
 def test_table_plot_needs_published_accuracy(tmp_path):
-    data = {"family": "x", "rows": [{"top1": None}]}
+    data = {"family": "x", "rows": [{"accuracy": None}]}
     with pytest.raises(Exception, match="family 'x' has no published accuracy to plot"):
         plot.table_plot(data, tmp_path / "x.png")
 
@@ -120,7 +121,8 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
 def test_figures_name_the_spec_and_convention(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from macscalc.sweeps import sweep, sweep_doc
+    from macscalc.sweep_view import sweep_doc
+    from macscalc.sweeps import sweep
 
     titles: list[str] = []
     real = Figure.suptitle

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
+from macscalc.spec import builtin_names
 
 runner = CliRunner()
 
@@ -23,10 +24,12 @@ def _fails(path, message: str) -> None:
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
      "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, shuffle, shiftmax, "
-     "conv, pw, dw, fc, dwsep, ir, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor)"),
+     "adaptive_pool, concat, slice, layernorm, layer_scale, upsample, conv_transpose, conv, pw, "
+     "dw, fc, dwsep, ir, uib, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, "
+     "residual)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
-     "s, padding, d, groups, bias, n, name, from, width, role)"),
+     "s, padding, d, groups, group_width, bias, n, name, from, width, role, if)"),
     ("  - conv: {c: 8, k: three}\n",
      "6:21: 'k' of 'conv' must be a positive integer or a list [h, w] of two, got 'three'"),
     ("  - conv: {c: 0, k: 3}\n",
@@ -35,18 +38,17 @@ def _fails(path, message: str) -> None:
     ("  - ir: {c: 8}\n",
      "6:9: ir needs exactly one of t (expansion ratio) or exp (expanded channels)"),
     ("  - conv: {c: 6, k: 3, groups: 4}\n",
-     "6:5: conv0/conv: groups=4 must divide the input (3) and output (6) channels"),
+     "6:5: conv1/conv: groups=4 must divide the input (3) and output (6) channels"),
     ("  - conv: {c: 8, k: 3, s: 2, padding: valid}\n"
      "  - conv: {c: 8, k: 3, s: 2, padding: valid}\n"
      "  - conv: {c: 8, k: 3, s: 2, padding: valid}\n",
-     "8:5: conv2/conv: a 3×3 window with stride 2×2 and padding 'valid' collapses a 1×1 input "
+     "8:5: conv3/conv: a 3×3 window with stride 2×2 and padding 'valid' collapses a 1×1 input "
      "to 0×0"),
     ("  - conv: {c: 8, k: 3, name: a}\n  - conv: {c: 16, k: 3}\n  - add: {from: a}\n",
-     "8:5: add2: add needs inputs of one shape, got 8×8×16, 8×8×8"),
+     "8:5: add1: add needs inputs of one shape, got 8×8×16, 8×8×8"),
     ("  - add: {from: nowhere}\n", "6:5: no layer named 'nowhere' before this row"),
-    ("  - fc: {c: classes}\n",
-     "6:5: fc0/fc: a fully connected layer needs a 1×1 input, got 8×8×3; add a global pool "
-     "or flatten before it"),
+    ("  - conv: {c: 8, k: 3, s: 2, name: a}\n  - concat: {from: [input, a]}\n",
+     "7:5: concat1: concat needs inputs of one spatial size, got 8×8×3, 4×4×8"),
     ("  - conv: {c: 8, k: 3, width: half}\n",
      "6:31: 'width' of 'conv' must be 'scaled', 'fixed' or {min: multiplier}, got 'half'"),
     ("  - conv: {c: 8, k: 3, k: 5}\n", "6:24: duplicate key 'k'"),
@@ -70,11 +72,12 @@ def test_bad_top_level_values(spec_file):
     _fails(path, "3:15: 'size' of 'input' must be a positive integer or [h, w], got -8")
     path = spec_file("  - flatten: {}\n", header="name: t\nsource: s\ninput: {size: 8}\n"
                      "classes: 10\nrounding: round8\n")
-    _fails(path, "5:11: unknown rounding rule 'round8' (known: slim_v1, make_divisible_8)")
+    _fails(path, "5:11: unknown rounding rule 'round8' (known: slim_v1, make_divisible_8, or "
+           "{divisor: D, min_ratio: R})")
     path = spec_file("  - flatten: {}\n", header="name: t\nsource: s\ninput: {size: 8}\n"
-                     "classes: 10\ndefaults: {act: gelu}\n")
+                     "classes: 10\ndefaults: {act: swishy}\n")
     _fails(path, "5:17: 'act' of 'defaults' must be one of relu, relu6, hswish, hsigmoid, "
-           "sigmoid, swish or none, got 'gelu'")
+           "sigmoid, swish, gelu, tanh, leaky_relu, mish or none, got 'swishy'")
 
 
 def test_unknown_spec_name():
@@ -82,10 +85,7 @@ def test_unknown_spec_name():
     assert result.exit_code == 2
     assert result.stderr == (
         "error: no spec file or built-in spec named 'mobilenet_v4'; did you mean "
-        "'mobilenet_v2'? (built-ins: micronet_m0, micronet_m1, micronet_m2, micronet_m3, "
-        "mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_large_minimal, "
-        "mobilenet_v3_small, mobilenet_v3_small_minimal, ssd_mobilenet_v1, ssd_mobilenet_v2, "
-        "ssdlite_mobilenet_v1, ssdlite_mobilenet_v2)\n")
+        f"'mobilenet_v2'? (built-ins: {', '.join(builtin_names())})\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -95,7 +95,7 @@ def test_unknown_spec_name():
                             "shiftmax, all, none)"),
     (["--params", "most"], "unknown parameter convention 'most' (known: torch, weights, "
                            "weights+biases, slim_v1, all)"),
-    (["--format", "yaml"], "unknown format 'yaml' (expected one of: table, json, csv, "
+    (["--format", "yaml"], "unknown format 'yaml' (expected one of: table, wide, json, csv, "
                            "markdown)"),
 ])
 def test_bad_options(args, message):

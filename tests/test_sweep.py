@@ -200,9 +200,9 @@ def test_cli_json_with_limits_frontier_and_published_accuracy():
     p = points[("0.5", 160)]
     assert (p["macs"], p["params"], p["alpha_rho"]) == (50_184_000, 1_968_680, "0.357143")
     # slim README: 0.35_128 is 50.8 % at 20 M MACs, beaten by 0.5_96 (51.2 % at 19 M)
-    assert (points[("0.35", 128)]["top1"], points[("0.35", 128)]["pareto_macs_top1"]) == (
-        "50.8", False)
-    assert points[("0.5", 96)]["pareto_macs_top1"] is True
+    assert (points[("0.35", 128)]["accuracy"],
+            points[("0.35", 128)]["pareto_macs_accuracy"]) == ("50.8", False)
+    assert points[("0.5", 96)]["pareto_macs_accuracy"] is True
     assert data["objectives"]["costs"] == ["macs"]
     assert data["limits"] == {"macs": 300_000_000}
 
@@ -226,13 +226,13 @@ def test_cli_frontier_keeps_only_pareto_points_cheapest_first():
 def test_cli_csv_markdown_and_table():
     args = ("mobilenet_v2", "--alpha", "0.5,1.0", "--res", "96,224")
     rows = list(csv.DictReader(io.StringIO(run(*args, "-f", "csv"))))
-    assert [(r["alpha"], r["res"], r["macs"]) for r in rows] == [
+    assert [(r["alpha"], r["res (pixels)"], r["macs (MACs)"]) for r in rows] == [
         ("0.5", "96", "18885440"), ("0.5", "224", "97131840"), ("1.0", "96", "56289152"),
         ("1.0", "224", "300774272")]
     assert "| 0.5 | 96 | 18.89 | 1.969 |" in run(*args, "-f", "markdown")
     text = run(*args)
     assert text.startswith("MobileNet V2: 2 α × 2 resolutions")
-    assert "│ 1.0 │ 224 │   300.77 │" in text
+    assert "1.0  224    300.77       3.505" in text
 
 
 def test_cli_points_without_a_network_are_errors_not_numbers():
