@@ -418,14 +418,19 @@ def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
     return sites
 
 
-def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]]) -> Spec:
+def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]],
+               memo: dict[tuple[Any, ...], int]) -> Spec:
     """``spec`` (and its base) with rounding rules that note every width they compute in
-    ``calls[-1]``, to check that a build applies α nowhere the width key looks."""
+    ``calls[-1]``, to check that a build applies α nowhere the width key looks; results are
+    kept in ``memo``, so a build reuses what the key computed."""
 
     def wrap(rule: Any) -> Any:
         def width(c: int, a: Fraction) -> int:
-            calls[-1].add((rule.name, c, a))
-            return rule.width_fn(c, a)
+            key = (rule.name, c, a)
+            calls[-1].add(key)
+            if key not in memo:
+                memo[key] = rule.width_fn(c, a)
+            return memo[key]
 
         return rule._replace(width_fn=width)
 
@@ -435,12 +440,12 @@ def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]]) -> Spec:
     return spec._replace(rounding=wrap(spec.rounding), base=base)
 
 
-def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...]
+def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...], memo: dict[tuple[Any, ...], int]
                   ) -> tuple[list[list[int]], list[set[tuple[Any, ...]]]]:
     """Indices of α values whose widths all round alike (so they build the same network),
     and the widths each α's key computed."""
     calls: list[set[tuple[Any, ...]]] = []
-    sites = _width_sites(_recording(spec, calls))
+    sites = _width_sites(_recording(spec, calls, memo))
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, a in enumerate(alphas):
         calls.append(set())
@@ -473,13 +478,14 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
     macs, n_params, memory = (np.full(shape, -1, dtype=np.int64) for _ in range(3))
     valid = np.zeros(shape, dtype=bool)
     errors: list[SweepError] = []
-    todo, key_calls = _alpha_groups(spec, a)
+    memo: dict[tuple[Any, ...], int] = {}
+    todo, key_calls = _alpha_groups(spec, a, memo)
     done = 0
     while todo:
         group = todo.pop(0)
         first = next((i for i in group if a[i] != 1), group[0])
         build_calls: list[set[tuple[Any, ...]]] = [set()]
-        *row, errs = grid.row(_recording(spec, build_calls), a[first])
+        *row, errs = grid.row(_recording(spec, build_calls, memo), a[first])
         if len(group) > 1 and not build_calls[0] <= key_calls[first]:
             todo += [[i] for i in group]  # the build applies α out of the key's sight
             continue
