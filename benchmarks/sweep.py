@@ -60,19 +60,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     _in_process()
-    alphas, res = GRIDS["fine α"]
-    sweep_cmd = _command("sweep", "mobilenet_v2", "--alpha", alphas, "--res", res,
-                         "--frontier", "--format", "json")
     count_cmd = _command("count", "mobilenet_v2")
     _time(count_cmd)  # warm the file cache
-    ours, base = [], []
-    for _ in range(runs):
-        ours.append(_time(sweep_cmd))
-        base.append(_time(count_cmd))
-    for i, what in enumerate(("wall", "CPU")):
-        s, c = statistics.median(t[i] for t in ours), statistics.median(t[i] for t in base)
-        print(f"{what:4} sweep (1M points, --frontier) {s:.2f} s, count {c:.2f} s: "
-              f"{s / c:.1f}× ({runs} runs each, interleaved)")
+    for label, (alphas, res) in GRIDS.items():
+        sweep_cmd = _command("sweep", "mobilenet_v2", "--alpha", alphas, "--res", res,
+                             "--frontier", "--format", "json")
+        ours, base = [], []
+        for _ in range(runs):
+            ours.append(_time(sweep_cmd))
+            base.append(_time(count_cmd))
+        for i, what in enumerate(("wall", "CPU")):
+            s, c = statistics.median(t[i] for t in ours), statistics.median(t[i] for t in base)
+            print(f"{label:9} {what:4} process: sweep --frontier {s:.2f} s, count {c:.2f} s: "
+                  f"{s / c:.1f}× ({runs} runs each, interleaved)")
 
 
 if __name__ == "__main__":

@@ -23,15 +23,18 @@ class Accuracy(NamedTuple):
 
 
 def published_accuracy(spec: Spec) -> Accuracy | None:
-    """The spec's published accuracy by (α, R), when it names a published family that lists
-    it (the family's primary table, rows for this spec)."""
+    """The published accuracy of the spec's name by (α, R): from its family's primary
+    table, or for a spec without a family, from the first family that lists it (the zoo)."""
     from macscalc.published import families, load_family
 
-    if spec.family not in families():
-        return None
-    table = load_family(spec.family).primary
-    values = {(r.alpha, r.res): r.top1 for r in table.rows if r.spec == spec.name and r.top1}
-    return Accuracy(values, table.metric, table.source) if values else None
+    known = families()
+    for name in [spec.family] if spec.family in known else known:
+        table = load_family(name).primary
+        values = {(r.alpha, r.res): r.top1 for r in table.rows
+                  if r.spec == spec.name and r.top1}
+        if values:
+            return Accuracy(values, table.metric, table.source)
+    return None
 
 
 def sweep_doc(result: Sweep, limits: dict[str, int], frontier_only: bool = False) -> Doc:

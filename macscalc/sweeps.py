@@ -552,7 +552,10 @@ def parse_values(text: str, what: str) -> list[Fraction]:
         n = (stop - start) // step + 1
         if n > MAX_POINTS:
             raise MacscalcError(f"{what}: {item!r} has {n:,} values, more than a sweep holds")
-        out += [start + i * step for i in range(n)]
+        if start.denominator == step.denominator == 1:
+            out += map(Fraction, range(int(start), int(start) + n * int(step), int(step)))
+        else:
+            out += [start + i * step for i in range(n)]
     return out
 
 
@@ -597,7 +600,12 @@ def alpha_rho(result: Sweep) -> tuple[np.ndarray, int]:
 def pareto(cost: np.ndarray, benefit: np.ndarray) -> np.ndarray:
     """Points no other point beats: none costs at most as much and gives at least as much,
     one of the two strictly. Identical points stand together."""
-    order = np.lexsort((-benefit, cost))
+    exact = len(cost) and cost.dtype.kind == benefit.dtype.kind == "i"
+    top = int(benefit.max()) - int(benefit.min()) + 1 if exact else 0
+    if exact and max(-int(cost.min()), int(cost.max())) < INT64_LIMIT // (top + 1):
+        order = np.argsort(cost * top + (benefit.max() - benefit))  # cost, then benefit down
+    else:
+        order = np.lexsort((-benefit, cost))
     c, b = cost[order], benefit[order]
     first = np.ones(len(c), dtype=bool)
     first[1:] = c[1:] != c[:-1]

@@ -180,6 +180,8 @@ def test_pareto_keeps_points_nothing_beats():
     gain = np.array([1, 1, 3, 3, 2, 5])
     # (2, 1) loses to (1, 1); (3, 3) to (2, 3); (3, 2) to (2, 3); equal points stand together
     assert sweeps.pareto(cost, gain).tolist() == [True, False, True, False, False, True]
+    # published accuracy is a float: the same answer by the other sort
+    assert sweeps.pareto(cost, gain / 10).tolist() == [True, False, True, False, False, True]
     assert sweeps.pareto(np.array([5, 5]), np.array([7, 7])).tolist() == [True, True]
 
 
@@ -284,3 +286,21 @@ def test_numpy_and_matplotlib_stay_off_the_count_and_help_paths():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_readme_sweep_example_prints_what_it_shows():
+    import contextlib
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Sweeps\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    # torchvision mobilenet_v2(width_mult=1.0) at 96/160/224 and its params at α 0.35 … 1.0
+    # (shared/reference/framework-counts.md)
+    assert out.getvalue() == shown
+    assert shown.startswith("[56289152, 154083200, 300774272] [1677128, 1968680, 2636424, ")
