@@ -523,7 +523,7 @@ def sweep(
         "--device", help="Device of the latency profile (not available yet).")] = None,
     frontier: Annotated[bool, typer.Option(
         "--frontier", help="Keep only Pareto-optimal points: for MACs (and params, memory "
-        "when limited), none cheaper gives as much α·ρ or published top-1.")] = False,
+        "when limited), none cheaper gives as much α·ρ or published accuracy.")] = False,
     plot: PlotOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
