@@ -97,6 +97,10 @@ ParamsOpt = Annotated[
 DtypeOpt = Annotated[
     str, typer.Option("--dtype", help="Activation type for memory in bytes: fp32, fp16 or int8.")
 ]
+UnknownOpt = Annotated[
+    bool, typer.Option("--allow-unknown", help="For an .onnx file: count operators macscalc "
+                       "has no rule for as unknown (report status partial) instead of failing.")
+]
 
 
 @contextmanager
@@ -117,15 +121,21 @@ def _convention(params: str, ops: str, dtype: str) -> Convention:
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
 
 
-def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None) -> Network:
-    """The spec ``ref`` (a path or a built-in name) under the --alpha, --res, --classes
-    options."""
+def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
+             allow_unknown: bool = False) -> Network:
+    """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
+    --res, --classes options."""
     from fractions import Fraction
 
     from macscalc.graph import build
     from macscalc.spec import load_spec
     from macscalc.units import parse_alpha
 
+    if ref.lower().endswith(".onnx"):
+        from macscalc.onnx_import import read_network, refuse_transforms
+
+        refuse_transforms(ref, alpha=alpha, res=res, classes=classes)
+        return read_network(ref, allow_unknown)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
     return build(load_spec(ref), a, (res, res) if res else None, classes)
 
@@ -181,7 +191,8 @@ def count(
     spec: Annotated[
         str,
         typer.Argument(
-            metavar="SPEC", help="A spec file (.yaml) or a built-in name (see 'macscalc specs')."
+            metavar="SPEC", help="A spec file (.yaml), a built-in name (see 'macscalc specs') "
+            "or an ONNX model (.onnx)."
         ),
     ],
     alpha: AlphaOpt = None,
@@ -198,10 +209,11 @@ def count(
     ] = False,
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Count MACs, parameters and extra ops of a spec, layer by layer.
+    """Count MACs, parameters and extra ops of a spec (or an .onnx file), layer by layer.
 
     Shows every layer (batch norm and activation on the row of the conv they follow)
     with its input and output shape, then a summary by layer kind, the totals and the
@@ -214,7 +226,7 @@ def count(
         from macscalc.views import count_doc
 
         convention = _convention(params, ops, dtype)
-        network = _network(spec, alpha, res, classes)
+        network = _network(spec, alpha, res, classes, allow_unknown)
         render(count_doc(count_network(network, convention), flops=flops), fmt, output)
 
 
@@ -283,12 +295,17 @@ def check(
         "each counter may grow by at most --max-growth over it.")] = None,
     max_growth: Annotated[str, typer.Option(
         "--max-growth", metavar="PCT", help="Growth allowed over --baseline, e.g. 2%.")] = "0%",
+    against: Annotated[str | None, typer.Option(
+        "--against", metavar="MODEL", help="An ONNX model (or another spec) each SPEC must "
+        "match layer by layer: shapes, MACs and parameters of every conv and linear layer, "
+        "BN folding allowed for. Drift exits 1.")] = None,
+    allow_unknown: UnknownOpt = False,
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="text, json (each report with its checks and the verdict), "
         "github (workflow annotations on the spec's lines), csv or markdown.")] = "text",
     output: OutputOpt = None,
 ) -> None:
-    """Check specs against compute budgets; the exit status is the verdict.
+    """Check specs against compute budgets or a shipped model; the exit status is the verdict.
 
     Exit status: 0 when every limit is met, 1 when any is exceeded, 2 for bad input (a spec,
     a budget file or an option). Each limit is printed with its value, margin or overshoot
@@ -320,17 +337,23 @@ def check(
         base = load_baseline(baseline) if baseline else None
         checked = []
         for ref in specs:
-            report = count_network(_network(ref, alpha, res), convention)
+            report = count_network(_network(ref, alpha, res, None, allow_unknown), convention)
             results = outcomes(report, limits_for(report.network.spec, ref, flags, budget_file))
             if base is not None:
                 results += growth_outcomes(report, base, str(baseline), growth)
-            if not results:
+            if not results and against is None:
                 raise MacscalcError(f"no limits for {ref!r}: give --max-macs, --max-flops or "
                                     "--max-params, a 'budget:' section in the spec, --budget "
-                                    "FILE or --baseline")
+                                    "FILE, --baseline or --against MODEL")
             checked.append((report, results))
         failed = any(not o.ok for _, results in checked for o in results)
-        if fmt == "github":
+        if against is not None:
+            from macscalc.drift import drift_check
+
+            model = count_network(_network(against, None, None, None, allow_unknown), convention)
+            drifted = drift_check(checked, model, fmt, output, against)
+            failed = failed or drifted
+        elif fmt == "github":
             text = github_annotations(checked)
             if output is None:
                 typer.echo(text, nl=False)
@@ -348,6 +371,7 @@ def memory(
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     dtype: DtypeOpt = "fp16",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -362,7 +386,8 @@ def memory(
         from macscalc.units import DTYPE_BYTES, dtype_name
 
         name = dtype_name(dtype)
-        render(memory_doc(_network(spec, alpha, res), name, DTYPE_BYTES[name]), fmt, output)
+        network = _network(spec, alpha, res, None, allow_unknown)
+        render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
 
 
 @app.command()
@@ -423,6 +448,7 @@ def compare(
     ops: OpsOpt = "none",
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -437,7 +463,8 @@ def compare(
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
-        render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
+        render(compare_doc([variant_report(v, convention, allow_unknown) for v in variants]),
+               fmt, output)
 
 
 class _ExplainGroup(TyperGroup):
@@ -554,6 +581,7 @@ def layer(
     name: Annotated[str, typer.Option("--layer", help="A layer or block name (see count).")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
+    allow_unknown: UnknownOpt = False,
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -562,7 +590,7 @@ def layer(
         from macscalc.explain import layer_doc
         from macscalc.output import render
 
-        render(layer_doc(_network(spec, alpha, res), name), fmt, output)
+        render(layer_doc(_network(spec, alpha, res, None, allow_unknown), name), fmt, output)
 
 
 def main() -> None:

@@ -88,12 +88,13 @@ class Convention(NamedTuple):
     def describe(self, network: Network) -> str:
         s = network.settings
         extra = ", ".join(self.ops) if self.ops else "none"
+        scaling = (network.origin if network.origin is not None else
+                   f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
         return (
             f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
             f"FLOPs = 2 × MACs + extra ops (a shiftmax multiply-add is 2); "
             f"params = {self.params.name} ({self.params.description}); {s.classes} classes; "
-            f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding; "
-            f"input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1; "
+            f"{scaling}; input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1; "
             f"activations {self.dtype}"
         )
 

@@ -132,12 +132,24 @@ def settings_data(network: Network) -> dict[str, Any]:
             "rounding": network.spec.rounding.name}
 
 
+def unknown_ops(network: Network) -> dict[str, list[str]]:
+    """Operators of an imported model counted as unknown (``--allow-unknown``), by type."""
+    out: dict[str, list[str]] = {}
+    for n in network.nodes:
+        if n.layer.kind == "unknown":
+            out.setdefault(n.layer.op, []).append(n.name)  # type: ignore[attr-defined]
+    return out
+
+
 def report_data(report: Report) -> dict[str, Any]:
     """One report, JSON-ready except for Decimals (see :func:`json_safe`)."""
     net = report.network
+    unknown = unknown_ops(net)
     return {
         "spec": {"name": net.spec.name, "title": net.spec.title, "source": net.spec.source,
                  "file": net.spec.file},
+        "status": "partial" if unknown else "complete",
+        "unknown_ops": unknown,
         "settings": settings_data(net),
         "convention": {
             "macs": "conv and fully connected multiply-accumulates",
