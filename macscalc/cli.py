@@ -467,6 +467,39 @@ def compare(
                fmt, output)
 
 
+@app.command("import")
+def import_(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX model (.onnx).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", dir_okay=False, help="Write the spec here (whole or not at all) "
+        "instead of stdout.")] = None,
+    rounding: Annotated[str, typer.Option(
+        "--rounding", help="The channel rounding rule the spec names, which α then applies: "
+        "make_divisible_8 or slim_v1.")] = "make_divisible_8",
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The spec's name. Default: the file's stem.")] = None,
+) -> None:
+    """Write an ONNX model as a spec: conv + BN + activation rows, names from the graph.
+
+    Counting the spec gives the model's counts; --alpha and --res then apply to it. Check
+    it stays the shipped model with: macscalc check spec.yaml --against MODEL.
+    """
+    with user_errors():
+        from macscalc.onnx_import import read_network
+        from macscalc.output import write_atomic
+        from macscalc.spec_writer import spec_text
+
+        if not model.lower().endswith(".onnx"):
+            raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
+        text = spec_text(read_network(model), rounding, name)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(output, text)
+        typer.echo(f"{'wrote ' + str(output) + ': ' if output else ''}a spec with {rounding} "
+                   "rounding (how --alpha rounds its widths; --rounding to change)", err=True)
+
+
 class _ExplainGroup(TyperGroup):
     """``explain SPEC --layer NAME``: a first word that is no topic names a spec."""
 

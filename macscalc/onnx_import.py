@@ -157,18 +157,31 @@ class Unsupported(Exception):
         self.label = label
 
 
-def _sanitize(name: str) -> str:
-    """A readable network name from an exporter's node name: torch's module path
-    ``/layer1/layer1.0/conv1/Conv`` becomes ``layer1.0.conv1``."""
+# Ops a torch.nn module exports as itself: its name's last part is the op type, which
+# is dropped (``/layer1/layer1.0/conv1/Conv``); a functional op (``/layer1/layer1.0/Add``)
+# keeps it, lower-cased, so it is not taken for its parent module.
+_MODULE_OPS = frozenset({
+    "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Relu", "Clip",
+    "HardSwish", "HardSigmoid", "Sigmoid", "Gelu", "Softmax", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "Flatten", "Dropout", "Resize"})
+
+
+def _sanitize(name: str, op: str = "", module: bool = False) -> str:
+    """A readable network name from an exporter's node name: torch's scope path
+    ``/features/features.1/conv/conv.0/conv.0.0/Conv`` becomes ``features.1.conv.0.0`` (a
+    part that starts with the one before it plus a dot is that part's child)."""
     parts = [p for p in name.split("/") if p]
-    if len(parts) > 1 and parts[-1][:1].isupper() and "." not in parts[-1]:
-        parts = parts[:-1] + ([parts[-1]] if len(parts) == 1 else [])
-    if len(parts) >= 2:
-        last, prev = parts[-1], parts[-2]
-        name = last if last.startswith(prev + ".") else f"{prev}.{last}"
-    elif parts:
-        name = parts[0]
-    return short(name.replace("/", "."), 64)
+    last = parts[-1] if parts else ""
+    tail = last.split("_")[0]
+    if len(parts) > 1 and tail == op:
+        parts = parts[:-1] if module or op in _MODULE_OPS else [*parts[:-1], last.lower()]
+    path: list[str] = []
+    for p in parts:
+        if path and p.startswith(path[-1] + "."):
+            path[-1] = p
+        else:
+            path.append(p)
+    return short(".".join(path), 64)
 
 
 _ATTR_TYPES = {1: "f", 2: "i", 3: "s", 4: "t", 6: "floats", 7: "ints", 8: "strings"}
@@ -406,7 +419,7 @@ class _Importer:
         """Place ``layer`` on ``ins``; its output is laid out like ``like`` (default: the
         first input) and checked against the dims the file declares."""
         shapes = tuple(a.shape for a in ins)
-        label = self.unique(name or _sanitize(node.name) or node.op_type.lower())
+        label = self.unique(name or _sanitize(node.name, node.op_type) or node.op_type.lower())
         try:
             layer = layer.resolve(shapes)
             s = layer.out_shape(shapes)
@@ -499,7 +512,7 @@ class _Importer:
             inferred = self.onnx.shape_inference.infer_shapes(self.model)
         except Exception:  # noqa: BLE001 - inference failing leaves the shape unknown
             return
-        for vi in inferred.graph.value_info:
+        for vi in [*inferred.graph.value_info, *inferred.graph.output]:
             dims = self._type_dims(vi)
             if dims is not None:
                 self.declared.setdefault(vi.name, dims)
@@ -716,7 +729,8 @@ class _Patterns:
 
 def _fuse_act(fn: str) -> Callable[[_Importer, Fused, NodeProto, Act], None]:
     def place(imp: _Importer, f: Fused, node: NodeProto, x: Act) -> None:
-        imp.place(node, Activation(fn=fn), [x], out=f.out)
+        name = _sanitize(node.name, node.op_type, module=True) or None
+        imp.place(node, Activation(fn=fn), [x], name=name, out=f.out)
 
     return place
 
@@ -733,7 +747,8 @@ def _fuse_layernorm(imp: _Importer, f: Fused, node: NodeProto, x: Act) -> None:
         v = imp.values.get(e)
         if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
             raise Unsupported("layer norm with a scale or shift not of one per channel")
-    imp.place(node, LayerNorm(), [x], out=f.out)
+    imp.place(node, LayerNorm(), [x], name=_sanitize(node.name, "", module=True) or None,
+              out=f.out)
 
 
 def _fuse_linear(imp: _Importer, f: Fused, node: NodeProto, x: Act) -> None:
@@ -747,7 +762,8 @@ def _fuse_linear(imp: _Importer, f: Fused, node: NodeProto, x: Act) -> None:
     out = _matmul_out(x, w)
     if int(np.prod(b.dims or (1,))) != out:
         raise Unsupported("Add after MatMul of a tensor that is not a bias")
-    imp.place(node, Linear(c=out, bias=True), [x], name=_sanitize(mm.name) or None, out=f.out)
+    name = _sanitize(mm.name, mm.op_type) or None
+    imp.place(node, Linear(c=out, bias=True), [x], name=name, out=f.out)
 
 
 FUSED: dict[str, Callable[[_Importer, Fused, NodeProto, Act], None]] = {
@@ -1035,7 +1051,7 @@ def _split(imp: _Importer, node: NodeProto) -> None:
         sizes = [min(step, c - i * step) for i in range(parts)]
     if len(sizes) != n or sum(sizes) != c or min(sizes) <= 0:
         raise imp.fail(f"split sizes {sizes} do not divide {c} channels into {n}", node)
-    base = _sanitize(node.name) or "split"
+    base = _sanitize(node.name, node.op_type) or "split"
     start = 0
     for i, (o, size) in enumerate(zip(node.output, sizes, strict=True)):
         imp.place(node, Slice(c=size, start=start), [x], name=f"{base}.{i}", out=o)

@@ -65,6 +65,7 @@ def primitive_row(report: Report, index: int, lc: LayerCount) -> dict[str, Any]:
         "extra_ops": report.counted_ops(lc),
         "flops": report.flops_of(lc),
         "macs_pct": pct(lc.macs, report.macs),
+        "_act": getattr(n.layer, "fn", None),  # for fold(); not in JSON
     }
 
 
@@ -75,7 +76,7 @@ def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         if out and r["kind"] in ("batchnorm", "act") and r["inputs"] == [last]:
             row = out[-1]
-            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["name"].rsplit(".")[-1])
+            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["_act"])
             row["out_shape"] = r["out_shape"]
             for key in ("params", "extra_ops", "flops"):
                 row[key] += r[key]
