@@ -1,8 +1,8 @@
 """Reading an ONNX file without its weights.
 
 A network's counts need every tensor's dims but the values of only a few small
-constants (reshape targets, clip bounds, split sizes). So the file is memory-mapped and
-its protobuf wire format walked: each initializer keeps its dims, type and name, and
+constants (reshape targets, clip bounds, split sizes). So the file's protobuf wire
+format is walked, reading only field headers: each initializer keeps its dims, type and name, and
 its data is dropped unless it is small; only what is left is parsed by ``onnx``. A
 100 MB file of embedded weights then costs about as much memory as its graph, and
 weights in external-data files are never opened (their sizes come from the dims).
@@ -13,7 +13,7 @@ the byte offset, never a traceback, and nothing from it is echoed but short name
 
 from __future__ import annotations
 
-import mmap
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,29 @@ def require_onnx() -> Any:
     except ImportError:
         raise MacscalcError(INSTALL_HINT) from None
     return onnx
+
+
+class _Reader:
+    """Bytes of a file by index or slice, read with ``pread`` a block at a time: only the
+    blocks holding protobuf headers are ever read (a memory map would count the pages
+    around every header as resident)."""
+
+    BLOCK = 4096
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        self.block, self.data = -1, b""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return os.pread(self.fd, key.stop - key.start, key.start)
+        block = key // self.BLOCK
+        if block != self.block:
+            self.block, self.data = block, os.pread(self.fd, self.BLOCK, block * self.BLOCK)
+        return self.data[key - block * self.BLOCK]
 
 
 class _Wire:
@@ -164,11 +187,10 @@ def load(path: str) -> ModelProto:
 
     try:
         with open(path, "rb") as f:
-            size = Path(path).stat().st_size
+            size = os.fstat(f.fileno()).st_size
             if size == 0:
                 raise MacscalcError("not an ONNX model: the file is empty", path)
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                data = strip_weights(buf, path)
+            data = strip_weights(_Reader(f.fileno(), size), path)
     except OSError as e:
         raise MacscalcError(f"cannot read ONNX file: {e.strerror}", path) from None
     model = onnx.ModelProto()

@@ -184,6 +184,15 @@ def _sanitize(name: str, op: str = "", module: bool = False) -> str:
     return short(".".join(path), 64)
 
 
+def _node_name(node: NodeProto) -> str:
+    """The node's name; for the dynamo exporter's generated ones (``node_Conv_12``), the
+    module path its weight is named after (``layer1.0.conv1.weight``), when it has one."""
+    if (not node.name or node.name.startswith("node_")) and len(node.input) > 1 \
+            and node.input[1].endswith(".weight"):
+        return short(node.input[1][: -len(".weight")], 64)
+    return _sanitize(node.name, node.op_type)
+
+
 _ATTR_TYPES = {1: "f", 2: "i", 3: "s", 4: "t", 6: "floats", 7: "ints", 8: "strings"}
 
 
@@ -419,7 +428,7 @@ class _Importer:
         """Place ``layer`` on ``ins``; its output is laid out like ``like`` (default: the
         first input) and checked against the dims the file declares."""
         shapes = tuple(a.shape for a in ins)
-        label = self.unique(name or _sanitize(node.name, node.op_type) or node.op_type.lower())
+        label = self.unique(name or _node_name(node) or node.op_type.lower())
         try:
             layer = layer.resolve(shapes)
             s = layer.out_shape(shapes)
@@ -556,7 +565,18 @@ class _Patterns:
         self.imp = imp
         self.order = imp.order
         self.taken: set[int] = set()
+        self.consts = self._consts()
         self.literals = self._literals()
+
+    def _consts(self) -> set[str]:
+        """Tensors computed from constants alone (an exporter shares equal initializers
+        through Identity nodes)."""
+        out = {n for n, v in self.imp.values.items() if isinstance(v, Const)}
+        for node in self.order:
+            if node.op_type in ("Constant", "Shape") or (
+                    node.op_type in CONST_OPS and all(i in out for i in node.input if i)):
+                out.update(node.output)
+        return out
 
     def _literals(self) -> dict[str, float]:
         """Scalar literal constants by tensor name."""
@@ -583,14 +603,12 @@ class _Patterns:
                         continue
                 elif a.name in ("value_float", "value_int"):
                     out[node.output[0]] = float(a.f if a.name == "value_float" else a.i)
+            elif node.op_type in ("Identity", "Cast") and node.input[0] in out:
+                out[node.output[0]] = out[node.input[0]]
         return out
 
     def is_const(self, name: str) -> bool:
-        v = self.imp.values.get(name)
-        if isinstance(v, Const):
-            return True
-        i = self.imp.producer.get(name)
-        return i is not None and self.order[i].op_type == "Constant"
+        return name in self.consts
 
     def lit(self, name: str, want: float, tol: float = 1e-3) -> bool:
         v = self.literals.get(name)
@@ -1119,6 +1137,9 @@ def _reshape(imp: _Importer, node: NodeProto) -> None:
             and dims[1] * dims[2] == x.dims[1]:
         imp.values[node.output[0]] = Grouped(x, dims[1], False)
         return
+    if len(dims) == 1 and x.shape == Shape(1, 1, dims[0]):
+        imp.alias(node, x, dims, 0)  # a flat vector of the channels (no batch axis)
+        return
     if len(dims) == 2:
         if x.shape == Shape(1, 1, dims[1]):
             imp.alias(node, x, dims, 1)
@@ -1195,6 +1216,28 @@ def _unsqueeze(imp: _Importer, node: NodeProto) -> None:
     if not same:
         raise Unsupported("Unsqueeze that changes the image layout")
     imp.alias(node, x, result.dims, ch)
+
+
+def _gather(imp: _Importer, node: NodeProto) -> None:
+    """Gathering every channel once (the dynamo exporter's as_strided of a 1×1×C vector):
+    a permutation, free; any other gather of an image has no rule."""
+    import numpy as np
+
+    x = imp.act(node)
+    axis = int(_attrs(node).get("axis", 0)) % len(x.dims)
+    idx = np.asarray(imp.const_value(node.input[1], node))
+    n = x.dims[axis]
+    if axis != x.ch or sorted(idx.reshape(-1) % n) != list(range(n)):
+        raise Unsupported("Gather of an image's elements")
+    dims = (*x.dims[:axis], *idx.shape, *x.dims[axis + 1:])
+    big = [i for i, d in enumerate(idx.shape) if d == n]
+    if n > 1 and len(big) != 1:
+        raise Unsupported("Gather of an image's elements")
+    ch = axis + (big[0] if big else 0)
+    result = Act(x.ref, dims, ch)
+    if result.shape != x.shape:
+        raise Unsupported("Gather of an image's elements")
+    imp.alias(node, x, dims, ch)
 
 
 def _identity(imp: _Importer, node: NodeProto) -> None:
@@ -1282,6 +1325,7 @@ RULES: dict[str, Callable[[_Importer, NodeProto], None]] = {
     "AveragePool": _pool("avg"),
     "MaxPool": _pool("max"),
     "Identity": _identity,
+    "Gather": _gather,
     "Dropout": _identity,
     "Cast": _identity,
     "Pad": _pad,
