@@ -21,7 +21,7 @@ from macscalc.output import Column, Doc, Table, render, write_atomic
 from macscalc.report import envelope, report_data
 from macscalc.units import fmt_int
 
-COMPUTE = ("conv2d", "depthwise", "linear")
+COMPUTE = ("conv2d", "depthwise", "linear", "conv_transpose")
 
 
 class Step(NamedTuple):
@@ -71,7 +71,8 @@ def steps(network: Network) -> list[Step]:
             else:
                 act = cur.layer.fn  # type: ignore[attr-defined]
         p = n.layer.params(n.in_shapes)
-        out.append(Step(n.name, "linear" if n.layer.kind == "linear" else "conv",
+        kind = {"linear": "linear", "conv_transpose": "conv transpose"}.get(n.layer.kind, "conv")
+        out.append(Step(n.name, kind,
                         n.in_shapes[0], n.out, n.layer.detail(),
                         n.layer.macs(n.in_shapes, n.out), p.weights, shift, act))
     return out

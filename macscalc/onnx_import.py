@@ -33,6 +33,7 @@ from macscalc.layers import (
     BatchNorm,
     Concat,
     Conv2d,
+    ConvTranspose2d,
     Depthwise,
     Flatten,
     GlobalPool,
@@ -374,12 +375,13 @@ class _Importer:
                                         self.model.producer_version) if p)
         source = (f"ONNX file {Path(self.file).name} (opset {self.opset}"
                   f"{', ' + short(producer) if producer else ''})")
-        spec = Spec(name=short(stem, 64), title=f"{short(stem, 64)} (ONNX)", source=source,
-                    file=self.file, size=(x.shape.h, x.shape.w), channels=x.shape.c,
-                    classes=classes, rounding=ROUNDING["make_divisible_8"], rows=())
         bn = (f"batch norm kept ({self.bn_nodes} BatchNormalization nodes)" if self.bn_nodes
               else "no BatchNormalization nodes: BN, if the model had any, was folded into the "
               "conv biases by the exporter, so its γ, β and statistics are not in the file")
+        spec = Spec(name=short(stem, 64), title=f"{short(stem, 64)} (ONNX)", source=source,
+                    file=self.file, size=(x.shape.h, x.shape.w), channels=x.shape.c,
+                    classes=classes, rounding=ROUNDING["make_divisible_8"], rows=(),
+                    notes=f"ONNX export: {bn}")
         origin = (f"read from ONNX as stored (widths, sizes, parameters); {bn}; α and ρ do "
                   "not apply to a file (macscalc import writes a spec they apply to)")
         settings = Settings(Fraction(1), spec.size, classes)
@@ -890,6 +892,24 @@ def _conv(imp: _Importer, node: NodeProto) -> None:
     _placed_window(imp, node, x, make, k, s, d, pads, a.get("auto_pad", "NOTSET"), False)
 
 
+def _conv_transpose(imp: _Importer, node: NodeProto) -> None:
+    x, pads, a = _window(imp, node)
+    w = imp.values.get(node.input[1])
+    if not isinstance(w, Const) or len(w.dims) != 4:
+        raise Unsupported("ConvTranspose with a computed or non-2D weight")
+    cin, per_group, kh, kw = w.dims
+    group = int(a.get("group", 1))
+    if cin != x.dims[1] or a.get("auto_pad", "NOTSET") != "NOTSET" or "output_shape" in a \
+            or pads[:2] != pads[2:]:
+        raise Unsupported("ConvTranspose with auto_pad, output_shape or uneven pads")
+    layer = ConvTranspose2d(c=per_group * group, k=tuple(a.get("kernel_shape", [kh, kw])),
+                            s=tuple(a.get("strides", [1, 1])), padding=tuple(pads[:2]),
+                            output_padding=tuple(a.get("output_padding", [0, 0])),
+                            d=tuple(a.get("dilations", [1, 1])), groups=group,
+                            bias=len(node.input) > 2 and bool(node.input[2]))
+    imp.place(node, layer, [x])
+
+
 def _pool(op: str) -> Callable[[_Importer, NodeProto], None]:
     def rule(imp: _Importer, node: NodeProto) -> None:
         x, pads, a = _window(imp, node)
@@ -1295,6 +1315,7 @@ def _resize(imp: _Importer, node: NodeProto) -> None:
 
 RULES: dict[str, Callable[[_Importer, NodeProto], None]] = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "BatchNormalization": _batchnorm,
@@ -1305,6 +1326,9 @@ RULES: dict[str, Callable[[_Importer, NodeProto], None]] = {
     "HardSigmoid": _act("hsigmoid"),
     "Sigmoid": _act("sigmoid"),
     "Gelu": _act("gelu"),
+    "Tanh": _act("tanh"),
+    "LeakyRelu": _act("leaky_relu"),
+    "Mish": _act("mish"),
     "Softmax": _act("softmax"),
     "LogSoftmax": _act("softmax"),
     "Add": _add,

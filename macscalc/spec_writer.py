@@ -133,17 +133,17 @@ def _unique(name: str, used: set[str]) -> str:
     return name
 
 
-def _signature(rows_: list[Row], i: int) -> tuple[Any, ...]:
+def _signature(rows_: list[Row], i: int, index: dict[str, int]) -> tuple[Any, ...]:
     """A row as compared for repeats: kind, arguments, and what it reads relative to it."""
-    index = {r.name: j for j, r in enumerate(rows_)}
     rel = tuple(i - index[x] if x in index else x for x in rows_[i].inputs)
     return rows_[i].kind, tuple(sorted((k, str(v)) for k, v in rows_[i].args.items())), rel
 
 
 def repeats(rows_: list[Row], min_count: int = 2) -> list[tuple[int, int, int]]:
     """Runs of an identical row sequence repeated back to back: (start, length, count),
-    longest coverage first at each point. The candidates for user-defined blocks."""
-    sig = [_signature(rows_, i) for i in range(len(rows_))]
+    longest coverage first at each point. The candidates for blocks of the spec's own."""
+    index = {r.name: j for j, r in enumerate(rows_)}
+    sig = [_signature(rows_, i, index) for i in range(len(rows_))]
     found, i = [], 0
     while i < len(sig):
         best = (1, 1)
@@ -161,9 +161,65 @@ def repeats(rows_: list[Row], min_count: int = 2) -> list[tuple[int, int, int]]:
     return found
 
 
+class _Block(NamedTuple):
+    """A run of repeats written as a block of the spec's own and one row using it."""
+
+    kind: str
+    rows: list[Row]  # the first instance's rows, renamed within the block
+    use: Row
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    common = []
+    for group in zip(*parts, strict=False):
+        if len(set(group)) != 1:
+            break
+        common.append(group[0])
+    return ".".join(common[: min(len(p) for p in parts) - 1])
+
+
+def _as_block(rows_: list[Row], start: int, length: int, count: int,
+              kinds: set[str]) -> _Block | None:
+    """The run as a block, when every reference fits one: rows of an instance read each
+    other or the instance's input, and rows after the run read only its last row."""
+    index = {r.name: j for j, r in enumerate(rows_)}
+    end = start + length * count
+    last = rows_[end - 1].name
+    for r in rows_[end:]:
+        if any(start <= index.get(x, -1) < end - 1 for x in r.inputs):
+            return None
+    first = rows_[start: start + length]
+    prefix = _common_prefix([r.name for r in first])
+    inner = {r.name: r.name[len(prefix) + 1:] if prefix else r.name for r in first}
+    if len(set(inner.values())) != length or any(v in RESERVED for v in inner.values()):
+        inner = {r.name: f"{r.kind}{j}" for j, r in enumerate(first)}
+    renamed = []
+    for r in first:
+        ins = []
+        for x in r.inputs:
+            j = index.get(x)
+            if j is None or j < start - 1:
+                return None  # the network input, or a row before the block input
+            ins.append("input" if j == start - 1 else inner[x])
+        renamed.append(r._replace(name=inner[r.name], inputs=tuple(ins)))
+    base = re.sub(r"\W", "_", prefix.rsplit(".", 1)[0] if prefix else "") or "block"
+    if not base[0].isalpha():
+        base = "b_" + base
+    kind, k = base, 1
+    while kind in kinds:
+        k += 1
+        kind = f"{base}_{k}"
+    kinds.add(kind)
+    use = Row(kind, {"n": count}, kind, rows_[start].inputs, last)
+    return _Block(kind, renamed, use)
+
+
 def spec_text(network: Network, rounding: str = "make_divisible_8",
               name: str | None = None) -> str:
     """The network as spec YAML (see the module docstring)."""
+    from macscalc.spec import ROW_KINDS
+
     unknown = unknown_ops(network)
     if unknown:
         raise MacscalcError("cannot write a spec of a model with operators counted as "
@@ -173,24 +229,48 @@ def spec_text(network: Network, rounding: str = "make_divisible_8",
     spec = network.spec
     s = network.settings
     rs = rows(network)
-    runs = {start: (length, count) for start, length, count in repeats(rs)}
+    kinds = set(ROW_KINDS) | {r.name for r in rs}
+    blocks: dict[int, tuple[int, _Block]] = {}
+    for start, length, count in repeats(rs):
+        b = _as_block(rs, start, length, count, kinds)
+        if b is not None:
+            blocks[start] = (length * count, b)
     size = s.size[0] if s.size[0] == s.size[1] else list(s.size)
     lines = [
         f"name: {_yaml(name or spec.name)}",
         f"title: {_yaml(spec.title)}",
         f"source: {_yaml('imported by macscalc import from ' + spec.source)}",
-        f"notes: {_yaml(network.origin or '')}" if network.origin else "",
+        f"notes: {_yaml(spec.notes)}" if spec.notes else "",
         f"input: {{size: {_yaml(size)}, channels: {spec.channels}}}",
         f"classes: {s.classes}",
         f"rounding: {rounding}        # how α rounds every width of this imported network",
-        "layers:",
     ]
-    prev = "input"
-    for i, r in enumerate(rs):
-        if i in runs:
-            length, count = runs[i]
-            lines.append(f"  # the next {length} row{'s' if length > 1 else ''} repeat "
-                         f"{count} times (rows {i}–{i + length * count - 1})")
+    if blocks:
+        lines.append("blocks:             # repeated row sequences of the model")
+        for _, b in blocks.values():
+            lines += [f"  {b.kind}:", "    layers:"]
+            prev = "input"
+            for r in b.rows:
+                lines.append("      " + r.text(prev))
+                prev = r.name
+    lines.append("layers:")
+    prev, i = "input", 0
+    while i < len(rs):
+        if i in blocks:
+            span, b = blocks[i]
+            use = b.use._replace(inputs=tuple(_outside(x, blocks, rs) for x in b.use.inputs))
+            lines.append("  " + use.text(prev) + f"  # {b.use.args['n']} × {len(b.rows)} rows")
+            prev, i = b.use.name, i + span
+            continue
+        r = rs[i]._replace(inputs=tuple(_outside(x, blocks, rs) for x in rs[i].inputs))
         lines.append("  " + r.text(prev))
-        prev = r.name
+        prev, i = r.name, i + 1
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _outside(name: str, blocks: dict[int, tuple[int, _Block]], rs: list[Row]) -> str:
+    """A reference to a run's last row is a reference to its block row."""
+    for start, (span, b) in blocks.items():
+        if rs[start + span - 1].name == name:
+            return b.use.name
+    return name

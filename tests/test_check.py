@@ -107,8 +107,8 @@ def test_baseline_growth(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["mobilenet_v2"], "error: no limits for 'mobilenet_v2': give --max-macs, --max-flops or "
-                       "--max-params, a 'budget:' section in the spec, --budget FILE or "
-                       "--baseline\n"),
+                       "--max-params, a 'budget:' section in the spec, --budget FILE, "
+                       "--baseline or --against MODEL\n"),
     (["mobilenet_v2", "--max-macs", "lots"],
      "error: --max-macs must be a number such as 300M, 0.3G, 3.5e8 or 1_000_000, got "
      "'lots'\n"),

@@ -156,7 +156,8 @@ def one_op(tmp_path: Path, build, shape=("N", 8, 4, 4), opset=17):
 
 @pytest.mark.parametrize("op, fn", [("Relu", "relu"), ("HardSwish", "hswish"),
                                     ("HardSigmoid", "hsigmoid"), ("Sigmoid", "sigmoid"),
-                                    ("Gelu", "gelu"), ("Softmax", "softmax")])
+                                    ("Gelu", "gelu"), ("Softmax", "softmax"), ("Tanh", "tanh"),
+                                    ("LeakyRelu", "leaky_relu"), ("Mish", "mish")])
 def test_activations(tmp_path, op, fn):
     p = one_op(tmp_path, lambda g: g.node(op, ["x"]), opset=20)
     assert kinds(p) == [f"act:{fn}"]
@@ -311,16 +312,16 @@ def test_resize_identity_dropout_constant(tmp_path):
 
 def with_unknown(tmp_path: Path) -> Path:
     g = G(("N", 8, 4, 4))
-    x = g.node("Tanh", ["x"], name="t1")
+    x = g.node("Softplus", ["x"], name="t1")
     x = g.conv(x, 8, 8, 1)  # 8·8·16 = 1,024 MACs
-    x = g.node("Tanh", [x], name="t2")
+    x = g.node("Softplus", [x], name="t2")
     x = g.node("Elu", [x], name="e1")
     return g.save(tmp_path / "m.onnx", x)
 
 
 def test_unknown_operators_are_errors_listing_them(tmp_path):
     p = with_unknown(tmp_path)
-    assert error(p) == ("no counting rule for these ONNX operators: Tanh (2: t1, t2); Elu "
+    assert error(p) == ("no counting rule for these ONNX operators: Softplus (2: t1, t2); Elu "
                         "(1: e1). Nothing is counted as zero; --allow-unknown counts them as "
                         "unknown (report status partial)")
     result = runner.invoke(app, ["count", str(p)])
@@ -334,7 +335,7 @@ def test_allow_unknown_gives_a_partial_report(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["reports"][0]
     assert report["status"] == "partial"
-    assert report["unknown_ops"] == {"Tanh": ["t1", "t2"], "Elu": ["e1"]}
+    assert report["unknown_ops"] == {"Softplus": ["t1", "t2"], "Elu": ["e1"]}
     assert report["totals"]["macs"] == 1024
     text = runner.invoke(app, ["count", str(p), "--allow-unknown"]).stdout
     assert "status: PARTIAL, these operators are counted as unknown" in text
