@@ -5,7 +5,8 @@ weights, once with the weights inside the .onnx file and once in an external-dat
 in a temporary folder. For each it times ``macscalc count FILE`` in fresh processes
 (median wall time and the child's peak resident memory) and, in this process, the read
 and count alone with tracemalloc's peak of Python allocations. A one-block network is
-measured the same way: memory that does not grow with the weights is the point.
+measured the same way: memory that does not grow with the weights is the point. A
+built-in spec's count gives the startup cost for scale.
 
     python benchmarks/onnx_count.py [--runs 5]
 """
@@ -13,7 +14,6 @@ measured the same way: memory that does not grow with the weights is the point.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -69,15 +69,30 @@ def resnet50(blocks: tuple[int, ...] = (3, 4, 6, 3)) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+# Runs ``macscalc count FILE`` and reports the process's own peak resident memory
+# (VmHWM, which starts afresh at exec: a parent's pages inherited through fork are not
+# counted, as getrusage's children maximum would count them).
+_CHILD = """
+import re, runpy, sys
+sys.argv = ["macscalc", "count", sys.argv[1]]
+try:
+    runpy.run_module("macscalc", run_name="__main__")
+except SystemExit:
+    pass
+hwm = re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())
+sys.stderr.write(f"{int(hwm.group(1)) if hwm else 0}\\n")
+"""
+
+
 def _cli(path: Path, runs: int) -> tuple[float, float]:
-    """Median wall seconds and the largest child peak RSS (MB) of ``macscalc count``."""
+    """Median wall seconds and the largest peak RSS (MB) of ``macscalc count``."""
     times, peak = [], 0.0
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "macscalc", "count", str(path)], check=True,
-                       stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], check=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
-        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        peak = max(peak, int(done.stderr.split()[-1]) / 1024)
     return statistics.median(times), peak
 
 
@@ -96,23 +111,39 @@ def _in_process(path: Path) -> tuple[float, float, int]:
     return seconds, peak, report.macs
 
 
+def write(folder: Path) -> dict[str, Path]:
+    """The three files (run in a child process, so the measuring one stays small)."""
+    files = {"resnet50 embedded": folder / "embedded.onnx",
+             "resnet50 external": folder / "ext.onnx", "one block": folder / "small.onnx"}
+    big = resnet50()
+    onnx.save_model(big, str(files["resnet50 embedded"]))
+    onnx.save_model(big, str(files["resnet50 external"]), save_as_external_data=True,
+                    location="ext.onnx.data")
+    onnx.save_model(resnet50((1,)), str(files["one block"]))
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    runs = parser.parse_args().runs
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write:
+        write(args.write)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        big, small = resnet50(), resnet50((1,))
+        subprocess.run([sys.executable, __file__, "--write", tmp], check=True)
         files = {"resnet50 embedded": d / "embedded.onnx", "resnet50 external": d / "ext.onnx",
                  "one block": d / "small.onnx"}
-        onnx.save_model(big, str(files["resnet50 embedded"]))
-        onnx.save_model(big, str(files["resnet50 external"]), save_as_external_data=True,
-                        location="ext.onnx.data")
-        onnx.save_model(small, str(files["one block"]))
-        del big, small
+        rows = []
         for label, path in files.items():
             size = sum(p.stat().st_size for p in d.glob(path.name + "*")) / 1e6
-            wall, rss = _cli(path, runs)
+            rows.append((label, size, *_cli(path, args.runs)))
+        wall, rss = _cli(Path("mobilenet_v2"), args.runs)
+        print(f"{'spec mobilenet_v2':18} {'':9}  count (CLI) median {wall * 1000:5.0f} ms, "
+              f"peak RSS {rss:5.1f} MB (startup without onnx, for scale)")
+        for (label, size, wall, rss), path in zip(rows, files.values(), strict=True):
             seconds, traced, macs = _in_process(path)
             print(f"{label:18} {size:6.1f} MB  count (CLI) median {wall * 1000:5.0f} ms, "
                   f"peak RSS {rss:5.1f} MB | read+count {seconds * 1000:4.0f} ms, "

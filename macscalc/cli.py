@@ -605,6 +605,9 @@ def scaling(
         from macscalc.spec import load_spec
         from macscalc.units import parse_alpha
 
+        if spec.lower().endswith(".onnx"):
+            raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
+                                "file; write one with 'macscalc import MODEL -o spec.yaml'")
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
 
 
