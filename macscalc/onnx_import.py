@@ -132,11 +132,18 @@ class Grouped(NamedTuple):
     swapped: bool
 
 
+class Broadcast(NamedTuple):
+    """A 1×1×C tensor expanded to h×w×C (``y.expand_as(x)``): read by a Mul as its gate."""
+
+    act: Act
+    dims: tuple[int, ...]
+
+
 class Dead(NamedTuple):
     """The output of an operator that could not be mapped (reported, not counted)."""
 
 
-Value = Act | Const | Padded | Grouped | Dead
+Value = Act | Const | Padded | Grouped | Broadcast | Dead
 
 
 class Fused(NamedTuple):
@@ -637,7 +644,8 @@ class _Patterns:
             if i in self.taken or node.domain not in ("", "ai.onnx"):
                 continue
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
-                     "ReduceMean": self._layernorm, "MatMul": self._linear}.get(node.op_type)
+                     "ReduceMean": self._layernorm, "MatMul": self._linear,
+                     "Clip": self._hard}.get(node.op_type)
             f = match(i) if match else None
             if f is not None:
                 self.taken.update(f.nodes)
@@ -656,6 +664,44 @@ class _Patterns:
         if m is None or self.other(m, node.output[0]) != x:
             return None
         return self._fused("swish" if node.op_type == "Sigmoid" else "hswish", x, [i, m])
+
+    def _hard(self, i: int) -> Fused | None:
+        """relu6(x + 3) / 6 = hard-sigmoid; times x (before or after the 6) = hard-swish."""
+        clip = self.order[i]
+        attrs = _attrs(clip)
+        lo = clip.input[1] if len(clip.input) > 1 else ""
+        hi = clip.input[2] if len(clip.input) > 2 else ""
+        if not ((self.lit(lo, 0.0) and self.lit(hi, 6.0))
+                or (attrs.get("min") == 0.0 and attrs.get("max") == 6.0)):
+            return None
+        add = self.imp.producer.get(clip.input[0])
+        if add is None or add in self.taken or self.order[add].op_type != "Add" \
+                or len(self.imp.consumers.get(clip.input[0], [])) != 1:
+            return None
+        a = self.order[add]
+        three = next((n for n in a.input if self.lit(n, 3.0)), None)
+        x = self.other(add, three) if three else None
+        if x is None:
+            return None
+        nodes, cur, scaled, gated = [add, i], clip.output[0], False, False
+        while True:
+            m = self.only(cur, ("Div", "Mul"))
+            if m is None:
+                break
+            o = self.other(m, cur)
+            n = self.order[m]
+            if not scaled and ((n.op_type == "Div" and n.input[1] == o and self.lit(o, 6.0))
+                               or (n.op_type == "Mul" and self.lit(o or "", 1 / 6))):
+                scaled = True
+            elif not gated and n.op_type == "Mul" and o == x:
+                gated = True
+            else:
+                break
+            nodes.append(m)
+            cur = n.output[0]
+        if not scaled:
+            return None
+        return self._fused("hswish" if gated else "hsigmoid", x, nodes)
 
     def _gelu(self, i: int) -> Fused | None:
         """x·0.5·(1 + erf(x/√2)), in any of the orders exporters write it."""
@@ -789,6 +835,7 @@ def _fuse_linear(imp: _Importer, f: Fused, node: NodeProto, x: Act) -> None:
 FUSED: dict[str, Callable[[_Importer, Fused, NodeProto, Act], None]] = {
     "swish": _fuse_act("swish"),
     "hswish": _fuse_act("hswish"),
+    "hsigmoid": _fuse_act("hsigmoid"),
     "gelu": _fuse_act("gelu"),
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
@@ -1037,9 +1084,30 @@ def _add(imp: _Importer, node: NodeProto) -> None:
     imp.place(node, Add(), acts)
 
 
+def _expand(imp: _Importer, node: NodeProto) -> None:
+    x = imp.act(node)
+    dims = tuple(int(v) for v in imp.const_value(node.input[1], node).reshape(-1))
+    full = tuple(max(a, b) for a, b in zip(x.dims, dims, strict=False))
+    if len(dims) != len(x.dims) or full == x.dims:
+        if full == x.dims and len(dims) == len(x.dims):
+            imp.alias(node, x)
+            return
+        raise Unsupported("Expand of an image")
+    if x.shape != Shape(1, 1, x.dims[x.ch]) or full[x.ch] != x.dims[x.ch]:
+        raise Unsupported("Expand of an image")
+    imp.values[node.output[0]] = Broadcast(x, (1, *full[1:]))
+
+
 def _mul(imp: _Importer, node: NodeProto) -> None:
     import numpy as np
 
+    ins = [imp.values[n] for n in node.input]
+    if len(ins) == 2 and any(isinstance(v, Broadcast) for v in ins):
+        gate, x = ins if isinstance(ins[0], Broadcast) else ins[::-1]
+        if not isinstance(x, Act) or not isinstance(gate, Broadcast) or x.dims != gate.dims:
+            raise Unsupported("Mul of an expanded tensor")
+        imp.place(node, Mul(), [x, gate.act])
+        return
     acts, consts = _acts_and_consts(imp, node)
     if len(acts) == 2:
         a, b = acts
@@ -1132,8 +1200,8 @@ def _target(imp: _Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
     allow_zero = _attrs(node).get("allowzero", 0)
     dims = [x.dims[i] if v == 0 and not allow_zero and i < len(x.dims) else v
             for i, v in enumerate(shape)]
-    if dims and dims[0] not in (-1, 1):
-        dims[0] = 1  # the batch (a symbolic one was taken as 1)
+    if len(dims) >= 2 and dims[0] > 1:
+        dims[0] = 1  # the batch: counts are per image
     known = int(np.prod([d for d in dims if d != -1] or [1]))
     total = int(np.prod(x.dims))
     if dims.count(-1) == 1 and known and total % known == 0:
@@ -1350,6 +1418,7 @@ RULES: dict[str, Callable[[_Importer, NodeProto], None]] = {
     "MaxPool": _pool("max"),
     "Identity": _identity,
     "Gather": _gather,
+    "Expand": _expand,
     "Dropout": _identity,
     "Cast": _identity,
     "Pad": _pad,

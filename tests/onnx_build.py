@@ -27,7 +27,7 @@ class G:
              dtype: Any = np.float32, name: str | None = None) -> str:
         self.n += 1
         name = name or f"w{self.n}"
-        arr = np.zeros(dims, dtype) if value is None else np.asarray(value, dtype)
+        arr = np.zeros(dims, dtype) if value is None else np.asarray(value, dtype).reshape(dims)
         self.inits.append(numpy_helper.from_array(arr, name))
         return name
 

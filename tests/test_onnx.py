@@ -403,3 +403,85 @@ def test_alpha_and_res_do_not_apply_to_a_file(tmp_path):
     assert result.exit_code == 2
     assert "--alpha cannot apply to an ONNX file" in result.stderr
     assert "macscalc import" in result.stderr
+
+
+# -- more exporter forms ---------------------------------------------------------------------
+
+def test_hard_sigmoid_and_swish_written_out(tmp_path):
+    """relu6(x + 3) / 6 and x · relu6(x + 3) / 6, as hand-written modules export them."""
+    def build(g):
+        h = g.node("Clip", [g.node("Add", ["x", g.scalar(3.0)]), g.scalar(0.0), g.scalar(6.0)])
+        y = g.node("Div", [h, g.scalar(6.0)])  # hard-sigmoid of x
+        h = g.node("Clip", [g.node("Add", [y, g.scalar(3.0)]), g.scalar(0.0), g.scalar(6.0)])
+        return g.node("Div", [g.node("Mul", [y, h]), g.scalar(6.0)])  # hard-swish of y
+
+    assert kinds(one_op(tmp_path, build)) == ["act:hsigmoid", "act:hswish"]
+
+
+def test_shared_initializers_through_identity(tmp_path):
+    """The TorchScript exporter shares equal initializers through Identity nodes."""
+    def build(g):
+        gamma = g.node("Identity", [g.init((8,))])
+        beta = g.node("Identity", [g.init((8,))])
+        x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])
+        m = g.node("ReduceMean", [x], axes=[-1])
+        d = g.node("Sub", [x, m])
+        v = g.node("ReduceMean", [g.node("Pow", [d, g.scalar(2.0)])], axes=[-1])
+        s = g.node("Sqrt", [g.node("Add", [v, g.scalar(1e-6)])])
+        y = g.node("Add", [g.node("Mul", [g.node("Div", [d, s]), gamma]), beta])
+        w = g.node("Identity", [g.init((4, 8, 1, 1))])
+        y = g.node("Transpose", [y], perm=[0, 3, 1, 2])
+        return g.node("Conv", [y, w], kernel_shape=[1, 1])
+
+    p = one_op(tmp_path, build)
+    assert kinds(p) == ["layernorm", "conv2d"]
+    assert counted(p).params == 16 + 32  # γ, β; 8·4 weights
+
+
+def test_dynamo_forms(tmp_path):
+    """Generated node names read as the weight's module path; as_strided of a 1×1×C
+    vector (Reshape to C, Gather of every index) is free; expand_as of an SE gate."""
+    def build(g):
+        x = g.node("Conv", ["x", g.init((8, 8, 1, 1), name="features.0.weight")],
+                   name="node_Conv_3", kernel_shape=[1, 1])
+        s = g.node("ReduceMean", [x, g.ints([-1, -2])], keepdims=1)
+        flat = g.node("Reshape", [s, g.ints([8])])
+        s = g.node("Gather", [flat, g.init((1, 8, 1, 1), list(range(8)), "int64")], axis=0)
+        s = g.node("Expand", [s, g.ints([1, 8, 4, 4])])
+        return g.node("Mul", [x, s])
+
+    net = read_network(str(one_op(tmp_path, build, opset=18)))
+    assert [(n.name, n.layer.kind) for n in net.nodes] == [
+        ("features.0", "conv2d"), ("reducemean4", "global_pool"), ("mul11", "mul")]
+    assert net.nodes[-1].in_shapes == ((4, 4, 8), (1, 1, 8))
+
+
+def test_conv_transpose(tmp_path):
+    # 4×4 → (4−1)·2 − 2·1 + 3 + 1 = 8; MACs = 3·3·(16/1)·8·4·4 = 18,432; 1,152 weights
+    p = one_op(tmp_path, lambda g: g.node("ConvTranspose", ["x", g.init((8, 16, 3, 3))],
+                                           kernel_shape=[3, 3], strides=[2, 2],
+                                           pads=[1, 1, 1, 1], output_padding=[1, 1]))
+    r = counted(p)
+    assert str(r.network.nodes[0].out) == "8×8×16"
+    assert (r.macs, r.params) == (18432, 1152)
+
+
+def test_asymmetric_pool_pads_and_squeeze(tmp_path):
+    def build(g):
+        # 7×7, 2×2/2 pads (0, 0, 1, 1): (7 + 1 − 2)//2 + 1 = 4, as 'same' gives ⌈7/2⌉
+        x = g.node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])
+        x = g.node("GlobalAveragePool", [x])
+        x = g.node("Squeeze", [x, g.ints([2, 3])])
+        return g.node("Unsqueeze", [x, g.ints([2, 3])])
+
+    net = read_network(str(one_op(tmp_path, build, shape=(1, 8, 7, 7))))
+    assert [(n.layer.kind, str(n.out)) for n in net.nodes] == [
+        ("pool", "4×4×8"), ("global_pool", "1×1×8")]
+    assert net.nodes[0].layer.padding == "same"
+
+
+def test_pad_before_something_else_is_unknown(tmp_path):
+    p = one_op(tmp_path, lambda g: g.node("Relu", [g.node(
+        "Pad", ["x", g.ints([0, 0, 1, 1, 0, 0, 1, 1])], name="pad")]))
+    assert error(p).startswith("no counting rule for these ONNX operators: Pad not followed by "
+                               "a conv or pool (1: pad)")

@@ -176,3 +176,16 @@ def test_check_against_bad_input_exits_2(tmp_path):
                                  str(tmp_path / "none.onnx")])
     assert result.exit_code == 2
     assert "cannot read ONNX file" in result.stderr
+
+
+def test_json_documents_follow_the_schema(tmp_path):
+    from tests.test_schema import SCHEMA, validate
+
+    p = resnet_like(tmp_path)
+    spec = tmp_path / "net.yaml"
+    spec.write_text(spec_text(read_network(str(p))), encoding="utf-8")
+    for args in (["count", str(p)], ["check", str(spec), "--against", str(p)],
+                 ["check", str(p), "--max-macs", "1G"], ["compare", str(p), str(spec)]):
+        doc = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+        validate(doc, SCHEMA)
+        assert all(r["status"] == "complete" for r in doc["reports"])
