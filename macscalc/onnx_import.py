@@ -474,7 +474,8 @@ class _Importer:
     # -- one node -----------------------------------------------------------------------
     def _node(self, node: NodeProto) -> None:
         ins = [self.values.get(n) for n in node.input if n]
-        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        op = short(node.op_type if node.domain in ("", "ai.onnx")
+                   else f"{node.domain}.{node.op_type}", 40)
         if any(isinstance(v, Dead) for v in ins):
             if op not in RULES and op not in CONST_OPS:
                 self._unknown(node, op, record_only=True)
@@ -1361,7 +1362,7 @@ def _resize(imp: _Importer, node: NodeProto) -> None:
     a = _attrs(node)
     mode = a.get("mode", "nearest")
     if mode not in ("nearest", "linear") or len(x.dims) != 4 or x.ch != 1:
-        raise Unsupported(f"Resize ({mode})")
+        raise Unsupported(f"Resize ({short(mode, 16)})")
     scale_at = 1 if node.op_type == "Upsample" or imp.opset < 11 else 2
     scales = (imp.const_value(node.input[scale_at], node).reshape(-1).tolist()
               if len(node.input) > scale_at and node.input[scale_at] else [])

@@ -485,3 +485,12 @@ def test_pad_before_something_else_is_unknown(tmp_path):
         "Pad", ["x", g.ints([0, 0, 1, 1, 0, 0, 1, 1])], name="pad")]))
     assert error(p).startswith("no counting rule for these ONNX operators: Pad not followed by "
                                "a conv or pool (1: pad)")
+
+
+def test_names_from_the_file_are_sanitized(tmp_path):
+    """The file is untrusted and errors go to public CI logs: no control characters, no
+    long excerpts."""
+    p = one_op(tmp_path, lambda g: g.node("Evil\x1b[2J\nop", ["x"], name="n\x07" + "x" * 200))
+    message = error(p)
+    assert message.startswith("no counting rule for these ONNX operators: Evil__2J_op (1: n_xxx")
+    assert "\x1b" not in message and "\n" not in message and "x" * 60 not in message
