@@ -134,8 +134,8 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     if ref.lower().endswith(".onnx"):
         from macscalc.onnx_import import read_network, refuse_transforms
 
-        refuse_transforms(ref, alpha=alpha, res=res, classes=classes)
-        return read_network(ref, allow_unknown)
+        refuse_transforms(ref, alpha=alpha, classes=classes)
+        return read_network(ref, allow_unknown, res)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
     return build(load_spec(ref), a, (res, res) if res else None, classes)
 
@@ -478,6 +478,9 @@ def import_(
         "make_divisible_8 or slim_v1.")] = "make_divisible_8",
     name: Annotated[str | None, typer.Option(
         "--name", help="The spec's name. Default: the file's stem.")] = None,
+    res: Annotated[int | None, typer.Option(
+        "--res", "-r", metavar="R", min=1, help="The input size, for a model exported with a "
+        "symbolic height and width.")] = None,
 ) -> None:
     """Write an ONNX model as a spec: conv + BN + activation rows, names from the graph.
 
@@ -491,7 +494,7 @@ def import_(
 
         if not model.lower().endswith(".onnx"):
             raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
-        text = spec_text(read_network(model), rounding, name)
+        text = spec_text(read_network(model, res=res), rounding, name)
         if output is None:
             typer.echo(text, nl=False)
         else:

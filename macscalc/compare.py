@@ -59,8 +59,8 @@ def variant_report(text: str, convention: Convention,
     if ref.lower().endswith(".onnx"):
         from macscalc.onnx_import import read_network, refuse_transforms
 
-        refuse_transforms(ref, **opts)
-        net = read_network(ref, allow_unknown)
+        refuse_transforms(ref, alpha=opts.get("alpha"), classes=opts.get("classes"))
+        net = read_network(ref, allow_unknown, res)
     else:
         net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
     s = net.settings

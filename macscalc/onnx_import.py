@@ -54,9 +54,11 @@ if TYPE_CHECKING:
 class Importer:
     """One walk over one graph, in topological order."""
 
-    def __init__(self, model: ModelProto, file: str, allow_unknown: bool) -> None:
+    def __init__(self, model: ModelProto, file: str, allow_unknown: bool,
+                 res: int | None = None) -> None:
         import onnx
 
+        self.res = res
         self.onnx = onnx
         self.model = model
         self.graph = model.graph
@@ -143,10 +145,18 @@ class Importer:
         if dims is None or len(dims) not in (2, 4):
             raise self.fail(f"input {name!r} must be N×C×H×W (or N×C); got rank "
                             f"{'unknown' if dims is None else len(dims)}")
-        if any(d is None or d <= 0 for d in dims[1:]):
-            raise self.fail(f"input {name!r} has a symbolic or zero size {show_dims(dims)}: export "
-                            "with a fixed image size (a symbolic batch is taken as 1)")
-        return Act("input", (1, *dims[1:]), 1)  # type: ignore[arg-type]
+        spatial = dims[2:]
+        if self.res is not None:
+            if len(dims) != 4 or all(d is not None for d in spatial):
+                raise self.fail(f"--res applies only to a model whose input size is symbolic; "
+                                f"input {name!r} is {show_dims(dims)}. Write a spec with "
+                                "'macscalc import' to change its resolution")
+            spatial = tuple(self.res if d is None else d for d in spatial)
+        if any(d is None or d <= 0 for d in (dims[1], *spatial)):
+            raise self.fail(f"input {name!r} has a symbolic or zero size {show_dims(dims)}: "
+                            "give the image size with --res R, or export with a fixed one (a "
+                            "symbolic batch is taken as 1)")
+        return Act("input", (1, dims[1], *spatial), 1)  # type: ignore[arg-type]
 
     def _sort(self) -> None:
         """Nodes in topological order; a missing input or a cycle is an error."""
@@ -387,11 +397,12 @@ def refuse_transforms(ref: str, **given: Any) -> None:
     named = [f"--{k}" for k, v in given.items() if v is not None]
     if named:
         raise MacscalcError(f"{' and '.join(named)} cannot apply to an ONNX file: its widths "
-                            f"and input size are as exported. Write a spec with 'macscalc import "
+                            f"and classes are as exported. Write a spec with 'macscalc import "
                             f"{short(ref, 64)} -o spec.yaml' and scale that", ref)
 
 
-def read_network(path: str, allow_unknown: bool = False) -> Network:
-    """The network in the ONNX file at ``path``, mapped onto macscalc's primitives."""
+def read_network(path: str, allow_unknown: bool = False, res: int | None = None) -> Network:
+    """The network in the ONNX file at ``path``, mapped onto macscalc's primitives; ``res``
+    sizes an input exported with a symbolic height and width."""
     model = load(path)
-    return Importer(model, path, allow_unknown).read()
+    return Importer(model, path, allow_unknown, res).read()

@@ -494,3 +494,25 @@ def test_names_from_the_file_are_sanitized(tmp_path):
     message = error(p)
     assert message.startswith("no counting rule for these ONNX operators: Evil__2J_op (1: n_xxx")
     assert "\x1b" not in message and "\n" not in message and "x" * 60 not in message
+
+
+def test_res_sizes_a_symbolic_input(tmp_path):
+    g = G(("N", 3, "H", "W"))
+    x = g.conv("x", 3, 8, 3, 2)
+    target = g.node("Concat", [g.ints([1, 8, -1])], axis=0)  # shape arithmetic on constants
+    p = g.save(tmp_path / "m.onnx", g.node("Reshape", [x, target]))
+    assert error(p) == "input 'x' has a symbolic or zero size ?×3×?×?: give the image size " \
+                       "with --res R, or export with a fixed one (a symbolic batch is taken as 1)"
+    result = runner.invoke(app, ["count", str(p), "--res", "32"])
+    assert result.exit_code == 2  # the reshape to N×8×(h·w) is no image layout: not counted
+    assert "Reshape of an image to another layout" in result.stderr
+    g = G(("N", 3, "H", "W"))
+    p = g.save(tmp_path / "m.onnx", g.conv("x", 3, 8, 3, 2))
+    result = runner.invoke(app, ["count", str(p), "--res", "32", "-f", "json"])
+    # 3·3·3·8 · 16·16 = 55,296 MACs at 32×32
+    assert json.loads(result.stdout)["reports"][0]["totals"]["macs"] == 55296
+    fixed = G(("N", 3, 8, 8))
+    p = fixed.save(tmp_path / "f.onnx", fixed.conv("x", 3, 8, 3, 2))
+    result = runner.invoke(app, ["count", str(p), "--res", "32"])
+    assert result.exit_code == 2
+    assert "--res applies only to a model whose input size is symbolic" in result.stderr
