@@ -96,6 +96,7 @@ class Importer:
     def read(self) -> Network:
         onnx = self.onnx
         g = self.graph
+        self._check_text()
         known_types = set(onnx.TensorProto.DataType.values()) - {0}
         for t in g.initializer:
             if t.data_type not in known_types:
@@ -129,6 +130,18 @@ class Importer:
                                 "Nothing is counted as zero; --allow-unknown counts them as "
                                 "unknown (report status partial)", self.file)
         return self._network(x)
+
+    def _check_text(self) -> None:
+        """Every name is text: protobuf hands a string field that is not UTF-8 over as bytes."""
+        g = self.graph
+        names = [*(t.name for t in g.initializer), *(v.name for v in (*g.input, *g.output,
+                                                                       *g.value_info))]
+        for n in g.node:
+            names += [n.name, n.op_type, n.domain, *n.input, *n.output,
+                      *(a.name for a in n.attribute)]
+        if not all(isinstance(x, str) for x in names):
+            raise MacscalcError("not a valid ONNX model: a name in it is not UTF-8 text",
+                                self.file)
 
     def _type_dims(self, vi: Any) -> tuple[int | None, ...] | None:
         t = vi.type.tensor_type
@@ -212,7 +225,10 @@ class Importer:
             raise MacscalcError("the graph has no layer macscalc can count", self.file)
         outs = [self.values.get(o.name) for o in self.graph.output]
         last = next((v for v in outs if isinstance(v, Act)), None)
-        classes = last.shape.c if last is not None else self.nodes[-1].out.c
+        try:
+            classes = last.shape.c if last is not None else self.nodes[-1].out.c
+        except ShapeError:
+            classes = self.nodes[-1].out.c
         stem = Path(self.file).stem
         producer = " ".join(p for p in (self.model.producer_name,
                                         self.model.producer_version) if p)
@@ -280,6 +296,8 @@ class Importer:
             result = (like or ins[0]).like(label, s)
         except ShapeError as e:
             raise self.fail(str(e), node) from None
+        if min(s) <= 0:
+            raise self.fail(f"makes an empty tensor {s}", node)
         self.nodes.append(Node(name=label, layer=layer, inputs=tuple(a.ref for a in ins),
                                in_shapes=shapes, out=s, block=label, block_kind=node.op_type,
                                role=None))
@@ -326,6 +344,14 @@ class Importer:
                 raise Unsupported(op)
         except Unsupported as e:
             self._unknown(node, e.label)
+        except MALFORMED as e:
+            raise self.malformed(node, op, e) from None
+
+    def malformed(self, node: NodeProto, op: str, e: Exception) -> MacscalcError:
+        """A node whose inputs, attributes or weight dims do not fit its operator: a rule
+        failing on it is the file's fault, reported at the node."""
+        return self.fail(f"the node does not fit the {op} operator (its inputs, attributes "
+                         f"or weight dims are malformed: {type(e).__name__})", node)
 
     def _kill(self, node: NodeProto) -> None:
         for o in node.output:
@@ -389,7 +415,14 @@ class Importer:
             FUSED[f.kind](self, f, node, x)
         except Unsupported as e:
             self._unknown(node, e.label)
+        except MALFORMED as e:
+            raise self.malformed(node, f.kind, e) from None
 
+
+# What a rule raises on a node that does not fit its operator's definition (a missing
+# input, a short attribute list, a zero group).
+MALFORMED = (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError,
+             AssertionError, AttributeError)
 
 
 def refuse_transforms(ref: str, **given: Any) -> None:

@@ -366,7 +366,7 @@ def _split(imp: Importer, node: NodeProto) -> None:
     n = len(node.output)
     sizes = imp.ints(node, 1, "split")
     if sizes is None:
-        parts = int(a.get("num_outputs", n))
+        parts = n  # num_outputs (opset 18) must equal the outputs, checked below
         step = -(-c // parts)
         sizes = [min(step, c - i * step) for i in range(parts)]
     if len(sizes) != n or sum(sizes) != c or min(sizes) <= 0:

@@ -103,7 +103,10 @@ class Patterns:
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
                      "ReduceMean": self._layernorm, "MatMul": self._linear,
                      "Clip": self._hard}.get(node.op_type)
-            f = match(i) if match else None
+            try:
+                f = match(i) if match else None
+            except (IndexError, KeyError, ValueError, TypeError):
+                f = None  # a malformed node is no pattern; the walk reports it
             if f is not None:
                 self.taken.update(f.nodes)
                 found.append(f)

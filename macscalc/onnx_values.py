@@ -51,7 +51,7 @@ class Act(NamedTuple):
     @property
     def shape(self) -> Shape:
         sp = [self.dims[i] for i in range(1, len(self.dims)) if i != self.ch]
-        if len(sp) > 2:
+        if len(sp) > 2 or not 0 <= self.ch < len(self.dims):
             raise ShapeError(f"a tensor of rank {len(self.dims)} is not an image")
         sp += [1] * (2 - len(sp))
         return Shape(sp[0], sp[1], self.dims[self.ch])

@@ -516,3 +516,13 @@ def test_res_sizes_a_symbolic_input(tmp_path):
     result = runner.invoke(app, ["count", str(p), "--res", "32"])
     assert result.exit_code == 2
     assert "--res applies only to a model whose input size is symbolic" in result.stderr
+
+
+def test_nodes_that_do_not_fit_their_operator(tmp_path):
+    p = one_op(tmp_path, lambda g: g.node("Conv", ["x"], name="c"))  # no weight
+    assert error(p) == ("node 'c' (Conv): the node does not fit the Conv operator (its inputs, "
+                        "attributes or weight dims are malformed: IndexError)")
+    p = one_op(tmp_path, lambda g: g.node("Conv", ["x", g.init((8, 8, 3, 3))], name="c",
+                                          group=0))
+    assert error(p) == "node 'c' (Conv): weight 8×8×3×3 with group 0 does not fit 8 input " \
+                       "channels"
