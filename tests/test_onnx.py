@@ -526,3 +526,16 @@ def test_nodes_that_do_not_fit_their_operator(tmp_path):
                                           group=0))
     assert error(p) == "node 'c' (Conv): weight 8×8×3×3 with group 0 does not fit 8 input " \
                        "channels"
+
+
+def test_sum_max_pools_cast_log_softmax(tmp_path):
+    def build(g):
+        a = g.node("GlobalMaxPool", ["x"])
+        b = g.node("ReduceMax", ["x"], axes=[2, 3], keepdims=1)
+        x = g.node("Sum", [a, b, g.node("Cast", [a], to=1)])
+        return g.node("LogSoftmax", [g.node("Flatten", [x])], axis=1)
+
+    assert kinds(one_op(tmp_path, build)) == ["global_pool", "global_pool", "add", "flatten",
+                                              "act:softmax"]
+    # the 3-input sum: (3 − 1) adds per element of 1×1×8
+    assert counted(one_op(tmp_path, build)).ops_by_category["add"] == 16
