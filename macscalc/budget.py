@@ -1,33 +1,42 @@
-"""Compute budgets: limits on MACs, FLOPs and parameters, where each comes from, and the
-verdict of ``macscalc check``.
+"""Compute budgets: limits on MACs, FLOPs, parameters, weight size and activation memory,
+where each comes from, and the verdict of ``macscalc check``.
 
-A limit comes from, in order of precedence: a command-line flag, the budget file
-(``--budget``; an entry for the spec, then its top-level limits), the spec's own
-``budget:`` section. A FLOPs limit is compared with FLOPs (2 × MACs plus the extra ops
-switched on), never with MACs. A baseline report adds growth limits: a counter may not
-grow by more than ``--max-growth`` over the same spec in the saved report.
+The most specific limit wins: a command-line flag, then the budget file's entry for the
+spec (by path, then by name), then the spec's own ``budget:`` section, then the budget
+file's top-level defaults. A FLOPs limit is compared with FLOPs (2 × MACs plus the extra
+ops switched on), never with MACs; a size limit with the weights (the counted parameters
+at ``--dtype``). A baseline report adds growth limits: a counter may not grow by more
+than ``--max-growth`` over the same spec in the saved report.
+
+Every spec is checked, whatever happens to the others: a spec that cannot be read or
+counted is reported with its location (status 2), a limit exceeded fails it (1), and a
+spec with no limit at all is reported as such (0, or 2 with ``--require-limits``). The
+run's exit status is the worst of them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from macscalc.counting import Report
+from macscalc.counting import Report, settings_text
 from macscalc.errors import MacscalcError
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, pct, report_data, settings_data
-from macscalc.spec import BUDGET_KEYS, Spec
+from macscalc.spec import BUDGET_KEYS, BYTE_LIMITS, Spec
 from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
 
-NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak memory (bytes)"}
+NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak bytes",
+         "size": "weight bytes"}
 
 
 class Limit(NamedTuple):
-    metric: str  # macs, flops, params
+    metric: str  # macs, flops, params, memory, size
     value: int
     origin: str  # where it was set, as people read it
     file: str | None = None
@@ -83,7 +92,7 @@ def _limits(m: LocDict, file: str, where: str) -> dict[str, Limit]:
             raise MacscalcError(f"unknown limit {key!r} in {where} (expected one of: "
                                 f"{', '.join(BUDGET_KEYS)})", file, line, col)
         try:
-            n = (parse_bytes if key == "memory" else parse_count)(str(value), f"{key!r}")
+            n = (parse_bytes if key in BYTE_LIMITS else parse_count)(str(value), f"{key!r}")
         except MacscalcError as e:
             raise MacscalcError(e.message, file, line, col) from None
         out[key] = Limit(key, n, f"{file}:{line}", file, line, col)
@@ -119,14 +128,18 @@ def load_budget_file(path: Path) -> BudgetFile:
 
 def limits_for(spec: Spec, ref: str, flags: dict[str, int],
                budget_file: BudgetFile | None) -> dict[str, Limit]:
-    """The limits that apply to one spec, flags first."""
-    out = {k: Limit(k, v.value, f"{spec.file}:{v.line}", spec.file, v.line, v.col)
+    """The limits that apply to one spec, the most specific winning: flags, the budget
+    file's entry for the spec (by path, then by name), the spec's own ``budget:``, the
+    budget file's top-level defaults."""
+    own = {k: Limit(k, v.value, f"{spec.file}:{v.line}", spec.file, v.line, v.col)
            for k, v in spec.budget.items()}
+    layers = [own, {k: Limit(k, v, f"--max-{k}") for k, v in flags.items()}]
     if budget_file is not None:
-        out.update(budget_file.common)
-        out.update(budget_file.per_spec.get(spec.name, {}))
-        out.update(budget_file.per_spec.get(ref, {}))
-    out.update({k: Limit(k, v, f"--max-{k}") for k, v in flags.items()})
+        layers[1:1] = [budget_file.per_spec.get(spec.name, {}), budget_file.per_spec.get(ref, {})]
+        layers.insert(0, budget_file.common)
+    out: dict[str, Limit] = {}
+    for layer in layers:  # least specific first
+        out.update(layer)
     return out
 
 
@@ -184,7 +197,7 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
 
 def actuals(report: Report) -> dict[str, int]:
     return {"macs": report.macs, "flops": report.flops, "params": report.params,
-            "memory": report.peak_bytes}
+            "memory": report.peak_bytes, "size": report.weight_bytes}
 
 
 def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
@@ -192,32 +205,91 @@ def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
     return [Outcome(report.network.spec.name, lim, actual[m]) for m, lim in limits.items()]
 
 
-def check_doc(checked: list[tuple[Report, list[Outcome]]]) -> Doc:
+class SpecCheck(NamedTuple):
+    """One spec's part of a check run: its report and outcomes, or why it has none."""
+
+    ref: str
+    report: Report | None  # None: the spec could not be read or counted
+    outcomes: list[Outcome]
+    error: MacscalcError | None = None
+
+    @property
+    def status(self) -> int:
+        """2: broken (or unlimited under --require-limits), 1: over a limit, 0: fine."""
+        return 2 if self.error else 1 if any(not o.ok for o in self.outcomes) else 0
+
+
+def check_specs(refs: list[str], counted: Callable[[str], Report],
+                limits: Callable[[Report, str], dict[str, Limit]],
+                growth: Callable[[Report], list[Outcome]],
+                require_limits: bool = False) -> list[SpecCheck]:
+    """Check every spec, whatever happens to the others."""
+    out = []
+    for ref in refs:
+        try:
+            report = counted(ref)
+            results = outcomes(report, limits(report, ref)) + growth(report)
+        except MacscalcError as e:
+            out.append(SpecCheck(ref, None, [], e))
+            continue
+        error = None
+        if not results and require_limits:
+            spec = report.network.spec
+            error = MacscalcError(f"no limits for {ref!r} (--require-limits): give --max-macs, "
+                                  "--max-flops, --max-params, --max-memory or --max-size, a "
+                                  "'budget:' section in the spec, --budget FILE or --baseline",
+                                  spec.file, spec.line)
+        out.append(SpecCheck(ref, report, results, error))
+    return out
+
+
+def check_doc(checked: list[SpecCheck]) -> Doc:
     """The verdict as a table (and JSON: each report with its checks)."""
     rows = []
-    for _, results in checked:
-        for o in results:
+    for c in checked:
+        for o in c.outcomes:
             rows.append({"spec": o.spec, "limit": NAMES[o.limit.metric], "value": o.actual,
                          "max": o.limit.value, "margin": o.margin,
                          "margin_pct": pct(o.margin, o.limit.value), "origin": o.limit.origin,
                          "status": "ok" if o.ok else "OVER", "_warn": not o.ok})
-    failed = sum(1 for _, res in checked for o in res if not o.ok)
-    total = sum(len(res) for _, res in checked)
-    cols = [Column("spec", "spec", left=True), Column("limit", "limit", left=True),
+    results = [o for c in checked for o in c.outcomes]
+    failed = sum(1 for o in results if not o.ok)
+    broken = [c for c in checked if c.error]
+    unlimited = [c for c in checked if not c.outcomes and not c.error]
+    cols = [Column("spec", "spec", left=True, cut=12), Column("limit", "limit", left=True),
             Column("value", "value", fmt_int), Column("max", "max", fmt_int),
-            Column("margin", "margin", fmt_int), Column("margin %", "margin_pct"),
-            Column("set by", "origin", left=True), Column("", "status", left=True)]
-    verdict = "pass" if failed == 0 else "fail"
-    conventions = sorted({r.convention.describe(r.network) for r, _ in checked})
-    notes = [f"{'PASS' if failed == 0 else 'FAIL'}: {total - failed} of {total} limits met "
-             f"across {len(checked)} spec(s).",
+            Column("margin", "margin", fmt_int, drop=2),
+            Column("margin %", "margin_pct"),
+            Column("set by", "origin", left=True, cut=10), Column("", "status", left=True)]
+    status = max((c.status for c in checked), default=0)
+    verdict = ("pass", "fail", "error")[status]
+    summary = (f"{verdict.upper()}: {len(results) - failed} of {len(results)} limits met "
+               f"across {len(checked)} spec(s)")
+    if broken:
+        summary += f"; {len(broken)} with errors"
+    if unlimited:
+        summary += f"; {len(unlimited)} without limits"
+    notes = [summary + ".",
+             *[f"error: {c.error.located()}" for c in broken if c.error],
+             *[f"{c.ref}: no limits (give a --max-* flag or a budget; --require-limits makes "
+               "this an error)" for c in unlimited],
              "A FLOPs limit is compared with FLOPs = 2 × MACs + the extra ops switched on, "
-             "never with MACs.",
-             *[f"Convention: {c}" for c in conventions]]
-    reports = [{**report_data(r), "checks": [_outcome_data(o) for o in res],
-                "passed": all(o.ok for o in res)} for r, res in checked]
+             "never with MACs; a size limit with the weights (params × --dtype)."]
+    counted = [c.report for c in checked if c.report is not None]
+    for rules in dict.fromkeys(r.convention.rules() for r in counted):
+        notes.append(f"Convention: {rules}")
+    by_settings: dict[str, list[str]] = {}
+    for r in counted:
+        by_settings.setdefault(settings_text(r.network), []).append(r.network.spec.name)
+    notes += [f"Counted at {text}: {', '.join(dict.fromkeys(names))}"
+              for text, names in by_settings.items()]
+    reports = [{**report_data(c.report), "checks": [_outcome_data(o) for o in c.outcomes],
+                "passed": c.status == 0} for c in checked if c.report is not None]
+    errors = [{"spec": c.ref, "message": c.error.message, "file": c.error.file,
+               "line": c.error.line, "col": c.error.col} for c in broken if c.error]
     return Doc("macscalc budget check", [Table("Limits", cols, rows)], notes,
-               envelope("check", verdict=verdict, reports=reports))
+               envelope("check", verdict=verdict, reports=reports, errors=errors,
+                        unlimited=[c.ref for c in unlimited]))
 
 
 def _outcome_data(o: Outcome) -> dict[str, Any]:
@@ -226,20 +298,53 @@ def _outcome_data(o: Outcome) -> dict[str, Any]:
             "set_by": o.limit.origin, "baseline": o.baseline}
 
 
-def github_annotations(checked: list[tuple[Report, list[Outcome]]]) -> str:
-    """GitHub Actions workflow commands: an error per limit exceeded, a notice per limit met,
-    each pointing at the line that set the limit (or the spec's first line)."""
+def github_annotations(checked: list[SpecCheck], notices: bool = False) -> str:
+    """GitHub Actions workflow commands: an error per limit exceeded and per broken spec,
+    a warning per spec without limits, and (``notices``) a notice per limit met; each at
+    the line that set the limit, or the spec's first line, with a path from the
+    repository's root."""
     lines = []
-    for report, results in checked:
-        for o in results:
-            file = o.limit.file or report.network.spec.file
-            line = o.limit.line or report.network.spec.line
-            props = f"file={_prop(file)},line={line}"
-            if o.limit.col:
-                props += f",col={o.limit.col}"
-            level = "notice" if o.ok else "error"
-            lines.append(f"::{level} {props},title=macscalc budget::{_data(o.message())}")
-    return "\n".join(lines) + "\n"
+    for c in checked:
+        if c.error is not None and c.report is None:
+            lines.append(_command("error", c.error.file, c.error.line, c.error.col,
+                                  "macscalc", c.error.message))
+            continue
+        assert c.report is not None
+        spec = c.report.network.spec
+        if c.error is not None:
+            lines.append(_command("error", spec.file, spec.line, None, "macscalc budget",
+                                  c.error.message))
+        elif not c.outcomes:
+            lines.append(_command("warning", spec.file, spec.line, None, "macscalc budget",
+                                  f"{c.ref}: no limits"))
+        for o in c.outcomes:
+            if o.ok and not notices:
+                continue
+            lines.append(_command("notice" if o.ok else "error", o.limit.file or spec.file,
+                                  o.limit.line or spec.line, o.limit.col, "macscalc budget",
+                                  o.message()))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _command(level: str, file: str | None, line: int | None, col: int | None, title: str,
+             message: str) -> str:
+    props = [f"{k}={_prop(str(v))}" for k, v in (("file", file and repo_path(file)),
+                                                 ("line", line), ("col", col)) if v]
+    return f"::{level} {','.join([*props, f'title={_prop(title)}'])}::{_data(message)}"
+
+
+def repo_path(file: str) -> str:
+    """A path as GitHub annotations want it: from the repository's root (the workspace,
+    else the working directory) when the file lies under it; built-in specs are already
+    ``specs/NAME.yaml``, their place in macscalc's repository."""
+    path = Path(file)
+    if not path.is_absolute():
+        return path.as_posix()
+    root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _data(text: str) -> str:

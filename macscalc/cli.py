@@ -3,10 +3,11 @@
 Each command parses its options, calls the library and hands a document to the output
 sink. User mistakes (:class:`MacscalcError`) print one located line on stderr and exit
 2. Only typer is imported at start; everything else is imported by the command that
-needs it, so ``--help`` and ``count`` start fast.
+needs it, so ``--help`` and ``count`` start fast. For the same reason annotations are
+objects, not strings (typer would evaluate every string twice per run), and help is
+click's plain text: typer's rich help imports markdown and syntax highlighting, which
+cost more than all of the rest of ``--help``.
 """
-
-from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
@@ -31,18 +32,21 @@ app = typer.Typer(
     epilog="Examples: macscalc table v1 --alpha 0.5 --res 160 · macscalc count mobilenet_v2 "
     "--alpha 0.35 --res 96 · macscalc count my_net.yaml --count bn,act --flops --format json",
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
+# The published families are the data files (as macscalc.published.families() reads them),
+# listed without importing the counter.
+FAMILIES = sorted(p.stem for p in (Path(__file__).parent / "data").glob("*.yaml"))
 
 FormatOpt = Annotated[
     str,
     typer.Option(
         "--format",
         "-f",
-        help="table (terminal), json (schema_version 1, exact "
-        "integers), csv (the main table) or markdown.",
+        help="table (fitted to the terminal), wide (every column, no width limit), json "
+        "(schema_version 1, exact integers), csv (the main table) or markdown.",
     ),
 ]
 OutputOpt = Annotated[
@@ -95,12 +99,29 @@ ParamsOpt = Annotated[
     ),
 ]
 DtypeOpt = Annotated[
-    str, typer.Option("--dtype", help="Activation type for memory in bytes: fp32, fp16 or int8.")
+    str, typer.Option("--dtype", help="Number type for sizes in bytes (weights and "
+                      "activations): fp32, fp16 or int8.")
 ]
 UnknownOpt = Annotated[
     bool, typer.Option("--allow-unknown", help="For an .onnx file: count operators macscalc "
                        "has no rule for as unknown (report status partial) instead of failing.")
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from macscalc import __version__
+
+        typer.echo(f"macscalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass
 
 
 @contextmanager
@@ -113,7 +134,7 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _convention(params: str, ops: str, dtype: str) -> Convention:
+def _convention(params: str, ops: str, dtype: str) -> "Convention":
     """The counting convention the --params, --count and --dtype options name."""
     from macscalc.counting import Convention, param_convention, parse_ops
     from macscalc.units import dtype_name
@@ -122,7 +143,7 @@ def _convention(params: str, ops: str, dtype: str) -> Convention:
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
-             allow_unknown: bool = False) -> Network:
+             allow_unknown: bool = False) -> "Network":
     """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
     --res, --classes options."""
     from fractions import Fraction
@@ -163,16 +184,13 @@ def specs(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
                 }
             )
         cols = [
-            Column(h, k, left=True)
-            for h, k in (
-                ("name", "name"),
-                ("title", "title"),
-                ("published", "family"),
-                ("input", "input"),
-                ("classes", "classes"),
-                ("rounding", "rounding"),
-                ("source", "source"),
-            )
+            Column("name", "name", left=True),
+            Column("title", "title", left=True, drop=2, cut=16),
+            Column("published", "family", left=True),
+            Column("input", "input", left=True),
+            Column("classes", "classes"),
+            Column("rounding", "rounding", left=True, drop=1),
+            Column("source", "source", left=True, text=True),
         ]
         table = Table("Built-in specs", cols, rows)
         notes = [
@@ -232,7 +250,8 @@ def count(
 
 @app.command()
 def table(
-    family: Annotated[str, typer.Argument(metavar="FAMILY", help="Published family: v1 or v2.")],
+    family: Annotated[str, typer.Argument(metavar="FAMILY", help="Published family: "
+                                          f"{', '.join(FAMILIES)}.")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     max_macs: Annotated[
@@ -281,11 +300,15 @@ def check(
     max_memory: Annotated[str | None, typer.Option(
         "--max-memory", metavar="BYTES", help="Largest peak of live activations allowed, "
         "e.g. 2MB or 1.5MiB (type: --dtype; see macscalc memory).")] = None,
+    max_size: Annotated[str | None, typer.Option(
+        "--max-size", metavar="BYTES", help="Largest weights allowed: the parameters "
+        "(--params) at --dtype, e.g. 5MB or 4MiB.")] = None,
     dtype: DtypeOpt = "fp32",
     budget: Annotated[Path | None, typer.Option(
-        "--budget", dir_okay=False, help="A YAML budget file: top-level limits (macs, flops, "
-        "params) for every spec, and 'specs:' entries by spec name or path. Flags override "
-        "it; it overrides a spec's own 'budget:' section.")] = None,
+        "--budget", dir_okay=False, help="A YAML budget file: top-level defaults (macs, "
+        "flops, params, memory, size) for every spec, and 'specs:' entries by spec name or "
+        "path. The most specific limit wins: flags, the file's entry for the spec, the "
+        "spec's own 'budget:', the file's defaults.")] = None,
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     ops: OpsOpt = "none",
@@ -295,32 +318,41 @@ def check(
         "each counter may grow by at most --max-growth over it.")] = None,
     max_growth: Annotated[str, typer.Option(
         "--max-growth", metavar="PCT", help="Growth allowed over --baseline, e.g. 2%.")] = "0%",
+    require_limits: Annotated[bool, typer.Option(
+        "--require-limits", help="A spec without any limit is an error (status 2), not only "
+        "reported.")] = False,
+    notices: Annotated[bool, typer.Option(
+        "--notices", help="With --format github: also a ::notice for every limit met.")
+    ] = False,
     against: Annotated[str | None, typer.Option(
         "--against", metavar="MODEL", help="An ONNX model (or another spec) each SPEC must "
         "match layer by layer: shapes, MACs and parameters of every conv and linear layer, "
         "BN folding allowed for. Drift exits 1.")] = None,
     allow_unknown: UnknownOpt = False,
     fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="text, json (each report with its checks and the verdict), "
-        "github (workflow annotations on the spec's lines), csv or markdown.")] = "text",
+        "--format", "-f", help="text (fitted to the terminal), wide, json (each report with "
+        "its checks and the verdict), github (workflow annotations on the spec's lines), csv "
+        "or markdown.")] = "text",
     output: OutputOpt = None,
 ) -> None:
     """Check specs against compute budgets or a shipped model; the exit status is the verdict.
 
-    Exit status: 0 when every limit is met, 1 when any is exceeded, 2 for bad input (a spec,
-    a budget file or an option). Each limit is printed with its value, margin or overshoot
-    (absolute and %) and where it was set.
+    Every spec is checked and reported. Exit status: the worst of the specs': 0 when every
+    limit is met (a spec without limits is only reported), 1 when any is exceeded, 2 for a
+    spec that cannot be read or counted, or bad input (a budget file or an option). Each
+    limit is printed with its value, margin or overshoot (absolute and %) and where it was
+    set.
     """
-    failed = False
+    status = 0
     with user_errors():
         from macscalc.budget import (
             check_doc,
+            check_specs,
             github_annotations,
             growth_outcomes,
             limits_for,
             load_baseline,
             load_budget_file,
-            outcomes,
             parse_growth,
         )
         from macscalc.counting import count as count_network
@@ -329,40 +361,40 @@ def check(
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
-        if max_memory is not None:
-            flags["memory"] = parse_bytes(max_memory, "--max-memory")
+        for key, text in (("memory", max_memory), ("size", max_size)):
+            if text is not None:
+                flags[key] = parse_bytes(text, f"--max-{key}")
         convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
-        checked = []
-        for ref in specs:
-            report = count_network(_network(ref, alpha, res, None, allow_unknown), convention)
-            results = outcomes(report, limits_for(report.network.spec, ref, flags, budget_file))
-            if base is not None:
-                results += growth_outcomes(report, base, str(baseline), growth)
-            if not results and against is None:
-                raise MacscalcError(f"no limits for {ref!r}: give --max-macs, --max-flops or "
-                                    "--max-params, a 'budget:' section in the spec, --budget "
-                                    "FILE, --baseline or --against MODEL")
-            checked.append((report, results))
-        failed = any(not o.ok for _, results in checked for o in results)
+        checked = check_specs(
+            specs, lambda ref: count_network(_network(ref, alpha, res, None, allow_unknown),
+                                             convention),
+            lambda report, ref: limits_for(report.network.spec, ref, flags, budget_file),
+            lambda report: growth_outcomes(report, base, str(baseline), growth) if base else [],
+            require_limits)
+        status = max(c.status for c in checked)
         if against is not None:
             from macscalc.drift import drift_check
 
-            model = count_network(_network(against, None, None, None, allow_unknown), convention)
-            drifted = drift_check(checked, model, fmt, output, against)
-            failed = failed or drifted
+            model = count_network(_network(against, None, None, None, allow_unknown),
+                                  convention)
+            if drift_check(checked, model, fmt, output, against, notices):
+                status = max(status, 1)
         elif fmt == "github":
-            text = github_annotations(checked)
+            text = github_annotations(checked, notices)
             if output is None:
                 typer.echo(text, nl=False)
             else:
                 write_atomic(output, text)
         else:
             render(check_doc(checked), "table" if fmt == "text" else fmt, output)
-    if failed:
-        raise typer.Exit(1)
+        for c in checked:
+            if c.error is not None and fmt != "github":
+                typer.echo(f"error: {c.error.located()}", err=True)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -381,9 +413,9 @@ def memory(
     V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
     """
     with user_errors():
-        from macscalc.memory import memory_doc
         from macscalc.output import render
         from macscalc.units import DTYPE_BYTES, dtype_name
+        from macscalc.views import memory_doc
 
         name = dtype_name(dtype)
         network = _network(spec, alpha, res, None, allow_unknown)
@@ -396,6 +428,10 @@ def pick(
         "--max-macs", metavar="N", help="Most MACs (MicroNet: MAdds), e.g. 100M.")] = None,
     max_params: Annotated[str | None, typer.Option(
         "--max-params", metavar="N", help="Most parameters, e.g. 2M.")] = None,
+    max_size: Annotated[str | None, typer.Option(
+        "--max-size", metavar="BYTES", help="Largest weights allowed (params × --dtype), "
+        "e.g. 5MB or 4MiB.")] = None,
+    dtype: DtypeOpt = "fp32",
     max_latency: Annotated[float | None, typer.Option(
         "--max-latency", metavar="MS", help="Most published latency in ms on --device.")
     ] = None,
@@ -403,7 +439,7 @@ def pick(
         "--device", help="Device of the published latencies: pixel1, pixel2 or pixel3.")
     ] = None,
     family: Annotated[str | None, typer.Option(
-        "--family", metavar="F,F", help="Families to pick from (v1, v2, v3, micronet); "
+        "--family", metavar="F,F", help=f"Families to pick from ({', '.join(FAMILIES)}); "
         "default all.")] = None,
     res: ResOpt = None,
     unpublished: Annotated[bool, typer.Option(
@@ -414,15 +450,15 @@ def pick(
 ) -> None:
     """The most accurate published models that fit a budget, best first.
 
-    Ranks published models by top-1 among those within every limit, marks the
-    accuracy/MACs Pareto frontier, and names where each accuracy and latency was
-    published. No latency is ever estimated.
+    Ranks published models by top-1 (detectors by mAP, apart) among those within every
+    limit, marks the accuracy/MACs Pareto frontier, and names where each accuracy and
+    latency was published. No latency is ever estimated.
     """
     with user_errors():
         from macscalc.output import render
-        from macscalc.pick import candidates, devices, family_names, pick_doc
+        from macscalc.pick import Limits, candidates, devices, family_names, pick_doc
         from macscalc.pick import pick as choose
-        from macscalc.units import parse_count
+        from macscalc.units import dtype_name, parse_bytes, parse_count
 
         known = devices(family_names(family))
         if max_latency is not None and device is None:
@@ -430,14 +466,15 @@ def pick(
         if device is not None and device not in known:
             raise MacscalcError(f"no published latencies for device {device!r} in these "
                                 f"families (known: {', '.join(known) or 'none'})")
-        limit_macs = parse_count(max_macs, "--max-macs") if max_macs else None
-        limit_params = parse_count(max_params, "--max-params") if max_params else None
-        fits, no_latency = choose(candidates(family, res, device, unpublished), limit_macs,
-                                  limit_params, max_latency)
-        limits = {"MACs": max_macs, "params": max_params,
-                  f"{device} latency (ms)": max_latency if device else None}
+        limits = Limits(parse_count(max_macs, "--max-macs") if max_macs else None,
+                        parse_count(max_params, "--max-params") if max_params else None,
+                        max_latency, parse_bytes(max_size, "--max-size") if max_size else None,
+                        dtype_name(dtype))
+        fits, no_latency = choose(candidates(family, res, device, unpublished), limits)
+        given = {"MACs": max_macs, "params": max_params, f"{dtype} weights": max_size,
+                 f"{device} latency (ms)": max_latency if device else None}
         render(pick_doc(fits, no_latency, device, known.get(device) if device else None,
-                        limits), fmt, output)
+                        limits, given), fmt, output)
 
 
 @app.command()
@@ -504,10 +541,18 @@ def import_(
 
 
 class _ExplainGroup(TyperGroup):
-    """``explain SPEC --layer NAME``: a first word that is no topic names a spec."""
+    """``explain SPEC --layer NAME``: a first word that is no topic names a spec, when
+    ``--layer`` follows; otherwise it is a topic misspelt."""
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
+            if "--layer" not in args and not any(a.startswith("--layer=") for a in args):
+                from macscalc.spec import suggest
+
+                topics = [n for n, c in self.commands.items() if not c.hidden]
+                typer.echo(f"error: unknown topic {args[0]!r}{suggest(args[0], topics)} "
+                           f"(topics: {', '.join(topics)}; or SPEC --layer NAME)", err=True)
+                raise typer.Exit(2)
             args = ["layer", *args]
         return super().resolve_command(ctx, args)
 
@@ -517,13 +562,13 @@ explain_app = typer.Typer(
     help="Where the cost goes and why: the papers' formulas with your numbers. Topics: "
     "dwsep, bottleneck, micro, scaling SPEC; or SPEC --layer NAME for one layer.",
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
 app.add_typer(explain_app, name="explain")
 
 DocFormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="table (terminal), markdown (course notes), "
-                      "json or csv.")
+    str, typer.Option("--format", "-f", help="table (fitted to the terminal), wide (no width "
+                      "limit), markdown (course notes), json or csv.")
 ]
 
 
@@ -566,8 +611,8 @@ def bottleneck(
         from macscalc.output import render
         from macscalc.units import dtype_bytes, parse_alpha
 
-        render(bottleneck_doc(cin, cout, parse_alpha(t), k, size, stride, dtype_bytes(dtype)),
-               fmt, output)
+        ratio = parse_alpha(t, "the expansion ratio --t")
+        render(bottleneck_doc(cin, cout, ratio, k, size, stride, dtype_bytes(dtype)), fmt, output)
 
 
 @explain_app.command()

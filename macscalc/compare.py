@@ -10,6 +10,7 @@ variant.
 from __future__ import annotations
 
 import shlex
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -19,7 +20,7 @@ from macscalc.graph import Node, build
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, pct, report_data
 from macscalc.spec import load_spec
-from macscalc.units import fmt_alpha, fmt_int, parse_alpha
+from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha
 
 _OPTIONS = {"--alpha": "alpha", "-a": "alpha", "--res": "res", "-r": "res",
             "--classes": "classes"}
@@ -92,25 +93,35 @@ def stages(report: Report) -> dict[str, list[int]]:
     return out
 
 
-def _delta(new: int, old: int) -> str:
-    sign = "+" if new >= old else ""
-    return f"{sign}{pct(new - old, old)} %" if old else ("=" if new == old else "new")
+def _delta(new: int, old: int) -> Decimal | None:
+    """The change in percent; None where there is nothing to compare with."""
+    return pct(new - old, old) if old else (Decimal(0) if new == old else None)
+
+
+def _signed(v: Decimal) -> str:
+    return f"{'+' if v >= 0 else ''}{v} %"
 
 
 def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
     base_label, base = variants[0]
+    dtype = base.convention.dtype
     totals = []
     for i, (label, r) in enumerate(variants):
-        totals.append({"variant": label, "macs": r.macs, "params": r.params, "flops": r.flops,
-                       "memory": r.peak_bytes,
-                       "macs_delta": _delta(r.macs, base.macs) if i else None,
-                       "params_delta": _delta(r.params, base.params) if i else None,
-                       "memory_delta": _delta(r.peak_bytes, base.peak_bytes) if i else None})
-    total_cols = [Column("variant", "variant", left=True), Column("MACs", "macs", fmt_int),
-                  Column("Δ MACs", "macs_delta"), Column("params", "params", fmt_int),
-                  Column("Δ params", "params_delta"), Column("FLOPs", "flops", fmt_int),
-                  Column(f"peak memory ({base.convention.dtype})", "memory", fmt_int),
-                  Column("Δ memory", "memory_delta")]
+        totals.append({"number": i + 1, "variant": label, "macs": r.macs, "params": r.params,
+                       "flops": r.flops, "weight_bytes": r.weight_bytes, "memory": r.peak_bytes,
+                       "macs_delta_pct": _delta(r.macs, base.macs) if i else None,
+                       "params_delta_pct": _delta(r.params, base.params) if i else None,
+                       "memory_delta_pct": _delta(r.peak_bytes, base.peak_bytes) if i else None})
+    total_cols = [Column("#", "number"), Column("variant", "variant", left=True),
+                  Column("MACs", "macs", fmt_int),
+                  Column("Δ MACs", "macs_delta_pct", _signed),
+                  Column("params", "params", fmt_int, drop=5),
+                  Column("Δ params", "params_delta_pct", _signed, drop=4),
+                  Column(f"{dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}"),
+                  Column("FLOPs", "flops", fmt_int, drop=1),
+                  Column(f"peak {dtype} MB", "memory", lambda v: f"{v / 1e6:.2f}", unit="bytes",
+                         drop=2),
+                  Column("Δ memory", "memory_delta_pct", _signed, drop=3)]
     per_variant = [stages(r) for _, r in variants]
     names = list(dict.fromkeys(k for s in per_variant for k in s))
     names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))
@@ -122,16 +133,19 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
             macs = s.get(name, [0, 0])[0]
             row[f"macs_{i}"] = macs
             if i:
-                row[f"delta_{i}"] = _delta(macs, base_macs)
+                row[f"delta_{i}_pct"] = _delta(macs, base_macs)
         stage_rows.append(row)
     stage_cols = [Column("stage", "stage", left=True)]
-    for i, (label, _) in enumerate(variants):
-        stage_cols.append(Column(f"MACs {label}", f"macs_{i}", fmt_int))
+    for i in range(len(variants)):
+        stage_cols.append(Column(f"MACs #{i + 1}", f"macs_{i}", fmt_int))
         if i:
-            stage_cols.append(Column("Δ", f"delta_{i}"))
+            stage_cols.append(Column(f"Δ #{i + 1}", f"delta_{i}_pct", _signed))
     conv = base.convention
-    notes = [f"Deltas are against {base_label}. Stages are output strides (input height over "
-             "output height); head: everything at 1×1 after the global pool.",
+    notes = [f"Deltas are against #1, {base_label}; blank where it has none. Stages are "
+             "output strides (input height over output height); head: everything at 1×1 "
+             "after the global pool.",
+             f"{dtype} MB: the weights, the counted params × {DTYPE_BYTES[dtype]} bytes, in "
+             "10^6 bytes.",
              f"Convention: {conv.describe(base.network)}"]
     data = envelope("compare", reports=[report_data(r) for _, r in variants],
                     totals=totals, stages=stage_rows)

@@ -83,20 +83,29 @@ class Convention(NamedTuple):
 
     params: ParamConvention
     ops: tuple[str, ...] = ()
-    dtype: str = "fp32"  # activation type, for memory in bytes
+    dtype: str = "fp32"  # number type of activations and weights, for sizes in bytes
 
     def describe(self, network: Network) -> str:
-        s = network.settings
+        return f"{self.rules()}; {settings_text(network)}"
+
+    def rules(self) -> str:
+        """The convention without the network's settings: the same for every spec."""
         extra = ", ".join(self.ops) if self.ops else "none"
-        scaling = (network.origin if network.origin is not None else
-                   f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
         return (
             f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
             f"FLOPs = 2 × MACs + extra ops (a shiftmax multiply-add is 2); "
-            f"params = {self.params.name} ({self.params.description}); {s.classes} classes; "
-            f"{scaling}; input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1; "
-            f"activations {self.dtype}"
+            f"params = {self.params.name} ({self.params.description}); "
+            f"weights and activations {self.dtype}"
         )
+
+
+def settings_text(network: Network) -> str:
+    """Classes, α with its rounding rule, input size: what a report was counted at."""
+    s = network.settings
+    scaling = (network.origin if network.origin is not None else
+               f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
+    return (f"{s.classes} classes; {scaling}; input {s.size[0]}×{s.size[1]}×"
+            f"{network.spec.channels}; batch 1")
 
 
 class LayerCount(NamedTuple):
@@ -184,6 +193,11 @@ class Report:
     @property
     def peak_bytes(self) -> int:
         return self.memory[0].elements * DTYPE_BYTES[self.convention.dtype]
+
+    @property
+    def weight_bytes(self) -> int:
+        """The counted parameters stored at the convention's number type."""
+        return self.params * DTYPE_BYTES[self.convention.dtype]
 
     @property
     def activations(self) -> int:

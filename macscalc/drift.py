@@ -14,11 +14,12 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from macscalc.budget import SpecCheck
 from macscalc.counting import Report
 from macscalc.graph import Network, Node
 from macscalc.layers import Shape
 from macscalc.output import Column, Doc, Table, render, write_atomic
-from macscalc.report import envelope, report_data
+from macscalc.report import report_data
 from macscalc.units import fmt_int
 
 COMPUTE = ("conv2d", "depthwise", "linear", "conv_transpose")
@@ -159,41 +160,41 @@ def drift_doc(spec_ref: str, model_ref: str, rows: list[dict[str, Any]],
     return Table(f"{spec_ref} against {model_ref}", cols, rows), notes
 
 
-def drift_check(checked: list[tuple[Report, list[Any]]], model: Report, fmt: str,
-                output: Path | None, model_ref: str | None = None) -> bool:
-    """Render each spec against ``model`` (with any budget results); True on drift."""
-    from macscalc.budget import check_doc, github_annotations
+def drift_check(checked: list[SpecCheck], model: Report, fmt: str, output: Path | None,
+                model_ref: str, notices: bool = False) -> bool:
+    """Render each spec against ``model``, with any budget limits; True on drift."""
+    from macscalc.budget import check_doc, github_annotations, repo_path
 
-    ref = model_ref or model.network.spec.file
     tables, notes, drifts, lines = [], [], [], []
-    for report, _ in checked:
-        rows, summary = compare(report.network, model.network)
-        table, text = drift_doc(report.network.spec.file, ref, rows, summary)
+    for c in checked:
+        if c.report is None:
+            continue  # a spec that could not be read: reported by the budget part
+        spec = c.report.network.spec
+        rows, summary = compare(c.report.network, model.network)
+        table, text = drift_doc(spec.file, model_ref, rows, summary)
         tables.append(table)
         notes += text
-        drifts.append({"spec": report.network.spec.file, "model": ref, **summary,
+        drifts.append({"spec": spec.file, "model": model_ref, **summary,
                        "layers": [_clean(r) for r in rows]})
         if not summary["agree"]:
-            spec = report.network.spec
-            lines.append(f"::error file={spec.file},line={spec.line},title=macscalc drift::"
-                         + _first_text(summary["first_divergence"]).replace("%", "%25"))
+            message = _first_text(summary["first_divergence"])
+            lines.append(f"::error file={repo_path(spec.file)},line={spec.line},"
+                         f"title=macscalc drift::{message.replace('%', '%25')}\n")
     drifted = any(not d["agree"] for d in drifts)
-    budgets = [c for c in checked if c[1]]
-    budget_failed = any(not o.ok for _, res in checked for o in res)
+    limited = any(c.outcomes or c.error for c in checked)
     if fmt == "github":
-        text = (github_annotations(budgets) if budgets else "") + "".join(
-            line + "\n" for line in lines)
+        text = (github_annotations(checked, notices) if limited else "") + "".join(lines)
         if output is None:
             print(text, end="")
         else:
             write_atomic(output, text)
         return drifted
-    base = check_doc(budgets) if budgets else None
-    verdict = "fail" if drifted or budget_failed else "pass"
-    data = envelope("check", verdict=verdict,
-                    reports=base.data["reports"] if base else [report_data(r) for r, _ in checked],
-                    against=report_data(model), drift=drifts)
-    doc = Doc("macscalc check against a model", [*(base.tables if base else []), *tables],
-              [*(base.notes if base else []), *notes], data)
+    base = check_doc(checked)
+    verdict = base.data["verdict"]
+    if drifted and verdict == "pass":
+        verdict = "fail"
+    data = {**base.data, "verdict": verdict, "against": report_data(model), "drift": drifts}
+    doc = Doc("macscalc check against a model", [*(base.tables if limited else []), *tables],
+              [*(base.notes if limited else []), *notes], data)
     render(doc, "table" if fmt == "text" else fmt, output)
     return drifted

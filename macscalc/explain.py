@@ -8,6 +8,7 @@ MicroNet §3 (arXiv:2108.05894).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -66,7 +67,7 @@ def dwsep_doc(m: int, n: int, k: int, size: int, stride: int = 1) -> Doc:
         f"1/N + 1/Dk²   1/{n} + 1/{k * k} = {frac(paper)} = {dec(paper)}",
         "equal" if ratio == paper else "NOT equal",
         "",
-        "(Dk²·M·Df² + M·N·Df²) / (Dk²·M·N·Df²) = 1/N + 1/Dk²: the spatial size and M",
+        "(Dk²·M·Df² + M·N·Df²) / (Dk²·M·N·Df²) = 1/N + 1/Dk²: the spatial size and M "
         "cancel, so the ratio is exact, the same for parameters, and tends to 1/Dk² as N grows.",
     ]
     rows = []
@@ -231,6 +232,10 @@ def _num(f: Fraction) -> str:
     return frac(f) if f.denominator == 1 else f"{float(f):.1f}"
 
 
+def _percent(v: Decimal) -> str:
+    return f"{'+' if v >= 0 else ''}{v} %"
+
+
 def _law(dims: int, spatial: bool) -> str:
     return ("α²" if dims == 2 else "α" if dims == 1 else "1") + ("·ρ²" if spatial else "")
 
@@ -264,7 +269,8 @@ def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
         rows.append({"layer": n.name, "kind": n.layer.label(n.in_shapes),
                      "law": _law(len(dims), spatial), "macs": lc.macs, "scaled": sc.macs,
                      "actual": dec(actual, 4), "ideal": dec(ideal, 4),
-                     "off": f"{float(actual / ideal - 1) * 100:+.1f} %", "why": "; ".join(why),
+                     "off_pct": Decimal(f"{float(actual / ideal - 1) * 100:.1f}"),
+                     "why": "; ".join(why),
                      "_warn": actual != ideal})
     total = Fraction(scaled.macs, base.macs)
     a2r2 = alpha * alpha * rho * rho
@@ -272,16 +278,17 @@ def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
         f"{spec.title}: α {fmt_alpha(alpha)}, resolution {res} (ρ = {res}/{spec.size[0]} = "
         f"{frac(rho)}), rounding {spec.rounding.name}",
         "",
-        "pointwise and full convs scale as α² (both widths), depthwise as α (one width),",
-        "every spatial layer as ρ², the first conv as α (3 input channels), the classifier",
+        "Pointwise and full convs scale as α² (both widths), depthwise as α (one width), "
+        "every spatial layer as ρ², the first conv as α (3 input channels), the classifier "
         "as α and not at all with ρ (it sees a 1×1 input).",
         "",
         f"total MACs    {fmt_int(base.macs)} → {fmt_int(scaled.macs)}: ×{dec(total, 4)}",
         f"α²·ρ²         {frac(a2r2)} = {dec(a2r2, 4)}",
     ]
     cols = [Column("layer", "layer", left=True), Column("law", "law", left=True),
-            Column("MACs", "macs", fmt_int), Column("×", "actual"), Column("ideal", "ideal"),
-            Column("off", "off"), Column("why", "why", left=True)]
+            Column("MACs", "macs", fmt_int, drop=2), Column("×", "actual"),
+            Column("ideal", "ideal", drop=1), Column("off", "off_pct", _percent),
+            Column("why", "why", left=True, cut=16)]
     notes = ["off: the real ratio against the ideal law; why: the widths rounded by the spec's "
              "rule (or kept by a width: rule in the spec) and the sides rounded by strides."]
     data = envelope("explain", topic="scaling", spec=spec.name, alpha=fmt_alpha(alpha),

@@ -104,11 +104,20 @@ class Grid:
         others = tuple(self.check(t, r) for t in self.family.sources
                        if (r := t.find(point)) is not None)
         primary = Check(primary_table, pub, macs, params) if pub else None
+        return GridRow(point, pub.model if pub else f"{self.name(point)}*", macs, params,
+                       primary, others)
+
+    def name(self, point: Point) -> str:
+        """A grid point named as the family's published rows of the same spec are:
+        ``v1_0.3_160``, ``large_0.5_224`` beside ``large_0.75``, ``M0_0.5_224``."""
         spec, alpha, res = point
-        model = pub.model if pub else (
-            f"{self.family.family if spec == self.family.spec else spec}_"
-            f"{fmt_alpha(alpha)}_{res}*")
-        return GridRow(point, model, macs, params, primary, others)
+        stem = spec
+        for row in self.family.primary.rows:
+            if row.spec == spec:
+                a = fmt_alpha(row.alpha)
+                stem = row.model.removesuffix(f"_{a}_{row.res}").removesuffix(f"_{a}")
+                break
+        return f"{stem}_{fmt_alpha(alpha)}_{res}"
 
     def rows(self, alpha: Fraction | None = None, res: int | None = None,
              max_macs: int | None = None) -> list[GridRow]:

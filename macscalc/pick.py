@@ -3,8 +3,10 @@
 Candidates are the published rows of each family's primary table, counted by this tool
 under that table's convention (MAdds for MicroNet). Accuracy and latency are only ever
 published figures, each with its source; a model without a published latency for the
-chosen device cannot pass a latency limit. Grid points with no published accuracy may
-be listed on request, marked as such, after the ranked ones.
+chosen device cannot pass a latency limit. Classifiers (top-1) and detectors (mAP) are
+ranked each among their own. Grid points with no published accuracy may be listed on
+request, marked as such, after the ranked ones. A size limit is on the weights: the
+counted parameters at a stated number type.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from macscalc.grid import Grid
 from macscalc.output import Column, Doc, Table
 from macscalc.published import families, load_family
 from macscalc.report import envelope
-from macscalc.units import fmt_alpha, fmt_int
+from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
 
 
 class Candidate(NamedTuple):
@@ -28,10 +30,11 @@ class Candidate(NamedTuple):
     res: int
     macs: int
     params: int
-    top1: str | None
+    top1: str | None  # the published accuracy, in ``metric``
     top5: str | None
     latency: str | None  # ms on the chosen device, as published
     source: str  # where the accuracy (and latency) were published
+    metric: str = "top-1"  # top-1 for classifiers, mAP for detectors
 
     @property
     def published(self) -> bool:
@@ -49,12 +52,12 @@ def family_names(text: str | None) -> list[str]:
     return names
 
 
-def devices(names: list[str]) -> dict[str, str]:
-    """Device ids with published latencies, and what each was measured on."""
-    out: dict[str, str] = {}
+def devices(names: list[str]) -> dict[str, dict[str, str]]:
+    """Device ids with published latencies, and per family what each was measured on."""
+    out: dict[str, dict[str, str]] = {}
     for n in names:
         for dev, label in load_family(n).primary.devices.items():
-            out.setdefault(dev, f"{label} ({n})")
+            out.setdefault(dev, {})[n] = label
     return out
 
 
@@ -72,76 +75,115 @@ def candidates(family_text: str | None, res: int | None, device: str | None,
             macs, params = grid.counts(table, row.point)
             out.append(Candidate(name, row.model, row.spec, row.alpha, row.res, macs, params,
                                  row.top1, row.top5, row.latency.get(device) if device else None,
-                                 table.source))
+                                 table.source, table.metric))
         if unpublished:
             for point in grid.lattice(res=res):
                 if point in seen:
                     continue
                 macs, params = grid.counts(table, point)
                 spec, alpha, r = point
-                out.append(Candidate(name, f"{spec}_{fmt_alpha(alpha)}_{r}", spec, alpha, r,
-                                     macs, params, None, None, None, "computed only"))
+                out.append(Candidate(name, grid.name(point), spec, alpha, r, macs, params,
+                                     None, None, None, "computed only", table.metric))
     return out
 
 
 def frontier(cands: list[Candidate]) -> set[str]:
-    """Models on the accuracy/MACs Pareto frontier: none cheaper is as accurate."""
-    ranked = sorted((c for c in cands if c.published), key=lambda c: (c.macs, -float(c.top1)))
-    best = float("-inf")
+    """Models on the accuracy/MACs Pareto frontier of their metric: none cheaper is as
+    accurate (a detector's mAP is never weighed against a classifier's top-1)."""
     out = set()
-    for c in ranked:
-        if float(c.top1) > best:
-            out.add(c.model)
-            best = float(c.top1)
+    for metric in {c.metric for c in cands}:
+        ranked = sorted((c for c in cands if c.published and c.metric == metric),
+                        key=lambda c: (c.macs, -float(c.top1)))
+        best = float("-inf")
+        for c in ranked:
+            if float(c.top1) > best:
+                out.add(c.model)
+                best = float(c.top1)
     return out
 
 
-def pick(cands: list[Candidate], max_macs: int | None, max_params: int | None,
-         max_latency: float | None) -> tuple[list[Candidate], int]:
-    """The candidates within every limit, ranked; and how many lacked a needed latency."""
-    fits = [c for c in cands if (max_macs is None or c.macs <= max_macs)
-            and (max_params is None or c.params <= max_params)]
+class Limits(NamedTuple):
+    macs: int | None = None
+    params: int | None = None
+    latency: float | None = None  # ms on the chosen device
+    size: int | None = None  # weight bytes at ``dtype``
+    dtype: str = "fp32"
+
+    def weight_bytes(self, c: Candidate) -> int:
+        return c.params * DTYPE_BYTES[self.dtype]
+
+
+def pick(cands: list[Candidate], limits: Limits) -> tuple[list[Candidate], int]:
+    """The candidates within every limit, ranked by accuracy within each metric; and how
+    many lacked a needed latency."""
+    fits = [c for c in cands if (limits.macs is None or c.macs <= limits.macs)
+            and (limits.params is None or c.params <= limits.params)
+            and (limits.size is None or limits.weight_bytes(c) <= limits.size)]
     no_latency = 0
-    if max_latency is not None:
+    if limits.latency is not None:
         no_latency = sum(1 for c in fits if c.latency is None)
-        fits = [c for c in fits if c.latency is not None and float(c.latency) <= max_latency]
-    fits.sort(key=lambda c: (not c.published, -float(c.top1 or 0), c.macs))
+        fits = [c for c in fits if c.latency is not None and float(c.latency) <= limits.latency]
+    fits.sort(key=lambda c: (c.metric != "top-1", c.metric, not c.published,
+                             -float(c.top1 or 0), c.macs))
     return fits, no_latency
 
 
 def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
-             device_label: str | None, limits: dict[str, Any]) -> Doc:
+             labels: dict[str, str] | None, limits: Limits, given: dict[str, Any]) -> Doc:
+    """The ranked table; ``given`` holds the limits as the user wrote them."""
     front = frontier(fits)
-    rows = [{"rank": i + 1 if c.published else None, "model": c.model, "family": c.family,
-             "spec": c.spec, "alpha": fmt_alpha(c.alpha), "res": c.res, "macs": c.macs,
-             "params": c.params, "top1": c.top1, "top5": c.top5, "latency_ms": c.latency,
-             "frontier": c.model in front, "published_accuracy": c.published,
-             "source": c.source}
-            for i, c in enumerate(fits)]
-    cols = [Column("#", "rank"), Column("model", "model", left=True),
-            Column("family", "family", left=True),
+    rank: dict[str, int] = {}
+    rows = []
+    for c in fits:
+        if c.published:
+            rank[c.metric] = rank.get(c.metric, 0) + 1
+        rows.append({"rank": rank[c.metric] if c.published else None, "model": c.model,
+                     "family": c.family, "spec": c.spec, "alpha": fmt_alpha(c.alpha),
+                     "res": c.res, "macs": c.macs, "params": c.params,
+                     "weight_bytes": limits.weight_bytes(c), "accuracy": c.top1,
+                     "metric": c.metric, "top5": c.top5, "latency_ms": c.latency,
+                     "frontier": c.model in front, "published_accuracy": c.published,
+                     "source": c.source})
+    metrics = list(dict.fromkeys(c.metric for c in fits)) or ["top-1"]
+    mixed = len(metrics) > 1
+    cols = [Column("#", "rank"), Column("model", "model", left=True, cut=12),
+            Column("family", "family", left=True, drop=1),
             Column("MACs (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
             Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-            Column("top-1", "top1"), Column("top-5", "top5")]
+            Column(f"{limits.dtype} MB", "weight_bytes", lambda v: f"{v / 1e6:.2f}", drop=3),
+            Column("accuracy" if mixed else metrics[0], "accuracy",
+                   unit="" if mixed else metrics[0])]
+    if mixed:
+        cols.append(Column("metric", "metric", left=True))
+    if any(c.top5 for c in fits):
+        cols.append(Column("top-5", "top5", drop=2))
     if device:
         cols.append(Column(f"{device} ms", "latency_ms"))
     cols += [Column("Pareto", "frontier", lambda v: "★" if v else ""),
-             Column("accuracy from", "source", left=True)]
-    given = ", ".join(f"{k} ≤ {v}" for k, v in limits.items() if v is not None) or "no limits"
-    notes = [f"{len(rows)} model(s) within {given}; ★ marks the accuracy/MACs Pareto frontier "
+             Column("accuracy from", "source", left=True, text=True)]
+    said = ", ".join(f"{k} ≤ {v}" for k, v in given.items() if v is not None) or "no limits"
+    notes = [f"{len(rows)} model(s) within {said}; ★ marks the accuracy/MACs Pareto frontier "
              "(no cheaper model is as accurate).",
              "MACs are this tool's counts under each family's published convention (MicroNet: "
-             "MAdds with the shift-max fusion); accuracy and latency are published figures."]
-    if device_label:
-        notes.append(f"Latency: {device_label}, as published; nothing is estimated.")
+             "MAdds with the shift-max fusion); accuracy and latency are published figures.",
+             f"{limits.dtype} MB: the counted params × {DTYPE_BYTES[limits.dtype]} bytes, in "
+             "10^6 bytes (params under each family's published convention)."]
+    if mixed:
+        notes.append("Ranked within each metric: a detector's COCO mAP is not comparable with "
+                     "a classifier's ImageNet top-1.")
+    shown = {c.family for c in fits}
+    if labels and any(f in shown for f in labels):
+        where = "; ".join(f"{label} ({', '.join(f for f in labels if labels[f] == label)})"
+                          for label in dict.fromkeys(labels[f] for f in labels if f in shown))
+        notes.append(f"Latency on {device}: {where}, as published; nothing is estimated.")
     if no_latency:
         notes.append(f"{no_latency} model(s) within the other limits have no published "
                      f"latency on {device} and were left out.")
     if any(not c.published for c in fits):
         notes.append("Rows without a rank are grid points with no published accuracy: "
                      "computed only.")
-    data = envelope("pick", limits={k: v for k, v in limits.items() if v is not None},
-                    device=device, candidates=rows)
+    data = envelope("pick", limits={k: v for k, v in given.items() if v is not None},
+                    device=device, dtype=limits.dtype, candidates=rows)
     return Doc("macscalc pick: the most accurate published models that fit",
                [Table(f"{fmt_int(len(rows))} model{'' if len(rows) == 1 else 's'}", cols, rows)],
                notes, data)

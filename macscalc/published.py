@@ -106,6 +106,21 @@ class MemoryTable(NamedTuple):
     notes: str = ""
 
 
+class WeightFile(NamedTuple):
+    """A published file of pretrained weights for a built-in spec (α 1, its input size)."""
+
+    spec: str
+    weights: str
+    params: int  # under the torch convention, with the source's classes
+    size: str  # as published, in ``unit``
+    unit: str
+    source: str
+
+    @property
+    def nbytes(self) -> Decimal:
+        return Decimal(self.size) * (2**20 if self.unit == "MiB" else 10**6)
+
+
 class Family(NamedTuple):
     family: str
     spec: str
@@ -206,3 +221,18 @@ def _split(d: LocDict) -> Split:
                  res=d["res"], classes=d["classes"], params=PARAM_CONVENTIONS[d["params"]],
                  rows=tuple(SplitRow(**{k: _text(v) for k, v in r.items()}) for r in d["rows"]),
                  notes=d.get("notes", ""))
+
+
+def weight_files(spec_name: str) -> list[WeightFile]:
+    """Published weight files of a spec (``data/files/*.yaml``)."""
+    out = []
+    for path in sorted((DATA_DIR / "files").glob("*.yaml")):
+        file = f"macscalc/data/files/{path.name}"
+        doc = load(path.read_text(encoding="utf-8"), file)
+        try:
+            out += [WeightFile(f["spec"], f["weights"], int(f["params"]), _text(f["size"]),
+                               doc["unit"], doc["source"])
+                    for f in doc["files"] if f["spec"] == spec_name]
+        except (KeyError, TypeError, ValueError) as e:
+            raise MacscalcError(f"malformed weight file data: {e!r}", file) from None
+    return out

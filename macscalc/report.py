@@ -114,6 +114,7 @@ def totals(report: Report) -> dict[str, Any]:
         "extra_ops": {c: {"ops": ops[c], "counted": c in report.convention.ops}
                       for c in OP_CATEGORIES},
         "activations": report.activations,
+        "weight_bytes": report.weight_bytes,
         "peak_memory": _peak(report),
     }
 

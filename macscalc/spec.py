@@ -46,7 +46,8 @@ TOP_KEYS = (
     "base",
     "blocks",
 )
-BUDGET_KEYS = ("macs", "flops", "params", "memory")  # limits a spec may declare for itself
+BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
+BYTE_LIMITS = ("memory", "size")  # limits in bytes (2MB, 512KiB); the others are counts
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 MAX_REPEATS = 1000  # n of one row
@@ -318,7 +319,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            parse = parse_bytes if key == "memory" else parse_count
+            parse = parse_bytes if key in BYTE_LIMITS else parse_count
             out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None

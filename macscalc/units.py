@@ -10,14 +10,15 @@ from macscalc.errors import MacscalcError
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
-def parse_alpha(text: str) -> Fraction:
-    """A width multiplier, exact: ``0.35`` → 7/20."""
+def parse_alpha(text: str, what: str = "width multiplier") -> Fraction:
+    """A width multiplier (or another positive ratio, named by ``what``), exact: ``0.35`` →
+    7/20."""
     try:
         value = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
-        raise MacscalcError(f"width multiplier must be a positive number, got {text!r}") from None
+        value = Fraction(0)
     if value <= 0:
-        raise MacscalcError(f"width multiplier must be a positive number, got {text!r}")
+        raise MacscalcError(f"{what} must be a positive number, got {text!r}")
     return value
 
 

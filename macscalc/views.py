@@ -1,13 +1,16 @@
-"""Reports as documents: what ``count`` and ``table`` show, for people and for JSON."""
+"""Reports as documents: what ``count``, ``table`` and ``memory`` show, for people and
+for JSON. Each column says how it gives way on a narrow terminal (see ``output.py``)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.counting import Convention, Report, count
-from macscalc.graph import build
+from macscalc.counting import PARAM_CONVENTIONS, Convention, Report, count
+from macscalc.errors import MacscalcError
+from macscalc.graph import Network, build
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS
+from macscalc.memory import kb_cut, largest_per_resolution, peak
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, fold, pct, report_data, unknown_ops
 from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
@@ -27,26 +30,29 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
     conv = report.convention
     data = report_data(report)
     shape = lambda s: "×".join(map(str, s))  # noqa: E731
-    columns = [Column("#", "index"), Column("layer", "name", left=True),
-               Column("kind", "kind", left=True), Column("input", "in_shape", shape),
-               Column("output", "out_shape", shape), Column("k/s/g", "detail", left=True),
+    columns = [Column("#", "index", drop=2), Column("layer", "name", left=True, cut=12),
+               Column("kind", "kind", left=True, cut=9),
+               Column("input", "in_shape", shape, drop=1),
+               Column("output", "out_shape", shape), Column("k/s/g", "detail", left=True, drop=3),
                Column("MACs", "macs", fmt_int), Column("params", "params", fmt_int),
-               Column("% MACs", "macs_pct")]
+               Column("% MACs", "macs_pct", drop=5)]
     if conv.ops:
-        columns.append(Column("extra ops", "extra_ops", fmt_int))
+        columns.append(Column("extra ops", "extra_ops", fmt_int, drop=4))
     if flops:
-        columns.append(Column("FLOPs", "flops", fmt_int))
+        columns.append(Column("FLOPs", "flops", fmt_int, drop=4))
     folded = fold(data["layers"])
     layers = Table(f"Layers ({len(folded)} rows; batch norm and activation shown with the "
                    "layer they follow)", columns, folded)
     kind_cols = [Column("kind", "kind", left=True), Column("layers", "layers"),
                  Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct"),
-                 Column("params", "params", fmt_int), Column("% params", "params_pct")]
+                 Column("params", "params", fmt_int),
+                 Column("% params", "params_pct")]
     if conv.ops:
-        kind_cols.append(Column("extra ops", "extra_ops", fmt_int))
+        kind_cols.append(Column("extra ops", "extra_ops", fmt_int, drop=1))
     notes = []
     if "shiftmax" in conv.ops:
-        kind_cols += [Column("MAdds", "madds", fmt_int), Column("% MAdds", "madds_pct")]
+        kind_cols += [Column("MAdds", "madds", fmt_int),
+                      Column("% MAdds", "madds_pct")]
         notes.append("MAdds = MACs + Dynamic Shift-Max fusion multiply-adds, what the MicroNet "
                      "paper counts.")
     by_kind = Table("By layer kind", kind_cols, data["by_kind"], notes)
@@ -58,7 +64,11 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
     s = net.settings
     title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
              f"{s.classes} classes ({net.spec.source.split(';')[0]})")
-    return Doc(title, tables, [*totals_text(report, flops), f"Convention: {conv.describe(net)}"],
+    files = weight_file_notes(report)
+    if files:
+        data["weight_files"] = files[1]
+    return Doc(title, tables, [*totals_text(report, flops), *(files[0] if files else []),
+                               f"Convention: {conv.describe(net)}"],
                envelope("count", reports=[data]))
 
 
@@ -66,12 +76,15 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
     """The totals, one line per counter, as people read them."""
     ops = report.ops_by_category
     counted = report.convention.ops
+    dtype = report.convention.dtype
     lines = [
         f"MACs: {fmt_int(report.macs)} ({report.macs / 1e6:.2f} M)",
         f"params: {fmt_int(report.params)} ({report.params / 1e6:.3f} M, "
         f"{report.convention.params.name}); "
         + ", ".join(f"{p} {fmt_int(v)}" for p, v in zip(PARAM_PARTS, report.param_parts,
                                                          strict=True)),
+        f"weights: {fmt_int(report.weight_bytes)} bytes ({report.weight_bytes / 1e6:.2f} MB) "
+        f"at {dtype}: {fmt_int(report.params)} params × {DTYPE_BYTES[dtype]}",
         "extra ops: " + ", ".join(f"{c} {fmt_int(ops[c])}{'' if c in counted else ' (not counted)'}"
                                   for c in OP_CATEGORIES),
     ]
@@ -83,12 +96,42 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
                      "params and ops are not in the totals): " + "; ".join(
                          f"{op} ({', '.join(names)})" for op, names in unknown.items()))
     plain, streamed = report.memory
-    size = DTYPE_BYTES[report.convention.dtype]
+    size = DTYPE_BYTES[dtype]
     lines.append(f"peak activation memory: {fmt_int(plain.elements * size)} bytes "
-                 f"({report.convention.dtype}) while {plain.at} runs; "
+                 f"({dtype}) while {plain.at} runs; "
                  f"{fmt_int(streamed.elements * size)} with V2 §5 streaming "
                  "(macscalc memory for detail)")
     return lines
+
+
+def weight_file_notes(report: Report) -> tuple[list[str], list[dict[str, Any]]] | None:
+    """The published weight files of this model beside the count, and why they are larger:
+    a file stores every parameter part (BN running statistics too) at fp32, plus the
+    serialization's own bytes. Only when the count is the file's model."""
+    from macscalc.published import weight_files
+
+    net = report.network
+    s = net.settings
+    files = weight_files(net.spec.name)
+    parts = report.param_parts
+    torch = parts.total(PARAM_CONVENTIONS["torch"].parts)
+    files = [f for f in files if f.params == torch and s.alpha == 1 and s.classes == 1000
+             and s.size == net.spec.size]
+    if not files:
+        return None
+    stored = sum(parts) * 4
+    rows = [{"weights": f.weights, "published_size": f.size, "unit": f.unit,
+             "bytes": int(f.nbytes.to_integral_value(ROUND_HALF_UP)),
+             "stored_numbers": sum(parts), "stored_bytes": stored, "source": f.source}
+            for f in files]
+    extra = sorted((f.nbytes - stored) / 1000 for f in files)
+    more = f"{extra[0]:.0f}" + (f"–{extra[-1]:.0f}" if len(files) > 1 else "")
+    line = (f"Published weight files: {', '.join(f'{f.weights} {f.size} {f.unit}' for f in files)}"
+            f" ({files[0].source}). A file holds every parameter and the BN running mean/var "
+            f"at fp32: {fmt_int(sum(parts))} numbers, {fmt_int(stored)} bytes "
+            f"({Decimal(stored) / 2**20:.3f} MiB); the other {more} kB are serialization: "
+            "tensor names, pickle records, zip headers and alignment, BN batch counters.")
+    return [line], rows
 
 
 def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
@@ -177,28 +220,83 @@ def _check_data(c: Check) -> dict[str, Any]:
         "computed_params": c.params,
         "macs_agrees": c.macs_ok,
         "params_agrees": c.params_ok,
-        "top1": c.row.top1,
+        "accuracy": c.row.top1,
+        "metric": c.table.metric,
     }
 
 
-def _mismatch_note(r: GridRow) -> str | None:
+def _digits(checks: list[tuple[str | None, int, bool | None, str]], unit: int,
+            least: int) -> int:
+    """Decimals to show computed figures with (at least ``least``), so that each shown
+    value reads with its verdict: 149,497,600 against a published 150 (rounded) shows as
+    149.498, not as 149.50, which would round to 150."""
+    from macscalc.published import ROUNDING
+
+    for digits in range(least, 7):
+        quantum = Decimal(10) ** -digits
+        if all(ok is None or published is None or ok == (
+                (Decimal(value) / unit).quantize(quantum, ROUND_HALF_UP)
+                .quantize(Decimal(published), ROUNDING[rounding]) == Decimal(published))
+               for published, value, ok, rounding in checks):
+            return digits
+    return 6
+
+
+class _Digits(NamedTuple):
+    """How many decimals the MACs (in the table's unit) and params (in M) are shown with."""
+
+    macs: int
+    params: int
+
+    @classmethod
+    def of(cls, pt: PubTable, rows: list[GridRow]) -> _Digits:
+        checks = [r.primary for r in rows if r.primary is not None]
+        base = 3 if pt.macs_unit == "G" else 2
+        return cls(
+            _digits([(c.row.macs, c.macs, c.macs_ok, pt.rounding) for c in checks], pt.unit,
+                     base),
+            _digits([(c.row.params, c.params, c.params_ok, pt.rounding) for c in checks],
+                    10**6, 3))
+
+
+def _mismatch_note(r: GridRow, digits: _Digits) -> str | None:
     p = r.primary
     if p is None or (p.macs_ok is not False and p.params_ok is not False):
         return None
     what = []
     unit = "MAdds" if p.table.macs_include else "MACs"
-    scale, suffix, digits = (1e9, "B", 3) if p.table.macs_unit == "G" else (1e6, "M", 2)
+    suffix = "B" if p.table.macs_unit == "G" else "M"
     if p.macs_ok is False:
         what.append(f"published {p.row.macs} {suffix} {unit}, computed "
-                    f"{r.macs / scale:.{digits}f} {suffix}")
+                    f"{r.macs / p.table.unit:.{digits.macs}f} {suffix}")
     if p.params_ok is False:
-        what.append(f"published {p.row.params} M params, computed {r.params / 1e6:.3f} M")
+        what.append(f"published {p.row.params} M params, computed "
+                    f"{r.params / 1e6:.{digits.params}f} M")
     agree = [c for c in r.others if (c.macs_ok is not False) and (c.params_ok is not False)]
     who = ("; agrees with the computation: " + "; ".join(
         f"{c.table.title}{' ' + c.row.ref if c.row.ref else ''} "
         f"({c.row.macs} M {unit}{', ' + c.row.params + ' M params' if c.row.params else ''})"
         for c in agree)) if agree else ("; no other stored source agrees" if r.others else "")
     return f"{r.model}: mismatch: " + "; ".join(what) + who
+
+
+def _other_source_notes(r: GridRow) -> list[str]:
+    """Where another source disagrees with the count while the primary table agrees: which
+    source the count sides with (the V1 paper's SqueezeNet 1700 M against torchvision)."""
+    p = r.primary
+    if p is None or p.macs_ok is False or p.params_ok is False:
+        return []
+    out = []
+    for c in r.others:
+        wrong = [f"{c.row.macs} {'B' if c.table.macs_unit == 'G' else 'M'} MACs"
+                 for ok in [c.macs_ok] if ok is False]
+        wrong += [f"{c.row.params} M params" for ok in [c.params_ok] if ok is False]
+        if wrong:
+            ref = f" {c.row.ref}" if c.row.ref else ""
+            out.append(f"{r.model}: {c.table.title}{ref} gives {' and '.join(wrong)}; the count "
+                       f"({r.macs / 1e6:,.2f} M MACs, {r.params / 1e6:,.3f} M params) agrees "
+                       f"with {p.table.title}")
+    return out
 
 
 def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
@@ -212,7 +310,8 @@ def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
             "macs_unit": pt.macs_unit, "macs_agrees": p.macs_ok if p else None,
             "params": r.params, "published_params_m": p.row.params if p else None,
             "params_agrees": p.params_ok if p else None,
-            "top1": p.row.top1 if p else None, "top5": p.row.top5 if p else None,
+            "accuracy": p.row.top1 if p else None, "metric": pt.metric,
+            "top5": p.row.top5 if p else None,
             **{f"latency_{d}_ms": p.row.latency.get(d) if p else None for d in pt.devices},
             "on_grid": p is not None,
             "other_sources": "; ".join(_check_text(c) for c in r.others),
@@ -222,23 +321,30 @@ def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
     return out
 
 
-def _grid_table(title: str, pt: PubTable, out_rows: list[dict[str, Any]]) -> Table:
+def _grid_table(title: str, pt: PubTable, out_rows: list[dict[str, Any]],
+                digits: _Digits) -> Table:
     madds = "MAdds" if pt.macs_include else "MACs"
-    scale, digits = (1e9, 3) if pt.macs_unit == "G" else (1e6, 2)
     unit = "B" if pt.macs_unit == "G" else "M"
-    cols = [Column("model", "model", left=True),
-            Column(f"{madds} ({unit})", "macs", lambda v: f"{v / scale:.{digits}f}"),
-            Column("pub.", "published_macs"), Column("", "macs_agrees", MARK.get),
-            Column("params (M)", "params", lambda v: f"{v / 1e6:.3f}"),
-            Column("pub.", "published_params_m"), Column("", "params_agrees", MARK.get)]
+    cols = [Column("model", "model", left=True, cut=12),
+            Column(f"{madds} ({unit})", "macs", lambda v: f"{v / pt.unit:.{digits.macs}f}"),
+            Column("pub.", "published_macs", unit="billions" if unit == "B" else "millions"),
+            Column("", "macs_agrees", MARK.get),
+            Column("params (M)", "params", lambda v: f"{v / 1e6:.{digits.params}f}"),
+            Column("pub.", "published_params_m"),
+            Column("", "params_agrees", MARK.get)]
     if any(r.top1 for r in pt.rows):
-        cols.append(Column(pt.metric, "top1"))
+        cols.append(Column(pt.metric, "accuracy", unit=pt.metric))
     if any(r.top5 for r in pt.rows):
-        cols.append(Column("top-5", "top5"))
-    cols += [Column(f"{label} ms", f"latency_{d}_ms") for d, label in pt.devices.items()]
+        cols.append(Column("top-5", "top5", drop=len(pt.devices) + 1))
+    cols += [Column(f"{label} ms", f"latency_{d}_ms", drop=len(pt.devices) - i)
+             for i, (d, label) in enumerate(pt.devices.items())]
     if any(r["other_sources"] for r in out_rows):
-        cols.append(Column("other sources", "other_sources", left=True))
+        cols.append(Column("other sources", "other_sources", left=True, text=True))
     return Table(title, cols, out_rows)
+
+
+def _source_notes(pt: PubTable) -> list[str]:
+    return [f"{pt.title}: {pt.source} [{pt.convention()}]", *([pt.notes] if pt.notes else [])]
 
 
 def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
@@ -252,19 +358,26 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
         def keep(r: GridRow) -> bool:
             return ((alpha is None or r.point[1] == alpha) and (res is None or r.point[2] == res)
                     and (max_macs is None or r.macs <= max_macs))
-        sections = [(t, [r for r in section_rows(grid, t) if keep(r)]) for t in fam.tables]
+        every = [(t, section_rows(grid, t)) for t in fam.tables]
+        sections = [(t, [r for r in rows if keep(r)]) for t, rows in every]
+        if not any(rows for _, rows in sections):
+            points = sorted({f"α {fmt_alpha(r.point[1])} at {r.point[2]}"
+                             for _, rows in every for r in rows})
+            raise MacscalcError(f"no {fam.title} row matches these options; the published "
+                                f"rows are at {', '.join(points)}")
+        sections = [(t, rows) for t, rows in sections if rows]
     else:
         sections = [(fam.primary, grid.rows(alpha, res, max_macs))]
     tables, notes, data_rows = [], [], []
     for pt, rows in sections:
+        digits = _Digits.of(pt, rows)
         out_rows = _grid_rows(pt, rows)
         n = len(out_rows)
         label = pt.title if fam.sections else f"{n} model{'' if n == 1 else 's'}"
-        tables.append(_grid_table(label, pt, out_rows))
-        notes += [n for r in rows if (n := _mismatch_note(r))]
-        notes.append(f"{pt.title}: {pt.source} [{pt.convention()}]")
-        if pt.notes:
-            notes.append(pt.notes)
+        tables.append(_grid_table(label, pt, out_rows, digits))
+        notes += [n for r in rows if (n := _mismatch_note(r, digits))]
+        notes += [n for r in rows for n in _other_source_notes(r)]
+        notes += _source_notes(pt)
         data_rows += [{**{k: v for k, v in row.items() if not k.startswith("_")},
                        "source": pt.source, "convention": pt.convention(),
                        "other_sources": [_check_data(c) for c in row["_checks"]]}
@@ -275,9 +388,8 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
     rules = sorted({grid.spec(r.point[0]).rounding.name for r in all_rows})
     notes.append(f"Channel rounding for α: {', '.join(rules) or 'none'}.")
     if not fam.sections:
-        others = [f"{t.id}: {t.title}, {t.source} [{t.convention()}]" for t in fam.tables[1:]]
-        if others:
-            notes.append("Other sources: " + " | ".join(others))
+        for t in fam.tables[1:]:
+            notes.append(f"Other source, {t.id}: {t.title}, {t.source} [{t.convention()}]")
     if max_macs is not None:
         notes.append(f"Rows with computed MACs ≤ {fmt_int(max_macs)}, best first.")
     title = f"{fam.title}: published figures beside the count"
@@ -296,18 +408,94 @@ def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, 
     other = fam.comparison
     assert other is not None
     entries = [{"model": r.model, "macs": r.macs, "published_macs": r.primary.row.macs,
-                "macs_agrees": r.primary.macs_ok, "top1": r.top1, "source": fam.primary.title}
+                "macs_agrees": r.primary.macs_ok, "accuracy": r.top1,
+                "source": fam.primary.title}
                for r in rows if r.primary is not None]
     for pub in other.rows:
         c = grid.check(other, pub)
         entries.append({"model": pub.model, "macs": c.macs, "published_macs": pub.macs,
-                        "macs_agrees": c.macs_ok, "top1": pub.top1, "source": other.title})
+                        "macs_agrees": c.macs_ok, "accuracy": pub.top1, "source": other.title})
     entries.sort(key=lambda e: e["macs"])
     cols = [Column("model", "model", left=True),
             Column("MAdds (M)", "macs", lambda v: f"{v / 1e6:.2f}"),
-            Column("pub.", "published_macs"), Column("", "macs_agrees", MARK.get),
-            Column("top-1", "top1"), Column("source", "source", left=True)]
-    notes = [f"{other.title}: {other.source} [{other.convention()}]"]
-    if other.notes:
-        notes.append(other.notes)
+            Column("pub.", "published_macs", unit="millions"),
+            Column("", "macs_agrees", MARK.get),
+            Column("top-1", "accuracy", unit="top-1"),
+            Column("source", "source", left=True, text=True)]
+    notes = _source_notes(other)
     return Table(f"{fam.title} beside {other.title}, by MAdds", cols, entries, notes), entries
+def memory_doc(network: Network, dtype: str, nbytes: int) -> Doc:
+    """Largest tensor per resolution (plain and streamed), the peaks, and the paper's Table 3."""
+    plain = largest_per_resolution(network)
+    streamed = {(x.h, x.w): x.tensor for x in largest_per_resolution(network, True)}
+    rows = []
+    for x in plain:
+        s = streamed[(x.h, x.w)]
+        rows.append({"resolution": f"{x.h}×{x.w}", "channels": x.tensor.shape.c,
+                     "elements": x.tensor.shape.numel, "bytes": x.tensor.shape.numel * nbytes,
+                     "layer": x.tensor.name, "streamed_channels": s.shape.c,
+                     "streamed_elements": s.streamed, "streamed_bytes": s.streamed * nbytes,
+                     "streamed_layer": s.name})
+    cols = [Column("resolution", "resolution"), Column("channels", "channels", drop=3),
+            Column("elements", "elements", fmt_int, drop=1),
+            Column(f"bytes ({dtype})", "bytes", fmt_int, unit=dtype),
+            Column("layer", "layer", left=True),
+            Column("streamed elements", "streamed_elements", fmt_int, drop=2),
+            Column("streamed bytes", "streamed_bytes", fmt_int, unit=dtype),
+            Column("streamed at", "streamed_layer", left=True)]
+    tables = [Table("Largest tensor at each resolution (streamed: V2 §5 slices)", cols, rows)]
+    peaks = {"plain": peak(network), "streamed": peak(network, True)}
+    peak_rows = [{"model": name, "elements": p.elements, "bytes": p.elements * nbytes,
+                  "at": p.at, "alive": ", ".join(p.alive)} for name, p in peaks.items()]
+    tables.append(Table("Peak of live tensors over the whole graph", [
+        Column("model", "model", left=True), Column("elements", "elements", fmt_int, drop=1),
+        Column(f"bytes ({dtype})", "bytes", fmt_int), Column("while running", "at", left=True),
+        Column("live tensors", "alive", left=True, text=True)], peak_rows))
+    data: dict[str, Any] = {"spec": network.spec.name, "dtype": dtype,
+                            "resolutions": rows, "peaks": peak_rows}
+    paper = _paper_table(network)
+    if paper is not None:
+        tables.append(paper[0])
+        data["paper"] = paper[1]
+    notes = ["Tensors: every layer's output except batch norm, activations, dropout, flatten "
+             "and shuffle (in place). Live: from the layer that writes it to the last that "
+             "reads it; outputs to the end.",
+             "Streamed: each inverted residual computed in slices of its input width, so its "
+             "expanded and depthwise tensors exist one slice at a time (arXiv:1801.04381 §5)."]
+    s = network.settings
+    return Doc(f"{network.spec.title}: activation memory (α {fmt_alpha(s.alpha)}, "
+               f"{s.size[0]}×{s.size[1]}, {dtype})", tables, notes, envelope("memory", **data))
+
+
+def _paper_table(network: Network) -> tuple[Table, list[dict[str, Any]]] | None:
+    """The V2 paper's Table 3 column for this spec, at its own setting (α 1, 224, 16-bit)."""
+    from macscalc.published import families, load_family
+
+    fam = network.spec.family
+    s = network.settings
+    if fam not in families() or (s.alpha, s.size) != (1, (224, 224)):
+        return None
+    ref = load_family(fam).memory
+    if ref is None:
+        return None
+    found = {x.h: x.tensor for x in largest_per_resolution(network, ref.streaming) if x.h == x.w}
+    rows = []
+    for r in ref.rows:
+        t = found.get(int(r.res)) if r.res != "max" else max(
+            found.values(), key=lambda t: t.elements(ref.streaming))
+        if t is None:
+            continue
+        nbytes = 2 * t.elements(ref.streaming)
+        rows.append({"resolution": "max" if r.res == "max" else f"{r.res}×{r.res}",
+                     "channels": t.shape.c if r.res != "max" else None,
+                     "paper_channels": r.channels,
+                     "channels_agree": None if r.channels is None else
+                     t.shape.c == int(r.channels),
+                     "kb": kb_cut(nbytes), "paper_kb": r.kb,
+                     "kb_agree": kb_cut(nbytes) == Decimal(r.kb), "bytes": nbytes})
+    cols = [Column("resolution", "resolution"), Column("channels", "channels"),
+            Column("paper", "paper_channels"), Column("", "channels_agree", MARK.get),
+            Column("Kb", "kb"), Column("paper", "paper_kb"), Column("", "kb_agree", MARK.get)]
+    model = "streamed" if ref.streaming else "plain"
+    return Table(f"Check against {ref.source} ({model} model, 16-bit)", cols, rows,
+                 [ref.notes] if ref.notes else []), rows

@@ -16,6 +16,12 @@ def counted(spec: str, alpha: str = "1", res: int | None = None, classes: int | 
     return count(net, Convention(PARAM_CONVENTIONS[params], ops))
 
 
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch):
+    """Output as to a pipe: no width limit unless a test sets COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def spec_file(tmp_path: Path):
     """Write a spec with the given rows under a fixed header; returns its path."""

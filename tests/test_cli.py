@@ -37,7 +37,7 @@ def test_table_v1_alpha_res_selects_one_row():
     assert (row["model"], row["macs"], row["params"]) == ("v1_0.5_160", 76_525_312, 1_337_577)
     assert (row["published_macs"], row["macs_agrees"], row["params_agrees"]) == ("77", True,
                                                                                    True)
-    assert (row["top1"], row["top5"]) == ("59.9", "82.5")
+    assert (row["accuracy"], row["metric"], row["top5"]) == ("59.9", "top-1", "82.5")
     # the V1 paper's Table 9 gives 76 for the same model: computed 76.52 M does not cut to it
     (paper,) = row["other_sources"]
     assert (paper["ref"], paper["published_macs"], paper["macs_agrees"]) == ("Table 9", "76",
@@ -46,10 +46,12 @@ def test_table_v1_alpha_res_selects_one_row():
 
 def test_table_v1_terminal_shows_marks_and_mismatch_notes():
     text = run("table", "v1")
-    assert "v1_0.75_224 │   325.40 │  317 │ ✗" in text
-    assert ("v1_0.75_224: mismatch: published 317 M MACs, computed 325.40 M; agrees with the "
+    # three decimals: at two, 149,497,600 MACs would show as 149.50 beside slim's 150
+    assert "v1_0.75_224   325.401   317  ✗" in text
+    assert "v1_0.5_224    149.498   150  ✗" in text
+    assert ("v1_0.75_224: mismatch: published 317 M MACs, computed 325.401 M; agrees with the "
             "computation: MobileNet V1 paper Table 6 (325 M MACs, 2.6 M params)") in text
-    assert "v1_0.25_192: mismatch: published 34 M MACs, computed 30.21 M" in text
+    assert "v1_0.25_192: mismatch: published 34 M MACs, computed 30.213 M" in text
 
 
 def test_table_off_grid_point_is_computed_and_marked():
@@ -71,7 +73,7 @@ def test_table_alpha_off_grid_spans_published_resolutions():
 def test_table_max_macs_keeps_rows_under_budget_best_first():
     data = json.loads(run("table", "v2", "--max-macs", "100M", "--format", "json"))
     assert all(r["macs"] <= 100_000_000 for r in data["rows"])
-    top1 = [float(r["top1"]) for r in data["rows"]]
+    top1 = [float(r["accuracy"]) for r in data["rows"]]
     assert top1 == sorted(top1, reverse=True)
     # slim README: 0.5_224 (65.4 %, 97 M) edges out 1.0_128 (65.3 %, 99 M)
     assert [r["model"] for r in data["rows"][:2]] == ["v2_0.5_224", "v2_1.0_128"]
@@ -190,7 +192,7 @@ def test_table_micronet_sets_mobilenet_v3_beside_at_matched_madds():
     data = json.loads(run("table", "micronet", "-f", "json"))
     assert [r["model"] for r in data["rows"]] == ["M0", "M1", "M2", "M3"]
     assert data["rows"][2]["macs"] == 12_743_440  # conv/FC MACs + shift-max fusion
-    order = [(e["model"], e["top1"]) for e in data["comparison"]]
+    order = [(e["model"], e["accuracy"]) for e in data["comparison"]]
     # arXiv:2108.05894: MicroNet-M2 59.4 % at 12 M against MobileNetV3 49.8 % at 12 M
     assert order[2:4] == [("M2", "59.4"), ("V3-Small_0.35", "49.8")]
 
@@ -205,3 +207,101 @@ def test_count_micronet_splits_cost_by_block_part():
     # generator FCs 104,496 MACs + fusion 605,248 multiply-adds
     assert (kinds["dyshiftmax"]["macs"], kinds["dyshiftmax"]["madds"]) == (104_496, 709_744)
     assert sum(k["madds"] for k in kinds.values()) == 4_054_128
+
+
+def test_version_and_shell_completion():
+    assert run("--version") == "macscalc 0.1.0\n"
+    help_text = run("--help")
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+
+
+def test_table_help_lists_every_family():
+    assert "FAMILY  Published family: detection, micronet, v1, v2, v3, zoo." in run("table",
+                                                                                 "--help")
+
+
+def test_table_detection_with_no_matching_row_is_an_error():
+    result = runner.invoke(app, ["table", "detection", "--alpha", "0.5"])
+    assert result.exit_code == 2
+    # detection.yaml: every row is at α 1.0, SSD 300 at 300×300 and the rest at 320×320
+    assert result.stderr == ("error: no SSD and SSDLite detectors row matches these options; "
+                             "the published rows are at α 1.0 at 300, α 1.0 at 320\n")
+
+
+def test_off_grid_rows_are_named_like_the_published_ones():
+    data = json.loads(run("table", "v3", "--alpha", "0.5", "-f", "json"))
+    # v3.yaml names its rows large_0.75, small_1.0, large_minimal_1.0 …
+    assert [r["model"] for r in data["rows"]] == ["large_0.5_224*", "small_0.5_224*",
+                                                  "large_minimal_0.5_224*",
+                                                  "small_minimal_0.5_224*"]
+
+
+def test_detection_accuracy_is_map_in_table_pick_and_csv():
+    text = run("pick", "--family", "detection")
+    assert text.splitlines()[3].split()[:7] == ["#", "model", "family", "MACs", "(M)", "params",
+                                                "(M)"]
+    assert " mAP " in text.splitlines()[3] and "top-1" not in text
+    header = run("pick", "--family", "detection", "-f", "csv").splitlines()[0]
+    assert header == ("rank,model,family,macs,params,weight_bytes,accuracy (mAP),frontier,"
+                      "source")
+    assert run("table", "detection", "-f", "csv").splitlines()[0].split(",")[7] == (
+        "accuracy (mAP)")
+
+
+def test_pick_ranks_classifiers_and_detectors_apart_with_each_latency_source():
+    data = json.loads(run("pick", "--device", "pixel1", "-f", "json"))
+    detectors = [c for c in data["candidates"] if c["metric"] == "mAP"]
+    # arXiv:1801.04381 Table 6: SSDLite on V1 22.2 mAP (270 ms), on V2 22.1 (200 ms)
+    assert [(c["rank"], c["model"], c["latency_ms"]) for c in detectors] == [
+        (1, "MNet V1 + SSDLite", "270"), (2, "MNet V2 + SSDLite", "200")]
+    assert data["candidates"][0]["rank"] == 1 and data["candidates"][0]["metric"] == "top-1"
+    # slim V2 and the V2 paper measured on a Pixel 1 CPU, slim V3 on a Pixel 1
+    assert ("Latency on pixel1: Pixel 1 CPU (detection, v2); Pixel 1 (v3), as published; "
+            "nothing is estimated.") in run("pick", "--device", "pixel1")
+
+
+def test_csv_cells_are_plain_numbers_with_units_in_the_header():
+    rows = list(csv.reader(io.StringIO(run("compare", "mobilenet_v2",
+                                           "mobilenet_v2 --res 160", "-f", "csv"))))
+    assert rows[0][:4] == ["number", "variant", "macs", "macs_delta_pct"]
+    assert rows[2][3] == "-48.77"  # torchvision: 154,083,200 / 300,774,272 − 1
+    for args in (["table", "v2"], ["memory", "mobilenet_v2"], ["explain", "scaling",
+                                                                "mobilenet_v2"]):
+        for row in csv.reader(io.StringIO(run(*args, "-f", "csv"))):
+            assert not any(cell.endswith(" %") for cell in row), (args, row)
+    assert run("memory", "mobilenet_v2", "-f", "csv").splitlines()[0] == (
+        "resolution,channels,elements,bytes (fp16),layer,streamed_elements,"
+        "streamed_bytes (fp16),streamed_layer")
+
+
+def test_weights_in_bytes_at_the_dtype():
+    # torchvision mobilenet_v2: 3,504,872 params; α 0.5: 1,968,680
+    assert "weights: 14,019,488 bytes (14.02 MB) at fp32: 3,504,872 params × 4" in run(
+        "count", "mobilenet_v2")
+    totals = count_report("mobilenet_v2", "--dtype", "fp16")["totals"]
+    assert totals["weight_bytes"] == 2 * 3_504_872
+    data = json.loads(run("compare", "mobilenet_v2", "mobilenet_v2 --alpha 0.5", "--dtype",
+                          "int8", "-f", "json"))
+    assert [t["weight_bytes"] for t in data["totals"]] == [3_504_872, 1_968_680]
+
+
+def test_pick_max_size_limits_the_weights():
+    data = json.loads(run("pick", "--family", "v2", "--max-size", "2MB", "--dtype", "int8",
+                          "-f", "json"))
+    # slim V2 params (1001 classes, weights + biases): α 0.5 1,951,417 ≤ 2 MB at int8; α 0.75
+    # (2.6 M) is over
+    assert {c["alpha"] for c in data["candidates"]} == {"0.5", "0.35"}
+    assert data["candidates"][0]["weight_bytes"] == 1_951_417
+
+
+def test_count_sets_torchvision_file_sizes_beside_the_count():
+    report = count_report("mobilenet_v2")
+    first = report["weight_files"][0]
+    # torchvision meta["_file_size"] 13.555 (MiB) for MobileNet_V2.IMAGENET1K_V1; the file
+    # holds 3,504,872 params + 34,112 BN running statistics = 3,538,984 fp32 numbers
+    assert (first["weights"], first["bytes"], first["stored_bytes"]) == (
+        "MobileNet_V2.IMAGENET1K_V1", 14_213_448, 3_538_984 * 4)
+    text = run("count", "mobilenet_v2")
+    assert "3,538,984 numbers, 14,155,936 bytes (13.500 MiB); the other 58–103 kB are " \
+           "serialization" in text
+    assert "weight_files" not in count_report("mobilenet_v2", "--alpha", "0.5")

@@ -1,4 +1,4 @@
-"""Exact integers measured in PyTorch (shared/reference/framework-counts.md).
+"""Exact integers measured in PyTorch, on torchvision's and timm's own models.
 
 torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2, conv and linear only) and
 sum(p.numel()) (weights, biases, BN γ/β), 1000 classes, batch 1; torch 2.11,
@@ -81,7 +81,7 @@ def test_mobilenet_v3(spec, alpha, macs, params, bn_stats):
 
 
 @pytest.mark.parametrize(("spec", "params", "conv", "linear", "shiftmax"), [
-    # shared/reference/sources.md §4: the official MicroNet (liyunsheng13/micronet@ed89b26,
+    # the official MicroNet (liyunsheng13/micronet@ed89b26,
     # eval-script settings) built in CPU PyTorch: sum(p.numel()); conv and Linear MACs
     # and DYShiftMax's exp × numel counted with forward hooks
     ("micronet_m0", 1_019_590, 2_458_624, 990_256, 605_248),

@@ -20,7 +20,7 @@ def run_json(*args: str) -> dict:
 
 def test_pick_ranks_by_published_top1_and_marks_the_frontier():
     data = run_json("pick", "--max-macs", "60M", "--family", "v2,v3,micronet")
-    models = [(c["model"], c["top1"], c["frontier"]) for c in data["candidates"]]
+    models = [(c["model"], c["accuracy"], c["frontier"]) for c in data["candidates"]]
     # slim V3 README 67.5 (56.51 M computed), 65.4 (43.40 M); MicroNet README 62.5 (20.81 M)
     assert models[:4] == [("small_1.0", "67.5", True), ("small_0.75", "65.4", True),
                           ("M3", "62.5", True), ("small_minimal_1.0", "61.9", False)]
@@ -41,8 +41,9 @@ def test_pick_latency_uses_only_published_latencies():
 def test_pick_unpublished_points_are_marked_and_unranked():
     data = run_json("pick", "--family", "v2", "--res", "192", "--unpublished")
     unranked = [c for c in data["candidates"] if not c["published_accuracy"]]
-    assert [c["model"] for c in unranked] == ["mobilenet_v2_1.3_192", "mobilenet_v2_1.4_192"]
-    assert all(c["rank"] is None and c["top1"] is None for c in unranked)
+    # named as the family's published rows are (v2_1.4_224), as in `table`
+    assert [c["model"] for c in unranked] == ["v2_1.3_192", "v2_1.4_192"]
+    assert all(c["rank"] is None and c["accuracy"] is None for c in unranked)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -64,12 +65,12 @@ def test_compare_totals_and_stage_deltas():
     totals = data["totals"]
     # torchvision: 0.75@224 209,069,792 MACs; 1.0@160 154,083,200
     assert (totals[0]["macs"], totals[1]["macs"]) == (209_069_792, 154_083_200)
-    assert (totals[0]["macs_delta"], totals[1]["macs_delta"]) == (None, "-26.30 %")
+    assert (totals[0]["macs_delta_pct"], totals[1]["macs_delta_pct"]) == (None, "-26.30")
     # peak live activations (fp32), both while ir2's depthwise runs: its expanded input
     # (96 channels at 112² or 80²) and its output (at 56² or 40²), 4 bytes each
     assert totals[0]["memory"] == 4 * (112 * 112 * 96 + 56 * 56 * 96)
     assert totals[1]["memory"] == 4 * (80 * 80 * 96 + 40 * 40 * 96)
-    assert totals[1]["memory_delta"] == "-48.98 %"
+    assert totals[1]["memory_delta_pct"] == "-48.98"
     stages = {s["stage"]: s for s in data["stages"]}
     assert list(stages) == ["stride 2", "stride 4", "stride 8", "stride 16", "stride 32", "head"]
     assert stages["head"]["macs_0"] == stages["head"]["macs_1"] == 1_280_000

@@ -100,3 +100,20 @@ def test_the_whole_v2_slim_grid_reproduces_under_one_rule():
     family = load_family("v2")
     assert (family.primary.rounding, family.primary.classes) == ("truncate", 1001)
     assert len(family.primary.rows) == 22
+
+
+def test_zoo_says_which_source_the_count_agrees_with():
+    # issue 9: the V1 paper's Table 9 gives SqueezeNet 1700 M Mult-Adds, about twice
+    # torchvision's model (818,924,576 MACs, framework-counts.md), whose own metadata
+    # (_ops 0.819 G) the count agrees with
+    import json
+
+    from typer.testing import CliRunner
+
+    from macscalc.cli import app
+
+    result = CliRunner().invoke(app, ["table", "zoo", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert ("SqueezeNet1_0: MobileNet V1 paper, comparisons with other networks Table 9 gives "
+            "1700 M MACs; the count (818.92 M MACs, 1.248 M params) agrees with torchvision "
+            "weights metadata (IMAGENET1K_V1)") in json.loads(result.stdout)["notes"]

@@ -95,7 +95,7 @@ def test_unknown_spec_name():
                             "shiftmax, all, none)"),
     (["--params", "most"], "unknown parameter convention 'most' (known: torch, weights, "
                            "weights+biases, slim_v1, all)"),
-    (["--format", "yaml"], "unknown format 'yaml' (expected one of: table, json, csv, "
+    (["--format", "yaml"], "unknown format 'yaml' (expected one of: table, wide, json, csv, "
                            "markdown)"),
 ])
 def test_bad_options(args, message):
