@@ -190,3 +190,16 @@ def test_json_documents_follow_the_schema(tmp_path):
         doc = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
         validate(doc, SCHEMA)
         assert all(r["status"] == "complete" for r in doc.get("reports", []))
+
+
+def test_against_with_a_budget(tmp_path):
+    p = resnet_like(tmp_path)
+    spec = tmp_path / "net.yaml"
+    spec.write_text(spec_text(read_network(str(p))), encoding="utf-8")
+    # the spec matches its model but is over a limit: exit 1 (MACS[3] = 920,816)
+    result = runner.invoke(app, ["check", str(spec), "--against", str(p), "--max-macs", "900K"])
+    assert result.exit_code == 1
+    assert "MATCH: 9 aligned conv/linear layers agree" in result.stdout
+    assert "FAIL: 0 of 1 limits met across 1 spec(s)." in result.stdout
+    ok = runner.invoke(app, ["check", str(spec), "--against", str(p), "--max-macs", "1M"])
+    assert ok.exit_code == 0
