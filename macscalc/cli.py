@@ -102,6 +102,10 @@ DtypeOpt = Annotated[
     str, typer.Option("--dtype", help="Number type for sizes in bytes (weights and "
                       "activations): fp32, fp16 or int8.")
 ]
+UnknownOpt = Annotated[
+    bool, typer.Option("--allow-unknown", help="For an .onnx file: count operators macscalc "
+                       "has no rule for as unknown (report status partial) instead of failing.")
+]
 
 PlotOpt = Annotated[Path | None, typer.Option(
     "--plot", dir_okay=False, metavar="FILE", help="Also draw a figure to FILE.png or FILE.svg "
@@ -142,16 +146,21 @@ def _convention(params: str, ops: str, dtype: str) -> "Convention":
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
 
 
-def _network(ref: str, alpha: str | None, res: int | None,
-             classes: int | None = None) -> "Network":
-    """The spec ``ref`` (a path or a built-in name) under the --alpha, --res, --classes
-    options."""
+def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
+             allow_unknown: bool = False) -> "Network":
+    """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
+    --res, --classes options."""
     from fractions import Fraction
 
     from macscalc.graph import build
     from macscalc.spec import load_spec
     from macscalc.units import parse_alpha
 
+    if ref.lower().endswith(".onnx"):
+        from macscalc.onnx_import import read_network, refuse_transforms
+
+        refuse_transforms(ref, alpha=alpha, classes=classes)
+        return read_network(ref, allow_unknown, res)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
     return build(load_spec(ref), a, (res, res) if res else None, classes)
 
@@ -204,7 +213,8 @@ def count(
     spec: Annotated[
         str,
         typer.Argument(
-            metavar="SPEC", help="A spec file (.yaml) or a built-in name (see 'macscalc specs')."
+            metavar="SPEC", help="A spec file (.yaml), a built-in name (see 'macscalc specs') "
+            "or an ONNX model (.onnx)."
         ),
     ],
     alpha: AlphaOpt = None,
@@ -221,10 +231,11 @@ def count(
     ] = False,
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Count MACs, parameters and extra ops of a spec, layer by layer.
+    """Count MACs, parameters and extra ops of a spec (or an .onnx file), layer by layer.
 
     Shows every layer (batch norm and activation on the row of the conv they follow)
     with its input and output shape, then a summary by layer kind, the totals and the
@@ -237,7 +248,7 @@ def count(
         from macscalc.views import count_doc
 
         convention = _convention(params, ops, dtype)
-        network = _network(spec, alpha, res, classes)
+        network = _network(spec, alpha, res, classes, allow_unknown)
         render(count_doc(count_network(network, convention), flops=flops), fmt, output)
 
 
@@ -325,13 +336,18 @@ def check(
     notices: Annotated[bool, typer.Option(
         "--notices", help="With --format github: also a ::notice for every limit met.")
     ] = False,
+    against: Annotated[str | None, typer.Option(
+        "--against", metavar="MODEL", help="An ONNX model (or another spec) each SPEC must "
+        "match layer by layer: shapes, MACs and parameters of every conv and linear layer, "
+        "BN folding allowed for. Drift exits 1.")] = None,
+    allow_unknown: UnknownOpt = False,
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="text (fitted to the terminal), wide, json (each report with "
         "its checks and the verdict), github (workflow annotations on the spec's lines), csv "
         "or markdown.")] = "text",
     output: OutputOpt = None,
 ) -> None:
-    """Check specs against compute budgets; the exit status is the verdict.
+    """Check specs against compute budgets or a shipped model; the exit status is the verdict.
 
     Every spec is checked and reported. Exit status: the worst of the specs': 0 when every
     limit is met (a spec without limits is only reported), 1 when any is exceeded, 2 for a
@@ -365,12 +381,20 @@ def check(
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
         checked = check_specs(
-            specs, lambda ref: count_network(_network(ref, alpha, res), convention),
+            specs, lambda ref: count_network(_network(ref, alpha, res, None, allow_unknown),
+                                             convention),
             lambda report, ref: limits_for(report.network.spec, ref, flags, budget_file),
             lambda report: growth_outcomes(report, base, str(baseline), growth) if base else [],
             require_limits)
         status = max(c.status for c in checked)
-        if fmt == "github":
+        if against is not None:
+            from macscalc.drift import drift_check
+
+            model = count_network(_network(against, None, None, None, allow_unknown),
+                                  convention)
+            if drift_check(checked, model, fmt, output, against, notices):
+                status = max(status, 1)
+        elif fmt == "github":
             text = github_annotations(checked, notices)
             if output is None:
                 typer.echo(text, nl=False)
@@ -391,6 +415,7 @@ def memory(
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     dtype: DtypeOpt = "fp16",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -405,7 +430,8 @@ def memory(
         from macscalc.views import memory_doc
 
         name = dtype_name(dtype)
-        render(memory_doc(_network(spec, alpha, res), name, DTYPE_BYTES[name]), fmt, output)
+        network = _network(spec, alpha, res, None, allow_unknown)
+        render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
 
 
 @app.command()
@@ -479,6 +505,7 @@ def compare(
     ops: OpsOpt = "none",
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    allow_unknown: UnknownOpt = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -493,7 +520,44 @@ def compare(
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
-        render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
+        render(compare_doc([variant_report(v, convention, allow_unknown) for v in variants]),
+               fmt, output)
+
+
+@app.command("import")
+def import_(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX model (.onnx).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", dir_okay=False, help="Write the spec here (whole or not at all) "
+        "instead of stdout.")] = None,
+    rounding: Annotated[str, typer.Option(
+        "--rounding", help="The channel rounding rule the spec names, which α then applies: "
+        "make_divisible_8 or slim_v1.")] = "make_divisible_8",
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The spec's name. Default: the file's stem.")] = None,
+    res: Annotated[int | None, typer.Option(
+        "--res", "-r", metavar="R", min=1, help="The input size, for a model exported with a "
+        "symbolic height and width.")] = None,
+) -> None:
+    """Write an ONNX model as a spec: conv + BN + activation rows, names from the graph.
+
+    Counting the spec gives the model's counts; --alpha and --res then apply to it. Check
+    it stays the shipped model with: macscalc check spec.yaml --against MODEL.
+    """
+    with user_errors():
+        from macscalc.onnx_import import read_network
+        from macscalc.output import write_atomic
+        from macscalc.spec_writer import spec_text
+
+        if not model.lower().endswith(".onnx"):
+            raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
+        text = spec_text(read_network(model, res=res), rounding, name)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(output, text)
+        typer.echo(f"{'wrote ' + str(output) + ': ' if output else ''}a spec with {rounding} "
+                   "rounding (how --alpha rounds its widths; --rounding to change)", err=True)
 
 
 @app.command()
@@ -553,6 +617,9 @@ def sweep(
         limits = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
         if max_memory is not None:
             limits["memory"] = parse_bytes(max_memory, "--max-memory")
+        if spec.lower().endswith(".onnx"):
+            raise MacscalcError("sweep needs a spec: α and ρ do not apply to an ONNX file; "
+                                "write one with 'macscalc import MODEL -o spec.yaml'")
         s = load_spec(spec)
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
@@ -677,6 +744,9 @@ def scaling(
         from macscalc.spec import load_spec
         from macscalc.units import parse_alpha
 
+        if spec.lower().endswith(".onnx"):
+            raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
+                                "file; write one with 'macscalc import MODEL -o spec.yaml'")
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
 
 
@@ -686,6 +756,7 @@ def layer(
     name: Annotated[str, typer.Option("--layer", help="A layer or block name (see count).")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
+    allow_unknown: UnknownOpt = False,
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -694,7 +765,7 @@ def layer(
         from macscalc.explain import layer_doc
         from macscalc.output import render
 
-        render(layer_doc(_network(spec, alpha, res), name), fmt, output)
+        render(layer_doc(_network(spec, alpha, res, None, allow_unknown), name), fmt, output)
 
 
 def main() -> None:

@@ -51,12 +51,19 @@ def _positive(text: str, what: str) -> int:
     return int(text)
 
 
-def variant_report(text: str, convention: Convention) -> tuple[str, Report]:
+def variant_report(text: str, convention: Convention,
+                   allow_unknown: bool = False) -> tuple[str, Report]:
     ref, opts = parse_variant(text)
     alpha = parse_alpha(opts["alpha"]) if "alpha" in opts else Fraction(1)
     res = _positive(opts["res"], "--res") if "res" in opts else None
     classes = _positive(opts["classes"], "--classes") if "classes" in opts else None
-    net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
+    if ref.lower().endswith(".onnx"):
+        from macscalc.onnx_import import read_network, refuse_transforms
+
+        refuse_transforms(ref, alpha=opts.get("alpha"), classes=opts.get("classes"))
+        net = read_network(ref, allow_unknown, res)
+    else:
+        net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
     s = net.settings
     label = f"{ref} α{fmt_alpha(s.alpha)} {s.size[0]}"
     return label, count(net, convention)

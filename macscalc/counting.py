@@ -102,8 +102,10 @@ class Convention(NamedTuple):
 def settings_text(network: Network) -> str:
     """Classes, α with its rounding rule, input size: what a report was counted at."""
     s = network.settings
-    return (f"{s.classes} classes; α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} "
-            f"rounding; input {s.size[0]}×{s.size[1]}×{network.spec.channels}; batch 1")
+    scaling = (network.origin if network.origin is not None else
+               f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
+    return (f"{s.classes} classes; {scaling}; input {s.size[0]}×{s.size[1]}×"
+            f"{network.spec.channels}; batch 1")
 
 
 class LayerCount(NamedTuple):

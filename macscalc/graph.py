@@ -47,6 +47,7 @@ class Network(NamedTuple):
     settings: Settings
     input: Shape
     nodes: tuple[Node, ...]
+    origin: str | None = None  # what an imported file (ONNX) held, for the convention line
 
 
 MAX_PRIMITIVES = 50_000  # placed primitives in one network (DenseNet-264 has ~2,000)

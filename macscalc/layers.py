@@ -47,6 +47,7 @@ ACT_OPS = {
     "tanh": 5,  # (e^x − e^−x) / (e^x + e^−x): two exps, subtract, add, divide
     "leaky_relu": 2,  # compare, multiply
     "mish": 9,  # x · tanh(softplus(x)): exp, add, log, tanh (5), multiply
+    "softmax": 3,  # exp(x) / Σ exp: exp, add (into the sum), divide
 }
 BN_OPS = 2  # inference BN folded to y = a·x + b: one multiply, one add
 LN_OPS = 7  # layer norm: mean (add), centre, square, sum, normalize, γ, β

@@ -65,6 +65,7 @@ def primitive_row(report: Report, index: int, lc: LayerCount) -> dict[str, Any]:
         "extra_ops": report.counted_ops(lc),
         "flops": report.flops_of(lc),
         "macs_pct": pct(lc.macs, report.macs),
+        "_act": getattr(n.layer, "fn", None),  # for fold(); not in JSON
     }
 
 
@@ -75,7 +76,7 @@ def fold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         if out and r["kind"] in ("batchnorm", "act") and r["inputs"] == [last]:
             row = out[-1]
-            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["name"].rsplit(".")[-1])
+            row["kind"] += "+" + ("bn" if r["kind"] == "batchnorm" else r["_act"])
             row["out_shape"] = r["out_shape"]
             for key in ("params", "extra_ops", "flops"):
                 row[key] += r[key]
@@ -133,12 +134,24 @@ def settings_data(network: Network) -> dict[str, Any]:
             "rounding": network.spec.rounding.name}
 
 
+def unknown_ops(network: Network) -> dict[str, list[str]]:
+    """Operators of an imported model counted as unknown (``--allow-unknown``), by type."""
+    out: dict[str, list[str]] = {}
+    for n in network.nodes:
+        if n.layer.kind == "unknown":
+            out.setdefault(n.layer.op, []).append(n.name)  # type: ignore[attr-defined]
+    return out
+
+
 def report_data(report: Report) -> dict[str, Any]:
     """One report, JSON-ready except for Decimals (see :func:`json_safe`)."""
     net = report.network
+    unknown = unknown_ops(net)
     return {
         "spec": {"name": net.spec.name, "title": net.spec.title, "source": net.spec.source,
                  "file": net.spec.file},
+        "status": "partial" if unknown else "complete",
+        "unknown_ops": unknown,
         "settings": settings_data(net),
         "convention": {
             "macs": "conv and fully connected multiply-accumulates",

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu", "tanh",
-               "leaky_relu", "mish")
+               "leaky_relu", "mish", "softmax")
 # PyTorch's names for the same functions
 ACT_ALIASES = {"silu": "swish", "hardswish": "hswish", "hardsigmoid": "hsigmoid"}
 _REQUIRED = object()

@@ -12,7 +12,7 @@ from macscalc.graph import Network, build
 from macscalc.layers import OP_CATEGORIES, PARAM_PARTS
 from macscalc.memory import kb_cut, largest_per_resolution, peak
 from macscalc.output import Column, Doc, Table
-from macscalc.report import envelope, fold, pct, report_data
+from macscalc.report import envelope, fold, pct, report_data, unknown_ops
 from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
 
 if TYPE_CHECKING:
@@ -90,6 +90,11 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
     ]
     if flops:
         lines.append(f"FLOPs: {fmt_int(report.flops)} ({report.flops / 1e9:.3f} G)")
+    unknown = unknown_ops(report.network)
+    if unknown:
+        lines.append("status: PARTIAL, these operators are counted as unknown (their MACs, "
+                     "params and ops are not in the totals): " + "; ".join(
+                         f"{op} ({', '.join(names)})" for op, names in unknown.items()))
     plain, streamed = report.memory
     size = DTYPE_BYTES[dtype]
     lines.append(f"peak activation memory: {fmt_int(plain.elements * size)} bytes "

@@ -77,7 +77,7 @@ def test_bad_top_level_values(spec_file):
     path = spec_file("  - flatten: {}\n", header="name: t\nsource: s\ninput: {size: 8}\n"
                      "classes: 10\ndefaults: {act: swishy}\n")
     _fails(path, "5:17: 'act' of 'defaults' must be one of relu, relu6, hswish, hsigmoid, "
-           "sigmoid, swish, gelu, tanh, leaky_relu, mish or none, got 'swishy'")
+           "sigmoid, swish, gelu, tanh, leaky_relu, mish, softmax or none, got 'swishy'")
 
 
 def test_unknown_spec_name():
