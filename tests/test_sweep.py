@@ -255,14 +255,17 @@ def test_cli_points_without_a_network_are_errors_not_numbers():
                         "95.5"),
     (["--alpha", "0:1:0.5"], "error: width multiplier must be a positive number, got 0"),
     (["--plot", "x.pdf"], "error: --plot needs a .png or .svg file name, got 'x.pdf'"),
-    (["--spec", "model.onnx"], "error: sweep needs a spec: α and ρ do not apply to an ONNX "
-                               "file; write one with 'macscalc import MODEL -o spec.yaml'"),
 ])
 def test_cli_bad_input(args, message):
-    spec = args[1] if args[0] == "--spec" else "mobilenet_v2"
-    args = args[2:] if args[0] == "--spec" else args
-    result = runner.invoke(app, ["sweep", spec, *args])
+    result = runner.invoke(app, ["sweep", "mobilenet_v2", *args])
     assert (result.exit_code, result.stderr.strip()) == (2, message)
+
+
+def test_cli_refuses_an_onnx_file():
+    result = runner.invoke(app, ["sweep", "model.onnx", "--alpha", "0.5:1:0.25"])
+    assert (result.exit_code, result.stderr.strip()) == (
+        2, "error: sweep needs a spec: α and ρ do not apply to an ONNX file; write one with "
+           "'macscalc import MODEL -o spec.yaml'")
 
 
 def test_progress_bar_only_on_a_terminal():
