@@ -23,7 +23,8 @@ from macscalc.spec import BUDGET_KEYS, Spec
 from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
 
-NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak memory (bytes)"}
+NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak memory (bytes)",
+         "latency": "estimated latency (µs)"}
 
 
 class Limit(NamedTuple):
@@ -183,8 +184,11 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
 
 
 def actuals(report: Report) -> dict[str, int]:
-    return {"macs": report.macs, "flops": report.flops, "params": report.params,
-            "memory": report.peak_bytes}
+    out = {"macs": report.macs, "flops": report.flops, "params": report.params,
+           "memory": report.peak_bytes}
+    if report.latency is not None:  # estimated on a device profile, in whole µs
+        out["latency"] = round(report.latency.ms * 1000)
+    return out
 
 
 def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
@@ -213,7 +217,8 @@ def check_doc(checked: list[tuple[Report, list[Outcome]]]) -> Doc:
              f"across {len(checked)} spec(s).",
              "A FLOPs limit is compared with FLOPs = 2 × MACs + the extra ops switched on, "
              "never with MACs.",
-             *[f"Convention: {c}" for c in conventions]]
+             *[f"Convention: {c}" for c in conventions],
+             *[f"{r.network.spec.name}: {r.latency.text()}" for r, _ in checked if r.latency]]
     reports = [{**report_data(r), "checks": [_outcome_data(o) for o in res],
                 "passed": all(o.ok for o in res)} for r, res in checked]
     return Doc("macscalc budget check", [Table("Limits", cols, rows)], notes,

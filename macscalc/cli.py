@@ -97,6 +97,10 @@ ParamsOpt = Annotated[
 DtypeOpt = Annotated[
     str, typer.Option("--dtype", help="Activation type for memory in bytes: fp32, fp16 or int8.")
 ]
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", metavar="PROFILE", help="A device profile (built-in: pixel1, cpu_epyc_2t; or a "
+    "file from macscalc calibrate): adds the estimated latency, marked as such, with its "
+    "error band from the profile's leave-one-out error.")]
 
 
 @contextmanager
@@ -115,6 +119,15 @@ def _convention(params: str, ops: str, dtype: str) -> Convention:
     from macscalc.units import dtype_name
 
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
+
+
+def _with_latency(report: Any, device: str | None) -> Any:
+    """The report with its estimated latency on ``device`` (a profile), when one is given."""
+    if device is not None:
+        from macscalc.latency import estimate, load_profile
+
+        report.latency = estimate(report, load_profile(device))
+    return report
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None) -> Network:
@@ -198,6 +211,7 @@ def count(
     ] = False,
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -215,7 +229,8 @@ def count(
 
         convention = _convention(params, ops, dtype)
         network = _network(spec, alpha, res, classes)
-        render(count_doc(count_network(network, convention), flops=flops), fmt, output)
+        report = _with_latency(count_network(network, convention), device)
+        render(count_doc(report, flops=flops), fmt, output)
 
 
 @app.command()
@@ -231,6 +246,7 @@ def table(
             help="Keep rows with computed MACs ≤ M (300M, 0.3G, 3.5e8), most accurate first.",
         ),
     ] = None,
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -250,7 +266,12 @@ def table(
 
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        render(table_doc(Grid(load_family(family)), a, res, limit), fmt, output)
+        profile = None
+        if device is not None:
+            from macscalc.latency import load_profile
+
+            profile = load_profile(device)
+        render(table_doc(Grid(load_family(family)), a, res, limit, profile), fmt, output)
 
 
 @app.command()
@@ -269,6 +290,10 @@ def check(
     max_memory: Annotated[str | None, typer.Option(
         "--max-memory", metavar="BYTES", help="Largest peak of live activations allowed, "
         "e.g. 2MB or 1.5MiB (type: --dtype; see macscalc memory).")] = None,
+    max_latency: Annotated[float | None, typer.Option(
+        "--max-latency", metavar="MS", min=0, help="Most estimated latency in ms on --device "
+        "(compared in µs).")] = None,
+    device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     budget: Annotated[Path | None, typer.Option(
         "--budget", dir_okay=False, help="A YAML budget file: top-level limits (macs, flops, "
@@ -314,13 +339,21 @@ def check(
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
         if max_memory is not None:
             flags["memory"] = parse_bytes(max_memory, "--max-memory")
+        if max_latency is not None:
+            if device is None:
+                from macscalc.latency import profile_names
+
+                raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
+                                    f"{', '.join(profile_names())}; or a file from macscalc "
+                                    "calibrate)")
+            flags["latency"] = round(max_latency * 1000)
         convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
         checked = []
         for ref in specs:
-            report = count_network(_network(ref, alpha, res), convention)
+            report = _with_latency(count_network(_network(ref, alpha, res), convention), device)
             results = outcomes(report, limits_for(report.network.spec, ref, flags, budget_file))
             if base is not None:
                 results += growth_outcomes(report, base, str(baseline), growth)
@@ -372,11 +405,11 @@ def pick(
     max_params: Annotated[str | None, typer.Option(
         "--max-params", metavar="N", help="Most parameters, e.g. 2M.")] = None,
     max_latency: Annotated[float | None, typer.Option(
-        "--max-latency", metavar="MS", help="Most published latency in ms on --device.")
-    ] = None,
+        "--max-latency", metavar="MS", help="Most latency in ms on --device: published where "
+        "it is, else estimated by the device's profile.")] = None,
     device: Annotated[str | None, typer.Option(
-        "--device", help="Device of the published latencies: pixel1, pixel2 or pixel3.")
-    ] = None,
+        "--device", help="A device with published latencies (pixel1, pixel2, pixel3) or a "
+        "profile (built-in pixel1, or a file from calibrate) to estimate the rest.")] = None,
     family: Annotated[str | None, typer.Option(
         "--family", metavar="F,F", help="Families to pick from (v1, v2, v3, micronet); "
         "default all.")] = None,
@@ -391,28 +424,38 @@ def pick(
 
     Ranks published models by top-1 among those within every limit, marks the
     accuracy/MACs Pareto frontier, and names where each accuracy and latency was
-    published. No latency is ever estimated.
+    published. With a device profile, models without a published latency get an
+    estimate, marked est.
     """
     with user_errors():
+        from macscalc.latency import load_profile, profile_names
         from macscalc.output import render
-        from macscalc.pick import candidates, devices, family_names, pick_doc
+        from macscalc.pick import candidates, devices, family_names, pick_doc, with_estimates
         from macscalc.pick import pick as choose
         from macscalc.units import parse_count
 
         known = devices(family_names(family))
+        choices = (f"published: {', '.join(known) or 'none'}; profiles: "
+                   f"{', '.join(profile_names())} or a file from macscalc calibrate")
         if max_latency is not None and device is None:
-            raise MacscalcError(f"--max-latency needs --device (one of: {', '.join(known)})")
-        if device is not None and device not in known:
-            raise MacscalcError(f"no published latencies for device {device!r} in these "
-                                f"families (known: {', '.join(known) or 'none'})")
+            raise MacscalcError(f"--max-latency needs --device ({choices})")
+        profile, published = None, device
+        if device is not None and (device in profile_names() or device not in known):
+            if device not in profile_names() and not Path(device).is_file():
+                raise MacscalcError(f"no published latencies or profile for device {device!r} "
+                                    f"({choices})")
+            profile = load_profile(device)
+            published = profile.published if profile.published in known else None
         limit_macs = parse_count(max_macs, "--max-macs") if max_macs else None
         limit_params = parse_count(max_params, "--max-params") if max_params else None
-        fits, no_latency = choose(candidates(family, res, device, unpublished), limit_macs,
-                                  limit_params, max_latency)
+        cands = candidates(family, res, published, unpublished)
+        if profile is not None:
+            cands = with_estimates(cands, profile)
+        fits, no_latency = choose(cands, limit_macs, limit_params, max_latency)
         limits = {"MACs": max_macs, "params": max_params,
                   f"{device} latency (ms)": max_latency if device else None}
-        render(pick_doc(fits, no_latency, device, known.get(device) if device else None,
-                        limits), fmt, output)
+        render(pick_doc(fits, no_latency, published, known.get(published) if published else None,
+                        limits, profile), fmt, output)
 
 
 @app.command()
@@ -423,6 +466,7 @@ def compare(
     ops: OpsOpt = "none",
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -437,7 +481,129 @@ def compare(
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
-        render(compare_doc([variant_report(v, convention) for v in variants]), fmt, output)
+        reports = [variant_report(v, convention) for v in variants]
+        render(compare_doc([(label, _with_latency(r, device)) for label, r in reports]), fmt,
+               output)
+
+
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")]
+ClassesOpt = Annotated[int | None, typer.Option(
+    min=1, help="Number of classes. Default: the spec's.")]
+
+
+@app.command()
+def export(
+    spec: SpecArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", dir_okay=False, help="The .onnx file to write (whole or not at all).")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    classes: ClassesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
+                                      "the same file.")] = 0,
+) -> None:
+    """Write a runnable ONNX graph of a spec: opset 17, NCHW, batch 1, seeded weights.
+
+    Batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish; onnx.checker passes
+    and onnxruntime runs it with the output shape the spec predicts. Needs the onnx
+    extra: pip install 'macscalc[onnx]'.
+    """
+    with user_errors():
+        from macscalc.onnx_export import OPSET, save
+        from macscalc.onnx_export import export as to_onnx
+
+        network = _network(spec, alpha, res, classes)
+        model = to_onnx(network, seed)
+        save(model, output)
+        shape = lambda d: "×".join(str(x.dim_value) for x in d.type.tensor_type.shape.dim)  # noqa: E731
+        typer.echo(f"wrote {output}: {len(model.graph.node)} ONNX nodes, opset {OPSET}, input "
+                   f"{shape(model.graph.input[0])}, output "
+                   f"{', '.join(shape(o) for o in model.graph.output)}")
+
+
+@app.command()
+def measure(
+    spec: Annotated[str | None, typer.Argument(
+        metavar="[SPEC]", help="A spec file or built-in name (or give --grid).")] = None,
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    classes: ClassesOpt = None,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="Intra-op threads, pinned (one inter-op thread, sequential "
+        "execution).")] = 1,
+    runs: Annotated[int, typer.Option(
+        "--runs", min=1, help="Timed runs: the median is the figure, quartiles, min and max "
+        "its spread.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
+    rounds: Annotated[int, typer.Option(
+        "--rounds", min=1, help="With --grid: spread the runs over this many interleaved "
+        "rounds, so a burst of load on the machine touches every model a little instead of "
+        "spoiling a few.")] = 5,
+    grid: Annotated[str | None, typer.Option(
+        "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
+        "micronet: their published grid points) and specs, comma-separated, or a CSV file "
+        "with the header spec,alpha,res,classes.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
+
+    The spec is exported to ONNX and run after warm-up; the median of --runs timings is
+    the figure, with its spread. Comment lines name the machine, runtime and threads.
+    Example: macscalc measure --grid v1,v2,v3 --threads 4 -o cpu.csv; macscalc
+    calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
+    """
+    with user_errors():
+        from fractions import Fraction
+
+        from macscalc.calibrate import Measurement
+        from macscalc.measure import grid_points, measure_csv
+        from macscalc.output import write_atomic
+        from macscalc.units import parse_alpha
+
+        if (spec is None) == (grid is None):
+            raise MacscalcError("give a SPEC or --grid GRID (not both)")
+        if grid is not None:
+            points, base = grid_points(grid), Path(grid).parent
+        else:
+            a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+            points, base = [Measurement(spec, a, res, classes, None)], None
+        text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
+                                      progress=grid is not None)
+        for line in summaries:
+            typer.echo(line, err=True)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(output, text)
+
+
+@app.command()
+def calibrate(
+    measured: Annotated[Path, typer.Argument(
+        metavar="MEASURED.csv", dir_okay=False, help="Measured latencies: the header "
+        "spec,alpha,res,classes,ms (as measure writes); empty alpha, res, classes: the spec's "
+        "defaults.")],
+    profile: Annotated[Path, typer.Option(
+        "--output", "-o", dir_okay=False, metavar="PROFILE.yaml", help="The device profile to "
+        "write, for --device.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The profile's name. Default: the CSV's file name.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit a device profile to measured latencies: dense and depthwise MAC rates, a cost per
+    layer and per element-wise op.
+
+    Prints the constants, the in-sample and leave-one-out errors (MAPE, share within
+    ±10 %) and every row's residual, and warns when the rows cannot pin a constant down.
+    """
+    with user_errors():
+        from macscalc.calibrate import calibrate_doc, calibrate_file
+        from macscalc.latency import profile_yaml
+        from macscalc.output import render, write_atomic
+
+        cal = calibrate_file(measured, name)
+        write_atomic(profile, profile_yaml(cal.profile))
+        render(calibrate_doc(cal, str(profile)), fmt)
 
 
 class _ExplainGroup(TyperGroup):
@@ -452,7 +618,8 @@ class _ExplainGroup(TyperGroup):
 explain_app = typer.Typer(
     cls=_ExplainGroup,
     help="Where the cost goes and why: the papers' formulas with your numbers. Topics: "
-    "dwsep, bottleneck, micro, scaling SPEC; or SPEC --layer NAME for one layer.",
+    "dwsep, bottleneck, micro, scaling SPEC, latency SPEC --device D; or SPEC --layer NAME "
+    "for one layer.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -546,6 +713,26 @@ def scaling(
         from macscalc.units import parse_alpha
 
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
+
+
+@explain_app.command()
+def latency(
+    spec: SpecArg,
+    device: Annotated[str, typer.Option("--device", metavar="PROFILE", help="A device profile: "
+                                        "built-in name or a file from calibrate.")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Where the estimated time goes by layer kind, and why a depthwise MAC costs several
+    dense ones on that device."""
+    with user_errors():
+        from macscalc.explain import latency_doc
+        from macscalc.latency import load_profile
+        from macscalc.output import render
+
+        render(latency_doc(_network(spec, alpha, res), load_profile(device)), fmt, output)
 
 
 @explain_app.command(hidden=True)

@@ -98,6 +98,11 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
                   Column("Δ params", "params_delta"), Column("FLOPs", "flops", fmt_int),
                   Column(f"peak memory ({base.convention.dtype})", "memory", fmt_int),
                   Column("Δ memory", "memory_delta")]
+    if any(r.latency for _, r in variants):
+        for row, (_, r) in zip(totals, variants, strict=True):
+            row["latency_est_ms"] = r.latency.ms if r.latency else None
+        total_cols.append(Column(f"est. ms ({base.latency.profile})" if base.latency else
+                                 "est. ms", "latency_est_ms", lambda v: f"{v:.2f}"))
     per_variant = [stages(r) for _, r in variants]
     names = list(dict.fromkeys(k for s in per_variant for k in s))
     names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))
@@ -119,7 +124,8 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
     conv = base.convention
     notes = [f"Deltas are against {base_label}. Stages are output strides (input height over "
              "output height); head: everything at 1×1 after the global pool.",
-             f"Convention: {conv.describe(base.network)}"]
+             f"Convention: {conv.describe(base.network)}",
+             *(f"{label}: {r.latency.text()}" for label, r in variants if r.latency)]
     data = envelope("compare", reports=[report_data(r) for _, r in variants],
                     totals=totals, stages=stage_rows)
     return Doc("macscalc compare", [Table("Totals", total_cols, totals),

@@ -1,16 +1,17 @@
 """Picking a published model under a budget, most accurate first.
 
 Candidates are the published rows of each family's primary table, counted by this tool
-under that table's convention (MAdds for MicroNet). Accuracy and latency are only ever
-published figures, each with its source; a model without a published latency for the
-chosen device cannot pass a latency limit. Grid points with no published accuracy may
-be listed on request, marked as such, after the ranked ones.
+under that table's convention (MAdds for MicroNet). Accuracy is only ever a published
+figure, with its source. Latency is the published figure for the chosen device where
+there is one; with a device profile every other candidate gets an estimate, marked as
+such, and without one it cannot pass a latency limit. Grid points with no published
+accuracy may be listed on request, marked as such, after the ranked ones.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from macscalc.errors import MacscalcError
 from macscalc.grid import Grid
@@ -18,6 +19,9 @@ from macscalc.output import Column, Doc, Table
 from macscalc.published import families, load_family
 from macscalc.report import envelope
 from macscalc.units import fmt_alpha, fmt_int
+
+if TYPE_CHECKING:
+    from macscalc.latency import Profile
 
 
 class Candidate(NamedTuple):
@@ -32,6 +36,8 @@ class Candidate(NamedTuple):
     top5: str | None
     latency: str | None  # ms on the chosen device, as published
     source: str  # where the accuracy (and latency) were published
+    estimate: float | None = None  # ms estimated by a device profile, where none is published
+    unseen: tuple[str, ...] = ()  # kinds of work the profile's calibration never saw
 
     @property
     def published(self) -> bool:
@@ -84,6 +90,28 @@ def candidates(family_text: str | None, res: int | None, device: str | None,
     return out
 
 
+def with_estimates(cands: list[Candidate], profile: Profile) -> list[Candidate]:
+    """Every candidate without a published latency gets one estimated by ``profile``."""
+    from macscalc.counting import PARAM_CONVENTIONS, Convention, count
+    from macscalc.graph import build
+    from macscalc.latency import estimate
+    from macscalc.spec import load_spec
+
+    convention = Convention(PARAM_CONVENTIONS["torch"])
+    out = []
+    for c in cands:
+        if c.latency is None:
+            est = estimate(count(build(load_spec(c.spec), c.alpha, (c.res, c.res)), convention),
+                           profile)
+            c = c._replace(estimate=est.ms, unseen=est.unseen)
+        out.append(c)
+    return out
+
+
+def _latency(c: Candidate) -> float | None:
+    return float(c.latency) if c.latency is not None else c.estimate
+
+
 def frontier(cands: list[Candidate]) -> set[str]:
     """Models on the accuracy/MACs Pareto frontier: none cheaper is as accurate."""
     ranked = sorted((c for c in cands if c.published), key=lambda c: (c.macs, -float(c.top1)))
@@ -103,18 +131,21 @@ def pick(cands: list[Candidate], max_macs: int | None, max_params: int | None,
             and (max_params is None or c.params <= max_params)]
     no_latency = 0
     if max_latency is not None:
-        no_latency = sum(1 for c in fits if c.latency is None)
-        fits = [c for c in fits if c.latency is not None and float(c.latency) <= max_latency]
+        no_latency = sum(1 for c in fits if _latency(c) is None)
+        fits = [c for c in fits if (ms := _latency(c)) is not None and ms <= max_latency]
     fits.sort(key=lambda c: (not c.published, -float(c.top1 or 0), c.macs))
     return fits, no_latency
 
 
 def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
-             device_label: str | None, limits: dict[str, Any]) -> Doc:
+             device_label: str | None, limits: dict[str, Any],
+             profile: Profile | None = None) -> Doc:
     front = frontier(fits)
     rows = [{"rank": i + 1 if c.published else None, "model": c.model, "family": c.family,
              "spec": c.spec, "alpha": fmt_alpha(c.alpha), "res": c.res, "macs": c.macs,
              "params": c.params, "top1": c.top1, "top5": c.top5, "latency_ms": c.latency,
+             "latency_estimated_ms": c.estimate, "unseen_kinds": list(c.unseen),
+             "_warn": bool(c.unseen),
              "frontier": c.model in front, "published_accuracy": c.published,
              "source": c.source}
             for i, c in enumerate(fits)]
@@ -125,15 +156,26 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
             Column("top-1", "top1"), Column("top-5", "top5")]
     if device:
         cols.append(Column(f"{device} ms", "latency_ms"))
+    if profile is not None:
+        cols.append(Column("est. ms", "latency_estimated_ms", lambda v: f"{v:.2f}"))
     cols += [Column("Pareto", "frontier", lambda v: "★" if v else ""),
              Column("accuracy from", "source", left=True)]
     given = ", ".join(f"{k} ≤ {v}" for k, v in limits.items() if v is not None) or "no limits"
     notes = [f"{len(rows)} model(s) within {given}; ★ marks the accuracy/MACs Pareto frontier "
              "(no cheaper model is as accurate).",
              "MACs are this tool's counts under each family's published convention (MicroNet: "
-             "MAdds with the shift-max fusion); accuracy and latency are published figures."]
-    if device_label:
+             "MAdds with the shift-max fusion); accuracy is a published figure"
+             + ("." if profile else ", and so is latency.")]
+    if profile is not None:
+        notes.append(f"Latency: {device_label + ', ' if device_label else ''}as published where "
+                     f"it is; elsewhere estimated (est. ms) by profile {profile.name}, "
+                     f"±{profile.loo.p90:.0f} % for 9 of 10 of its held-out rows.")
+    elif device_label:
         notes.append(f"Latency: {device_label}, as published; nothing is estimated.")
+    unseen = sorted({k for c in fits for k in c.unseen})
+    if unseen:
+        notes.append(f"WARNING: the estimates for {', '.join(c.model for c in fits if c.unseen)} "
+                     f"rest on work the calibration never saw ({', '.join(unseen)}).")
     if no_latency:
         notes.append(f"{no_latency} model(s) within the other limits have no published "
                      f"latency on {device} and were left out.")

@@ -105,6 +105,7 @@ def by_kind_rows(report: Report) -> list[dict[str, Any]]:
 
 def totals(report: Report) -> dict[str, Any]:
     ops = report.ops_by_category
+    latency = {"latency_ms": report.latency.data()} if report.latency else {}
     return {
         "macs": report.macs,
         "flops": report.flops,
@@ -114,6 +115,7 @@ def totals(report: Report) -> dict[str, Any]:
                       for c in OP_CATEGORIES},
         "activations": report.activations,
         "peak_memory": _peak(report),
+        **latency,
     }
 
 

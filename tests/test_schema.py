@@ -16,7 +16,7 @@ from macscalc.cli import app
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "macscalc" / "data" /
                      "report.schema.json").read_text(encoding="utf-8"))
-TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "number": (int, float)}
 
 
 def validate(value, schema, path="$"):
