@@ -137,7 +137,9 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int) -> list[str]:
             f"{threads} intra-op thread(s), median of {runs} runs after {warmup} warm-up"
             + (f", in {rounds} interleaved rounds" if rounds > 1 else ""),
             f"# machine: {machine()} ({os.cpu_count()} CPUs), {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}"]
+            f"{platform.release()}, Python {platform.python_version()}",
+            *([f"# load average (1 min) when timing began: {os.getloadavg()[0]:.2f}"]
+              if hasattr(os, "getloadavg") else [])]
 
 
 def csv_row(network: Network, ref: str, t: Timing) -> str:
@@ -185,6 +187,7 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
     point for people. Every spec is built first, so a bad one fails before any timing."""
     networks = [p.network(base) for p in points]
     effective = effective_rounds(len(networks), rounds, runs)
+    head = [*provenance(threads, runs, warmup, effective), csv_header()]
     labels = [f"{p.spec} α{fmt_alpha(n.settings.alpha)} {n.settings.size[0]}"
               for p, n in zip(points, networks, strict=True)]
     if progress:
@@ -208,7 +211,7 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
             timings = time_networks(networks, threads, runs, warmup, rounds, step)
     else:
         timings = time_networks(networks, threads, runs, warmup, rounds)
-    lines = [*provenance(threads, runs, warmup, effective), csv_header()]
-    lines += [csv_row(n, p.spec, t) for p, n, t in zip(points, networks, timings, strict=True)]
+    lines = head + [csv_row(n, p.spec, t)
+                    for p, n, t in zip(points, networks, timings, strict=True)]
     summaries = [f"{label}: {t.describe()}" for label, t in zip(labels, timings, strict=True)]
     return "\n".join(lines) + "\n", summaries

@@ -56,6 +56,9 @@ def validate(value, schema, path="$"):
     ["memory", "mobilenet_v2"],
     ["explain", "dwsep"],
     ["check", "mobilenet_v2", "--max-memory", "8MB"],
+    ["count", "mobilenet_v3_small", "--device", "pixel1"],
+    ["check", "mobilenet_v2", "--max-latency", "500", "--device", "cpu_epyc_2t"],
+    ["compare", "mobilenet_v2", "mobilenet_v1", "--device", "pixel1"],
 ])
 def test_json_validates(args):
     result = CliRunner().invoke(app, [*args, "--format", "json"])
