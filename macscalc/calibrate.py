@@ -13,9 +13,14 @@ import csv
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from macscalc.errors import MacscalcError
+
+if TYPE_CHECKING:
+    from macscalc.graph import Network
+    from macscalc.latency import Profile
+    from macscalc.output import Doc
 
 CSV_COLUMNS = ("spec", "alpha", "res", "classes", "ms")
 
@@ -37,7 +42,7 @@ class Measurement(NamedTuple):
         return f"{Path(self.spec).stem} α{fmt_alpha(self.alpha)}" + (f" {self.res}" if self.res
                                                                     else "")
 
-    def network(self, base: Path | None = None):  # -> Network (graph imported lazily)
+    def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
         from macscalc.graph import build
         from macscalc.spec import load_spec
@@ -144,7 +149,7 @@ DW_HEAVY = 0.10  # a model whose depthwise MACs are at least this share of its M
 
 
 class Calibration(NamedTuple):
-    profile: Any  # latency.Profile
+    profile: Profile
     rows: list[dict[str, Any]]  # each measurement with its fitted and held-out prediction
     warnings: list[str]
 
@@ -231,7 +236,7 @@ def calibrate_file(path: Path, name: str | None = None) -> Calibration:
                                                              if notes else ""), path.parent)
 
 
-def calibrate_doc(cal: Calibration, profile_file: str) -> Any:  # -> output.Doc
+def calibrate_doc(cal: Calibration, profile_file: str) -> Doc:
     """The constants, the errors, and every row's residual, fitted and held out."""
     from macscalc.latency import TERMS
     from macscalc.output import Column, Doc, Table

@@ -20,8 +20,9 @@ from typer.core import TyperGroup
 from macscalc.errors import MacscalcError
 
 if TYPE_CHECKING:
-    from macscalc.counting import Convention
+    from macscalc.counting import Convention, Report
     from macscalc.graph import Network
+    from macscalc.latency import Profile
 
 app = typer.Typer(
     name="macscalc",
@@ -121,12 +122,21 @@ def _convention(params: str, ops: str, dtype: str) -> Convention:
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
 
 
-def _with_latency(report: Any, device: str | None) -> Any:
-    """The report with its estimated latency on ``device`` (a profile), when one is given."""
-    if device is not None:
-        from macscalc.latency import estimate, load_profile
+def _profile(device: str | None) -> Profile | None:
+    """The device profile --device names, if any."""
+    if device is None:
+        return None
+    from macscalc.latency import load_profile
 
-        report.latency = estimate(report, load_profile(device))
+    return load_profile(device)
+
+
+def _with_latency(report: Report, profile: Profile | None) -> Report:
+    """The report with its estimated latency on ``profile``, when one is given."""
+    if profile is not None:
+        from macscalc.latency import estimate
+
+        report.latency = estimate(report, profile)
     return report
 
 
@@ -229,7 +239,7 @@ def count(
 
         convention = _convention(params, ops, dtype)
         network = _network(spec, alpha, res, classes)
-        report = _with_latency(count_network(network, convention), device)
+        report = _with_latency(count_network(network, convention), _profile(device))
         render(count_doc(report, flops=flops), fmt, output)
 
 
@@ -266,12 +276,8 @@ def table(
 
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        profile = None
-        if device is not None:
-            from macscalc.latency import load_profile
-
-            profile = load_profile(device)
-        render(table_doc(Grid(load_family(family)), a, res, limit, profile), fmt, output)
+        render(table_doc(Grid(load_family(family)), a, res, limit, _profile(device)), fmt,
+               output)
 
 
 @app.command()
@@ -352,8 +358,9 @@ def check(
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
         checked = []
+        profile = _profile(device)
         for ref in specs:
-            report = _with_latency(count_network(_network(ref, alpha, res), convention), device)
+            report = _with_latency(count_network(_network(ref, alpha, res), convention), profile)
             results = outcomes(report, limits_for(report.network.spec, ref, flags, budget_file))
             if base is not None:
                 results += growth_outcomes(report, base, str(baseline), growth)
@@ -428,7 +435,7 @@ def pick(
     estimate, marked est.
     """
     with user_errors():
-        from macscalc.latency import load_profile, profile_names
+        from macscalc.latency import profile_names
         from macscalc.output import render
         from macscalc.pick import candidates, devices, family_names, pick_doc, with_estimates
         from macscalc.pick import pick as choose
@@ -444,7 +451,7 @@ def pick(
             if device not in profile_names() and not Path(device).is_file():
                 raise MacscalcError(f"no published latencies or profile for device {device!r} "
                                     f"({choices})")
-            profile = load_profile(device)
+            profile = _profile(device)
             published = profile.published if profile.published in known else None
         limit_macs = parse_count(max_macs, "--max-macs") if max_macs else None
         limit_params = parse_count(max_params, "--max-params") if max_params else None
@@ -481,8 +488,9 @@ def compare(
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
+        profile = _profile(device)
         reports = [variant_report(v, convention) for v in variants]
-        render(compare_doc([(label, _with_latency(r, device)) for label, r in reports]), fmt,
+        render(compare_doc([(label, _with_latency(r, profile)) for label, r in reports]), fmt,
                output)
 
 

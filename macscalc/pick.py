@@ -167,8 +167,9 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
              "MAdds with the shift-max fusion); accuracy is a published figure"
              + ("." if profile else ", and so is latency.")]
     if profile is not None:
-        notes.append(f"Latency: {device_label + ', ' if device_label else ''}as published where "
-                     f"it is; elsewhere estimated (est. ms) by profile {profile.name}, "
+        where = (f"{device_label}, as published where it is; elsewhere estimated"
+                 if device_label else "estimated")
+        notes.append(f"Latency: {where} (est. ms) by profile {profile.name}, "
                      f"±{profile.loo.p90:.0f} % for 9 of 10 of its held-out rows.")
     elif device_label:
         notes.append(f"Latency: {device_label}, as published; nothing is estimated.")
