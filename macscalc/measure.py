@@ -129,17 +129,19 @@ def machine() -> str:
 
 
 def provenance(threads: int, runs: int, warmup: int, rounds: int) -> list[str]:
-    """Comment lines saying what measured a CSV (``calibrate`` keeps them in the profile)."""
+    """Comment lines saying what measured a CSV; ``calibrate`` takes the device from the
+    ``machine:`` line and keeps them all in the profile."""
     import os
 
     ort = require("onnxruntime", "measure")
-    return [f"# macscalc measure: onnxruntime {ort.__version__} CPUExecutionProvider, "
-            f"{threads} intra-op thread(s), median of {runs} runs after {warmup} warm-up"
+    load = f"; load average (1 min) when timing began: {os.getloadavg()[0]:.2f}" \
+        if hasattr(os, "getloadavg") else ""
+    return [f"# macscalc measure: median of {runs} runs after {warmup} warm-up"
             + (f", in {rounds} interleaved rounds" if rounds > 1 else ""),
-            f"# machine: {machine()} ({os.cpu_count()} CPUs), {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}",
-            *([f"# load average (1 min) when timing began: {os.getloadavg()[0]:.2f}"]
-              if hasattr(os, "getloadavg") else [])]
+            f"# machine: {machine()} ({os.cpu_count()} CPUs), onnxruntime {ort.__version__} "
+            f"CPUExecutionProvider, {threads} intra-op thread{'s' if threads > 1 else ''}",
+            f"# system: {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}{load}"]
 
 
 def csv_row(network: Network, ref: str, t: Timing) -> str:
