@@ -194,6 +194,10 @@ def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: st
 
     reports = [count(m.network(base), Convention(PARAM_CONVENTIONS["torch"]))
                for m in measured]
+    if len(measured) < 2:
+        raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
+                            f"from the others), got {len(measured)}",
+                            measured[0].file if measured else None)
     feats = [features(r) for r in reports]
     x = [[f[t.name] for t in TERMS] for f in feats]
     ms = [m.ms for m in measured]

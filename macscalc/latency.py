@@ -325,13 +325,10 @@ def published_latency(network: Network, device: str) -> tuple[str, str] | None:
     """The published latency of this model on ``device`` (ms as printed, source)."""
     from macscalc.published import families, load_family
 
-    spec = network.spec
-    if spec.family not in families():
+    spec, s = network.spec, network.settings
+    if spec.family not in families() or s.size[0] != s.size[1]:
         return None
-    s = network.settings
     point = (spec.name, s.alpha, s.size[0])
-    if s.size[0] != s.size[1]:
-        return None
     for table in load_family(spec.family).tables:
         row = table.find(point)
         if row is not None and device in row.latency:

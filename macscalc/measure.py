@@ -56,8 +56,8 @@ class Runner:
 
     def __init__(self, network: Network, threads: int) -> None:
         ort = require("onnxruntime", "measure")
+        onnx = require("onnx", "measure")
         import numpy as np
-        import onnx
 
         from macscalc.onnx_export import export
 

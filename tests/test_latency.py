@@ -198,6 +198,8 @@ def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms
     (["mobilenet_v2,1,224,,3"], "spec,alpha,resolution,classes,ms",
      "m.csv:2:12: the header must start spec,alpha,res,classes,ms; column 3 is 'resolution'"),
     ([], None, "m.csv:2:1: no measurements after the header"),
+    (["mobilenet_v2,,,,10"], None, "m.csv: calibrate needs at least 2 measured rows (each is "
+                                   "predicted from the others), got 1"),
 ])
 def test_bad_csv_is_a_located_error(tmp_path, rows, head, message):
     path = _csv(tmp_path, rows, head or "spec,alpha,res,classes,ms")
