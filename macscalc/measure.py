@@ -216,4 +216,22 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
     lines = head + [csv_row(n, p.spec, t)
                     for p, n, t in zip(points, networks, timings, strict=True)]
     summaries = [f"{label}: {t.describe()}" for label, t in zip(labels, timings, strict=True)]
-    return "\n".join(lines) + "\n", summaries
+    return "\n".join(lines) + "\n", summaries + noise_warnings(timings)
+
+
+def noise_warnings(timings: list[Timing]) -> list[str]:
+    """Say so when other work on the machine has likely inflated the timings: a busy
+    machine (load average above half its CPUs) or a wide spread between quartiles."""
+    import os
+
+    out = []
+    cpus = os.cpu_count() or 1
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > cpus / 2:
+        out.append(f"WARNING: the machine is busy (load average {os.getloadavg()[0]:.1f} on "
+                   f"{cpus} CPUs): other work inflates timings, most with several threads; "
+                   "measure on an idle machine")
+    noisy = sum(1 for t in timings if t.q3 > 1.25 * t.q1)
+    if noisy:
+        out.append(f"WARNING: {noisy} of {len(timings)} timings spread widely (upper quartile "
+                   "over 1.25 × the lower): measure again, or with more --runs and --rounds")
+    return out

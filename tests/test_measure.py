@@ -65,3 +65,20 @@ def test_grid_sources(tmp_path):
 def test_measure_bad_input(args, message):
     result = runner.invoke(app, ["measure", *args])
     assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_noise_is_reported(monkeypatch):
+    import os
+
+    from macscalc.measure import Timing, noise_warnings
+
+    steady = Timing(10.0, 9.9, 10.2, 9.8, 11.0, 2, 50)
+    noisy = Timing(10.0, 9.0, 12.0, 8.9, 40.0, 2, 50)  # 12 > 1.25 × 9
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert noise_warnings([steady]) == []
+    assert noise_warnings([steady, noisy]) == [
+        "WARNING: 1 of 2 timings spread widely (upper quartile over 1.25 × the lower): measure "
+        "again, or with more --runs and --rounds"]
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 1.0, 1.0))
+    assert noise_warnings([steady])[0].startswith("WARNING: the machine is busy (load average "
+                                                   "64.0 on ")
