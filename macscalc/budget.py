@@ -32,7 +32,7 @@ from macscalc.units import fmt_int, parse_bytes, parse_count
 from macscalc.yamlload import LocDict, load
 
 NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak bytes",
-         "size": "weight bytes"}
+         "size": "weight bytes", "latency": "estimated latency (µs)"}
 
 
 class Limit(NamedTuple):
@@ -196,8 +196,11 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
 
 
 def actuals(report: Report) -> dict[str, int]:
-    return {"macs": report.macs, "flops": report.flops, "params": report.params,
-            "memory": report.peak_bytes, "size": report.weight_bytes}
+    out = {"macs": report.macs, "flops": report.flops, "params": report.params,
+           "memory": report.peak_bytes, "size": report.weight_bytes}
+    if report.latency is not None:  # estimated on a device profile, in whole µs
+        out["latency"] = round(report.latency.ms * 1000)
+    return out
 
 
 def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
@@ -283,6 +286,7 @@ def check_doc(checked: list[SpecCheck]) -> Doc:
         by_settings.setdefault(settings_text(r.network), []).append(r.network.spec.name)
     notes += [f"Counted at {text}: {', '.join(dict.fromkeys(names))}"
               for text, names in by_settings.items()]
+    notes += [f"{r.network.spec.name}: {r.latency.text()}" for r in counted if r.latency]
     reports = [{**report_data(c.report), "checks": [_outcome_data(o) for o in c.outcomes],
                 "passed": c.status == 0} for c in checked if c.report is not None]
     errors = [{"spec": c.ref, "message": c.error.message, "file": c.error.file,

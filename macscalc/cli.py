@@ -21,8 +21,9 @@ from typer.core import TyperGroup
 from macscalc.errors import MacscalcError
 
 if TYPE_CHECKING:
-    from macscalc.counting import Convention
+    from macscalc.counting import Convention, Report
     from macscalc.graph import Network
+    from macscalc.latency import Profile
 
 app = typer.Typer(
     name="macscalc",
@@ -127,6 +128,11 @@ def _main(
 ) -> None:
     pass
 
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", metavar="PROFILE", help="A device profile (built-in: pixel1, cpu_epyc_2t; or a "
+    "file from macscalc calibrate): adds the estimated latency, marked as such, with its "
+    "error band from the profile's leave-one-out error.")]
+
 
 @contextmanager
 def user_errors() -> Iterator[None]:
@@ -144,6 +150,24 @@ def _convention(params: str, ops: str, dtype: str) -> "Convention":
     from macscalc.units import dtype_name
 
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
+
+
+def _profile(device: str | None) -> "Profile | None":
+    """The device profile --device names, if any."""
+    if device is None:
+        return None
+    from macscalc.latency import load_profile
+
+    return load_profile(device)
+
+
+def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
+    """The report with its estimated latency on ``profile``, when one is given."""
+    if profile is not None:
+        from macscalc.latency import estimate
+
+        report.latency = estimate(report, profile)
+    return report
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
@@ -232,6 +256,7 @@ def count(
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
     allow_unknown: UnknownOpt = False,
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -249,7 +274,8 @@ def count(
 
         convention = _convention(params, ops, dtype)
         network = _network(spec, alpha, res, classes, allow_unknown)
-        render(count_doc(count_network(network, convention), flops=flops), fmt, output)
+        report = _with_latency(count_network(network, convention), _profile(device))
+        render(count_doc(report, flops=flops), fmt, output)
 
 
 @app.command()
@@ -267,6 +293,7 @@ def table(
         ),
     ] = None,
     plot: PlotOpt = None,
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -290,7 +317,7 @@ def table(
             check_target(plot)
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        doc = table_doc(Grid(load_family(family)), a, res, limit)
+        doc = table_doc(Grid(load_family(family)), a, res, limit, _profile(device))
         render(doc, fmt, output)
         if plot is not None:
             table_plot(doc.data, plot)
@@ -315,6 +342,10 @@ def check(
     max_size: Annotated[str | None, typer.Option(
         "--max-size", metavar="BYTES", help="Largest weights allowed: the parameters "
         "(--params) at --dtype, e.g. 5MB or 4MiB.")] = None,
+    max_latency: Annotated[float | None, typer.Option(
+        "--max-latency", metavar="MS", min=0, help="Most estimated latency in ms on --device "
+        "(compared in µs).")] = None,
+    device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     budget: Annotated[Path | None, typer.Option(
         "--budget", dir_okay=False, help="A YAML budget file: top-level defaults (macs, "
@@ -376,13 +407,22 @@ def check(
         for key, text in (("memory", max_memory), ("size", max_size)):
             if text is not None:
                 flags[key] = parse_bytes(text, f"--max-{key}")
+        if max_latency is not None:
+            if device is None:
+                from macscalc.latency import profile_names
+
+                raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
+                                    f"{', '.join(profile_names())}; or a file from macscalc "
+                                    "calibrate)")
+            flags["latency"] = round(max_latency * 1000)
         convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
         base = load_baseline(baseline) if baseline else None
+        profile = _profile(device)
         checked = check_specs(
-            specs, lambda ref: count_network(_network(ref, alpha, res, None, allow_unknown),
-                                             convention),
+            specs, lambda ref: _with_latency(count_network(
+                _network(ref, alpha, res, None, allow_unknown), convention), profile),
             lambda report, ref: limits_for(report.network.spec, ref, flags, budget_file),
             lambda report: growth_outcomes(report, base, str(baseline), growth) if base else [],
             require_limits)
@@ -445,11 +485,11 @@ def pick(
         "e.g. 5MB or 4MiB.")] = None,
     dtype: DtypeOpt = "fp32",
     max_latency: Annotated[float | None, typer.Option(
-        "--max-latency", metavar="MS", help="Most published latency in ms on --device.")
-    ] = None,
+        "--max-latency", metavar="MS", help="Most latency in ms on --device: published where "
+        "it is, else estimated by the device's profile.")] = None,
     device: Annotated[str | None, typer.Option(
-        "--device", help="Device of the published latencies: pixel1, pixel2 or pixel3.")
-    ] = None,
+        "--device", help="A device with published latencies (pixel1, pixel2, pixel3) or a "
+        "profile (built-in pixel1, or a file from calibrate) to estimate the rest.")] = None,
     family: Annotated[str | None, typer.Option(
         "--family", metavar="F,F", help=f"Families to pick from ({', '.join(FAMILIES)}); "
         "default all.")] = None,
@@ -465,11 +505,20 @@ def pick(
 
     Ranks published models by top-1 (detectors by mAP, apart) among those within every
     limit, marks the accuracy/MACs Pareto frontier, and names where each accuracy and
-    latency was published. No latency is ever estimated.
+    latency was published. With a device profile, models without a published latency get
+    an estimate, marked est.
     """
     with user_errors():
+        from macscalc.latency import profile_names
         from macscalc.output import render
-        from macscalc.pick import Limits, candidates, devices, family_names, pick_doc
+        from macscalc.pick import (
+            Limits,
+            candidates,
+            devices,
+            family_names,
+            pick_doc,
+            with_estimates,
+        )
         from macscalc.pick import pick as choose
         from macscalc.units import dtype_name, parse_bytes, parse_count
 
@@ -478,20 +527,29 @@ def pick(
 
             check_target(plot)
         known = devices(family_names(family))
+        choices = (f"published: {', '.join(known) or 'none'}; profiles: "
+                   f"{', '.join(profile_names())} or a file from macscalc calibrate")
         if max_latency is not None and device is None:
-            raise MacscalcError(f"--max-latency needs --device (one of: {', '.join(known)})")
-        if device is not None and device not in known:
-            raise MacscalcError(f"no published latencies for device {device!r} in these "
-                                f"families (known: {', '.join(known) or 'none'})")
+            raise MacscalcError(f"--max-latency needs --device ({choices})")
+        profile, published = None, device
+        if device is not None and (device in profile_names() or device not in known):
+            if device not in profile_names() and not Path(device).is_file():
+                raise MacscalcError(f"no published latencies or profile for device {device!r} "
+                                    f"({choices})")
+            profile = _profile(device)
+            published = profile.published if profile.published in known else None
         limits = Limits(parse_count(max_macs, "--max-macs") if max_macs else None,
                         parse_count(max_params, "--max-params") if max_params else None,
                         max_latency, parse_bytes(max_size, "--max-size") if max_size else None,
                         dtype_name(dtype))
-        fits, no_latency = choose(candidates(family, res, device, unpublished), limits)
+        cands = candidates(family, res, published, unpublished)
+        if profile is not None:
+            cands = with_estimates(cands, profile)
+        fits, no_latency = choose(cands, limits)
         given = {"MACs": max_macs, "params": max_params, f"{dtype} weights": max_size,
                  f"{device} latency (ms)": max_latency if device else None}
-        doc = pick_doc(fits, no_latency, device, known.get(device) if device else None,
-                       limits, given)
+        doc = pick_doc(fits, no_latency, published, known.get(published) if published else None,
+                       limits, given, profile)
         render(doc, fmt, output)
         if plot is not None:
             pick_plot(doc.data, plot)
@@ -506,6 +564,7 @@ def compare(
     params: ParamsOpt = "torch",
     dtype: DtypeOpt = "fp32",
     allow_unknown: UnknownOpt = False,
+    device: DeviceOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -520,8 +579,10 @@ def compare(
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
         convention = _convention(params, ops, dtype)
-        render(compare_doc([variant_report(v, convention, allow_unknown) for v in variants]),
-               fmt, output)
+        profile = _profile(device)
+        reports = [variant_report(v, convention, allow_unknown) for v in variants]
+        render(compare_doc([(label, _with_latency(r, profile)) for label, r in reports]), fmt,
+               output)
 
 
 @app.command("import")
@@ -631,6 +692,126 @@ def sweep(
             sweep_plot(result, doc.data, plot)
 
 
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")]
+ClassesOpt = Annotated[int | None, typer.Option(
+    min=1, help="Number of classes. Default: the spec's.")]
+
+
+@app.command()
+def export(
+    spec: SpecArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", dir_okay=False, help="The .onnx file to write (whole or not at all).")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    classes: ClassesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
+                                      "the same file.")] = 0,
+) -> None:
+    """Write a runnable ONNX graph of a spec: opset 17, NCHW, batch 1, seeded weights.
+
+    Batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish; onnx.checker passes
+    and onnxruntime runs it with the output shape the spec predicts. Needs the onnx
+    extra: pip install 'macscalc[onnx]'.
+    """
+    with user_errors():
+        from macscalc.onnx_export import OPSET, save
+        from macscalc.onnx_export import export as to_onnx
+
+        network = _network(spec, alpha, res, classes)
+        model = to_onnx(network, seed)
+        save(model, output)
+        shape = lambda d: "×".join(str(x.dim_value) for x in d.type.tensor_type.shape.dim)  # noqa: E731
+        typer.echo(f"wrote {output}: {len(model.graph.node)} ONNX nodes, opset {OPSET}, input "
+                   f"{shape(model.graph.input[0])}, output "
+                   f"{', '.join(shape(o) for o in model.graph.output)}")
+
+
+@app.command()
+def measure(
+    spec: Annotated[str | None, typer.Argument(
+        metavar="[SPEC]", help="A spec file or built-in name (or give --grid).")] = None,
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    classes: ClassesOpt = None,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="Intra-op threads, pinned (one inter-op thread, sequential "
+        "execution).")] = 1,
+    runs: Annotated[int, typer.Option(
+        "--runs", min=1, help="Timed runs: the median is the figure, quartiles, min and max "
+        "its spread.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
+    rounds: Annotated[int, typer.Option(
+        "--rounds", min=1, help="With --grid: spread the runs over this many interleaved "
+        "rounds, so a burst of load on the machine touches every model a little instead of "
+        "spoiling a few.")] = 5,
+    grid: Annotated[str | None, typer.Option(
+        "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
+        "micronet: their published grid points) and specs, comma-separated, or a CSV file "
+        "with the header spec,alpha,res,classes.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
+
+    The spec is exported to ONNX and run after warm-up; the median of --runs timings is
+    the figure, with its spread. Comment lines name the machine, runtime and threads.
+    Example: macscalc measure --grid v1,v2,v3 --threads 4 -o cpu.csv; macscalc
+    calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
+    """
+    with user_errors():
+        from fractions import Fraction
+
+        from macscalc.calibrate import Measurement
+        from macscalc.measure import grid_points, measure_csv
+        from macscalc.output import write_atomic
+        from macscalc.units import parse_alpha
+
+        if (spec is None) == (grid is None):
+            raise MacscalcError("give a SPEC or --grid GRID (not both)")
+        if grid is not None:
+            points, base = grid_points(grid), Path(grid).parent
+        else:
+            a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+            points, base = [Measurement(spec, a, res, classes, None)], None
+        text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
+                                      progress=grid is not None)
+        for line in summaries:
+            typer.echo(line, err=True)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomic(output, text)
+
+
+@app.command()
+def calibrate(
+    measured: Annotated[Path, typer.Argument(
+        metavar="MEASURED.csv", dir_okay=False, help="Measured latencies: the header "
+        "spec,alpha,res,classes,ms (as measure writes); empty alpha, res, classes: the spec's "
+        "defaults.")],
+    profile: Annotated[Path, typer.Option(
+        "--output", "-o", dir_okay=False, metavar="PROFILE.yaml", help="The device profile to "
+        "write, for --device.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The profile's name. Default: the CSV's file name.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit a device profile to measured latencies: dense and depthwise MAC rates, a cost per
+    layer and per element-wise op.
+
+    Prints the constants, the in-sample and leave-one-out errors (MAPE, share within
+    ±10 %) and every row's residual, and warns when the rows cannot pin a constant down.
+    """
+    with user_errors():
+        from macscalc.calibrate import calibrate_doc, calibrate_file
+        from macscalc.latency import profile_yaml
+        from macscalc.output import render, write_atomic
+
+        cal = calibrate_file(measured, name)
+        write_atomic(profile, profile_yaml(cal.profile))
+        render(calibrate_doc(cal, str(profile)), fmt)
+
+
 class _ExplainGroup(TyperGroup):
     """``explain SPEC --layer NAME``: a first word that is no topic names a spec, when
     ``--layer`` follows; otherwise it is a topic misspelt."""
@@ -651,7 +832,8 @@ class _ExplainGroup(TyperGroup):
 explain_app = typer.Typer(
     cls=_ExplainGroup,
     help="Where the cost goes and why: the papers' formulas with your numbers. Topics: "
-    "dwsep, bottleneck, micro, scaling SPEC; or SPEC --layer NAME for one layer.",
+    "dwsep, bottleneck, micro, scaling SPEC, latency SPEC --device D; or SPEC --layer NAME "
+    "for one layer.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -748,6 +930,26 @@ def scaling(
             raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
                                 "file; write one with 'macscalc import MODEL -o spec.yaml'")
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
+
+
+@explain_app.command()
+def latency(
+    spec: SpecArg,
+    device: Annotated[str, typer.Option("--device", metavar="PROFILE", help="A device profile: "
+                                        "built-in name or a file from calibrate.")],
+    alpha: AlphaOpt = None,
+    res: ResOpt = None,
+    fmt: DocFormatOpt = "table",
+    output: OutputOpt = None,
+) -> None:
+    """Where the estimated time goes by layer kind, and why a depthwise MAC costs several
+    dense ones on that device."""
+    with user_errors():
+        from macscalc.explain import latency_doc
+        from macscalc.latency import load_profile
+        from macscalc.output import render
+
+        render(latency_doc(_network(spec, alpha, res), load_profile(device)), fmt, output)
 
 
 @explain_app.command(hidden=True)

@@ -122,6 +122,11 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
                   Column(f"peak {dtype} MB", "memory", lambda v: f"{v / 1e6:.2f}", unit="bytes",
                          drop=2),
                   Column("Δ memory", "memory_delta_pct", _signed, drop=3)]
+    if any(r.latency for _, r in variants):
+        for row, (_, r) in zip(totals, variants, strict=True):
+            row["latency_est_ms"] = r.latency.ms if r.latency else None
+        total_cols.append(Column(f"est. ms ({base.latency.profile})" if base.latency else
+                                 "est. ms", "latency_est_ms", lambda v: f"{v:.2f}"))
     per_variant = [stages(r) for _, r in variants]
     names = list(dict.fromkeys(k for s in per_variant for k in s))
     names.sort(key=lambda k: (k == "head", int(k.split()[1]) if k != "head" else 0))
@@ -146,7 +151,8 @@ def compare_doc(variants: list[tuple[str, Report]]) -> Doc:
              "after the global pool.",
              f"{dtype} MB: the weights, the counted params × {DTYPE_BYTES[dtype]} bytes, in "
              "10^6 bytes.",
-             f"Convention: {conv.describe(base.network)}"]
+             f"Convention: {conv.describe(base.network)}",
+             *(f"{label}: {r.latency.text()}" for label, r in variants if r.latency)]
     data = envelope("compare", reports=[report_data(r) for _, r in variants],
                     totals=totals, stages=stage_rows)
     return Doc("macscalc compare", [Table("Totals", total_cols, totals),

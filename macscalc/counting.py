@@ -18,6 +18,7 @@ from macscalc.layers import OP_CATEGORIES, OP_FLOPS, PARAM_PARTS, Params
 from macscalc.units import DTYPE_BYTES, fmt_alpha
 
 if TYPE_CHECKING:
+    from macscalc.latency import Estimate
     from macscalc.memory import Peak
 
 
@@ -133,6 +134,7 @@ class Report:
         self.network = network
         self.convention = convention
         self.layers = layers
+        self.latency: Estimate | None = None  # set when a device profile is given
 
     def counted_ops(self, lc: LayerCount) -> int:
         """The layer's extra ops in the switched-on categories."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from macscalc.counting import PARAM_CONVENTIONS, Convention, count
 from macscalc.errors import MacscalcError
@@ -20,6 +20,9 @@ from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope
 from macscalc.spec import Spec, suggest
 from macscalc.units import fmt_alpha, fmt_int
+
+if TYPE_CHECKING:
+    from macscalc.latency import Profile
 
 KS = (1, 3, 5, 7)
 NS = (16, 64, 256, 1024)
@@ -336,3 +339,81 @@ def layer_doc(network: Network, name: str) -> Doc:
     return Doc(f"{network.spec.title}: {name} (α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]})",
                [], ["params counts every stored number (weights, biases, BN γ/β and moving "
                     "statistics); extra ops are elementary operations."], data, intro[:-1])
+
+
+def latency_doc(network: Network, profile: Profile) -> Doc:
+    """Where the estimated time goes on a device, and why a depthwise MAC costs more."""
+    from macscalc.latency import TERMS, estimate, node_features
+
+    report = count(network, Convention(PARAM_CONVENTIONS["torch"]))
+    est = estimate(report, profile)
+    coefs = dict(zip((t.name for t in TERMS), profile.coefs(), strict=True))
+    per_node = node_features(report)
+    terms = {t.name: [t, 0.0, 0.0] for t in TERMS}  # term, amount, ms
+    kinds: dict[str, list[float]] = {}  # label → [layers, MACs, ms]
+    for lc, f in zip(report.layers, per_node, strict=True):
+        ms = sum(coefs[k] * v for k, v in f.items())
+        for k, v in f.items():
+            terms[k][1] += v
+            terms[k][2] += coefs[k] * v
+        n = lc.node
+        row = kinds.setdefault(n.role or n.layer.label(n.in_shapes), [0, 0, 0.0])
+        row[0] += 1
+        row[1] += lc.macs
+        row[2] += ms
+    total = est.ms or 1.0
+    term_rows = [{"term": t.what, "amount": amount,
+                  "constant": f"{profile.constants[t.key]:.4g} "
+                              f"{'G/s' if t.rate else 'µs each'}",
+                  "ms": ms, "share_pct": 100 * ms / total} for t, amount, ms in terms.values()]
+    kind_rows = [{"kind": label, "layers": int(n), "macs": int(macs),
+                  "macs_pct": 100 * macs / max(report.macs, 1), "ms": ms,
+                  "share_pct": 100 * ms / total}
+                 for label, (n, macs, ms) in kinds.items() if ms > 0]
+    kind_rows.sort(key=lambda r: -r["ms"])
+    dense, dw = profile.constants["dense_gmacs_per_s"], profile.constants["depthwise_gmacs_per_s"]
+    dw_macs = terms["dw"][1]
+    intro = [f"Estimated on {profile.name} ({profile.device}): {est.ms:.2f} ms, "
+             f"{est.low:.2f}–{est.high:.2f} ms for 9 in 10 held-out rows of its calibration.",
+             "Model: t = dense MACs / R_dense + depthwise MACs / R_dw + τ_layer · conv/FC "
+             "layers + τ_op · other ops",
+             f"  R_dense = {dense:.4g} G MACs/s, R_dw = {dw:.4g} G MACs/s, "
+             f"τ_layer = {profile.constants['us_per_layer']:.4g} µs, "
+             f"τ_op = {profile.constants['us_per_op']:.4g} µs",
+             f"  fitted on {profile.fitted_on}", ""]
+    if 0 < dw < float("inf") and dense > 0:
+        ratio = dense / dw
+        intro += [f"A depthwise MAC costs R_dense / R_dw = {dense:.4g} / {dw:.4g} = {ratio:.1f} "
+                  "dense MACs here.",
+                  "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
+                  "output channel and each weight at every position, so it runs near the "
+                  "arithmetic peak. A depthwise k×k conv does only k² MACs per output, reuses "
+                  "nothing across channels and fills vector lanes poorly: it is bound by "
+                  "memory traffic, not arithmetic.",
+                  f"So depthwise layers do {100 * dw_macs / max(report.macs, 1):.1f} % of the "
+                  f"MACs but take {terms['dw'][2] / total * 100:.1f} % of the estimated time "
+                  "(before their per-layer cost)."]
+    else:
+        intro.append("This profile did not fit a separate depthwise rate (no depthwise rows, "
+                     "or none needed): see its calibration.")
+    if est.unseen:
+        intro.append(f"WARNING: the calibration never saw {', '.join(est.unseen)}.")
+    ms = lambda v: f"{v:.3f}"  # noqa: E731
+    pct = lambda v: f"{v:.1f}"  # noqa: E731
+    tables = [Table("By term of the model", [
+        Column("term", "term", left=True), Column("amount", "amount", lambda v: fmt_int(int(v))),
+        Column("cost", "constant"), Column("ms", "ms", ms), Column("% time", "share_pct", pct)],
+        term_rows),
+        Table("By layer kind (each with its layers' MACs, per-layer and per-op costs)", [
+            Column("kind", "kind", left=True), Column("layers", "layers"),
+            Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct", pct),
+            Column("ms", "ms", ms), Column("% time", "share_pct", pct)], kind_rows)]
+    s = network.settings
+    data = envelope("explain", topic="latency", spec=network.spec.name,
+                    settings={"alpha": fmt_alpha(s.alpha), "resolution": list(s.size),
+                              "classes": s.classes}, latency_ms=est.data(), terms=term_rows,
+                    kinds=kind_rows)
+    return Doc(f"Where the time goes: {network.spec.title} (α {fmt_alpha(s.alpha)}, "
+               f"{s.size[0]}×{s.size[1]}) on {profile.name}", tables,
+               ["Estimated, not measured: the profile's constants times this network's counts."],
+               data, intro)

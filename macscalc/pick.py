@@ -1,18 +1,19 @@
 """Picking a published model under a budget, most accurate first.
 
 Candidates are the published rows of each family's primary table, counted by this tool
-under that table's convention (MAdds for MicroNet). Accuracy and latency are only ever
-published figures, each with its source; a model without a published latency for the
-chosen device cannot pass a latency limit. Classifiers (top-1) and detectors (mAP) are
-ranked each among their own. Grid points with no published accuracy may be listed on
-request, marked as such, after the ranked ones. A size limit is on the weights: the
-counted parameters at a stated number type.
+under that table's convention (MAdds for MicroNet). Accuracy is only ever a published
+figure, with its source. Latency is the published figure for the chosen device where
+there is one; with a device profile every other candidate gets an estimate, marked as
+such, and without one it cannot pass a latency limit. Classifiers (top-1) and detectors
+(mAP) are ranked each among their own. Grid points with no published accuracy may be
+listed on request, marked as such, after the ranked ones. A size limit is on the weights:
+the counted parameters at a stated number type.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from macscalc.errors import MacscalcError
 from macscalc.grid import Grid
@@ -20,6 +21,9 @@ from macscalc.output import Column, Doc, Table
 from macscalc.published import families, load_family
 from macscalc.report import envelope
 from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int
+
+if TYPE_CHECKING:
+    from macscalc.latency import Profile
 
 
 class Candidate(NamedTuple):
@@ -35,6 +39,8 @@ class Candidate(NamedTuple):
     latency: str | None  # ms on the chosen device, as published
     source: str  # where the accuracy (and latency) were published
     metric: str = "top-1"  # top-1 for classifiers, mAP for detectors
+    estimate: float | None = None  # ms estimated by a device profile, where none is published
+    unseen: tuple[str, ...] = ()  # kinds of work the profile's calibration never saw
 
     @property
     def published(self) -> bool:
@@ -87,6 +93,28 @@ def candidates(family_text: str | None, res: int | None, device: str | None,
     return out
 
 
+def with_estimates(cands: list[Candidate], profile: Profile) -> list[Candidate]:
+    """Every candidate without a published latency gets one estimated by ``profile``."""
+    from macscalc.counting import PARAM_CONVENTIONS, Convention, count
+    from macscalc.graph import build
+    from macscalc.latency import estimate
+    from macscalc.spec import load_spec
+
+    convention = Convention(PARAM_CONVENTIONS["torch"])
+    out = []
+    for c in cands:
+        if c.latency is None:
+            est = estimate(count(build(load_spec(c.spec), c.alpha, (c.res, c.res)), convention),
+                           profile)
+            c = c._replace(estimate=est.ms, unseen=est.unseen)
+        out.append(c)
+    return out
+
+
+def _latency(c: Candidate) -> float | None:
+    return float(c.latency) if c.latency is not None else c.estimate
+
+
 def frontier(cands: list[Candidate]) -> set[str]:
     """Models on the accuracy/MACs Pareto frontier of their metric: none cheaper is as
     accurate (a detector's mAP is never weighed against a classifier's top-1)."""
@@ -121,15 +149,16 @@ def pick(cands: list[Candidate], limits: Limits) -> tuple[list[Candidate], int]:
             and (limits.size is None or limits.weight_bytes(c) <= limits.size)]
     no_latency = 0
     if limits.latency is not None:
-        no_latency = sum(1 for c in fits if c.latency is None)
-        fits = [c for c in fits if c.latency is not None and float(c.latency) <= limits.latency]
+        no_latency = sum(1 for c in fits if _latency(c) is None)
+        fits = [c for c in fits if (ms := _latency(c)) is not None and ms <= limits.latency]
     fits.sort(key=lambda c: (c.metric != "top-1", c.metric, not c.published,
                              -float(c.top1 or 0), c.macs))
     return fits, no_latency
 
 
 def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
-             labels: dict[str, str] | None, limits: Limits, given: dict[str, Any]) -> Doc:
+             labels: dict[str, str] | None, limits: Limits, given: dict[str, Any],
+             profile: Profile | None = None) -> Doc:
     """The ranked table; ``given`` holds the limits as the user wrote them."""
     front = frontier(fits)
     rank: dict[str, int] = {}
@@ -142,6 +171,8 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
                      "res": c.res, "macs": c.macs, "params": c.params,
                      "weight_bytes": limits.weight_bytes(c), "accuracy": c.top1,
                      "metric": c.metric, "top5": c.top5, "latency_ms": c.latency,
+                     "latency_estimated_ms": c.estimate, "unseen_kinds": list(c.unseen),
+                     "_warn": bool(c.unseen),
                      "frontier": c.model in front, "published_accuracy": c.published,
                      "source": c.source})
     metrics = list(dict.fromkeys(c.metric for c in fits)) or ["top-1"]
@@ -159,23 +190,37 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
         cols.append(Column("top-5", "top5", drop=2))
     if device:
         cols.append(Column(f"{device} ms", "latency_ms"))
+    if profile is not None:
+        cols.append(Column("est. ms", "latency_estimated_ms", lambda v: f"{v:.2f}"))
     cols += [Column("Pareto", "frontier", lambda v: "★" if v else ""),
              Column("accuracy from", "source", left=True, text=True)]
     said = ", ".join(f"{k} ≤ {v}" for k, v in given.items() if v is not None) or "no limits"
     notes = [f"{len(rows)} model(s) within {said}; ★ marks the accuracy/MACs Pareto frontier "
              "(no cheaper model is as accurate).",
              "MACs are this tool's counts under each family's published convention (MicroNet: "
-             "MAdds with the shift-max fusion); accuracy and latency are published figures.",
+             "MAdds with the shift-max fusion); accuracy is a published figure"
+             + ("." if profile else ", and so is latency."),
              f"{limits.dtype} MB: the counted params × {DTYPE_BYTES[limits.dtype]} bytes, in "
              "10^6 bytes (params under each family's published convention)."]
     if mixed:
         notes.append("Ranked within each metric: a detector's COCO mAP is not comparable with "
                      "a classifier's ImageNet top-1.")
     shown = {c.family for c in fits}
+    published = ""
     if labels and any(f in shown for f in labels):
-        where = "; ".join(f"{label} ({', '.join(f for f in labels if labels[f] == label)})"
-                          for label in dict.fromkeys(labels[f] for f in labels if f in shown))
-        notes.append(f"Latency on {device}: {where}, as published; nothing is estimated.")
+        published = "; ".join(f"{label} ({', '.join(f for f in labels if labels[f] == label)})"
+                              for label in dict.fromkeys(labels[f] for f in labels if f in shown))
+    if profile is not None:
+        where = (f"{published}, as published where it is; elsewhere estimated" if published
+                 else "estimated")
+        notes.append(f"Latency on {device}: {where} (est. ms) by profile {profile.name}, "
+                     f"±{profile.loo.p90:.0f} % for 9 of 10 of its held-out rows.")
+    elif published:
+        notes.append(f"Latency on {device}: {published}, as published; nothing is estimated.")
+    unseen = sorted({k for c in fits for k in c.unseen})
+    if unseen:
+        notes.append(f"WARNING: the estimates for {', '.join(c.model for c in fits if c.unseen)} "
+                     f"rest on work the calibration never saw ({', '.join(unseen)}).")
     if no_latency:
         notes.append(f"{no_latency} model(s) within the other limits have no published "
                      f"latency on {device} and were left out.")

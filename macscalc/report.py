@@ -106,6 +106,7 @@ def by_kind_rows(report: Report) -> list[dict[str, Any]]:
 
 def totals(report: Report) -> dict[str, Any]:
     ops = report.ops_by_category
+    latency = {"latency_ms": report.latency.data()} if report.latency else {}
     return {
         "macs": report.macs,
         "flops": report.flops,
@@ -116,6 +117,7 @@ def totals(report: Report) -> dict[str, Any]:
         "activations": report.activations,
         "weight_bytes": report.weight_bytes,
         "peak_memory": _peak(report),
+        **latency,
     }
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fractions import Fraction
 
     from macscalc.grid import Check, Grid, GridRow
+    from macscalc.latency import Profile
     from macscalc.published import PubTable, Split
 
 MARK = {True: "✓", False: "✗", None: ""}
@@ -101,6 +102,8 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
                  f"({dtype}) while {plain.at} runs; "
                  f"{fmt_int(streamed.elements * size)} with V2 §5 streaming "
                  "(macscalc memory for detail)")
+    if report.latency is not None:
+        lines.append(report.latency.text())
     return lines
 
 
@@ -338,6 +341,8 @@ def _grid_table(title: str, pt: PubTable, out_rows: list[dict[str, Any]],
         cols.append(Column("top-5", "top5", drop=len(pt.devices) + 1))
     cols += [Column(f"{label} ms", f"latency_{d}_ms", drop=len(pt.devices) - i)
              for i, (d, label) in enumerate(pt.devices.items())]
+    if any("latency_est_ms" in r for r in out_rows):
+        cols.append(Column("est. ms", "latency_est_ms", lambda v: f"{v:.2f}"))
     if any(r["other_sources"] for r in out_rows):
         cols.append(Column("other sources", "other_sources", left=True, text=True))
     return Table(title, cols, out_rows)
@@ -347,8 +352,20 @@ def _source_notes(pt: PubTable) -> list[str]:
     return [f"{pt.title}: {pt.source} [{pt.convention()}]", *([pt.notes] if pt.notes else [])]
 
 
+def _estimate_rows(grid: Grid, pt: PubTable, rows: list[GridRow], out_rows: list[dict[str, Any]],
+                   profile: Profile) -> None:
+    """Each row's estimated latency on ``profile``, beside any published one."""
+    from macscalc.latency import estimate
+
+    for r, out in zip(rows, out_rows, strict=True):
+        spec, alpha, res = r.point
+        report = count(build(grid.spec(spec), alpha, (res, res), pt.classes), Convention(pt.params))
+        est = estimate(report, profile)
+        out["latency_est_ms"], out["latency_estimate"] = est.ms, est.data()
+
+
 def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
-              max_macs: int | None = None) -> Doc:
+              max_macs: int | None = None, profile: Profile | None = None) -> Doc:
     """The published grid with computed counts, agreement marks and cross-source notes; a
     family of sources about different models shows each source as its own section."""
     from macscalc.grid import section_rows
@@ -372,6 +389,8 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
     for pt, rows in sections:
         digits = _Digits.of(pt, rows)
         out_rows = _grid_rows(pt, rows)
+        if profile is not None:
+            _estimate_rows(grid, pt, rows, out_rows, profile)
         n = len(out_rows)
         label = pt.title if fam.sections else f"{n} model{'' if n == 1 else 's'}"
         tables.append(_grid_table(label, pt, out_rows, digits))
@@ -392,6 +411,9 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
             notes.append(f"Other source, {t.id}: {t.title}, {t.source} [{t.convention()}]")
     if max_macs is not None:
         notes.append(f"Rows with computed MACs ≤ {fmt_int(max_macs)}, best first.")
+    if profile is not None:
+        notes.append(f"est. ms: estimated on profile {profile.name} ({profile.device}), not "
+                     f"measured; ±{profile.loo.p90:.0f} % held 9 of 10 of its held-out rows.")
     title = f"{fam.title}: published figures beside the count"
     data = {"family": fam.family, "primary_source": fam.primary.source,
             "convention": fam.primary.convention(), "rows": data_rows, "notes": notes}

@@ -112,7 +112,7 @@ def test_an_unknown_topic_is_named_with_the_topics():
     result = runner.invoke(app, ["explain", "dwsepp"])
     assert result.exit_code == 2
     assert result.stderr == ("error: unknown topic 'dwsepp'; did you mean 'dwsep'? (topics: "
-                             "dwsep, bottleneck, micro, scaling; or SPEC --layer NAME)\n")
+                             "dwsep, bottleneck, micro, scaling, latency; or SPEC --layer NAME)\n")
 
 
 def test_bottleneck_expansion_ratio_must_be_positive():

@@ -30,12 +30,26 @@ def test_pick_ranks_by_published_top1_and_marks_the_frontier():
 
 
 def test_pick_latency_uses_only_published_latencies():
-    # slim V2 README Pixel 1 CPU ms; V1 and MicroNet publish none, so cannot pass
-    data = run_json("pick", "--max-latency", "10", "--device", "pixel1")
+    # pixel2 has published latencies (slim V3 README) but no profile: nothing is estimated
+    data = run_json("pick", "--max-latency", "16", "--device", "pixel2")
     rows = [(c["model"], c["latency_ms"]) for c in data["candidates"]]
-    # by top-1: 57.7, 51.2, 50.8, 45.5
-    assert rows == [("v2_0.5_128", "9.9"), ("v2_0.5_96", "6.4"), ("v2_0.35_128", "6.9"),
-                    ("v2_0.35_96", "4.5")]
+    # by top-1: 65.4, 61.9; the other V3 rows run 19.4 ms and more, V1/V2 publish none
+    assert rows == [("small_0.75", "15.9"), ("small_minimal_1.0", "15.1")]
+
+
+def test_pick_with_a_profile_prefers_published_latencies_and_estimates_the_rest():
+    data = run_json("pick", "--max-latency", "10", "--device", "pixel1")
+    published = [(c["model"], c["latency_ms"]) for c in data["candidates"] if c["latency_ms"]]
+    # slim V2 README Pixel 1 CPU ms, by top-1: 57.7, 51.2, 50.8, 45.5
+    assert published == [("v2_0.5_128", "9.9"), ("v2_0.5_96", "6.4"), ("v2_0.35_128", "6.9"),
+                         ("v2_0.35_96", "4.5")]
+    assert all(c["latency_estimated_ms"] is None for c in data["candidates"] if c["latency_ms"])
+    estimated = [c for c in data["candidates"] if not c["latency_ms"]]
+    assert {c["family"] for c in estimated} == {"v1", "micronet"}
+    assert all(c["latency_estimated_ms"] <= 10 for c in estimated)
+    # pixel1 is fitted on MobileNets: MicroNet's shuffles and shift-max were never seen
+    assert all(c["unseen_kinds"] == (["group conv2d", "shiftmax", "shuffle"]
+                                     if c["family"] == "micronet" else []) for c in estimated)
 
 
 def test_pick_unpublished_points_are_marked_and_unranked():
@@ -47,10 +61,12 @@ def test_pick_unpublished_points_are_marked_and_unranked():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--max-latency", "10"], "error: --max-latency needs --device (one of: pixel1, pixel2, "
-                              "pixel3)\n"),
-    (["--device", "iphone"], "error: no published latencies for device 'iphone' in these "
-                             "families (known: pixel1, pixel2, pixel3)\n"),
+    (["--max-latency", "10"], "error: --max-latency needs --device (published: pixel1, pixel2, "
+                              "pixel3; profiles: cpu_epyc_2t, pixel1 or a file from macscalc "
+                              "calibrate)\n"),
+    (["--device", "iphone"], "error: no published latencies or profile for device 'iphone' "
+                             "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_2t, "
+                             "pixel1 or a file from macscalc calibrate)\n"),
     (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, v1, v2, "
                          "v3, zoo)\n"),
 ])

@@ -1,0 +1,315 @@
+"""The latency model: features, the non-negative fit, leave-one-out, profiles, estimates,
+calibrate and --device on the commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from macscalc.cli import app
+from macscalc.errors import MacscalcError
+from macscalc.latency import (
+    TERMS,
+    Errors,
+    Profile,
+    estimate,
+    features,
+    fit,
+    leave_one_out,
+    load_profile,
+    nnls,
+    predict,
+    profile_yaml,
+)
+from tests.conftest import counted
+
+np = pytest.importorskip("numpy", reason="the fit needs numpy")
+runner = CliRunner()
+
+# (spec, α, res) rows spanning V1/V2/V3, for synthetic measurements
+GRID = [("mobilenet_v1", "0.25", 128), ("mobilenet_v1", "1.0", 224), ("mobilenet_v2", "0.35", 96),
+        ("mobilenet_v2", "1.0", 160), ("mobilenet_v2", "1.4", 224),
+        ("mobilenet_v3_large", "1.0", 224), ("mobilenet_v3_small", "0.75", 160),
+        ("mobilenet_v3_small", "1.0", 224), ("mobilenet_v3_large", "0.75", 192)]
+# constants to recover: 20 G/s dense, 4 G/s depthwise, 50 µs per layer, 30 µs per op
+KNOWN = {"dense_gmacs_per_s": 20.0, "depthwise_gmacs_per_s": 4.0, "us_per_layer": 50.0,
+         "us_per_op": 30.0}
+
+
+def synthetic(constants: dict[str, float] = KNOWN) -> tuple[list[list[float]], list[float]]:
+    coefs = [t.coef(constants[t.key]) for t in TERMS]
+    x = [[features(counted(s, a, r))[t.name] for t in TERMS] for s, a, r in GRID]
+    return x, [predict(coefs, row) for row in x]
+
+
+def profile(**changes) -> Profile:
+    base = Profile("toy", "a toy device", dict(KNOWN), ("conv2d", "depthwise"), 9,
+                   Errors(5.0, 80.0, 10.0), Errors(6.0, 75.0, 20.0), "test rows")
+    return base._replace(**changes)
+
+
+def test_features_count_layers_and_unfused_ops():
+    # V2: 52 convs + FC = 53 layers; 10 residual adds + the global pool = 11 ops (BN and
+    # relu6 fold into their conv)
+    f = features(counted("mobilenet_v2"))
+    assert (f["layers"], f["ops"]) == (53, 11)
+    assert f["dense"] + f["dw"] == 300_774_272  # all MACs, split by kind
+    # V3-Large: 64 conv/FC layers; ops: 21 h-swish, 8 SE × (pool, h-sigmoid gate, product),
+    # 10 residual adds, the global pool = 56
+    f = features(counted("mobilenet_v3_large"))
+    assert (f["layers"], f["ops"]) == (64, 56)
+    # depthwise MACs: V1's 13 dw layers at 224, k²·h·w·c summed (tests/test_layers agree)
+    assert features(counted("mobilenet_v1"))["dw"] == 17_385_984
+
+
+def test_fit_recovers_known_constants():
+    x, ms = synthetic()
+    got = [t.constant(c) for t, c in zip(TERMS, fit(x, ms), strict=True)]
+    assert got == pytest.approx([KNOWN[t.key] for t in TERMS], rel=1e-6)
+
+
+def test_fit_is_nonnegative_and_optimal():
+    # the ops term's true cost is negative: the unconstrained fit would use it, NNLS sets 0
+    x, ms = synthetic({**KNOWN, "us_per_op": 0.0})
+    ms = [t - 0.0004 * row[3] for t, row in zip(ms, x, strict=True)]
+    a = np.asarray(x) / np.asarray(ms)[:, None]
+    free = np.linalg.lstsq(a, np.ones(len(ms)), rcond=None)[0]
+    assert free[3] < 0
+    coefs = np.asarray(fit(x, ms))
+    assert (coefs >= 0).all() and coefs[3] == 0
+    # KKT: zero gradient on the free coefficients, non-negative on the one held at 0
+    grad = a.T @ (a @ coefs - 1)
+    scale = np.linalg.norm(a, axis=0)
+    assert np.abs(grad[:3] / scale[:3]).max() < 1e-9
+    assert grad[3] / scale[3] > 0
+
+
+def test_nnls_on_a_hand_example():
+    # min ‖[[1, 0], [0, 1], [1, 1]]·x − (2, −1, 1)‖ over x ≥ 0: x = (1.5, 0)
+    # (x2 = 0; then x1 minimises (x1 − 2)² + (x1 − 1)²)
+    x = nnls(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([2.0, -1.0, 1.0]))
+    assert x.tolist() == pytest.approx([1.5, 0.0])
+
+
+def test_leave_one_out_never_sees_the_left_out_row():
+    x, ms = synthetic()
+    ms = [t * (1 + 0.05 * ((i % 3) - 1)) for i, t in enumerate(ms)]  # some noise
+    base = leave_one_out(x, ms)
+    for i in range(len(ms)):
+        # a wildly different measurement of row i cannot change row i's held-out prediction
+        moved = leave_one_out(x, ms[:i] + [ms[i] * 50] + ms[i + 1:])
+        assert moved[i] == base[i]
+        assert base[i] == predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:]), x[i])
+    # ... while the in-sample fit does move with it
+    assert predict(fit(x, ms[:-1] + [ms[-1] * 50]), x[-1]) != predict(fit(x, ms), x[-1])
+
+
+def test_errors_summary():
+    # |errors| 0, 0.05, 0.10, 0.2, 0.5 → MAPE 17 %; 3 of 5 within ±10 %; p90 = 5th of 5
+    e = Errors.of([1.0, 1.05, 0.9, 1.2, 1.5], [1.0] * 5)
+    assert (round(e.mape, 6), e.within_10, round(e.p90, 6)) == (17.0, 60.0, 50.0)
+
+
+def test_estimate_by_hand(spec_file):
+    path = spec_file("  - conv: {c: 8, k: 3, bn: true, act: relu}\n"
+                     "  - dw: {k: 3, bn: true, act: hswish}\n"
+                     "  - global_pool: {}\n  - fc: {c: classes}\n")
+    report = counted(str(path))
+    # 8×8 input, 3 channels: conv 3·3·3·8·64 = 13,824 MACs; dw 3·3·8·64 = 4,608; fc 8·10
+    # = 80. Layers 3; ops: h-swish (does not fold) and the global pool = 2
+    # 20 G/s: 13,904 / 20e9 s = 0.0006952 ms; 4 G/s: 0.001152 ms; 3 × 50 µs; 2 × 30 µs
+    ms = 0.0006952 + 0.001152 + 0.150 + 0.060
+    est = estimate(report, profile())
+    assert est.ms == pytest.approx(ms, rel=1e-12)
+    # band from the leave-one-out p90 of 20 %: [ms / 1.2, ms / 0.8]
+    assert (est.low, est.high) == pytest.approx((ms / 1.2, ms / 0.8))
+    # the toy calibration saw only convolutions
+    assert est.unseen == ("batchnorm", "global_pool", "hswish", "linear", "relu")
+
+
+def test_profile_round_trips(tmp_path):
+    p = profile(published="pixel1", sources=("a table",), constants={**KNOWN, "us_per_op": 0.0})
+    path = tmp_path / "toy.yaml"
+    path.write_text(profile_yaml(p), encoding="utf-8")
+    assert load_profile(str(path)) == p
+    zero_rate = profile(constants={**KNOWN, "depthwise_gmacs_per_s": math.inf})
+    path.write_text(profile_yaml(zero_rate), encoding="utf-8")
+    loaded = load_profile(str(path))
+    assert loaded.constants["depthwise_gmacs_per_s"] == math.inf and loaded.coefs()[1] == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\n", "p.yaml:1:1: a profile needs 'device'"),
+    ("name: x\ndevice: d\nconstants: {dense_gmacs_per_s: -1}\ncalibration: {}\n",
+     "p.yaml:3:32: 'dense_gmacs_per_s' must be a non-negative number, got -1"),
+    ("name: x\ndevice: d\nconstants: [1, 2]\ncalibration: {}\n",
+     "p.yaml:3:12: 'constants' must be a mapping, got [1, 2]"),
+    ("name: [x\n", "p.yaml:2:1: invalid YAML"),
+])
+def test_a_malformed_profile_is_a_located_error(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MacscalcError) as e:
+        load_profile(str(path))
+    assert e.value.located().replace(str(tmp_path) + "/", "").startswith(message)
+
+
+def test_unknown_profile_names_the_built_ins():
+    with pytest.raises(MacscalcError, match=r"no profile file or built-in profile named 'x9' "
+                                            r"\(built-ins: .*pixel1"):
+        load_profile("x9")
+
+
+def test_builtin_pixel1_profile_says_what_it_was_fitted_on():
+    p = load_profile("pixel1")
+    # slim README V2 grid (22 Pixel-1 rows) + slim V3 table (6)
+    assert (p.rows, p.published) == (28, "pixel1")
+    assert "22 rows" in p.fitted_on and "6 rows" in p.fitted_on
+    assert {"depthwise", "hswish", "mul"} <= set(p.kinds)
+    # a depthwise MAC costs several dense ones on the Pixel 1 (the issue's study: 4.8 vs 1.4)
+    assert 3 < p.constants["dense_gmacs_per_s"] / p.constants["depthwise_gmacs_per_s"] < 4
+
+
+def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms") -> Path:
+    path = tmp_path / "m.csv"
+    path.write_text("# measured by hand\n" + head + "\n" + "\n".join(rows) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("rows", "head", "message"), [
+    (["mobilenet_v2,x,224,,10"], None, "m.csv:3:14: width multiplier must be a positive "
+                                      "number, got 'x'"),
+    (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer, got '-3'"),
+    (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a positive number of "
+                                        "milliseconds, got '0'"),
+    (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a positive number of "
+                                       "milliseconds, got ''"),
+    (["mobilenet_v2,0.5,160"], None, "m.csv:3:21: 3 fields where the header has 5"),
+    ([",0.5,160,,3"], None, "m.csv:3:1: spec must name a built-in spec or a spec file"),
+    (["mobilenet_v9,1,224,,3"], None, "m.csv:3:1: spec 'mobilenet_v9': no spec file or "
+                                      "built-in spec named 'mobilenet_v9'"),
+    (["mobilenet_v2,1,224,,3"], "spec,alpha,resolution,classes,ms",
+     "m.csv:2:12: the header must start spec,alpha,res,classes,ms; column 3 is 'resolution'"),
+    ([], None, "m.csv:2:1: no measurements after the header"),
+    (["mobilenet_v2,,,,10"], None, "m.csv: calibrate needs at least 2 measured rows (each is "
+                                   "predicted from the others), got 1"),
+])
+def test_bad_csv_is_a_located_error(tmp_path, rows, head, message):
+    path = _csv(tmp_path, rows, head or "spec,alpha,res,classes,ms")
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr.replace(str(tmp_path) + "/", "").startswith(f"error: {message}")
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_calibrate_recovers_constants_and_is_deterministic(tmp_path):
+    x, ms = synthetic()
+    path = _csv(tmp_path, [f"{s},{a},{r},,{t!r}" for (s, a, r), t in zip(GRID, ms, strict=True)])
+    outs = []
+    for name in ("a.yaml", "b.yaml"):
+        result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / name),
+                                     "--name", "toy", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        outs.append((tmp_path / name).read_text(encoding="utf-8"))
+    assert outs[0] == outs[1]
+    p = load_profile(str(tmp_path / "a.yaml"))
+    # written to 4 significant digits
+    assert p.constants == pytest.approx(KNOWN, rel=5e-4)
+    assert (p.rows, p.loo.within_10, p.name) == (9, 100.0, "toy")
+    assert p.fitted_on == "m.csv, 9 rows (measured by hand)"
+    data = json.loads(result.stdout)
+    assert [round(r["loo_error_pct"], 6) for r in data["rows"]] == [0.0] * 9
+    assert data["warnings"] == []
+
+
+def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
+    # three V1 rows: too few rows, no depthwise-heavy model (V1 1.0 at 224: 3.1 % of MACs
+    # depthwise), and no element-wise ops beyond one global pool each
+    path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,1.0,192,,22",
+                           "mobilenet_v1,1.0,160,,16"])
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: only 3 rows for 4 constants" in result.stdout
+    assert "WARNING: no depthwise-heavy model" in result.stdout
+    assert "cannot tell us_per_op apart" in result.stdout
+
+
+def _json(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def test_count_device_adds_an_estimate_beside_the_published_figure():
+    data = _json("count", "mobilenet_v2", "--alpha", "0.5", "--res", "160", "--device", "pixel1")
+    lat = data["reports"][0]["totals"]["latency_ms"]
+    p = load_profile("pixel1")
+    f = features(counted("mobilenet_v2", "0.5", 160))
+    assert lat["ms"] == round(predict(p.coefs(), [f[t.name] for t in TERMS]), 4)
+    assert (lat["estimated"], lat["profile"], lat["band_pct"]) == (True, "pixel1", p.loo.p90)
+    assert lat["low"] < lat["ms"] < lat["high"]
+    # slim README: MobileNet V2 0.5 160 runs 14.9 ms on the Pixel 1
+    assert lat["published_ms"] == "14.9"
+
+
+def test_a_kind_the_calibration_never_saw_warns():
+    data = _json("count", "micronet_m0", "--device", "pixel1")
+    # pixel1 is fitted on MobileNet V2/V3: no group convs, shuffles or Dynamic Shift-Max
+    assert data["reports"][0]["totals"]["latency_ms"]["unseen_kinds"] == [
+        "group conv2d", "shiftmax", "shuffle"]
+    out = runner.invoke(app, ["count", "micronet_m0", "--device", "pixel1"]).stdout
+    assert "WARNING: the calibration never saw group conv2d, shiftmax, shuffle" in out
+
+
+def test_check_max_latency_on_a_profile():
+    p = load_profile("pixel1")
+    us = round(p.predict(counted("mobilenet_v2")) * 1000)
+    data = _json("check", "mobilenet_v2", "--device", "pixel1", "--max-latency",
+                 str((us - 1) / 1000))
+    (c,) = data["reports"][0]["checks"]
+    assert (c["metric"], c["value"], c["max"], c["ok"]) == ("latency", us, us - 1, False)
+    result = runner.invoke(app, ["check", "mobilenet_v2", "--device", "pixel1",
+                                 "--max-latency", str(us / 1000)])
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["check", "mobilenet_v2", "--max-latency", "10"])
+    assert (result.exit_code, result.stderr) == (
+        2, "error: --max-latency needs --device PROFILE (built-in: cpu_epyc_2t, pixel1; or a "
+           "file from macscalc calibrate)\n")
+
+
+def test_compare_and_table_show_estimates():
+    data = _json("compare", "mobilenet_v2", "mobilenet_v2 --alpha 0.5", "--device", "pixel1")
+    est = [r["latency_est_ms"] for r in data["totals"]]
+    assert est[0] > est[1] > 0
+    rows = _json("table", "v2", "--res", "224", "--device", "pixel1")["rows"]
+    # every row keeps its published Pixel-1 figure beside the estimate
+    assert [(r["model"], r["latency_pixel1_ms"]) for r in rows][:2] == [("v2_1.4_224", "138.0"),
+                                                                        ("v2_1.3_224", "123.0")]
+    assert all(r["latency_estimate"]["estimated"] for r in rows)
+
+
+def test_explain_latency_gives_the_depthwise_ratio():
+    p = load_profile("pixel1")
+    ratio = p.constants["dense_gmacs_per_s"] / p.constants["depthwise_gmacs_per_s"]
+    out = runner.invoke(app, ["explain", "latency", "mobilenet_v2", "--device", "pixel1"]).stdout
+    assert f"= {ratio:.1f} dense MACs here" in out
+    data = _json("explain", "latency", "mobilenet_v2", "--device", "pixel1")
+    assert sum(t["ms"] for t in data["terms"]) == pytest.approx(data["latency_ms"]["ms"])
+
+
+def test_plain_count_imports_no_numpy():
+    code = ("import sys\nfrom macscalc.cli import app\n"
+            "try:\n    app(['count', 'mobilenet_v2', '--device', 'pixel1'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numpy', 'onnx', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines()[-1] == "[]"
+

@@ -1,0 +1,186 @@
+"""ONNX export: every built-in spec round-trips (weights, MACs, output shape), the rules
+compute what they say, and unknown kinds are errors.
+
+The MACs of an exported graph are computed here from its own shapes (onnx shape
+inference): a Conv costs kh·kw·(cin/group)·cout·hout·wout, a Gemm or MatMul in·out per
+output row. Set MACSCALC_EXPORT_FULL=1 to run every built-in at its own resolution
+(default: 64×64, the same counts at a quarter of the time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from macscalc.cli import app
+from macscalc.errors import MacscalcError
+from macscalc.graph import Network, Node, build
+from macscalc.layers import Layer, Linear, Shape
+from macscalc.spec import builtin_names, load_spec
+from tests.conftest import counted
+
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
+ort = pytest.importorskip("onnxruntime", reason="running exports needs onnxruntime")
+np = pytest.importorskip("numpy", reason="the onnx extra needs numpy")
+
+from macscalc.counting import count  # noqa: E402
+from macscalc.onnx_export import RULES, export, save  # noqa: E402
+from macscalc.onnx_import import read_network  # noqa: E402
+
+FULL = os.environ.get("MACSCALC_EXPORT_FULL") == "1"
+
+
+def graph_counts(model) -> tuple[int, int]:
+    """(weights, MACs) of the Conv, Gemm and MatMul nodes, from the graph alone."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    weights = macs = 0
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        w = inits[node.input[1]]
+        weights += math.prod(w)
+        out = shapes[node.output[0]]
+        if node.op_type == "Conv":  # w: cout, cin/group, kh, kw; out: 1, cout, hout, wout
+            macs += math.prod(w) * out[2] * out[3]
+        else:  # every output element is one dot product over the reduced axis
+            macs += math.prod(out) * (w[1] if node.op_type == "Gemm" else w[0])
+    return weights, macs
+
+
+def run(model, network: Network) -> list:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = network.input
+    feed = np.random.default_rng(0).standard_normal((1, x.c, x.h, x.w), dtype=np.float32)
+    return session.run(None, {"input": feed})
+
+
+# Built-ins whose export macscalc's own ONNX reader does not map back: MicroNet's Dynamic
+# Shift-Max is exported as Gather/Slice/Mul/Max nodes the reader has no pattern for, and at
+# 64 px VGG's and AlexNet's adaptive pools enlarge 2×2 / 1×1 to 7×7 / 6×6, exported as
+# per-window slices and reductions (at 224 they are identities).
+NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vgg16", "alexnet"}
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_builtin_round_trip(name, tmp_path):
+    report = counted(name, res=None if FULL else 64, params="weights")
+    model = export(report.network)
+    onnx.checker.check_model(model, full_check=True)
+    assert graph_counts(model) == (report.param_parts.weights, report.macs)
+    if name not in NOT_READ_BACK:  # and macscalc counts the exported file the same
+        save(model, tmp_path / "m.onnx")
+        back = count(read_network(str(tmp_path / "m.onnx")), report.convention)
+        assert (back.macs, back.param_parts.weights) == (report.macs, report.param_parts.weights)
+    consumed = {i for n in report.network.nodes for i in n.inputs}
+    expected = [[1, n.out.c, n.out.h, n.out.w] for n in report.network.nodes
+                if n.name not in consumed]
+    outputs = run(model, report.network)
+    assert [list(o.shape) for o in outputs] == expected
+    assert all(np.isfinite(o).all() for o in outputs)
+
+
+def test_export_is_deterministic_and_seeded():
+    net = counted("mobilenet_v3_small", res=32).network
+    assert export(net).SerializeToString() == export(net).SerializeToString()
+    assert export(net, seed=1).SerializeToString() != export(net).SerializeToString()
+
+
+def test_same_padding_is_tensorflows(spec_file):
+    # 8×8, k3 s2 'same': output ⌈8/2⌉ = 4, total pad (4−1)·2 + 3 − 8 = 1, all at the end
+    path = spec_file("  - conv: {c: 4, k: 3, s: 2}\n  - pool: {op: avg, k: 3, s: 1, "
+                     "padding: same}\n  - pool: {op: max, k: 2, s: 2}\n")
+    net = build(load_spec(str(path)))
+    model = export(net)
+    conv, avg, mx = model.graph.node
+    attrs = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+             for n in (conv, avg, mx)}
+    assert attrs[conv.name]["pads"] == [0, 0, 1, 1]
+    # stride 1, k3 on 4×4: total 2, one each side; TF averages real pixels only
+    assert (attrs[avg.name]["pads"], attrs[avg.name]["count_include_pad"]) == ([1, 1, 1, 1], 0)
+    assert attrs[mx.name]["pads"] == [0, 0, 0, 0]
+    assert run(model, net)[0].shape == (1, 4, 2, 2)
+
+
+def test_activations_and_shapes(spec_file):
+    # every activation rule, flatten and dropout, checked against numpy on the same input
+    rows = "".join(f"  - act: {{fn: {fn}}}\n  - flatten: {{}}\n  - dropout: {{}}\n"
+                   for fn in ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu",
+                              "tanh", "leaky_relu", "mish", "softmax"))
+    path = spec_file(rows, "name: t\nsource: test\ninput: {size: 1, channels: 16}\nclasses: 2\n")
+    net = build(load_spec(str(path)))
+    session_out = run(export(net), net)[0].ravel()
+    x = np.random.default_rng(0).standard_normal(16, dtype=np.float32)
+    hsig = lambda v: np.clip(v + 3, 0, 6) / 6  # noqa: E731
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    y = x
+    from math import erf
+
+    gelu = np.vectorize(lambda v: v * (1 + erf(v / 2 ** 0.5)) / 2)
+    for f in (lambda v: np.maximum(v, 0), lambda v: np.clip(v, 0, 6), lambda v: v * hsig(v),
+              hsig, sig, lambda v: v * sig(v), gelu, np.tanh,
+              lambda v: np.where(v > 0, v, 0.01 * v), lambda v: v * np.tanh(np.log1p(np.exp(v))),
+              lambda v: np.exp(v) / np.exp(v).sum()):
+        y = f(y)
+    assert session_out.shape == (16,)
+    np.testing.assert_allclose(session_out, y, rtol=1e-5)
+
+
+def test_shuffle_interleaves_the_groups(spec_file):
+    # ShuffleNet: channels (g0: 0 1 | g1: 2 3) → 0 2 1 3
+    path = spec_file("  - shuffle: {groups: 2}\n",
+                     "name: t\nsource: test\ninput: {size: 1, channels: 4}\nclasses: 2\n")
+    net = build(load_spec(str(path)))
+    session = ort.InferenceSession(export(net).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.arange(4, dtype=np.float32).reshape(1, 4, 1, 1)
+    assert session.run(None, {"input": x})[0].ravel().tolist() == [0, 2, 1, 3]
+
+
+def test_linear_at_a_spatial_size_is_a_matmul_per_position():
+    spec = load_spec("mobilenet_v1")
+    x, y = Shape(2, 2, 3), Shape(2, 2, 5)
+    node = Node("fc", Linear(c=5), ("input",), (x,), y, "fc", "fc", None)
+    net = Network(spec, build(spec).settings, x, (node,))
+    model = export(net)
+    # 2·2 positions × 3·5 MACs; weights 3·5
+    assert graph_counts(model) == (15, 60)
+    assert run(model, net)[0].shape == (1, 5, 2, 2)
+
+
+class Mystery(Layer):
+    kind = "mystery"
+
+
+def test_an_unknown_kind_is_an_error_naming_it():
+    spec = load_spec("mobilenet_v1")
+    s = Shape(4, 4, 3)
+    net = Network(spec, build(spec).settings, s,
+                  (Node("m", Mystery(), ("input",), (s,), s, "m", "mystery", None),))
+    assert "mystery" not in RULES
+    with pytest.raises(MacscalcError, match="no ONNX export rule for layer kind.s.: mystery"):
+        export(net)
+
+
+def test_cli_export_writes_a_checked_file(tmp_path):
+    path = tmp_path / "v2.onnx"
+    result = CliRunner().invoke(app, ["export", "mobilenet_v2", "--alpha", "0.35", "--res", "96",
+                                      "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("opset 17, input 1×3×96×96, output 1×1000×1×1\n")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    # torchvision mobilenet_v2(width_mult=0.35) at 96: 11,934,128 MACs (data/v2.yaml)
+    assert graph_counts(model)[1] == 11_934_128
+
+
+def test_a_missing_extra_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # import onnx now fails
+    result = CliRunner().invoke(app, ["export", "mobilenet_v1", "-o", str(tmp_path / "m.onnx")])
+    assert (result.exit_code, result.stderr) == (
+        2, "error: ONNX export needs the onnx package: pip install 'macscalc[onnx]'\n")
