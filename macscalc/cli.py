@@ -165,8 +165,11 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
     """The report with its estimated latency on ``profile``, when one is given."""
     if profile is not None:
         from macscalc.latency import estimate
+        from macscalc.published import published_latency
 
-        report.latency = estimate(report, profile)
+        published = (published_latency(report.network, profile.published)
+                     if profile.published else None)
+        report.latency = estimate(report, profile, published)
     return report
 
 

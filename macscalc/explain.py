@@ -344,9 +344,11 @@ def layer_doc(network: Network, name: str) -> Doc:
 def latency_doc(network: Network, profile: Profile) -> Doc:
     """Where the estimated time goes on a device, and why a depthwise MAC costs more."""
     from macscalc.latency import TERMS, estimate, node_features
+    from macscalc.published import published_latency
 
     report = count(network, Convention(PARAM_CONVENTIONS["torch"]))
-    est = estimate(report, profile)
+    est = estimate(report, profile, published_latency(network, profile.published)
+                   if profile.published else None)
     coefs = dict(zip((t.name for t in TERMS), profile.coefs(), strict=True))
     per_node = node_features(report)
     terms = {t.name: [t, 0.0, 0.0] for t in TERMS}  # term, amount, ms

@@ -321,25 +321,12 @@ class Estimate(NamedTuple):
                 "published_source": self.published_source}
 
 
-def published_latency(network: Network, device: str) -> tuple[str, str] | None:
-    """The published latency of this model on ``device`` (ms as printed, source)."""
-    from macscalc.published import families, load_family
-
-    spec, s = network.spec, network.settings
-    if spec.family not in families() or s.size[0] != s.size[1]:
-        return None
-    point = (spec.name, s.alpha, s.size[0])
-    for table in load_family(spec.family).tables:
-        row = table.find(point)
-        if row is not None and device in row.latency:
-            return row.latency[device], table.source
-    return None
-
-
-def estimate(report: Report, profile: Profile) -> Estimate:
+def estimate(report: Report, profile: Profile,
+             published: tuple[str, str] | None = None) -> Estimate:
+    """The profile's estimate, with the published latency (ms as printed, source) beside it
+    when the caller found one (``published.published_latency``)."""
     ms = profile.predict(report)
     p = profile.loo.p90 / 100
-    pub = published_latency(report.network, profile.published) if profile.published else None
     return Estimate(ms, ms / (1 + p), ms / (1 - p) if p < 1 else math.inf, profile.name,
                     profile.loo.p90, tuple(sorted(kinds(report.network) - set(profile.kinds))),
-                    *(pub or (None, None)))
+                    *(published or (None, None)))

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from macscalc.counting import PARAM_CONVENTIONS, ParamConvention
 from macscalc.errors import MacscalcError
+from macscalc.graph import Network
 from macscalc.units import fmt_alpha
 from macscalc.yamlload import LocDict, load
 
@@ -236,3 +237,16 @@ def weight_files(spec_name: str) -> list[WeightFile]:
         except (KeyError, TypeError, ValueError) as e:
             raise MacscalcError(f"malformed weight file data: {e!r}", file) from None
     return out
+
+
+def published_latency(network: Network, device: str) -> tuple[str, str] | None:
+    """The published latency of this model on ``device`` (ms as printed, source)."""
+    spec, s = network.spec, network.settings
+    if spec.family not in families() or s.size[0] != s.size[1]:
+        return None
+    point = (spec.name, s.alpha, s.size[0])
+    for table in load_family(spec.family).tables:
+        row = table.find(point)
+        if row is not None and device in row.latency:
+            return row.latency[device], table.source
+    return None

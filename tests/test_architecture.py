@@ -13,9 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "macscalc"
 LAYERS = [  # lowest first; a module may import only from its own layer or those below
     {"errors", "schema", "expr", "rounding", "units", "yamlload", "layers", "blocks", "spec",
      "graph"},
-    {"counting", "memory", "sweeps"},
-    # an estimated latency is set beside the published one for the same model
-    {"published", "grid", "latency"},
+    {"counting", "memory", "latency", "sweeps"},
+    {"published", "grid"},
     {"report", "output", "views", "plot", "sweep_view"},
 ]
 
