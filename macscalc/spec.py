@@ -14,16 +14,19 @@ Everything is validated here, with file:line:column on every error.
 
 from __future__ import annotations
 
+import os
+from contextvars import ContextVar
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.blocks import BLOCKS, Block
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
 from macscalc.layers import KINDS, Layer
+from macscalc.limits import MAX_ALPHA, MAX_BASE_CHAIN
 from macscalc.rounding import RULES, RoundingRule
-from macscalc.schema import NAMES, POS_INT, Arg
-from macscalc.yamlload import Loc, LocDict, LocList, load
+from macscalc.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
+from macscalc.yamlload import Loc, LocDict, LocList, load, read_text
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
 TOP_KEYS = (
@@ -143,14 +146,14 @@ class _Reader:
             empty.loc = loc
             return empty
         if not isinstance(value, LocDict):
-            raise self.fail(f"{what} must be a mapping, got {_show(value)}", loc)
+            raise self.fail(f"{what} must be a mapping, got {show(value)}", loc)
         return value
 
     def keys(self, m: LocDict, allowed: tuple[str, ...] | list[str], what: str) -> None:
         for key in m:
             if key not in allowed:
                 raise self.fail(
-                    f"unknown key {key!r} in {what}{suggest(key, list(allowed))} "
+                    f"unknown key {show(key)} in {what}{suggest(key, list(allowed))} "
                     f"(expected one of: {', '.join(allowed)})",
                     m.key_locs[key],
                 )
@@ -171,25 +174,14 @@ class _Reader:
             return convert(m[key])
         except (ValueError, TypeError):
             raise self.fail(
-                f"{key!r} of {what} must be {expected}, got {_show(m[key])}", m.value_locs[key]
+                f"{key!r} of {what} must be {expected}, got {show(m[key])}", m.value_locs[key]
             ) from None
-
-
-def _show(v: Any) -> str:
-    return "nothing" if v is None else repr(v) if isinstance(v, str) else str(v)
 
 
 def _text(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise ValueError
     return v
-
-
-def _size(v: Any) -> tuple[int, int]:
-    if isinstance(v, list) and len(v) == 2:
-        return (POS_INT(v[0]), POS_INT(v[1]))
-    n = POS_INT(v)
-    return (n, n)
 
 
 def _width(v: Any) -> Width:
@@ -202,7 +194,7 @@ def _width(v: Any) -> Width:
         and list(v) == ["min"]
         and isinstance(v["min"], (int, float))
         and not isinstance(v["min"], bool)
-        and v["min"] > 0
+        and 0 < v["min"] <= MAX_ALPHA
     ):
         return Fraction(str(v["min"]))
     raise ValueError
@@ -234,7 +226,7 @@ def parse(text: str, file: str) -> Spec:
     rule_name = doc.get("rounding", "make_divisible_8")
     if not isinstance(rule_name, str) or rule_name not in RULES:
         raise r.fail(
-            f"unknown rounding rule {rule_name!r}{suggest(str(rule_name), list(RULES))} "
+            f"unknown rounding rule {show(rule_name)}{suggest(str(rule_name), list(RULES))} "
             f"(known: {', '.join(RULES)})",
             doc.value_locs["rounding"],
         )
@@ -250,7 +242,7 @@ def parse(text: str, file: str) -> Spec:
         title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
         source=r.value(doc, "source", _text, "a non-empty string", "the spec"),
         file=file,
-        size=r.value(inp, "size", _size, "a positive integer or [h, w]", "'input'"),
+        size=r.value(inp, "size", SIZE, SIZE.expected, "'input'"),
         channels=r.value(inp, "channels", POS_INT, POS_INT.expected, "'input'", 3),
         classes=r.value(doc, "classes", POS_INT, "a positive integer", "the spec"),
         rounding=RULES[rule_name],
@@ -272,10 +264,12 @@ def _base(r: _Reader, doc: LocDict) -> Base | None:
     for key in ("spec", "until"):
         if key not in b:
             raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
-    ref = r.value(b, "spec", _text, "a spec name or path", "'base'")
+    ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = load_spec(ref)
+        spec = _base_spec(ref, r.file)
     except MacscalcError as e:
+        if e.line is not None:
+            raise  # a mistake inside the base spec, located there
         raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
     line, col = b.value_locs["until"]
     return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
@@ -285,7 +279,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     """``budget: {macs: 300M, params: 3.5M}``: limits that ``macscalc check`` applies."""
     if "budget" not in doc:
         return {}
-    from macscalc.units import parse_bytes, parse_count
+    from macscalc.units import parse_limit
 
     b = r.mapping(doc["budget"], doc.value_locs["budget"], "'budget'")
     r.keys(b, BUDGET_KEYS, "'budget'")
@@ -293,8 +287,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            parse = parse_bytes if key == "memory" else parse_count
-            out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
+            out[key] = SpecLimit(parse_limit(key, value, f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None
     return out
@@ -317,7 +310,7 @@ def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
     kind = next(iter(item))
     if kind not in ROW_KINDS:
         raise r.fail(
-            f"unknown layer kind {kind!r}{suggest(kind, list(ROW_KINDS))} "
+            f"unknown layer kind {show(kind)}{suggest(kind, list(ROW_KINDS))} "
             f"(known: {', '.join(ROW_KINDS)})",
             item.key_locs[kind],
         )
@@ -343,7 +336,7 @@ def _row(r: _Reader, item: Any, loc: Loc, defaults: dict[str, Any]) -> Row:
         item=instance,
         name=r.value(body, "name", _text, "a non-empty string", what, None),
         inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
-        n=r.value(body, "n", POS_INT, POS_INT.expected, what, 1),
+        n=r.value(body, "n", REPEATS, REPEATS.expected, what, 1),
         width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what, None),
         role=r.value(body, "role", _text, "a non-empty string", what, None),
         file=r.file,
@@ -363,20 +356,79 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 
 
+# The specs being loaded, outermost first: (resolved path, name in messages). A base
+# file is found from the last, must lie in the folder of the first or the current
+# folder, and must not be one of them again.
+_LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", default=())
+
+
 def load_spec(ref: str) -> Spec:
     """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
-    path = Path(ref)
-    if not path.is_file():
-        candidate = builtin_dir() / f"{ref}.yaml"
-        if ref.endswith((".yaml", ".yml")) or not candidate.is_file():
-            names = builtin_names()
-            raise MacscalcError(
-                f"no spec file or built-in spec named {ref!r}"
-                f"{suggest(ref, names)} (built-ins: {', '.join(names)})"
-            )
-        path = candidate
+    if _is_file(Path(ref)):
+        return _load(Path(ref), ref)
+    return _builtin(ref)
+
+
+def _builtin(name: str, note: str = "") -> Spec:
+    if name not in builtin_names():
+        raise _unknown(name, note)
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml")
+
+
+def _base_spec(ref: str, naming: str) -> Spec:
+    """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
+    spec that names it (``naming``), inside its outermost spec's folder or the current one.
+    Nothing else is opened, so a spec cannot make macscalc read other files."""
+    if not ref.endswith((".yaml", ".yml")):
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml")
+    chain = _LOADING.get()
+    here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
+    if Path(ref).is_absolute():
+        raise MacscalcError(f"a base file is named relative to the spec that names it, got "
+                            f"{show(ref)}")
+    real = _resolved(here / ref)
+    roots = (chain[0][0].parent if chain else here, _resolved(Path.cwd()))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise MacscalcError(f"{show(ref)} is outside the folder of "
+                            f"{chain[0][1] if chain else naming} and the current folder")
+    if not _is_file(real):
+        raise _unknown(ref)
+    return _load(real, os.path.normpath(Path(naming).parent / ref))
+
+
+def _load(path: Path, file: str) -> Spec:
+    chain = _LOADING.get()
+    real = _resolved(path)
+    if any(real == seen for seen, _ in chain):
+        names = " → ".join([*(f for _, f in chain), file])
+        raise MacscalcError(f"base specs form a cycle: {names}")
+    if len(chain) >= MAX_BASE_CHAIN:
+        raise MacscalcError(f"more than {MAX_BASE_CHAIN} specs named through base:, one "
+                            "after another")
+    text = read_text(path, file, "spec")
+    token = _LOADING.set((*chain, (real, file)))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read spec: {e}", str(ref)) from None
-    return parse(text, str(ref) if path == Path(ref) else f"specs/{path.name}")
+        return parse(text, file)
+    finally:
+        _LOADING.reset(token)
+
+
+def _unknown(ref: str, note: str = "") -> MacscalcError:
+    names = builtin_names()
+    return MacscalcError(f"no spec file or built-in spec named {show(ref)}{suggest(ref, names)} "
+                         f"(built-ins: {', '.join(names)}){note}")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError) as e:  # a loop of links, a NUL byte
+        reason = getattr(e, "strerror", None) or "not a usable path"
+        raise MacscalcError(f"cannot resolve {show(str(path))}: {reason}") from None
