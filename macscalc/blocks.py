@@ -333,6 +333,8 @@ class MicroBlock(Block):
         for field, n in sizes.items():
             if len(getattr(self, field)) != n:
                 raise ValueError(f"micro needs {field} as a list of {n} integers")
+        if 0 in self.ch_exp:
+            raise ValueError("micro needs ch_exp of two positive channel multipliers")
 
     def _act(self, b: Builder, name: str, y: int, k: int, reduction: int) -> None:
         if y > 0:
