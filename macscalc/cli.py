@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
 from macscalc.limits import (
     MAX_CHANNELS,
     MAX_EXPLAIN_CHANNELS,
@@ -334,7 +334,7 @@ def check(
             if base is not None:
                 results += growth_outcomes(report, base, str(baseline), growth)
             if not results:
-                raise MacscalcError(f"no limits for {ref!r}: give --max-macs, --max-flops or "
+                raise MacscalcError(f"no limits for {show(ref)}: give --max-macs, --max-flops or "
                                     "--max-params, a 'budget:' section in the spec, --budget "
                                     "FILE or --baseline")
             checked.append((report, results))
@@ -415,7 +415,7 @@ def pick(
         if max_latency is not None and device is None:
             raise MacscalcError(f"--max-latency needs --device (one of: {', '.join(known)})")
         if device is not None and device not in known:
-            raise MacscalcError(f"no published latencies for device {device!r} in these "
+            raise MacscalcError(f"no published latencies for device {show(device)} in these "
                                 f"families (known: {', '.join(known) or 'none'})")
         limit_macs = parse_count(max_macs, "--max-macs") if max_macs else None
         limit_params = parse_count(max_params, "--max-params") if max_params else None
@@ -543,7 +543,6 @@ def micro(
 ) -> None:
     """Dense pointwise vs micro-factorized (cost, connectivity); k×k vs k×1 + 1×k."""
     with user_errors():
-        from macscalc.errors import show
         from macscalc.explain import micro_doc
         from macscalc.output import render
         from macscalc.units import parse_int

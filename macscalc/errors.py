@@ -59,6 +59,16 @@ def show(value: Any, limit: int = EXCERPT_CHARS) -> str:
     return _cut(text, limit)
 
 
+def kind(value: Any) -> str:
+    """What ``value`` is, for a message that must not quote it (a whole document, which
+    may be any file a link points to)."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((str, "text"), (int, "a number"), (float, "a number"), (list, "a list"),
+             (dict, "a mapping"))
+    return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+
+
 def _parts(value: Any, limit: int) -> Iterator[str]:
     if isinstance(value, dict):
         yield "{"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.blocks import BLOCKS, Block
-from macscalc.errors import MacscalcError, show
+from macscalc.errors import MacscalcError, kind, show
 from macscalc.layers import KINDS, Layer
 from macscalc.limits import MAX_ALPHA, MAX_BASE_CHAIN
 from macscalc.rounding import RULES, RoundingRule
@@ -140,13 +140,14 @@ class _Reader:
     def fail(self, message: str, loc: Loc) -> MacscalcError:
         return MacscalcError(message, self.file, loc[0], loc[1])
 
-    def mapping(self, value: Any, loc: Loc, what: str) -> LocDict:
+    def mapping(self, value: Any, loc: Loc, what: str, quote: bool = True) -> LocDict:
         if value is None:
             empty = LocDict()
             empty.loc = loc
             return empty
         if not isinstance(value, LocDict):
-            raise self.fail(f"{what} must be a mapping, got {show(value)}", loc)
+            got = show(value) if quote else kind(value)
+            raise self.fail(f"{what} must be a mapping, got {got}", loc)
         return value
 
     def keys(self, m: LocDict, allowed: tuple[str, ...] | list[str], what: str) -> None:
@@ -212,7 +213,7 @@ def _inheritable() -> dict[str, Arg]:
 def parse(text: str, file: str) -> Spec:
     """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
     r = _Reader(file)
-    doc = r.mapping(load(text, file), (1, 1), "a spec")
+    doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
     for key in REQUIRED_TOP:
         if key not in doc:

@@ -27,7 +27,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
 from macscalc.limits import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, MAX_NUMBER_CHARS
 
 Loc = tuple[int, int]
@@ -138,7 +138,7 @@ def _map(loader: _Loader, node: yaml.MappingNode) -> LocDict:
             raise loader.fail("a key must be a single value, not a list or mapping",
                               key_node.start_mark) from None
         if key in own and id(key_node) in explicit:
-            raise loader.fail(f"duplicate key {key!r}", key_node.start_mark)
+            raise loader.fail(f"duplicate key {show(key)}", key_node.start_mark)
         if id(key_node) in explicit:
             own.add(key)
         out[key] = loader.construct_object(value_node)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from macscalc import parse
 from macscalc.cli import app
-from macscalc.errors import MacscalcError, show
+from macscalc.errors import MacscalcError, kind, show
 from macscalc.output import write_atomic
 
 runner = CliRunner()
@@ -119,8 +119,9 @@ def test_a_mistake_inside_a_base_file_is_located_there(here):
 def test_messages_quote_an_excerpt_only(here):
     Path("t.yaml").write_text("root:x:0:0:root:/root:/bin/bash\n"
                               "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
-    fails(["count", "t.yaml"], "t.yaml:1:1: a spec must be a mapping, got "
-                               "'root:x:0:0:root:/root:/bin/bash daemon:…")
+    fails(["count", "t.yaml"], "t.yaml:1:1: a spec must be a mapping, got text")
+    Path("t.yaml").write_text("- secret\n")  # the whole document is never quoted
+    fails(["count", "t.yaml"], "t.yaml:1:1: a spec must be a mapping, got a list")
     fails(["count", write("t.yaml", "layers:\n  - conv: {c: " + "x" * 100_000 + "}\n")],
           "t.yaml:6:15: 'c' of 'conv' must be a positive integer up to 1,000,000 or 'classes', "
           "got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…")
@@ -134,6 +135,8 @@ def test_show_and_the_message_cap():
     assert show(10**5000) == "a very large number"
     assert show({"a": [1, None], "b": "x" * 99}) == "{'a': [1, None], 'b': 'xxxxxxxxxxxxxxxxx…"
     assert (show(None), show(True), show(1.5), show("a")) == ("nothing", "True", "1.5", "'a'")
+    assert [kind(v) for v in ("a", 1, 1.5, True, [], {}, b"")] == [
+        "text", "a number", "a number", "true or false", "a list", "a mapping", "bytes"]
     assert len(MacscalcError("x" * 10**6).message) == 1001
 
 
