@@ -295,6 +295,9 @@ class DyShiftMax(Block):
     reduction = arg(POS_INT, 8, doc="squeeze reduction of the coefficient generator")
 
     def expand(self, b: Builder, name: str) -> None:
+        if self.reduction < 1:  # micro halves its reduction·r
+            raise b.row_error(f"{name}: the squeeze reduction must be at least 1, got "
+                              f"{self.reduction}")
         x = b.cur
         c = b.shape().c
         squeeze = max(make_divisible(Fraction(c // self.reduction), 4), 4)

@@ -1,5 +1,6 @@
-"""Property tests for untrusted input (issue 10): any spec, row or option value gets a
-result or one located error, never a traceback, a negative count or an empty tensor.
+"""Property tests for untrusted input (issue 10): any spec, row, option value, budget file
+or baseline gets a result or one located error, never a traceback, a negative count or an
+empty tensor.
 
 Bounded for the everyday suite; ``MACSCALC_FUZZ_EXAMPLES=5000 python -m pytest
 tests/test_fuzz.py`` is the long run (it also draws fresh random examples, where the
@@ -8,8 +9,13 @@ everyday run replays the same ones).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,9 +24,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, parse
+from macscalc.budget import Limit, check_doc, outcomes
 from macscalc.cli import app
 from macscalc.errors import MacscalcError
 from macscalc.layers import OP_CATEGORIES
+from macscalc.output import render
 from macscalc.schema import (
     ACT,
     ACT_FN,
@@ -35,6 +43,7 @@ from macscalc.schema import (
     RATIO,
 )
 from macscalc.spec import ROW_KINDS, builtin_dir, builtin_names
+from macscalc.views import count_doc
 
 LONG_RUN = "MACSCALC_FUZZ_EXAMPLES" in os.environ
 FUZZ = settings(max_examples=int(os.environ.get("MACSCALC_FUZZ_EXAMPLES", "60")),
@@ -49,7 +58,8 @@ ODD_TEXT = ["88/0", "1/0", "3/4", "classes", "same", "valid", "relu", "none", "f
 WILD = st.one_of(
     st.none(), st.booleans(),
     st.integers(-3, 70),
-    st.sampled_from([0, -1, 1000, 1001, 16_385, 10**6 + 1, 2**63, 10**30, 10**200]),
+    st.sampled_from([0, -1, 1000, 1001, 1024, 1025, 16_384, 16_385, 10**6, 10**6 + 1, 2**63,
+                     10**30, 10**200]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.5, 1.5, 1e-7, 1e160, 1e300]),
     st.sampled_from(ODD_TEXT), st.text(max_size=12),
@@ -60,12 +70,17 @@ WILD_ANY = st.recursive(WILD, lambda inner: st.one_of(
 
 
 def outcome(text: str, alpha: Fraction = Fraction(1), res: int | None = None) -> None:
-    """The one property: a counted network with no empty tensor and no negative count, or
-    a single-line MacscalcError located in the spec."""
+    """The one property: a counted network with no empty tensor and no negative count, its
+    report and a failed check rendered, or a single-line MacscalcError located in the spec."""
     try:
         net = build(parse(text, FILE), alpha, (res, res) if res else None)
         report = count(net, Convention(PARAM_CONVENTIONS["all"], OP_CATEGORIES))
         peak = report.peak_bytes
+        checked = [(report, outcomes(report, {"macs": Limit("macs", 1, "fuzz")}))]
+        with contextlib.redirect_stdout(io.StringIO()):
+            for doc in (count_doc(report, flops=True), check_doc(checked)):
+                render(doc, "json")
+                render(doc, "table")
     except MacscalcError as e:
         assert e.file == FILE, e
         assert "\n" not in str(e) and len(str(e)) <= 1100, e
@@ -261,3 +276,42 @@ def test_random_option_values(command: list[str], value: str) -> None:
         assert (len(lines) == 1 and lines[0].startswith("error: ")) or "Usage:" in lines[0], \
             (args, result.stderr)
         assert len(result.stderr) < 1200
+
+
+LIMIT_KEYS = st.sampled_from(["macs", "flops", "params", "memory", "specs", "latency"])
+
+
+@st.composite
+def budget_and_baseline(draw: st.DrawFn) -> tuple[str, str]:
+    """A budget file (YAML) and a baseline report (JSON), each near the expected shape or
+    not at all."""
+    limits = st.dictionaries(LIMIT_KEYS, st.one_of(st.sampled_from(["300M", "1G", "2MB"]),
+                                                   WILD_ANY), max_size=3)
+    budget = draw(st.one_of(limits, st.fixed_dictionaries(
+        {"specs": st.dictionaries(st.sampled_from(["mobilenet_v1", "x"]), limits, max_size=2)}),
+        WILD_ANY))
+    totals = st.dictionaries(st.sampled_from(["macs", "flops", "params"]), WILD, max_size=3)
+    report = st.fixed_dictionaries({"spec": st.one_of(st.just({"name": "mobilenet_v1"}), WILD_ANY),
+                                    "totals": st.one_of(totals, WILD_ANY)})
+    baseline = draw(st.one_of(st.fixed_dictionaries(
+        {"schema_version": st.sampled_from([1, 2]), "reports": st.lists(report, max_size=2)}),
+        WILD_ANY))
+    return yaml.safe_dump(budget), json.dumps(baseline)
+
+
+@FUZZ
+@given(budget_and_baseline())
+def test_random_budget_files_and_baselines(files: tuple[str, str]) -> None:
+    """check gives a verdict (0 or 1) or one located ``error:`` line (2)."""
+    with tempfile.TemporaryDirectory() as folder:
+        budget, baseline = Path(folder, "b.yaml"), Path(folder, "base.json")
+        budget.write_text(files[0], encoding="utf-8")
+        baseline.write_text(files[1], encoding="utf-8")
+        result = runner.invoke(app, ["check", "mobilenet_v1", "--res", "32", "--budget",
+                                     str(budget), "--baseline", str(baseline)])
+    assert isinstance(result.exception, SystemExit) or result.exception is None, result.exception
+    assert result.exit_code in (0, 1, 2)
+    if result.exit_code == 2:
+        (line,) = result.stderr.splitlines()
+        assert line.startswith((f"error: {budget}", f"error: {baseline}",
+                                "error: no limits for 'mobilenet_v1'")), line

@@ -239,6 +239,19 @@ def test_input_size_limits(here, size, message):
           f"{message}")
 
 
+def test_the_largest_network_is_counted_and_checked(here):
+    """Every value at its limit: counts of 29 digits, and their percentages, are exact."""
+    head = "name: t\nsource: s\ninput: {size: 16384, channels: 1000000}\nclasses: 10\n"
+    spec = write("t.yaml", "layers:\n  - conv: {c: 1000000, k: 1024}\n", head)
+    start = time.perf_counter()
+    result = runner.invoke(app, ["check", spec, "--max-macs", "1", "-f", "json"])
+    assert time.perf_counter() - start < 2 and result.exit_code == 1, result.output
+    (check,) = json.loads(result.stdout)["reports"][0]["checks"]
+    # 1024·1024·1,000,000·1,000,000·16384·16384 ('same' padding, stride 1)
+    assert check["value"] == 1024**2 * 10**12 * 16384**2 == 281_474_976_710_656 * 10**12
+    assert check["margin_pct"] == f"-{(1024**2 * 10**12 * 16384**2 - 1) * 100}.00"
+
+
 @pytest.mark.parametrize(("row", "message"), [
     # issue 10 §7: this built a 32×32×0 tensor and exited 0
     ("micro: {c: 8, ch_exp: [0, 1], ch_per_group: [0, 1], groups_1x1: [1, 1, 1], dy: [0, 0, 0]}",
@@ -247,6 +260,8 @@ def test_input_size_limits(here, size, message):
      "6:5: micro0/shuffle1: shuffle groups=0 must divide the 3 channels"),
     ("micro: {c: 8, ch_exp: [1, 1], ch_per_group: [1, 1], groups_1x1: [1, 0, 1], dy: [0, 0, 0]}",
      "6:5: micro0/pw2: groups=0 must divide the input (3) and output (8) channels"),
+    ("micro: {c: 8, ch_exp: [2, 2], ch_per_group: [0, 4], groups_1x1: [8, 2, 2], dy: [2, 0, 1], "
+     "reduction: 1}", "6:5: micro0/act3: the squeeze reduction must be at least 1, got 0"),
     ("micro_pw: {c: 8, r: 1, groups: [0, 1]}",
      "6:15: micro_pw needs groups: [G1, G2], two positive group counts"),
 ])
