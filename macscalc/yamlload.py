@@ -69,6 +69,8 @@ class LocList(list):
 
 
 class _Loader(Composer, _Parsing, SafeConstructor, Resolver):  # type: ignore[misc, valid-type]
+    """Safe loading (plain data only) that counts what it composes and constructs."""
+
     def __init__(self, text: str, file: str) -> None:
         _Parsing.__init__(self, text)
         Composer.__init__(self)
@@ -113,6 +115,7 @@ class _Loader(Composer, _Parsing, SafeConstructor, Resolver):  # type: ignore[mi
         self.sizes[node] = total
 
     def number(self, node: yaml.ScalarNode) -> Any:
+        """An int or float; thousands of digits would cost seconds to convert (or raise)."""
         if len(node.value) > MAX_NUMBER_CHARS:
             raise self.fail(f"a number longer than {MAX_NUMBER_CHARS} characters",
                             node.start_mark)
