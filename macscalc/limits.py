@@ -9,7 +9,7 @@ from __future__ import annotations
 
 MAX_FILE_BYTES = 1 << 20  # a spec or budget file (YAML)
 MAX_REPORT_BYTES = 8 << 20  # a baseline report (JSON): some 60 reports of large networks
-MAX_NODES = 20_000  # YAML values in a document, aliases counted as what they expand to
+MAX_NODES = 10_000  # YAML values in a document, aliases counted as what they expand to
 MAX_DEPTH = 64  # YAML nesting of lists and mappings
 MAX_NUMBER_CHARS = 100  # characters of one YAML number
 MAX_BASE_CHAIN = 8  # specs named through base:, one after another
