@@ -415,6 +415,9 @@ class DyShiftMax(Block):
     reduction = arg(POS_INT, 8, doc="squeeze reduction of the coefficient generator")
 
     def expand(self, b: Builder, name: str) -> None:
+        if self.reduction < 1:  # micro halves its reduction·r
+            raise b.row_error(f"{name}: the squeeze reduction must be at least 1, got "
+                              f"{self.reduction}")
         x = b.cur
         c = b.shape().c
         squeeze = max(make_divisible(Fraction(c // self.reduction), 4), 4)
@@ -453,6 +456,8 @@ class MicroBlock(Block):
         for field, n in sizes.items():
             if len(getattr(self, field)) != n:
                 raise ValueError(f"micro needs {field} as a list of {n} integers")
+        if 0 in self.ch_exp:
+            raise ValueError("micro needs ch_exp of two positive channel multipliers")
 
     def _act(self, b: Builder, name: str, y: int, k: int, reduction: int) -> None:
         if y > 0:

@@ -19,17 +19,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.counting import Report, settings_text
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
+from macscalc.limits import MAX_COUNT, MAX_GROWTH, MAX_REPORT_BYTES
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, pct, report_data, settings_data
-from macscalc.spec import BUDGET_KEYS, BYTE_LIMITS, Spec
-from macscalc.units import fmt_int, parse_bytes, parse_count
-from macscalc.yamlload import LocDict, load
+from macscalc.spec import BUDGET_KEYS, Spec
+from macscalc.units import exact, fmt_int, parse_limit
+from macscalc.yamlload import LocDict, load, read_text
 
 NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak bytes",
          "size": "weight bytes", "latency": "estimated latency (µs)"}
@@ -89,10 +91,10 @@ def _limits(m: LocDict, file: str, where: str) -> dict[str, Limit]:
         line, col = m.value_locs[key]
         if key not in BUDGET_KEYS:
             line, col = m.key_locs[key]
-            raise MacscalcError(f"unknown limit {key!r} in {where} (expected one of: "
+            raise MacscalcError(f"unknown limit {show(key)} in {where} (expected one of: "
                                 f"{', '.join(BUDGET_KEYS)})", file, line, col)
         try:
-            n = (parse_bytes if key in BYTE_LIMITS else parse_count)(str(value), f"{key!r}")
+            n = parse_limit(key, value, f"{key!r}")
         except MacscalcError as e:
             raise MacscalcError(e.message, file, line, col) from None
         out[key] = Limit(key, n, f"{file}:{line}", file, line, col)
@@ -101,23 +103,19 @@ def _limits(m: LocDict, file: str, where: str) -> dict[str, Limit]:
 
 def load_budget_file(path: Path) -> BudgetFile:
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise MacscalcError(f"cannot read budget file: {e.strerror}", file) from None
-    doc = load(text, file)
+    doc = load(read_text(path, file, "budget file"), file)
     if not isinstance(doc, LocDict):
         raise MacscalcError("a budget file must be a mapping of limits", file, 1, 1)
     per_spec: dict[str, dict[str, Limit]] = {}
-    specs = doc.get("specs", {})
-    if specs and not isinstance(specs, LocDict):
+    specs = LocDict() if doc.get("specs") is None else doc["specs"]
+    if not isinstance(specs, LocDict):
         line, col = doc.value_locs["specs"]
         raise MacscalcError("'specs' must map spec names or paths to limits", file, line, col)
-    for name, limits in (specs or {}).items():
+    for name, limits in specs.items():
         if not isinstance(limits, LocDict):
             line, col = specs.value_locs[name]
-            raise MacscalcError(f"limits for {name!r} must be a mapping", file, line, col)
-        per_spec[str(name)] = _limits(limits, file, f"the limits of {name!r}")
+            raise MacscalcError(f"limits for {show(name)} must be a mapping", file, line, col)
+        per_spec[str(name)] = _limits(limits, file, f"the limits of {show(name)}")
     common = LocDict()
     for key in doc:
         if key != "specs":
@@ -144,39 +142,50 @@ def limits_for(spec: Spec, ref: str, flags: dict[str, int],
 
 
 def parse_growth(text: str) -> Decimal:
-    """``2%``, ``2`` or ``0.5 %`` → Decimal percent."""
+    """``2%``, ``2`` or ``0.5 %`` → Decimal percent, from 0 to ``MAX_GROWTH``."""
+    number = text.strip().removesuffix("%").strip()
     try:
-        value = Decimal(text.strip().rstrip("%").strip())
-    except InvalidOperation:
-        raise MacscalcError(f"--max-growth must be a percentage such as 2%, got {text!r}") from None
-    if value < 0:
-        raise MacscalcError(f"--max-growth must not be negative, got {text!r}")
-    return value
+        value = exact(number)
+    except ValueError:
+        raise MacscalcError(f"--max-growth must be a percentage such as 2%, got {show(text)}") \
+            from None
+    if not 0 <= value <= MAX_GROWTH:
+        raise MacscalcError(f"--max-growth must be from 0 to {MAX_GROWTH:,} %, got {show(text)}")
+    return Decimal(number)
 
 
 def load_baseline(path: Path) -> list[dict[str, Any]]:
-    """The reports of a saved ``count``/``check``/``compare`` JSON document."""
+    """The reports of a saved ``count``/``check``/``compare`` JSON document, each checked to
+    have the parts ``check`` reads (a spec name and integer totals)."""
+    file = str(path)
+    text = read_text(path, file, "baseline", MAX_REPORT_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MacscalcError(f"cannot read baseline: {e.strerror}", str(path)) from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise MacscalcError(f"baseline is not JSON: {e.msg}", str(path), e.lineno, e.colno) \
-            from None
+        raise MacscalcError(f"baseline is not JSON: {e.msg}", file, e.lineno, e.colno) from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; deep nesting
+        raise MacscalcError("baseline is not a JSON report macscalc can read (a number too "
+                            "long or arrays nested too deep)", file) from None
+    reports = data.get("reports") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("schema_version") != 1 or \
-            not isinstance(data.get("reports"), list):
+            not isinstance(reports, list):
         raise MacscalcError("baseline must be a macscalc JSON report (schema_version 1 with "
-                            "'reports'), as written by count --format json", str(path))
-    return data["reports"]
+                            "'reports'), as written by count --format json", file)
+    for i, r in enumerate(reports, 1):
+        if not (isinstance(r, dict) and isinstance(r.get("spec"), dict)
+                and isinstance(r.get("totals"), dict)):
+            raise MacscalcError(f"report {i} of the baseline must be an object with 'spec' and "
+                                "'totals'", file)
+    return reports
 
 
 def _baseline_for(report: Report, baseline: list[dict[str, Any]], file: str) -> dict[str, Any]:
     name = report.network.spec.name
-    same = [b for b in baseline if b.get("spec", {}).get("name") == name]
-    exact = [b for b in same if b.get("settings") == settings_data(report.network)]
-    if exact or same:
-        return (exact or same)[0]
-    raise MacscalcError(f"the baseline has no report for {name!r}", file)
+    same = [b for b in baseline if b["spec"].get("name") == name]
+    exact_settings = [b for b in same if b.get("settings") == settings_data(report.network)]
+    if exact_settings or same:
+        return (exact_settings or same)[0]
+    raise MacscalcError(f"the baseline has no report for {show(name)}", file)
 
 
 def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
@@ -187,9 +196,12 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
     out = []
     for metric in ("macs", "flops", "params"):
         base = old.get(metric)
-        if not isinstance(base, int):
+        if base is None:
             continue
-        allowed = int(base + base * max_growth / 100)
+        if isinstance(base, bool) or not isinstance(base, int) or not 0 <= base <= MAX_COUNT:
+            raise MacscalcError(f"the baseline's {metric} for {show(report.network.spec.name)} "
+                                f"must be a whole number from 0 to 1e18, got {show(base)}", file)
+        allowed = int(base + Fraction(base) * Fraction(max_growth) / 100)
         limit = Limit(metric, allowed, f"baseline {file} + {max_growth} %")
         out.append(Outcome(report.network.spec.name, limit, actual[metric], base))
     return out

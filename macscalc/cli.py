@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
+from macscalc.limits import (
+    MAX_CHANNELS,
+    MAX_EXPLAIN_CHANNELS,
+    MAX_RATIO,
+    MAX_SIZE,
+    MAX_WINDOW,
+)
 
 if TYPE_CHECKING:
     from macscalc.counting import Convention, Report
@@ -76,6 +83,7 @@ ResOpt = Annotated[
         "-r",
         metavar="R",
         min=1,
+        max=MAX_SIZE,
         help="Input resolution R×R in pixels "
         "(the resolution multiplier ρ = R/224). Default: the spec's input size.",
     ),
@@ -249,7 +257,8 @@ def count(
     classes: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Number of classes (1001 for the TF-slim checkpoints). Default: the spec's."
+            min=1, max=MAX_CHANNELS,
+            help="Number of classes (1001 for the TF-slim checkpoints). Default: the spec's."
         ),
     ] = None,
     ops: OpsOpt = "none",
@@ -530,6 +539,9 @@ def pick(
 
             check_target(plot)
         known = devices(family_names(family))
+        if max_latency is not None and not 0 < max_latency < float("inf"):
+            raise MacscalcError(f"--max-latency must be a positive number of ms, got "
+                                f"{max_latency}")
         choices = (f"published: {', '.join(known) or 'none'}; profiles: "
                    f"{', '.join(profile_names())} or a file from macscalc calibrate")
         if max_latency is not None and device is None:
@@ -537,7 +549,7 @@ def pick(
         profile, published = None, device
         if device is not None and (device in profile_names() or device not in known):
             if device not in profile_names() and not Path(device).is_file():
-                raise MacscalcError(f"no published latencies or profile for device {device!r} "
+                raise MacscalcError(f"no published latencies or profile for device {show(device)} "
                                     f"({choices})")
             profile = _profile(device)
             published = profile.published if profile.published in known else None
@@ -850,11 +862,14 @@ DocFormatOpt = Annotated[
 
 @explain_app.command()
 def dwsep(
-    cin: Annotated[int, typer.Option("--cin", min=1, help="M, input channels.")] = 512,
-    cout: Annotated[int, typer.Option("--cout", min=1, help="N, output channels.")] = 512,
-    k: Annotated[int, typer.Option("--k", min=1, help="Dk, kernel size.")] = 3,
-    size: Annotated[int, typer.Option("--size", min=1, help="Input side in pixels.")] = 14,
-    stride: Annotated[int, typer.Option("--stride", min=1, help="Stride.")] = 1,
+    cin: Annotated[int, typer.Option("--cin", min=1, max=MAX_CHANNELS,
+                                     help="M, input channels.")] = 512,
+    cout: Annotated[int, typer.Option("--cout", min=1, max=MAX_CHANNELS,
+                                      help="N, output channels.")] = 512,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_WINDOW, help="Dk, kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, max=MAX_SIZE,
+                                      help="Input side in pixels.")] = 14,
+    stride: Annotated[int, typer.Option("--stride", min=1, max=MAX_WINDOW, help="Stride.")] = 1,
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -871,12 +886,17 @@ def dwsep(
 
 @explain_app.command()
 def bottleneck(
-    cin: Annotated[int, typer.Option("--cin", min=1, help="d', input channels.")] = 24,
-    cout: Annotated[int, typer.Option("--cout", min=1, help="d'', output channels.")] = 24,
+    cin: Annotated[int, typer.Option("--cin", min=1, max=MAX_CHANNELS,
+                                     help="d', input channels.")] = 24,
+    cout: Annotated[int, typer.Option("--cout", min=1, max=MAX_CHANNELS,
+                                      help="d'', output channels.")] = 24,
     t: Annotated[str, typer.Option("--t", help="Expansion ratio t.")] = "6",
-    k: Annotated[int, typer.Option("--k", min=1, help="Depthwise kernel size.")] = 3,
-    size: Annotated[int, typer.Option("--size", min=1, help="Input side h = w.")] = 56,
-    stride: Annotated[int, typer.Option("--stride", min=1, help="Depthwise stride.")] = 1,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_WINDOW,
+                                   help="Depthwise kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, max=MAX_SIZE,
+                                      help="Input side h = w.")] = 56,
+    stride: Annotated[int, typer.Option("--stride", min=1, max=MAX_WINDOW,
+                                        help="Depthwise stride.")] = 1,
     dtype: DtypeOpt = "fp16",
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
@@ -885,21 +905,23 @@ def bottleneck(
     with user_errors():
         from macscalc.explain import bottleneck_doc
         from macscalc.output import render
-        from macscalc.units import dtype_bytes, parse_alpha
+        from macscalc.units import dtype_bytes, parse_ratio
 
-        ratio = parse_alpha(t, "the expansion ratio --t")
+        ratio = parse_ratio(t, "the expansion ratio --t", MAX_RATIO)
         render(bottleneck_doc(cin, cout, ratio, k, size, stride, dtype_bytes(dtype)), fmt, output)
 
 
 @explain_app.command()
 def micro(
-    channels: Annotated[int, typer.Option("--channels", min=1, help="C, channels.")] = 64,
-    ratio: Annotated[int, typer.Option("--ratio", min=1, help="R: the middle width is C/R.")
-                     ] = 4,
+    channels: Annotated[int, typer.Option("--channels", min=1, max=MAX_EXPLAIN_CHANNELS,
+                                          help="C, channels.")] = 64,
+    ratio: Annotated[int, typer.Option("--ratio", min=1, max=MAX_EXPLAIN_CHANNELS,
+                                       help="R: the middle width is C/R.")] = 4,
     groups: Annotated[str, typer.Option("--groups", help="G1,G2 group counts.")] = "4,4",
-    k: Annotated[int, typer.Option("--k", min=1, help="Depthwise kernel size.")] = 3,
-    size: Annotated[int, typer.Option("--size", min=1, help="Side in pixels for MACs; 1 "
-                                      "gives costs per position.")] = 1,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_WINDOW,
+                                   help="Depthwise kernel size.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, max=MAX_SIZE, help="Side in pixels for "
+                                      "MACs; 1 gives costs per position.")] = 1,
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -907,18 +929,22 @@ def micro(
     with user_errors():
         from macscalc.explain import micro_doc
         from macscalc.output import render
+        from macscalc.units import parse_int
 
         parts = groups.split(",")
-        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise MacscalcError(f"--groups must be G1,G2 (two positive integers), got {groups!r}")
-        render(micro_doc(channels, ratio, int(parts[0]), int(parts[1]), k, size), fmt, output)
+        if len(parts) != 2:
+            raise MacscalcError(f"--groups must be G1,G2 (two positive integers), got "
+                                f"{show(groups)}")
+        g1, g2 = (parse_int(p, "each of --groups", MAX_EXPLAIN_CHANNELS) for p in parts)
+        render(micro_doc(channels, ratio, g1, g2, k, size), fmt, output)
 
 
 @explain_app.command()
 def scaling(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")],
     alpha: Annotated[str, typer.Option("--alpha", "-a", help="Width multiplier α.")] = "0.5",
-    res: Annotated[int, typer.Option("--res", "-r", min=1, help="Input resolution.")] = 160,
+    res: Annotated[int, typer.Option("--res", "-r", min=1, max=MAX_SIZE,
+                                     help="Input resolution.")] = 160,
     fmt: DocFormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:

@@ -15,12 +15,13 @@ from fractions import Fraction
 from typing import Any
 
 from macscalc.counting import Convention, Report, count
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
 from macscalc.graph import Node, build
+from macscalc.limits import MAX_CHANNELS, MAX_SIZE
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope, pct, report_data
 from macscalc.spec import load_spec
-from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha
+from macscalc.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha, parse_int
 
 _OPTIONS = {"--alpha": "alpha", "-a": "alpha", "--res": "res", "-r": "res",
             "--classes": "classes"}
@@ -31,32 +32,26 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     try:
         words = shlex.split(text)
     except ValueError as e:
-        raise MacscalcError(f"cannot read variant {text!r}: {e}") from None
+        raise MacscalcError(f"cannot read variant {show(text)}: {e}") from None
     if not words or words[0].startswith("-"):
-        raise MacscalcError(f"a variant starts with a spec, got {text!r}")
+        raise MacscalcError(f"a variant starts with a spec, got {show(text)}")
     options: dict[str, str] = {}
     rest = words[1:]
     while rest:
         flag = rest.pop(0)
         if flag not in _OPTIONS or not rest:
-            raise MacscalcError(f"in variant {text!r}: expected --alpha A, --res R or "
-                                f"--classes N, got {flag!r}")
+            raise MacscalcError(f"in variant {show(text)}: expected --alpha A, --res R or "
+                                f"--classes N, got {show(flag)}")
         options[_OPTIONS[flag]] = rest.pop(0)
     return words[0], options
-
-
-def _positive(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise MacscalcError(f"{what} must be a positive integer, got {text!r}")
-    return int(text)
 
 
 def variant_report(text: str, convention: Convention,
                    allow_unknown: bool = False) -> tuple[str, Report]:
     ref, opts = parse_variant(text)
     alpha = parse_alpha(opts["alpha"]) if "alpha" in opts else Fraction(1)
-    res = _positive(opts["res"], "--res") if "res" in opts else None
-    classes = _positive(opts["classes"], "--classes") if "classes" in opts else None
+    res = parse_int(opts["res"], "--res", MAX_SIZE) if "res" in opts else None
+    classes = parse_int(opts["classes"], "--classes", MAX_CHANNELS) if "classes" in opts else None
     if ref.lower().endswith(".onnx"):
         from macscalc.onnx_import import read_network, refuse_transforms
 

@@ -13,9 +13,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from macscalc.counting import PARAM_CONVENTIONS, Convention, count
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, show
 from macscalc.graph import Network, build
 from macscalc.layers import Conv2d, Depthwise, Layer, Shape
+from macscalc.limits import MAX_EXPLAIN_CHANNELS
 from macscalc.output import Column, Doc, Table
 from macscalc.report import envelope
 from macscalc.spec import Spec, suggest
@@ -159,17 +160,18 @@ def _connectivity(c: int, mid: int, g1: int, g2: int) -> list[int]:
             shuffled[j * g1 + g] = reach_mid[g * per + j]
     out_per, mid_per2 = c // g2, mid // g2
     result = []
-    for o in range(c):
-        h = o // out_per
+    for h in range(g2):  # the outputs of one group reach the same inputs
         mask = 0
         for j in range(h * mid_per2, (h + 1) * mid_per2):
             mask |= shuffled[j]
-        result.append(bin(mask).count("1"))
+        result += [bin(mask).count("1")] * out_per
     return result
 
 
 def micro_doc(c: int, r: int, g1: int, g2: int, k: int, size: int = 1) -> Doc:
     """Dense pointwise against MicroNet's micro-factorized pointwise; k×k against k×1 + 1×k."""
+    _require(0 < c <= MAX_EXPLAIN_CHANNELS, f"C must be from 1 to {MAX_EXPLAIN_CHANNELS:,}: the "
+             "connectivity traces every input of every output")
     _require(c % r == 0, f"the ratio R = {r} must divide C = {c}")
     mid = c // r
     for g, what in ((g1, "G1"), (g2, "G2")):
@@ -310,7 +312,7 @@ def layer_doc(network: Network, name: str) -> Doc:
     if not nodes:
         names = list(dict.fromkeys([n.block for n in network.nodes] +
                                    [n.name for n in network.nodes]))
-        raise MacscalcError(f"no layer or block named {name!r} in {network.spec.name}"
+        raise MacscalcError(f"no layer or block named {show(name)} in {network.spec.name}"
                             f"{suggest(name, names)}")
     report = count(network, Convention(PARAM_CONVENTIONS["all"],
                                        ("bn", "act", "pool", "add", "mul", "shiftmax")))

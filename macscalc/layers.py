@@ -217,7 +217,7 @@ class Conv2d(ConvArgs, Layer):
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         cin = ins[0].c
-        if cin % self.groups or self.c % self.groups:
+        if self.groups < 1 or cin % self.groups or self.c % self.groups:
             raise ShapeError(
                 f"groups={self.groups} must divide the input ({cin}) and output ({self.c}) channels"
             )
@@ -504,7 +504,7 @@ class Shuffle(Layer):
     groups = arg(POS_INT, doc="groups")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        if ins[0].c % self.groups:
+        if self.groups < 1 or ins[0].c % self.groups:
             raise ShapeError(f"shuffle groups={self.groups} must divide the {ins[0].c} channels")
         return ins[0]
 

@@ -9,7 +9,7 @@ JSON Schema. Integers are exact; percentages are decimal strings.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from macscalc import __version__
@@ -23,7 +23,9 @@ def pct(part: int, whole: int) -> Decimal:
     """``part`` as a percentage of ``whole``, to 0.01, halves rounded up."""
     if whole == 0:
         return Decimal(0)
-    return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    with localcontext() as exact:  # counts reach 40 digits within the input limits
+        exact.prec = 100
+        return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def json_safe(v: Any) -> Any:

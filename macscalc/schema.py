@@ -13,6 +13,9 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
+from macscalc.limits import MAX_CHANNELS, MAX_RATIO, MAX_REPEATS, MAX_SIZE, MAX_WINDOW
+from macscalc.units import positive_ratio
+
 ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu", "tanh",
                "leaky_relu", "mish", "softmax")
 # PyTorch's names for the same functions
@@ -124,16 +127,19 @@ def declared(group: type) -> dict[str, Arg]:
     return {k: v for k, v in vars(group).items() if isinstance(v, Arg)}
 
 
-def _pos_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError
-    return v
+def _bounded(most: int, least: int = 1) -> Callable[[Any], int]:
+    """An integer from ``least`` to ``most``; bools and floats are not integers here."""
+
+    def convert(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not least <= v <= most:
+            raise ValueError
+        return v
+
+    return convert
 
 
-def _nonneg_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError
-    return v
+_pos_int = _bounded(MAX_CHANNELS)
+_nonneg_int = _bounded(MAX_CHANNELS, least=0)
 
 
 def _pair(item: Callable[[Any], int]) -> Callable[[Any], tuple[int, int]]:
@@ -154,12 +160,7 @@ def _bool(v: Any) -> bool:
 
 def _ratio(v: Any) -> Fraction:
     """A positive number, kept exact: ``0.35`` becomes 7/20, and ``"88/24"`` is allowed."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError
-    r = Fraction(str(v).strip())
-    if r <= 0:
-        raise ValueError
-    return r
+    return positive_ratio(v, MAX_RATIO)
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
@@ -174,7 +175,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
 def _padding(v: Any) -> str | tuple[int, int]:
     if v in ("same", "valid"):
         return v
-    return _pair(_nonneg_int)(v)
+    return _pair(_bounded(MAX_WINDOW, least=0))(v)
 
 
 def _channels(v: Any) -> int | str:
@@ -210,16 +211,22 @@ def _act_fn(v: Any) -> str:
     return _choice(*ACTIVATIONS)(ACT_ALIASES.get(v, v) if isinstance(v, str) else v)
 
 
-POS_INT = ArgType("a positive integer", _pos_int)
-NONNEG_INT = ArgType("a non-negative integer", _nonneg_int)
-PAIR = ArgType("a positive integer or a list [h, w] of two", _pair(_pos_int))
-PAIR_NONNEG = ArgType("a non-negative integer or a list [h, w] of two", _pair(_nonneg_int))
+POS_INT = ArgType(f"a positive integer up to {MAX_CHANNELS:,}", _pos_int)
+PAIR = ArgType(f"a positive integer up to {MAX_WINDOW:,} or a list [h, w] of two",
+               _pair(_bounded(MAX_WINDOW)))
+SIZE = ArgType(f"a positive integer up to {MAX_SIZE:,} or [h, w]", _pair(_bounded(MAX_SIZE)))
+REPEATS = ArgType(f"a positive integer up to {MAX_REPEATS:,}", _bounded(MAX_REPEATS))
+NONNEG_INT = ArgType(f"a non-negative integer up to {MAX_CHANNELS:,}", _nonneg_int)
+PAIR_NONNEG = ArgType(f"a non-negative integer up to {MAX_WINDOW:,} or a list [h, w] of two",
+                      _pair(_bounded(MAX_WINDOW, least=0)))
 BOOL = ArgType("true or false", _bool)
-RATIO = ArgType("a positive number (or a fraction such as '88/24')", _ratio)
-INTS = ArgType("a list of non-negative integers", _ints)
-POS_INTS = ArgType("a list of positive integers", _pos_ints)
-PADDING = ArgType("'same', 'valid', a non-negative integer or a list [h, w] of two", _padding)
-CHANNELS = ArgType("a positive integer or 'classes'", _channels)
+RATIO = ArgType(f"a positive number up to {MAX_RATIO:,} (or a fraction such as '88/24')",
+                _ratio)
+INTS = ArgType(f"a list of non-negative integers up to {MAX_CHANNELS:,}", _ints)
+POS_INTS = ArgType(f"a list of positive integers up to {MAX_CHANNELS:,}", _pos_ints)
+PADDING = ArgType(f"'same', 'valid', a non-negative integer up to {MAX_WINDOW:,} or a list "
+                  "[h, w] of two", _padding)
+CHANNELS = ArgType(f"a positive integer up to {MAX_CHANNELS:,} or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)
 SAME_ACT = ArgType(f"one of {', '.join(ACTIVATIONS)}, none or same",

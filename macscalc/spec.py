@@ -18,17 +18,20 @@ file:line:column on every error.
 
 from __future__ import annotations
 
+import os
+from contextvars import ContextVar
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.blocks import BLOCKS, Block
-from macscalc.errors import MacscalcError
+from macscalc.errors import MacscalcError, kind, show
 from macscalc.expr import ExprError, evaluate, is_expression
 from macscalc.layers import KINDS, Layer
+from macscalc.limits import MAX_ALPHA, MAX_BASE_CHAIN
 from macscalc.rounding import RULES, RoundingRule, parametric
-from macscalc.schema import NAMES, POS_INT, Arg
-from macscalc.yamlload import Loc, LocDict, LocList, load
+from macscalc.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
+from macscalc.yamlload import Loc, LocDict, LocList, load, read_text
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
 TOP_KEYS = (
@@ -47,10 +50,8 @@ TOP_KEYS = (
     "blocks",
 )
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
-BYTE_LIMITS = ("memory", "size")  # limits in bytes (2MB, 512KiB); the others are counts
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
-MAX_REPEATS = 1000  # n of one row
 MAX_EXPANDED_ROWS = 20_000  # rows after expanding every use of a spec's own blocks
 REQUIRED = "required"  # the default of a block argument that every use must give
 
@@ -170,20 +171,21 @@ class _Reader:
     def fail(self, message: str, loc: Loc) -> MacscalcError:
         return MacscalcError(message, self.file, loc[0], loc[1])
 
-    def mapping(self, value: Any, loc: Loc, what: str) -> LocDict:
+    def mapping(self, value: Any, loc: Loc, what: str, quote: bool = True) -> LocDict:
         if value is None:
             empty = LocDict()
             empty.loc = loc
             return empty
         if not isinstance(value, LocDict):
-            raise self.fail(f"{what} must be a mapping, got {_show(value)}", loc)
+            got = show(value) if quote else kind(value)
+            raise self.fail(f"{what} must be a mapping, got {got}", loc)
         return value
 
     def keys(self, m: LocDict, allowed: tuple[str, ...] | list[str], what: str) -> None:
         for key in m:
             if key not in allowed:
                 raise self.fail(
-                    f"unknown key {key!r} in {what}{suggest(key, list(allowed))} "
+                    f"unknown key {show(key)} in {what}{suggest(key, list(allowed))} "
                     f"(expected one of: {', '.join(allowed)})",
                     m.key_locs[key],
                 )
@@ -204,25 +206,14 @@ class _Reader:
             return convert(m[key])
         except (ValueError, TypeError):
             raise self.fail(
-                f"{key!r} of {what} must be {expected}, got {_show(m[key])}", m.value_locs[key]
+                f"{key!r} of {what} must be {expected}, got {show(m[key])}", m.value_locs[key]
             ) from None
-
-
-def _show(v: Any) -> str:
-    return "nothing" if v is None else repr(v) if isinstance(v, str) else str(v)
 
 
 def _text(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise ValueError
     return v
-
-
-def _size(v: Any) -> tuple[int, int]:
-    if isinstance(v, list) and len(v) == 2:
-        return (POS_INT(v[0]), POS_INT(v[1]))
-    n = POS_INT(v)
-    return (n, n)
 
 
 def _width(v: Any) -> Width:
@@ -235,7 +226,7 @@ def _width(v: Any) -> Width:
         and list(v) == ["min"]
         and isinstance(v["min"], (int, float))
         and not isinstance(v["min"], bool)
-        and v["min"] > 0
+        and 0 < v["min"] <= MAX_ALPHA
     ):
         return Fraction(str(v["min"]))
     raise ValueError
@@ -253,7 +244,7 @@ def _inheritable() -> dict[str, Arg]:
 def parse(text: str, file: str) -> Spec:
     """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
     r = _Reader(file)
-    doc = r.mapping(load(text, file), (1, 1), "a spec")
+    doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
     for key in REQUIRED_TOP:
         if key not in doc:
@@ -276,7 +267,7 @@ def parse(text: str, file: str) -> Spec:
         title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
         source=r.value(doc, "source", _text, "a non-empty string", "the spec"),
         file=file,
-        size=r.value(inp, "size", _size, "a positive integer or [h, w]", "'input'"),
+        size=r.value(inp, "size", SIZE, SIZE.expected, "'input'"),
         channels=r.value(inp, "channels", POS_INT, POS_INT.expected, "'input'", 3),
         classes=r.value(doc, "classes", POS_INT, "a positive integer", "the spec"),
         rounding=rounding,
@@ -298,10 +289,12 @@ def _base(r: _Reader, doc: LocDict) -> Base | None:
     for key in ("spec", "until"):
         if key not in b:
             raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
-    ref = r.value(b, "spec", _text, "a spec name or path", "'base'")
+    ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = load_spec(ref)
+        spec = _base_spec(ref, r.file)
     except MacscalcError as e:
+        if e.line is not None:
+            raise  # a mistake inside the base spec, located there
         raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
     line, col = b.value_locs["until"]
     return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
@@ -311,7 +304,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     """``budget: {macs: 300M, params: 3.5M}``: limits that ``macscalc check`` applies."""
     if "budget" not in doc:
         return {}
-    from macscalc.units import parse_bytes, parse_count
+    from macscalc.units import parse_limit
 
     b = r.mapping(doc["budget"], doc.value_locs["budget"], "'budget'")
     r.keys(b, BUDGET_KEYS, "'budget'")
@@ -319,8 +312,7 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     for key, value in b.items():
         line, col = b.value_locs[key]
         try:
-            parse = parse_bytes if key in BYTE_LIMITS else parse_count
-            out[key] = SpecLimit(parse(str(value), f"{key!r} of 'budget'"), line, col)
+            out[key] = SpecLimit(parse_limit(key, value, f"{key!r} of 'budget'"), line, col)
         except MacscalcError as e:
             raise r.fail(e.message, (line, col)) from None
     return out
@@ -347,7 +339,7 @@ def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
         return parametric(divisor, ratio)
     if not isinstance(value, str) or value not in RULES:
         raise r.fail(
-            f"unknown rounding rule {value!r}{suggest(str(value), list(RULES))} "
+            f"unknown rounding rule {show(value)}{suggest(str(value), list(RULES))} "
             f"(known: {', '.join(RULES)}, or {{divisor: D, min_ratio: R}})",
             loc,
         )
@@ -369,7 +361,7 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
     for name, body in m.items():
         loc = m.key_locs[name]
         if not isinstance(name, str) or not name.isidentifier():
-            raise r.fail(f"a block name must be a word such as 'bottleneck', got {_show(name)}",
+            raise r.fail(f"a block name must be a word such as 'bottleneck', got {show(name)}",
                          loc)
         if name in ROW_KINDS:
             raise r.fail(f"block {name!r} has the name of a built-in kind; choose another",
@@ -380,7 +372,7 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
         for a in args:
             if not isinstance(a, str) or not a.isidentifier() or a in ROW_KEYS:
                 raise r.fail(f"a block argument must be a word and not a row key ("
-                             f"{', '.join(ROW_KEYS)}), got {_show(a)}", args.key_locs[a])
+                             f"{', '.join(ROW_KEYS)}), got {show(a)}", args.key_locs[a])
         rows = d.get("layers")
         if not isinstance(rows, LocList) or not rows:
             raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
@@ -472,7 +464,7 @@ class _Context:
         what = f"{kind!r}"
         if kind not in ROW_KINDS and kind not in self.blocks:
             known = [*ROW_KINDS, *self.blocks]
-            raise r.fail(f"unknown layer kind {_show(kind)}{suggest(str(kind), known)} "
+            raise r.fail(f"unknown layer kind {show(kind)}{suggest(str(kind), known)} "
                          f"(known: {', '.join(known)})", item.key_locs[kind])
         body = r.mapping(item[kind], item.value_locs[kind], what)
         if not r.value(body, "if", _condition, "true or false (or an expression of block "
@@ -503,10 +495,7 @@ class _Context:
         self.expanded += 1
         if self.expanded > MAX_EXPANDED_ROWS:
             raise r.fail(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows", loc)
-        n = r.value(body, "n", POS_INT, POS_INT.expected, what, 1)
-        if n > MAX_REPEATS:
-            raise r.fail(f"'n' of {what} is {n}; repeats are limited to {MAX_REPEATS}",
-                         body.value_locs["n"])
+        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
         return Row(
             item=item,
             name=r.value(body, "name", _name, "a name (letters, digits, _ and -)", what, None),
@@ -582,20 +571,79 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 
 
+# The specs being loaded, outermost first: (resolved path, name in messages). A base
+# file is found from the last, must lie in the folder of the first or the current
+# folder, and must not be one of them again.
+_LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", default=())
+
+
 def load_spec(ref: str) -> Spec:
     """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
-    path = Path(ref)
-    if not path.is_file():
-        candidate = builtin_dir() / f"{ref}.yaml"
-        if ref.endswith((".yaml", ".yml")) or not candidate.is_file():
-            names = builtin_names()
-            raise MacscalcError(
-                f"no spec file or built-in spec named {ref!r}"
-                f"{suggest(ref, names)} (built-ins: {', '.join(names)})"
-            )
-        path = candidate
+    if _is_file(Path(ref)):
+        return _load(Path(ref), ref)
+    return _builtin(ref)
+
+
+def _builtin(name: str, note: str = "") -> Spec:
+    if name not in builtin_names():
+        raise _unknown(name, note)
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml")
+
+
+def _base_spec(ref: str, naming: str) -> Spec:
+    """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
+    spec that names it (``naming``), inside its outermost spec's folder or the current one.
+    Nothing else is opened, so a spec cannot make macscalc read other files."""
+    if not ref.endswith((".yaml", ".yml")):
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml")
+    chain = _LOADING.get()
+    here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
+    if Path(ref).is_absolute():
+        raise MacscalcError(f"a base file is named relative to the spec that names it, got "
+                            f"{show(ref)}")
+    real = _resolved(here / ref)
+    roots = (chain[0][0].parent if chain else here, _resolved(Path.cwd()))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise MacscalcError(f"{show(ref)} is outside the folder of "
+                            f"{chain[0][1] if chain else naming} and the current folder")
+    if not _is_file(real):
+        raise _unknown(ref)
+    return _load(real, os.path.normpath(Path(naming).parent / ref))
+
+
+def _load(path: Path, file: str) -> Spec:
+    chain = _LOADING.get()
+    real = _resolved(path)
+    if any(real == seen for seen, _ in chain):
+        names = " → ".join([*(f for _, f in chain), file])
+        raise MacscalcError(f"base specs form a cycle: {names}")
+    if len(chain) >= MAX_BASE_CHAIN:
+        raise MacscalcError(f"more than {MAX_BASE_CHAIN} specs named through base:, one "
+                            "after another")
+    text = read_text(path, file, "spec")
+    token = _LOADING.set((*chain, (real, file)))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read spec: {e}", str(ref)) from None
-    return parse(text, str(ref) if path == Path(ref) else f"specs/{path.name}")
+        return parse(text, file)
+    finally:
+        _LOADING.reset(token)
+
+
+def _unknown(ref: str, note: str = "") -> MacscalcError:
+    names = builtin_names()
+    return MacscalcError(f"no spec file or built-in spec named {show(ref)}{suggest(ref, names)} "
+                         f"({len(names)} built-ins: macscalc specs lists them){note}")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError) as e:  # a loop of links, a NUL byte
+        reason = getattr(e, "strerror", None) or "not a usable path"
+        raise MacscalcError(f"cannot resolve {show(str(path))}: {reason}") from None

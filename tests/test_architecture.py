@@ -11,7 +11,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "macscalc"
 
 LAYERS = [  # lowest first; a module may import only from its own layer or those below
-    {"errors", "schema", "expr", "rounding", "units", "yamlload", "layers", "blocks", "spec",
+    {"limits", "errors", "schema", "expr", "rounding", "units", "yamlload", "layers", "blocks",
+     "spec",
      "graph"},
     {"counting", "memory", "latency", "sweeps"},
     {"published", "grid"},

@@ -118,4 +118,5 @@ def test_an_unknown_topic_is_named_with_the_topics():
 def test_bottleneck_expansion_ratio_must_be_positive():
     result = runner.invoke(app, ["explain", "bottleneck", "--t", "0"])
     assert result.exit_code == 2
-    assert result.stderr == "error: the expansion ratio --t must be a positive number, got '0'\n"
+    assert result.stderr == ("error: the expansion ratio --t must be a positive number up to "
+                             "1000 (at most 6 decimals), got '0'\n")

@@ -185,7 +185,7 @@ def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms
 
 @pytest.mark.parametrize(("rows", "head", "message"), [
     (["mobilenet_v2,x,224,,10"], None, "m.csv:3:14: width multiplier must be a positive "
-                                      "number, got 'x'"),
+                                      "number up to 16 (at most 6 decimals), got 'x'"),
     (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer, got '-3'"),
     (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a positive number of "
                                         "milliseconds, got '0'"),

@@ -98,8 +98,8 @@ def test_compare_totals_and_stage_deltas():
     (["mobilenet_v2", "mobilenet_v2 --width 2"],
      "error: in variant 'mobilenet_v2 --width 2': expected --alpha A, --res R or --classes N, "
      "got '--width'\n"),
-    (["mobilenet_v2", "mobilenet_v2 --res 0"], "error: --res must be a positive integer, got "
-                                               "'0'\n"),
+    (["mobilenet_v2", "mobilenet_v2 --res 0"], "error: --res must be a positive integer up to "
+                                               "16,384, got '0'\n"),
 ])
 def test_compare_bad_input(args, message):
     result = runner.invoke(app, ["compare", *args])

@@ -1,0 +1,29 @@
+"""Limits on untrusted input, in one place (README: Security model).
+
+Specs, budget files and baseline reports may come from a pull request, so every size
+and value that decides how much work a run does is bounded: a value past its limit is a
+located error, never a long run. Each limit is far above what a real network needs.
+"""
+
+from __future__ import annotations
+
+MAX_FILE_BYTES = 1 << 20  # a spec or budget file (YAML)
+MAX_REPORT_BYTES = 8 << 20  # a baseline report (JSON): some 60 reports of large networks
+MAX_NODES = 10_000  # YAML values in a document, aliases counted as what they expand to
+MAX_DEPTH = 64  # YAML nesting of lists and mappings
+MAX_NUMBER_CHARS = 100  # characters of one YAML number
+MAX_BASE_CHAIN = 8  # specs named through base:, one after another
+
+MAX_SIZE = 16_384  # input side in pixels (input size, --res, --size)
+MAX_WINDOW = 1_024  # kernel, stride, dilation and padding
+MAX_CHANNELS = 1_000_000  # channels, classes, groups and every other positive integer
+MAX_REPEATS = 1_000  # n, a row's repeats
+MAX_RATIO = 1_000  # expansion and squeeze ratios (t, r, p)
+MAX_ALPHA = 16  # width multiplier α (--alpha, width: {min: m})
+MAX_FRACTION_CHARS = 32  # characters of a written ratio or multiplier ('88/24', '0.35')
+MAX_COUNT = 10**18  # a limit on MACs, FLOPs, parameters or bytes
+MAX_GROWTH = 1_000_000  # --max-growth, in percent
+MAX_EXPLAIN_CHANNELS = 4_096  # explain micro traces every input of every output
+
+EXCERPT_CHARS = 40  # of a value quoted in an error message
+MAX_MESSAGE_CHARS = 1_000  # of an error message
