@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from macscalc.blocks import Block
 from macscalc.errors import MacscalcError, ShapeError
 from macscalc.layers import Layer, Shape
+from macscalc.limits import MAX_LAYERS
 from macscalc.spec import Row, Spec, UserBlock, Width
 
 
@@ -50,7 +51,6 @@ class Network(NamedTuple):
     origin: str | None = None  # what an imported file (ONNX) held, for the convention line
 
 
-MAX_PRIMITIVES = 50_000  # placed primitives in one network (DenseNet-264 has ~2,000)
 
 
 class Scope(NamedTuple):
@@ -115,8 +115,8 @@ class Builder:
         """Place ``layer`` on ``inputs`` (default: the previous output) and make it current."""
         if name in self.shapes or name in self.aliases:
             raise self._error(f"layer name {name!r} is used twice")
-        if len(self.nodes) >= MAX_PRIMITIVES:
-            raise self._error(f"the network has more than {MAX_PRIMITIVES:,} layers")
+        if len(self.nodes) >= MAX_LAYERS:
+            raise self._error(f"the network has more than {MAX_LAYERS:,} layers")
         names = tuple(self.resolve(n) for n in inputs) if inputs else (self.cur,)
         ins = tuple(self.shapes[n] for n in names)
         if layer.arity is not None and len(ins) != layer.arity:

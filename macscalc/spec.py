@@ -28,7 +28,7 @@ from macscalc.blocks import BLOCKS, Block
 from macscalc.errors import MacscalcError, kind, show
 from macscalc.expr import ExprError, evaluate, is_expression
 from macscalc.layers import KINDS, Layer
-from macscalc.limits import MAX_ALPHA, MAX_BASE_CHAIN
+from macscalc.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.rounding import RULES, RoundingRule, parametric
 from macscalc.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
 from macscalc.yamlload import Loc, LocDict, LocList, load, read_text
@@ -52,7 +52,6 @@ TOP_KEYS = (
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
-MAX_EXPANDED_ROWS = 20_000  # rows after expanding every use of a spec's own blocks
 REQUIRED = "required"  # the default of a block argument that every use must give
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
