@@ -12,8 +12,6 @@ Adding a kind: one ``@rule("kind")`` function here and a line in the export test
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -386,16 +384,7 @@ def export(network: Network, seed: int = 0) -> onnx.ModelProto:
 
 
 def save(model: onnx.ModelProto, path: Path) -> None:
-    """Write the model whole or not at all (a temporary file, then a rename)."""
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise MacscalcError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the model whole or not at all."""
+    from macscalc.output import write_atomic
+
+    write_atomic(path, model.SerializeToString())

@@ -290,8 +290,9 @@ def render(doc: Doc, fmt: str, output: Path | None = None) -> None:
         write_atomic(output, result)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a failure leaves no partial file.
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write text (UTF-8) or bytes (an ONNX model, a plot) via a temporary file and rename,
+    so a failure leaves no partial file.
 
     The file keeps the mode of the one it replaces; a new one gets the umask's default.
     SIGTERM or SIGINT during the write removes the temporary file, then goes to the
@@ -303,8 +304,8 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with _signals_raise():
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode("utf-8") if isinstance(text, str) else text)
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
             os.replace(tmp, path)

@@ -10,8 +10,6 @@ written whole or not at all.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,26 +47,16 @@ def _figure(title: str, subtitle: str) -> Figure:
 
 
 def _save(fig: Figure, path: Path, footnote: str) -> None:
-    """Render to memory, then write via a temporary file and rename (as
-    ``output.write_atomic`` does for text)."""
+    """Render to memory, then write it whole or not at all."""
     import textwrap
+
+    from macscalc.output import write_atomic
 
     check_target(path)
     fig.supxlabel(textwrap.fill(footnote, 160), x=0.01, ha="left", fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lower()[1:])
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise MacscalcError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buf.getvalue())
 
 
 def pick_plot(data: dict[str, Any], path: Path) -> dict[str, Any]:

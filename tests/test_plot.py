@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
+from macscalc.errors import MacscalcError
 
 pytest.importorskip("matplotlib")
 np = pytest.importorskip("numpy")
@@ -113,7 +114,7 @@ def test_missing_extra_names_the_install_command(tmp_path, monkeypatch):
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     out = tmp_path / "p.png"
     monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
+    with pytest.raises(MacscalcError, match="cannot write .*: disk full"):
         plot.pick_plot({"candidates": [], "limits": {}}, out)
     assert list(tmp_path.iterdir()) == []
 
