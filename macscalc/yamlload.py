@@ -196,7 +196,12 @@ def load(text: str, file: str) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = _loc(mark) if mark else (None, None)
-        raise MacscalcError(f"invalid YAML: {e.problem or e.context}", file, line, col) from None
+        problem = e.problem or e.context
+        if "nesting depth" in str(problem):  # PyYAML ≥ 6.0.4 stops at its own, deeper, limit
+            problem = f"lists and mappings nested more than {MAX_DEPTH} deep"
+        else:
+            problem = f"invalid YAML: {problem}"
+        raise MacscalcError(problem, file, line, col) from None
     except yaml.YAMLError as e:
         raise MacscalcError(f"invalid YAML: {e}", file) from None
     finally:
