@@ -657,10 +657,9 @@ def sweep(
         "--max-memory", metavar="BYTES", help="Keep points whose peak activation memory is "
         "at most BYTES, e.g. 2MB (type: --dtype).")] = None,
     max_latency: Annotated[float | None, typer.Option(
-        "--max-latency", metavar="MS", help="Estimated latency limit (needs latency "
-        "profiles; not available yet).")] = None,
-    device: Annotated[str | None, typer.Option(
-        "--device", help="Device of the latency profile (not available yet).")] = None,
+        "--max-latency", metavar="MS", help="Keep points whose latency estimated on --device "
+        "is at most MS.")] = None,
+    device: DeviceOpt = None,
     frontier: Annotated[bool, typer.Option(
         "--frontier", help="Keep only Pareto-optimal points: for MACs (and params, memory "
         "when limited), none cheaper gives as much α·ρ or published accuracy.")] = False,
@@ -681,10 +680,10 @@ def sweep(
         from macscalc.sweeps import sweep as run
         from macscalc.units import parse_bytes, parse_count
 
-        if max_latency is not None or device is not None:
-            # HOOK(latency): estimate per point from macscalc/latency.py profiles, once merged
-            raise MacscalcError("--max-latency and --device need latency profiles, which "
-                                "this version does not have yet")
+        if max_latency is not None and (device is None or not 0 < max_latency < float("inf")):
+            raise MacscalcError("--max-latency needs --device PROFILE and a positive number "
+                                "of ms")
+        profile = _profile(device)
         if plot is not None:
             from macscalc.plot import check_target, sweep_plot
 
@@ -693,6 +692,8 @@ def sweep(
         limits = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
         if max_memory is not None:
             limits["memory"] = parse_bytes(max_memory, "--max-memory")
+        if max_latency is not None:
+            limits["latency"] = max_latency
         if spec.lower().endswith(".onnx"):
             raise MacscalcError("sweep needs a spec: α and ρ do not apply to an ONNX file; "
                                 "write one with 'macscalc import MODEL -o spec.yaml'")
@@ -700,7 +701,7 @@ def sweep(
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
             result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,
-                         progress)
+                         progress, profile)
         doc = sweep_doc(result, limits, frontier)
         render(doc, fmt, output)
         if plot is not None:

@@ -13,7 +13,8 @@ from macscalc.spec import Spec
 from macscalc.sweeps import Selection, Sweep, select
 from macscalc.units import fmt_alpha, fmt_int
 
-COST_NAMES = {"macs": "MACs", "params": "params", "memory": "peak memory"}
+COST_NAMES = {"macs": "MACs", "params": "params", "memory": "peak memory",
+              "latency": "est. latency"}
 
 
 class Accuracy(NamedTuple):
@@ -37,7 +38,7 @@ def published_accuracy(spec: Spec) -> Accuracy | None:
     return None
 
 
-def sweep_doc(result: Sweep, limits: dict[str, int], frontier_only: bool = False) -> Doc:
+def sweep_doc(result: Sweep, limits: dict[str, float], frontier_only: bool = False) -> Doc:
     """Every point within the limits (or only those on a frontier), with the objectives,
     the convention and the points that have no network."""
     accuracy = published_accuracy(result.spec)
@@ -66,7 +67,7 @@ def sweep_doc(result: Sweep, limits: dict[str, int], frontier_only: bool = False
                _notes(result, chosen.costs, accuracy, counts), data)
 
 
-def _table(result: Sweep, chosen: Selection, counts: dict[str, int], limits: dict[str, int],
+def _table(result: Sweep, chosen: Selection, counts: dict[str, int], limits: dict[str, float],
            frontier_only: bool, accuracy: Accuracy | None) -> Table:
     dtype = result.convention.dtype
     metric = accuracy.metric if accuracy else ""
@@ -76,6 +77,9 @@ def _table(result: Sweep, chosen: Selection, counts: dict[str, int], limits: dic
                    unit=result.convention.params.name),
             Column(f"peak memory ({dtype}, bytes)", "memory", fmt_int, unit=f"{dtype} bytes"),
             Column("α·ρ", "alpha_rho", lambda v: f"{v:.4f}", drop=2)]
+    if result.profile is not None:
+        cols.append(Column("est. ms", "latency_ms", lambda v: f"{v:.2f}",
+                           unit=f"ms estimated on {result.profile.name}"))
     if any(m.endswith("/accuracy") for m in chosen.marks):
         cols.append(Column(metric, "accuracy", unit=metric))
     for m in chosen.marks:
@@ -102,6 +106,10 @@ def _notes(result: Sweep, costs: list[str], accuracy: Accuracy | None,
         bad = counts["points"] - counts["valid"]
         notes.append(f"{fmt_int(bad)} point(s) have no network, e.g. "
                      f"{result.errors[0].message} (JSON lists them all).")
+    if result.profile is not None:
+        p = result.profile
+        notes.append(f"est. ms: estimated on profile {p.name} ({p.device}), not measured; "
+                     f"±{p.loo.p90:.0f} % held 9 of 10 of its held-out rows.")
     notes.append(f"Convention: {_convention_text(result)}")
     return notes
 

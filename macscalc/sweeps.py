@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from macscalc.layers import PARAM_PARTS, Layer, Shape
 from macscalc.memory import IN_PLACE, tensors
 from macscalc.spec import Spec, UserBlock, load_spec
 from macscalc.units import DTYPE_BYTES, dtype_name, fmt_alpha
+
+if TYPE_CHECKING:
+    from macscalc.latency import Profile
 
 INT64_LIMIT = 2**63
 MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
@@ -145,6 +148,8 @@ class _Plan(NamedTuple):
     live: np.ndarray  # rows × chains: channels live while a layer runs (dominated rows dropped)
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
     branches: tuple[tuple[int, int], ...]  # (branch point, joined input) chains that differ
+    dw: np.ndarray | None = None  # per chain: the depthwise share of ``macs`` (latency)
+    fixed_ms: float = 0.0  # the latency terms that do not scale with resolution
 
 
 class _Skeleton(NamedTuple):
@@ -274,13 +279,17 @@ class Sweep(NamedTuple):
     classes: int
     convention: Convention
     builds: int  # networks built
+    latency: np.ndarray | None = None  # ms estimated on a device profile (float, nan: invalid)
+    profile: Profile | None = None
 
 
 class _Grid:
     """Fills one α group's row of every array, class of resolutions by class."""
 
-    def __init__(self, spec: Spec, res: np.ndarray, classes: int, convention: Convention):
+    def __init__(self, spec: Spec, res: np.ndarray, classes: int, convention: Convention,
+                 profile: Profile | None = None):
         self.spec = spec
+        self.coefs = profile.coefs() if profile is not None else None
         self.res = res
         self.classes = classes
         self.picked = [PARAM_PARTS.index(p) for p in convention.params.parts]
@@ -304,6 +313,7 @@ class _Grid:
         """MACs, params, memory and validity at every resolution, and the errors."""
         n = len(self.res)
         out = [np.full(n, -1, dtype=np.int64) for _ in range(3)]
+        latency = np.full(n, np.nan)
         errors: list[tuple[np.ndarray, str]] = []
         todo = [(np.arange(n), False)]  # resolution indices, ascending; a class of them?
         while todo:
@@ -320,9 +330,9 @@ class _Grid:
             plan = self._plan(net, idx[-1])
             labels = self._classes(plan, idx)
             mine = labels == labels[-1]
-            self._fill(plan, idx[mine], out)
+            self._fill(plan, idx[mine], out, latency)
             todo += [(idx[labels == v], True) for v in np.unique(labels[~mine])]
-        return (*out, out[0] >= 0, errors)
+        return (*out, out[0] >= 0, errors, latency)
 
     def _plan(self, net: Network, at: int) -> _Plan:
         """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients."""
@@ -348,7 +358,25 @@ class _Grid:
         np.add.at(change, (sk.ends, sk.tensor_columns), [-c for c in width])
         return _Plan(sk.chains, np.array(macs, dtype=object), params,
                      _undominated(np.cumsum(change, axis=0)[sk.running]), sk.flatten,
-                     sk.branches)
+                     sk.branches, *self._latency_terms(net, sk))
+
+    def _latency_terms(self, net: Network, sk: _Skeleton) -> tuple[np.ndarray | None, float]:
+        """For a device profile: the depthwise MACs per position of each chain, and the
+        per-layer and per-op terms, which the resolution does not change."""
+        if self.coefs is None:
+            return None, 0.0
+        from macscalc.counting import PARAM_CONVENTIONS, count
+        from macscalc.latency import TERMS, is_depthwise, node_features
+
+        dw = [0] * len(sk.chains)
+        for i, col in sk.with_macs:
+            if is_depthwise(net.nodes[i]):
+                dw[col] += _per_position(net.nodes[i])
+        coef = dict(zip((t.name for t in TERMS), self.coefs, strict=True))
+        fixed = sum(coef[k] * v for f in node_features(count(
+            net, Convention(PARAM_CONVENTIONS["torch"]))) for k, v in f.items()
+            if k in ("layers", "ops"))
+        return np.array(dw, dtype=object), fixed
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
@@ -376,7 +404,8 @@ class _Grid:
                                           for i in range(0, len(text), width)])
         return self._labels[key]
 
-    def _fill(self, plan: _Plan, idx: np.ndarray, out: list[np.ndarray]) -> None:
+    def _fill(self, plan: _Plan, idx: np.ndarray, out: list[np.ndarray],
+              latency: np.ndarray) -> None:
         key = (plan.chains, idx.tobytes())
         if key not in self._areas:
             self._areas.clear()  # one class of resolutions at a time, mostly all of them
@@ -394,6 +423,10 @@ class _Grid:
         out[0][idx] = plan.macs.astype(np.int64) @ area
         out[1][idx] = plan.params
         out[2][idx] = (plan.live @ area).max(axis=0) * self.nbytes if len(plan.live) else 0
+        if plan.dw is not None and self.coefs is not None:
+            dw = (plan.dw.astype(np.int64) @ area).astype(float)
+            dense = out[0][idx].astype(float) - dw
+            latency[idx] = self.coefs[0] * dense + self.coefs[1] * dw + plan.fixed_ms
 
 
 def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
@@ -457,11 +490,13 @@ def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...], memo: dict[tuple[Any
 
 def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
           classes: int | None = None, params: str = "torch", dtype: str = "fp32",
-          progress: Callable[[int, int], None] | None = None) -> Sweep:
+          progress: Callable[[int, int], None] | None = None,
+          profile: Profile | None = None) -> Sweep:
     """MACs, parameters and peak activation memory at every α × resolution (R×R input).
 
     α values are exact: Fractions, ints, decimal strings, or floats read by their shortest
     decimal form (0.35 is 7/20). ``progress(done, total)`` is called as α values finish.
+    With a device ``profile``, ``latency`` holds its estimate in ms at every point.
     """
     spec = load_spec(spec) if isinstance(spec, str) else spec
     a = tuple(sorted({_exact(x) for x in alphas}))
@@ -473,10 +508,11 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
                             f"({MAX_POINTS:,}); narrow the ranges or take larger steps")
     convention = Convention(param_convention(params), (), dtype_name(dtype))
     classes = classes or spec.classes
-    grid = _Grid(spec, r, classes, convention)
+    grid = _Grid(spec, r, classes, convention, profile)
     shape = (len(a), len(r))
     macs, n_params, memory = (np.full(shape, -1, dtype=np.int64) for _ in range(3))
     valid = np.zeros(shape, dtype=bool)
+    latency = np.full(shape, np.nan)
     errors: list[SweepError] = []
     memo: dict[tuple[Any, ...], int] = {}
     todo, key_calls = _alpha_groups(spec, a, memo)
@@ -485,11 +521,12 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
         group = todo.pop(0)
         first = next((i for i in group if a[i] != 1), group[0])
         build_calls: list[set[tuple[Any, ...]]] = [set()]
-        *row, errs = grid.row(_recording(spec, build_calls, memo), a[first])
+        *row, errs, lat = grid.row(_recording(spec, build_calls, memo), a[first])
         if len(group) > 1 and not build_calls[0] <= key_calls[first]:
             todo += [[i] for i in group]  # the build applies α out of the key's sight
             continue
-        for arr, values in zip((macs, n_params, memory, valid), row, strict=True):
+        for arr, values in zip((macs, n_params, memory, valid, latency), (*row, lat),
+                               strict=True):
             arr[group] = values
         errors += [SweepError(tuple(group), tuple(idx.tolist()), f"α {fmt_alpha(a[first])}, "
                               f"{msg}") for idx, msg in errs]
@@ -497,7 +534,7 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
         if progress is not None:
             progress(done, len(a))
     return Sweep(spec, a, r, macs, n_params, memory, valid, tuple(errors), classes, convention,
-                 grid.builds)
+                 grid.builds, latency if profile is not None else None, profile)
 
 
 def _exact(x: Any) -> Fraction:
@@ -617,7 +654,7 @@ def pareto(cost: np.ndarray, benefit: np.ndarray) -> np.ndarray:
     return out
 
 
-COSTS = ("macs", "params", "memory")
+COSTS = ("macs", "params", "memory", "latency")
 
 
 class Selection(NamedTuple):
@@ -629,12 +666,13 @@ class Selection(NamedTuple):
     within_limits: int
 
 
-def select(result: Sweep, limits: dict[str, int], accuracy: dict[tuple[Fraction, int], str],
+def select(result: Sweep, limits: dict[str, float], accuracy: dict[tuple[Fraction, int], str],
            frontier_only: bool = False) -> Selection:
     """The valid points within ``limits`` (MACs, params, memory in bytes), each with its
     published ``accuracy`` (by α, R) and its frontier flags; with ``frontier_only``, only
     the points on a frontier, cheapest first."""
-    values = {"macs": result.macs, "params": result.params, "memory": result.memory}
+    values = {"macs": result.macs, "params": result.params, "memory": result.memory,
+              "latency": result.latency}
     keep = result.valid.copy()
     for name, limit in limits.items():
         keep &= values[name] <= limit
@@ -679,6 +717,8 @@ def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.nda
     res = result.resolutions[ri].tolist()
     columns = (result.macs[ai, ri].tolist(), result.params[ai, ri].tolist(),
                result.memory[ai, ri].tolist())
+    est = (result.latency[ai, ri].round(4).tolist() if result.latency is not None
+           else [None] * len(ai))
     keys = [f"pareto_{name.replace('/', '_')}" for name in marks]
     flags = np.column_stack(list(marks.values())).tolist()
     r0 = result.spec.size[0]
@@ -686,5 +726,6 @@ def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.nda
     return [{"alpha": text[a], "res": r, "macs": m, "params": p, "memory": b,
              "alpha_rho": (Decimal(a.numerator * r) / (a.denominator * r0)).quantize(
                  Decimal("0.000001")),
-             "accuracy": accuracy.get((a, r)), **dict(zip(keys, f, strict=True))}
-            for a, r, m, p, b, f in zip(alphas, res, *columns, flags, strict=True)]
+             "accuracy": accuracy.get((a, r)), "latency_ms": e,
+             **dict(zip(keys, f, strict=True))}
+            for a, r, m, p, b, e, f in zip(alphas, res, *columns, est, flags, strict=True)]

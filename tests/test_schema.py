@@ -110,6 +110,8 @@ def _passes(value, schema) -> bool:
     ["sweep", "mobilenet_v2", "--alpha", "0.35:1.4:0.05", "--res", "96:224:32", "--max-memory",
      "4MB", "--frontier"],
     ["sweep", "micronet_m0", "--alpha", "0.5,1.0", "--max-params", "2M"],
+    ["sweep", "mobilenet_v2", "--alpha", "0.5,1.0", "--res", "128", "--device", "pixel1",
+     "--max-latency", "30"],
     ["count", "mobilenet_v3_small", "--device", "pixel1"],
     ["check", "mobilenet_v2", "--max-latency", "500", "--device", "cpu_epyc_2t"],
     ["compare", "mobilenet_v2", "mobilenet_v1", "--device", "pixel1"],

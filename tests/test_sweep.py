@@ -247,9 +247,8 @@ def test_cli_points_without_a_network_are_errors_not_numbers():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--max-latency", "10", "--device", "pixel1"],
-     "error: --max-latency and --device need latency profiles, which this version does not "
-     "have yet"),
+    (["--max-latency", "10"], "error: --max-latency needs --device PROFILE and a positive "
+                              "number of ms"),
     (["--res", "0,96"], "error: resolution must be a whole number from 1 to 1048576, got 0"),
     (["--res", "95.5"], "error: resolution must be a whole number from 1 to 1048576, got "
                         "95.5"),
@@ -311,3 +310,20 @@ def test_readme_sweep_example_prints_what_it_shows():
     # (shared/reference/framework-counts.md)
     assert out.getvalue() == shown
     assert shown.startswith("[56289152, 154083200, 300774272] [1677128, 1968680, 2636424, ")
+
+
+def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
+    # every point's estimate equals what count --device gives there (latency.estimate)
+    from macscalc.latency import estimate, load_profile
+
+    profile = load_profile("cpu_epyc_2t")
+    grid = sweep("mobilenet_v3_large", ["0.5", "1.0"], [160, 224], profile=profile)
+    for i, a in enumerate(grid.alphas):
+        for j, r in enumerate(grid.resolutions.tolist()):
+            report = count(build(load_spec("mobilenet_v3_large"), a, (r, r)), TORCH)
+            assert grid.latency[i, j] == pytest.approx(estimate(report, profile).ms, rel=1e-12)
+    data = json.loads(runner.invoke(app, ["sweep", "mobilenet_v2", "--alpha", "0.5,1.0",
+                                          "--res", "128,224", "--device", "cpu_epyc_2t",
+                                          "--max-latency", "5", "-f", "json"]).stdout)
+    assert {p["latency_ms"] <= 5 for p in data["points"]} == {True}
+    assert len(data["points"]) == 3  # 1.0 at 224 is estimated above 5 ms
