@@ -64,6 +64,8 @@ class Kind:
 
     kind: ClassVar[str]
     args: ClassVar[dict[str, Arg]] = {}
+    _defaults: ClassVar[dict[str, Any]] = {}
+    _required: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -71,18 +73,20 @@ class Kind:
         for base in reversed(cls.__mro__):
             args.update({k: v for k, v in vars(base).items() if isinstance(v, Arg)})
         cls.args = args
+        # computed once per kind: a network build makes thousands of instances
+        cls._defaults = {k: a.default for k, a in args.items() if not a.required}
+        cls._required = tuple(k for k, a in args.items() if a.required)
 
     def __init__(self, **values: Any) -> None:
-        unknown = set(values) - set(self.args)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no argument {sorted(unknown)[0]!r}")
-        for name, a in self.args.items():
-            if name in values:
-                object.__setattr__(self, name, values[name])
-            elif a.required:
+        if not values.keys() <= self.args.keys():
+            unknown = sorted(set(values) - set(self.args))[0]
+            raise TypeError(f"{type(self).__name__} has no argument {unknown!r}")
+        for name in self._required:
+            if name not in values:
                 raise TypeError(f"{type(self).__name__} needs {name!r}")
-            else:
-                object.__setattr__(self, name, a.default)
+        fields = self.__dict__  # immutable to callers: __setattr__ refuses
+        fields.update(self._defaults)
+        fields.update(values)
         self.check()
 
     def check(self) -> None:
