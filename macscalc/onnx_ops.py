@@ -129,11 +129,17 @@ def _placed_window(imp: Importer, node: NodeProto, x: Act, make: Callable[[Any],
     raise Unsupported(f"{node.op_type} with pads {list(pads)}")
 
 
-def _conv(imp: Importer, node: NodeProto) -> None:
-    x, pads, a = _window(imp, node)
+def _kernel(imp: Importer, node: NodeProto) -> Const:
+    """A conv's weight: a 4-D constant (a computed weight has no fixed cost to count)."""
     w = imp.values.get(node.input[1])
     if not isinstance(w, Const) or len(w.dims) != 4:
-        raise Unsupported("Conv with a computed or non-2D weight")
+        raise Unsupported(f"{node.op_type} with a computed or non-2D weight")
+    return w
+
+
+def _conv(imp: Importer, node: NodeProto) -> None:
+    x, pads, a = _window(imp, node)
+    w = _kernel(imp, node)
     cout, per_group, kh, kw = w.dims
     group = int(a.get("group", 1))
     cin = x.dims[1]
@@ -155,9 +161,7 @@ def _conv(imp: Importer, node: NodeProto) -> None:
 
 def _conv_transpose(imp: Importer, node: NodeProto) -> None:
     x, pads, a = _window(imp, node)
-    w = imp.values.get(node.input[1])
-    if not isinstance(w, Const) or len(w.dims) != 4:
-        raise Unsupported("ConvTranspose with a computed or non-2D weight")
+    w = _kernel(imp, node)
     cin, per_group, kh, kw = w.dims
     group = int(a.get("group", 1))
     if cin != x.dims[1] or a.get("auto_pad", "NOTSET") != "NOTSET" or "output_shape" in a \

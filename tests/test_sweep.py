@@ -294,24 +294,6 @@ def test_numpy_and_matplotlib_stay_off_the_count_and_help_paths():
     assert result.stdout.strip() == "[]"
 
 
-def test_readme_sweep_example_prints_what_it_shows():
-    import contextlib
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Sweeps\n", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    # torchvision mobilenet_v2(width_mult=1.0) at 96/160/224 and its params at α 0.35 … 1.0
-    # (shared/reference/framework-counts.md)
-    assert out.getvalue() == shown
-    assert shown.startswith("[56289152, 154083200, 300774272] [1677128, 1968680, 2636424, ")
-
-
 def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
     # every point's estimate equals what count --device gives there (latency.estimate)
     from macscalc.latency import estimate, load_profile
