@@ -108,10 +108,42 @@ def _plain(v: Any) -> Any:
 def _json(doc: Doc) -> str:
     import json
 
-    from macscalc.report import json_safe
+    leaf = json.JSONEncoder(ensure_ascii=False, default=_decimal).encode
+    return _encode({"schema_version": SCHEMA_VERSION, **doc.data}, "", leaf) + "\n"
 
-    data = {"schema_version": SCHEMA_VERSION, **json_safe(doc.data)}
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _encode(v: Any, indent: str, leaf: Callable[[Any], str]) -> str:
+    """JSON indented by two spaces, except that a list or object holding no list or object
+    sits on one line (a table's row, a list of numbers): rows read one a line, and json's
+    C encoder writes each (indenting a 6,575-row sweep frontier in Python took 0.15 s).
+    Keys starting with _ are dropped (renderer hints); Decimals become exact strings."""
+    if isinstance(v, dict):
+        if any(str(k).startswith("_") for k in v):
+            v = {k: x for k, x in v.items() if not str(k).startswith("_")}
+        items: Any = v.values()
+    elif isinstance(v, (list, tuple)):
+        items = v
+    else:
+        return leaf(v)
+    if not any(isinstance(x, _CONTAINERS) for x in items):
+        return leaf(v)
+    inner = indent + "  "
+    if isinstance(v, dict):
+        body = [f"{inner}{leaf(k if isinstance(k, str) else leaf(k))}: "
+                f"{_encode(x, inner, leaf)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(body) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _encode(x, inner, leaf) for x in v) + f"\n{indent}]"
+
+
+def _decimal(v: Any) -> str:
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return str(v)
+    raise TypeError(f"{type(v).__name__} is not JSON")
 
 
 class _Layout(NamedTuple):

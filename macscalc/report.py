@@ -28,17 +28,6 @@ def pct(part: int, whole: int) -> Decimal:
         return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def json_safe(v: Any) -> Any:
-    """Decimals become strings (exact), containers are walked; keys starting _ are dropped."""
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, dict):
-        return {k: json_safe(x) for k, x in v.items() if not str(k).startswith("_")}
-    if isinstance(v, (list, tuple)):
-        return [json_safe(x) for x in v]
-    return v
-
-
 def envelope(kind: str, **payload: Any) -> dict[str, Any]:
     """The top of every JSON document (the output sink adds ``schema_version`` and makes
     it JSON-safe, only when JSON is asked for)."""
@@ -148,7 +137,7 @@ def unknown_ops(network: Network) -> dict[str, list[str]]:
 
 
 def report_data(report: Report) -> dict[str, Any]:
-    """One report, JSON-ready except for Decimals (see :func:`json_safe`)."""
+    """One report, JSON-ready except for Decimals (the JSON sink writes them as strings)."""
     net = report.network
     unknown = unknown_ops(net)
     return {

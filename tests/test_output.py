@@ -134,3 +134,36 @@ def test_width_from_columns_else_none_for_a_pipe(monkeypatch):
     assert output.terminal_width() == 91
     monkeypatch.delenv("COLUMNS")
     assert output.terminal_width() is None  # pytest's stdout is not a terminal
+
+
+def test_json_rows_sit_one_a_line_and_parse_as_plain_json():
+    from decimal import Decimal
+
+    data = {"kind": "t", "settings": {"res": [96, 160], "name": "ñ"},
+            "points": [{"alpha": "0.5", "rho": Decimal("0.357143"), "_warn": True},
+                       {"alpha": "1.0", "rho": Decimal("1.000000"), "shape": [1, 2]}],
+            "empty": [], "none": None}
+    text = output._json(Doc("t", [], [], data))
+    assert text == """{
+  "schema_version": 1,
+  "kind": "t",
+  "settings": {
+    "res": [96, 160],
+    "name": "ñ"
+  },
+  "points": [
+    {"alpha": "0.5", "rho": "0.357143"},
+    {
+      "alpha": "1.0",
+      "rho": "1.000000",
+      "shape": [1, 2]
+    }
+  ],
+  "empty": [],
+  "none": null
+}
+"""
+    with pytest.raises(TypeError, match="Fraction is not JSON"):
+        from fractions import Fraction
+
+        output._json(Doc("t", [], [], {"x": [Fraction(1, 3)]}))
