@@ -53,6 +53,42 @@ class Network(NamedTuple):
 
 
 
+class Placed(NamedTuple):
+    """What placing one row added: its nodes, their output shapes by name, the current
+    tensor after it, and whether it was a block (whose name is an alias)."""
+
+    nodes: tuple[Node, ...]
+    shapes: dict[str, Shape]
+    cur: str
+    is_block: bool
+
+
+class Replay:
+    """Rows placed by earlier builds of one spec, placed again without expanding them.
+
+    A sweep builds one network per channel configuration and class of resolutions, and
+    most rows read the same in each. A row's placement depends only on what ``_reads``
+    keys: the row and repeat, its α-scaled widths, the tensors it reads (the current
+    one, the scope's input, its ``from``) with their shapes, the role, whether it is in
+    the base (so the rule) and ``classes``; a block reads the builder through nothing
+    else. Nodes are immutable, so networks share them. Cleared past ``LIMIT`` rows.
+    """
+
+    LIMIT = 20_000
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Any, ...], Placed] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Placed | None:
+        return self.rows.get(key)
+
+    def keep(self, key: tuple[Any, ...], nodes: tuple[Node, ...], cur: str,
+             is_block: bool) -> None:
+        if len(self.rows) >= self.LIMIT:
+            self.rows.clear()
+        self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block)
+
+
 class Scope(NamedTuple):
     """Where rows are being placed: names get ``prefix``; ``input`` means ``input``."""
 
@@ -70,8 +106,9 @@ class Builder:
     instance first, then outwards.
     """
 
-    def __init__(self, spec: Spec, settings: Settings) -> None:
+    def __init__(self, spec: Spec, settings: Settings, replay: Replay | None = None) -> None:
         self.spec = spec
+        self.replay = replay
         self.settings = settings
         self.rule = spec.rounding
         self.input = Shape(settings.size[0], settings.size[1], spec.channels)
@@ -166,20 +203,20 @@ class Builder:
             return MacscalcError(message, self.spec.file)
         return self.row.error(message)
 
-    def scaled(self, row: Row) -> Any:
-        """The row's item with α applied to its channel fields and ``classes`` substituted."""
+    def changes(self, row: Row) -> dict[str, int]:
+        """The row's channel fields with α applied and ``classes`` substituted."""
         changes: dict[str, int] = {}
         width = row.width if row.width is not None or not self.width else self.width[-1]
-        for field_name, a in row.item.args.items():
+        for field_name in row.item.width_args:
             value = getattr(row.item, field_name)
-            if not a.width or value is None:
+            if value is None:
                 continue
             if value == "classes":
                 changes[field_name] = self.settings.classes
             elif width != "fixed":
                 alpha = self.settings.alpha if width is None else max(self.settings.alpha, width)
                 changes[field_name] = self.rule.width(value, alpha)
-        return row.item.replace(**changes) if changes else row.item
+        return changes
 
     def place_rows(self, rows: Sequence[Row]) -> None:
         """One list of rows (the spec's, or one block instance's) in the current scope."""
@@ -218,7 +255,14 @@ class Builder:
         if isinstance(row.item, UserBlock):
             self._instance(row, j, name, inputs)
             return
-        item = self.scaled(row)
+        changes = self.changes(row)
+        key = None
+        if self.replay is not None:
+            key = self._reads(row, j, name, changes, inputs)
+            if key is not None and self._replay(key, name):
+                return
+        start = len(self.nodes)
+        item = row.item.replace(**changes) if changes else row.item
         inst = item if j == 0 or "s" not in item.args else item.replace(s=(1, 1))
         self.block = (name, item.kind)
         if isinstance(inst, Block):
@@ -235,6 +279,39 @@ class Builder:
             if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
                 inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
             self.add(inst, name, inputs)
+        if key is not None:
+            self.replay.keep(key, tuple(self.nodes[start:]), self.cur, isinstance(inst, Block))
+
+    def _reads(self, row: Row, j: int, name: str, changes: dict[str, int],
+               inputs: tuple[str, ...] | None) -> tuple[Any, ...] | None:
+        """Everything a row's placement reads from the builder (``Replay``); None when a
+        ``from`` name is unknown (the builder reports it)."""
+        try:
+            tensors = (self.cur, self.scopes[-1].input, *(self.resolve(n) for n in inputs or ()))
+        except MacscalcError:
+            return None
+        return (id(row), j, name, tuple(changes.items()), self.in_base,
+                self.roles[-1] if self.roles else None, self.settings.classes,
+                tuple((t, self.shapes[t]) for t in tensors))
+
+    def _replay(self, key: tuple[Any, ...], name: str) -> bool:
+        """Place a row as an earlier build placed it, if it read the same; a name already
+        taken or the layer limit sends the row to the builder for its error."""
+        kept = self.replay.get(key)
+        if kept is None:
+            return False
+        nodes, shapes, cur, is_block = kept
+        names = (*shapes, name) if is_block else shapes
+        if len(self.nodes) + len(nodes) > MAX_LAYERS or any(
+                map(self.shapes.__contains__, names)) or any(
+                map(self.aliases.__contains__, names)):
+            return False
+        self.nodes += nodes
+        self.shapes.update(shapes)
+        self.cur = cur
+        if is_block:
+            self.aliases[name] = cur
+        return True
 
     def _instance(self, row: Row, j: int, name: str, inputs: tuple[str, ...] | None) -> None:
         """One use of a spec's own block: its rows in a scope of their own."""
@@ -262,10 +339,12 @@ def build(
     alpha: Fraction = Fraction(1),
     size: tuple[int, int] | None = None,
     classes: int | None = None,
+    replay: Replay | None = None,
 ) -> Network:
-    """Apply the transforms and place every primitive; shape errors point at their row."""
+    """Apply the transforms and place every primitive; shape errors point at their row.
+    Builds of one spec that share a ``Replay`` place rows that read alike only once."""
     settings = Settings(alpha, size or spec.size, classes or spec.classes)
-    b = Builder(spec, settings)
+    b = Builder(spec, settings, replay)
     if spec.base is not None:
         b.in_base = True
         b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule

@@ -66,6 +66,7 @@ class Kind:
     args: ClassVar[dict[str, Arg]] = {}
     _defaults: ClassVar[dict[str, Any]] = {}
     _required: ClassVar[tuple[str, ...]] = ()
+    width_args: ClassVar[tuple[str, ...]] = ()  # the arguments α scales
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -76,6 +77,7 @@ class Kind:
         # computed once per kind: a network build makes thousands of instances
         cls._defaults = {k: a.default for k, a in args.items() if not a.required}
         cls._required = tuple(k for k, a in args.items() if a.required)
+        cls.width_args = tuple(k for k, a in args.items() if a.width)
 
     def __init__(self, **values: Any) -> None:
         if not values.keys() <= self.args.keys():

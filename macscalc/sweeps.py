@@ -34,7 +34,7 @@ import numpy as np
 
 from macscalc.counting import Convention, param_convention
 from macscalc.errors import MacscalcError
-from macscalc.graph import Network, build
+from macscalc.graph import Network, Node, Replay, build
 from macscalc.layers import PARAM_PARTS, Layer, Shape
 from macscalc.memory import IN_PLACE, tensors
 from macscalc.spec import Spec, UserBlock, load_spec
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from macscalc.latency import Profile
 
 INT64_LIMIT = 2**63
+FLOAT_EXACT = 2**53  # integers below this are exact in float64, and so are their sums
+PAIRWISE = 1024  # live rows compared all with all (a bool array of PAIRWISE² × chains)
+PRODUCT_CELLS = 1 << 22  # live rows × resolutions multiplied at once
 MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
 MAX_RESOLUTION = 2**20
 
@@ -161,9 +164,8 @@ class _Skeleton(NamedTuple):
     flatten: tuple[int, ...]
     branches: tuple[tuple[int, int], ...]
     writers: list[int]  # per tensor: the node writing it (-1: the input)
-    starts: list[int]  # per tensor: first and last+1 node index, and column
-    ends: list[int]
-    tensor_columns: list[int]
+    start_cells: np.ndarray  # per tensor: (first node, column) and (last node + 1, column)
+    end_cells: np.ndarray  # as flat indices into a (nodes + 2) × chains table
     running: list[int]  # nodes that allocate (the peak is taken while one of them runs)
     with_macs: list[tuple[int, int]]  # nodes with MACs, and the column whose area they scale
     with_params: list[int]  # nodes with parameters
@@ -178,14 +180,16 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
     col = {c: i for i, c in enumerate(chains)}
     index = {n.name: i for i, n in enumerate(net.nodes)}
     ts = tensors(net)
+    cells = [(max(t.first, 0), t.last + 1, col[chain[t.name]]) for t in ts]
     with_macs = [(i, col[chain[n.name] if _macs_follow(n) == "out" else chain[n.inputs[0]]])
                  for i, n in enumerate(net.nodes) if n.layer.macs(n.in_shapes, n.out)]
     return _Skeleton(
         chains, [col[chain[n.name]] for n in net.nodes],
         tuple(chain[n.inputs[0]] for n in net.nodes if n.layer.kind in CHANNELS_FROM_SIZE),
         _branches(net, chain),
-        [index.get(t.name, -1) for t in ts], [max(t.first, 0) for t in ts],
-        [t.last + 1 for t in ts], [col[chain[t.name]] for t in ts],
+        [index.get(t.name, -1) for t in ts],
+        np.array([a * len(chains) + c for a, _, c in cells], dtype=np.intp),
+        np.array([b * len(chains) + c for _, b, c in cells], dtype=np.intp),
         [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE], with_macs,
         [i for i, n in enumerate(net.nodes) if any(n.layer.params(n.in_shapes))])
 
@@ -247,12 +251,22 @@ def _check(net: Network, sk: _Skeleton, sizes: _Sizes, at: int) -> None:
 
 
 def _undominated(rows: np.ndarray) -> np.ndarray:
-    """The rows no other row is ≥ everywhere: the only ones that can hold the peak."""
-    rows = np.array(sorted(set(map(tuple, rows.tolist()))), dtype=np.int64)
-    if len(rows) < 2:
+    """The rows no other row beats, the only ones that can hold the peak: j beats i when
+    it is ≥ everywhere and differs, or equals it and comes first. Beating is transitive,
+    so rows beaten by a neighbour go first; the rest are compared all with all when
+    there are at most ``PAIRWISE`` of them (else a few beaten rows stay: harmless)."""
+    if len(rows) > 2:
+        ge = (rows[1:] >= rows[:-1]).all(axis=1)  # the next row ≥ this one
+        le = (rows[1:] <= rows[:-1]).all(axis=1)
+        beaten = np.zeros(len(rows), dtype=bool)
+        beaten[:-1] |= ge & ~le
+        beaten[1:] |= le
+        rows = rows[~beaten]
+    if len(rows) > PAIRWISE:
         return rows
-    covers = (rows[:, None, :] >= rows[None, :, :]).all(axis=2)
-    return rows[covers.sum(axis=0) == 1]
+    covers = (rows[:, None, :] >= rows[None, :, :]).all(axis=2)  # [j, i]: row j ≥ row i
+    earlier = ~np.tri(len(rows), dtype=bool)  # [j, i]: j < i
+    return rows[~(covers & (~covers.T | earlier)).any(axis=0)]
 
 
 class SweepError(NamedTuple):
@@ -283,8 +297,29 @@ class Sweep(NamedTuple):
     profile: Profile | None = None
 
 
+def _probes(res: np.ndarray) -> np.ndarray:
+    """Resolution indices in the order a search for one that builds tries them: the top,
+    the bottom, then by the power of two that divides R, most first (a network's strides
+    are powers of two, and its residuals need sizes they divide), larger R first."""
+    rest = np.lexsort((-res[1:-1], -(res[1:-1] & -res[1:-1]))) + 1
+    ends = [len(res) - 1, 0] if len(res) > 1 else [0]
+    return np.concatenate((np.array(ends, dtype=rest.dtype), rest))
+
+
+class _Facts(NamedTuple):
+    """What a plan needs of one placed node, whatever the resolution it was built at."""
+
+    node: Node  # held, so that the id it is filed under stays its own
+    token: int  # its name, inputs, kind and spatial rule, numbered: skeletons' keys
+    k: int  # MACs per position
+    params: int  # in the sweep's convention
+    dw: int  # MACs per position if it is a depthwise conv (latency), else 0
+
+
 class _Grid:
     """Fills one α group's row of every array, class of resolutions by class."""
+
+    FACTS_LIMIT = 100_000  # nodes remembered; past it the table starts over
 
     def __init__(self, spec: Spec, res: np.ndarray, classes: int, convention: Convention,
                  profile: Profile | None = None):
@@ -295,7 +330,11 @@ class _Grid:
         self.picked = [PARAM_PARTS.index(p) for p in convention.params.parts]
         self.nbytes = DTYPE_BYTES[convention.dtype]
         self.sizes = _Sizes(res)
+        self.probes = _probes(res)
         self.builds = 0
+        self.replay = Replay()
+        self._facts: dict[int, _Facts] = {}  # by the id of the node
+        self._tokens: dict[tuple[Any, ...], int] = {}
         self._labels: dict[tuple[Any, ...], np.ndarray] = {}
         self._skeletons: dict[tuple[Any, ...], _Skeleton] = {}
         self._checked: set[tuple[Any, ...]] = set()
@@ -305,73 +344,115 @@ class _Grid:
         self.builds += 1
         r = int(self.res[at])
         try:
-            return build(spec, alpha, (r, r), self.classes)
+            return build(spec, alpha, (r, r), self.classes, self.replay)
         except MacscalcError as e:
             return e.located()
 
-    def row(self, spec: Spec, alpha: Fraction) -> tuple[Any, ...]:
-        """MACs, params, memory and validity at every resolution, and the errors."""
-        n = len(self.res)
-        out = [np.full(n, -1, dtype=np.int64) for _ in range(3)]
-        latency = np.full(n, np.nan)
+    def row(self, spec: Spec, alpha: Fraction, out: list[np.ndarray],
+            latency: np.ndarray | None) -> list[tuple[np.ndarray, str]]:
+        """Fill MACs, params, memory (and latency) at every resolution where ``alpha``
+        builds; return the errors where it does not.
+
+        Resolutions are tried in ``_probes`` order until one builds (each that fails is
+        an error of its own; if the top and bottom fail alike, so do all). That network
+        classes every resolution not yet tried (``_classes``): its own class is filled,
+        and each other class is built once at its top, failing as a whole or classing its
+        members again by its own network."""
         errors: list[tuple[np.ndarray, str]] = []
-        todo = [(np.arange(n), False)]  # resolution indices, ascending; a class of them?
+
+        def failed(idx: np.ndarray, message: str) -> None:
+            r = self.res[idx[-1]]
+            errors.append((idx, f"{r}×{r}: {message}"))
+
+        n = len(self.res)
+        untried = np.ones(n, dtype=bool)
+        tried: list[tuple[int, str]] = []  # resolutions that failed, and why
+        todo: list[np.ndarray] = []  # classes of resolution indices, ascending
+        for at in self.probes.tolist():
+            net = self._build(spec, alpha, at)
+            if not isinstance(net, str):
+                todo += self._fill_class(net, at, np.flatnonzero(untried), out, latency)
+                break
+            untried[at] = False
+            tried.append((at, net))
+            if len(tried) == 2 and tried[0][1] == net:  # the ends fail alike: so do all
+                failed(np.arange(n), net)
+                tried = []
+                break
+        for at, message in sorted(tried):
+            failed(np.array([at]), message)
         while todo:
-            idx, is_class = todo.pop()
+            idx = todo.pop()
             net = self._build(spec, alpha, idx[-1])
             if isinstance(net, str):
-                # a class fails as a whole; else the ends failing alike say the rest do
-                same = is_class or len(idx) == 1 or self._build(spec, alpha, idx[0]) == net
-                done = idx if same else idx[-1:]
-                errors.append((done, f"{self.res[idx[-1]]}×{self.res[idx[-1]]}: {net}"))
-                if len(done) < len(idx):
-                    todo.append((idx[:-1], False))
-                continue
-            plan = self._plan(net, idx[-1])
-            labels = self._classes(plan, idx)
-            mine = labels == labels[-1]
-            self._fill(plan, idx[mine], out, latency)
-            todo += [(idx[labels == v], True) for v in np.unique(labels[~mine])]
-        return (*out, out[0] >= 0, errors, latency)
+                failed(idx, net)
+            else:
+                todo += self._fill_class(net, idx[-1], idx, out, latency)
+        return errors
+
+    def _fill_class(self, net: Network, at: int, idx: np.ndarray, out: list[np.ndarray],
+                    latency: np.ndarray | None) -> list[np.ndarray]:
+        """Fill the resolutions of ``idx`` that ``net`` (built at ``at``) holds for: those
+        of its class; return the other classes."""
+        plan = self._plan(net, at)
+        labels = self._classes(plan, idx)
+        mine = labels == labels[np.searchsorted(idx, at)]
+        self._fill(plan, idx[mine], out, latency)
+        return [idx[labels == v] for v in np.unique(labels[~mine])]
+
+    def _node(self, n: Node) -> _Facts:
+        """``_Facts`` of a node not seen before (replayed rows share their nodes)."""
+        if len(self._facts) >= self.FACTS_LIMIT:
+            self._facts.clear()
+        k = _per_position(n)
+        dw = 0
+        if self.coefs is not None:
+            from macscalc.latency import is_depthwise
+
+            dw = k if is_depthwise(n) else 0
+        token = self._tokens.setdefault((n.name, n.inputs, n.layer.kind, _rule(n.layer)),
+                                        len(self._tokens))
+        params = sum(map(n.layer.params(n.in_shapes).__getitem__, self.picked))
+        facts = self._facts[id(n)] = _Facts(n, token, k, params, dw)
+        return facts
 
     def _plan(self, net: Network, at: int) -> _Plan:
         """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients."""
         nodes = net.nodes
-        rules = [_rule(n.layer) for n in nodes]
-        key = (tuple((n.name, n.inputs, n.layer.kind) for n in nodes), tuple(rules))
+        known = self._facts
+        facts = [f if f is not None and f.node is n else self._node(n)
+                 for n, f in zip(nodes, map(known.get, map(id, nodes)), strict=True)]
+        key = tuple(f.token for f in facts)
         sk = self._skeletons.get(key)
         if sk is None:
+            rules = [_rule(n.layer) for n in nodes]
             sk = self._skeletons[key] = _skeleton(net, rules, self.sizes)
         if (key, at) not in self._checked:
             _check(net, sk, self.sizes, at)
             self._checked.add((key, at))
         macs = [0] * len(sk.chains)
-        params = 0
+        dw = [0] * len(sk.chains)
         for i, col in sk.with_macs:
-            macs[col] += _per_position(nodes[i])
-        for i in sk.with_params:
-            params += sum(map(nodes[i].layer.params(nodes[i].in_shapes).__getitem__,
-                              self.picked))
-        change = np.zeros((len(nodes) + 2, len(sk.chains)), dtype=np.int64)
-        width = [nodes[w].out.c if w >= 0 else net.input.c for w in sk.writers]
-        np.add.at(change, (sk.starts, sk.tensor_columns), width)
-        np.add.at(change, (sk.ends, sk.tensor_columns), [-c for c in width])
-        return _Plan(sk.chains, np.array(macs, dtype=object), params,
-                     _undominated(np.cumsum(change, axis=0)[sk.running]), sk.flatten,
-                     sk.branches, *self._latency_terms(net, sk))
+            macs[col] += facts[i].k
+            dw[col] += facts[i].dw
+        params = sum(facts[i].params for i in sk.with_params)
+        width = np.array([nodes[w].out.c if w >= 0 else net.input.c for w in sk.writers],
+                         dtype=np.int64)
+        change = np.zeros((len(nodes) + 2) * len(sk.chains), dtype=np.int64)
+        np.add.at(change, sk.start_cells, width)
+        np.add.at(change, sk.end_cells, -width)
+        live = np.cumsum(change.reshape(len(nodes) + 2, len(sk.chains)), axis=0)[sk.running]
+        return _Plan(sk.chains, np.array(macs, dtype=object), params, _undominated(live),
+                     sk.flatten, sk.branches, *self._latency_terms(net, dw))
 
-    def _latency_terms(self, net: Network, sk: _Skeleton) -> tuple[np.ndarray | None, float]:
+    def _latency_terms(self, net: Network, dw: list[int]) -> tuple[np.ndarray | None, float]:
         """For a device profile: the depthwise MACs per position of each chain, and the
         per-layer and per-op terms, which the resolution does not change."""
         if self.coefs is None:
             return None, 0.0
         from macscalc.counting import PARAM_CONVENTIONS, count
-        from macscalc.latency import TERMS, is_depthwise, node_features
+        from macscalc.latency import TERMS, node_features
 
-        dw = [0] * len(sk.chains)
-        for i, col in sk.with_macs:
-            if is_depthwise(net.nodes[i]):
-                dw[col] += _per_position(net.nodes[i])
         coef = dict(zip((t.name for t in TERMS), self.coefs, strict=True))
         fixed = sum(coef[k] * v for f in node_features(count(
             net, Convention(PARAM_CONVENTIONS["torch"]))) for k, v in f.items()
@@ -405,35 +486,45 @@ class _Grid:
         return self._labels[key]
 
     def _fill(self, plan: _Plan, idx: np.ndarray, out: list[np.ndarray],
-              latency: np.ndarray) -> None:
+              latency: np.ndarray | None) -> None:
         key = (plan.chains, idx.tobytes())
         if key not in self._areas:
             self._areas.clear()  # one class of resolutions at a time, mostly all of them
-            area_max = [int(self.sizes.h[c][idx].max()) * int(self.sizes.w[c][idx].max())
-                        for c in plan.chains]
-            self._areas[key] = (self.sizes.area(plan.chains, idx), area_max)
-        area, area_max = self._areas[key]
+            area = self.sizes.area(plan.chains, idx)
+            self._areas[key] = (area, area.astype(float), area.max(axis=1).tolist())
+        area, area_float, area_max = self._areas[key]
         bound = max(sum(int(k) * a for k, a in zip(plan.macs, area_max, strict=True)),
                     plan.params,
                     max((sum(int(c) * a for c, a in zip(row, area_max, strict=True))
-                         * self.nbytes for row in plan.live), default=0), *area_max)
+                         * self.nbytes for row in plan.live.tolist()), default=0), *area_max)
         if bound >= INT64_LIMIT:
             raise MacscalcError(f"counts up to {bound:,} do not fit 64-bit integers; sweep "
                                 "smaller resolutions")
-        out[0][idx] = plan.macs.astype(np.int64) @ area
+        # below 2⁵³ every product and partial sum is an integer that a float64 holds
+        # exactly, and BLAS multiplies floats several times faster than numpy does int64
+        area = area_float if bound < FLOAT_EXACT else area
+        out[0][idx] = np.array(plan.macs, dtype=area.dtype) @ area
         out[1][idx] = plan.params
-        out[2][idx] = (plan.live @ area).max(axis=0) * self.nbytes if len(plan.live) else 0
-        if plan.dw is not None and self.coefs is not None:
-            dw = (plan.dw.astype(np.int64) @ area).astype(float)
+        live = plan.live.astype(area.dtype)
+        step = max(1, PRODUCT_CELLS // len(idx))
+        peak = np.zeros(len(idx), dtype=area.dtype)
+        for start in range(0, len(live), step):
+            np.maximum(peak, (live[start:start + step] @ area).max(axis=0), out=peak)
+        out[2][idx] = peak * self.nbytes
+        if plan.dw is not None and latency is not None and self.coefs is not None:
+            dw = (np.array(plan.dw, dtype=area.dtype) @ area).astype(float)
             dense = out[0][idx].astype(float) - dw
             latency[idx] = self.coefs[0] * dense + self.coefs[1] * dw + plan.fixed_ms
 
 
-def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
-    """Where the builder applies α (``Builder.scaled``): every width field of every row,
+Site = tuple[Any, int, Fraction | None]  # rounding rule, declared width, floor multiplier
+
+
+def _width_sites(spec: Spec) -> list[Site]:
+    """Where the builder applies α (``Builder.changes``): every width field of every row,
     inside the spec's own blocks too, with the row's floor (``width: {min: m}``, or the
     enclosing block row's); the base spec's rows under its own rule."""
-    sites: list[tuple[Any, int, Fraction | None]] = []
+    sites: list[Site] = []
 
     def walk(rule: Any, rows: Iterable[Any], outer: Any) -> None:
         for row in rows:
@@ -441,9 +532,8 @@ def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
             if isinstance(row.item, UserBlock):
                 walk(rule, (*row.item.first, *row.item.rest), width)
             elif width != "fixed":
-                sites.extend((rule, getattr(row.item, name), width)
-                             for name, a in row.item.args.items()
-                             if a.width and getattr(row.item, name) not in (None, "classes"))
+                sites.extend((rule, getattr(row.item, name), width) for name in row.item.width_args
+                             if getattr(row.item, name) not in (None, "classes"))
 
     if spec.base is not None:
         walk(spec.base.spec.rounding, spec.base.spec.rows, None)
@@ -451,19 +541,14 @@ def _width_sites(spec: Spec) -> list[tuple[Any, int, Fraction | None]]:
     return sites
 
 
-def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]],
-               memo: dict[tuple[Any, ...], int]) -> Spec:
+def _recording(spec: Spec, calls: set[tuple[Any, ...]]) -> Spec:
     """``spec`` (and its base) with rounding rules that note every width they compute in
-    ``calls[-1]``, to check that a build applies α nowhere the width key looks; results are
-    kept in ``memo``, so a build reuses what the key computed."""
+    ``calls``, to check that a build applies α nowhere the width key looks."""
 
     def wrap(rule: Any) -> Any:
-        def width(c: int, a: Fraction) -> int:
-            key = (rule.name, c, a)
-            calls[-1].add(key)
-            if key not in memo:
-                memo[key] = rule.width_fn(c, a)
-            return memo[key]
+        def width(c: int, num: int, den: int) -> int:
+            calls.add((rule.name, c, num, den))
+            return rule.width_fn(c, num, den)
 
         return rule._replace(width_fn=width)
 
@@ -473,19 +558,35 @@ def _recording(spec: Spec, calls: list[set[tuple[Any, ...]]],
     return spec._replace(rounding=wrap(spec.rounding), base=base)
 
 
-def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...], memo: dict[tuple[Any, ...], int]
-                  ) -> tuple[list[list[int]], list[set[tuple[Any, ...]]]]:
+def _alpha_groups(spec: Spec, alphas: tuple[Fraction, ...]) -> tuple[list[list[int]], list[Site]]:
     """Indices of α values whose widths all round alike (so they build the same network),
-    and the widths each α's key computed."""
-    calls: list[set[tuple[Any, ...]]] = []
-    sites = _width_sites(_recording(spec, calls, memo))
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, a in enumerate(alphas):
-        calls.append(set())
-        key = tuple(rule.width(c, a if floor is None else max(a, floor))
-                    for rule, c, floor in sites)
-        groups.setdefault(key, []).append(i)
-    return list(groups.values()), calls
+    and the width sites. Every site is rounded at every α at once: α = num/den over one
+    denominator, in int64 where no intermediate can overflow, else in Python integers."""
+    sites = _width_sites(spec)
+    floors = [f for _, _, f in sites if f is not None]
+    den = math.lcm(*(x.denominator for x in (*alphas, *floors)))
+    nums = [x.numerator * (den // x.denominator) for x in alphas]
+    top = max([nums[-1], *(int(f * den) for f in floors)])
+    exact = all(rule.fits_int64(c, top, den) for rule, c, _ in sites)
+    num = np.array(nums, dtype=np.int64 if exact else object)
+    keys = np.empty((len(sites), len(alphas)), dtype=num.dtype)
+    for i, (rule, c, floor) in enumerate(sites):
+        keys[i] = rule.widths(c, num if floor is None else np.maximum(num, int(floor * den)),
+                              den)
+    # α values are sorted, so equal keys mostly come in runs: compare neighbours, then
+    # merge the runs whose keys are equal
+    starts = [0, *(np.flatnonzero((keys[:, 1:] != keys[:, :-1]).any(axis=0)) + 1).tolist()]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for begin, end in zip(starts, [*starts[1:], len(alphas)], strict=True):
+        groups.setdefault(tuple(keys[:, begin].tolist()), []).extend(range(begin, end))
+    return list(groups.values()), sites
+
+
+def _key_calls(sites: list[Site], alpha: Fraction) -> set[tuple[Any, ...]]:
+    """The widths the key computes at ``alpha``, as ``_recording`` notes them."""
+    effective = ((rule, c, alpha if floor is None else max(alpha, floor))
+                 for rule, c, floor in sites)
+    return {(rule.name, c, a.numerator, a.denominator) for rule, c, a in effective if a != 1}
 
 
 def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
@@ -510,31 +611,31 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
     classes = classes or spec.classes
     grid = _Grid(spec, r, classes, convention, profile)
     shape = (len(a), len(r))
-    macs, n_params, memory = (np.full(shape, -1, dtype=np.int64) for _ in range(3))
-    valid = np.zeros(shape, dtype=bool)
-    latency = np.full(shape, np.nan)
+    counts = [np.full(shape, -1, dtype=np.int64) for _ in range(3)]  # MACs, params, memory
+    latency = np.full(shape, np.nan) if profile is not None else None
+    arrays = [*counts, *([latency] if latency is not None else [])]
     errors: list[SweepError] = []
-    memo: dict[tuple[Any, ...], int] = {}
-    todo, key_calls = _alpha_groups(spec, a, memo)
+    todo, sites = _alpha_groups(spec, a)
     done = 0
     while todo:
         group = todo.pop(0)
         first = next((i for i in group if a[i] != 1), group[0])
-        build_calls: list[set[tuple[Any, ...]]] = [set()]
-        *row, errs, lat = grid.row(_recording(spec, build_calls, memo), a[first])
-        if len(group) > 1 and not build_calls[0] <= key_calls[first]:
+        build_calls: set[tuple[Any, ...]] = set()
+        errs = grid.row(_recording(spec, build_calls), a[first], [x[first] for x in counts],
+                        None if latency is None else latency[first])
+        if len(group) > 1 and not build_calls <= _key_calls(sites, a[first]):
             todo += [[i] for i in group]  # the build applies α out of the key's sight
             continue
-        for arr, values in zip((macs, n_params, memory, valid, latency), (*row, lat),
-                               strict=True):
-            arr[group] = values
+        others = [i for i in group if i != first]
+        for x in arrays:
+            x[others] = x[first]
         errors += [SweepError(tuple(group), tuple(idx.tolist()), f"α {fmt_alpha(a[first])}, "
                               f"{msg}") for idx, msg in errs]
         done += len(group)
         if progress is not None:
             progress(done, len(a))
-    return Sweep(spec, a, r, macs, n_params, memory, valid, tuple(errors), classes, convention,
-                 grid.builds, latency if profile is not None else None, profile)
+    return Sweep(spec, a, r, *counts, counts[0] >= 0, tuple(errors), classes, convention,
+                 grid.builds, latency, profile)
 
 
 def _exact(x: Any) -> Fraction:
@@ -678,42 +779,59 @@ def select(result: Sweep, limits: dict[str, float], accuracy: dict[tuple[Fractio
         keep &= values[name] <= limit
     costs = [c for c in COSTS if c == "macs" or c in limits]
     marks = _frontiers(result, keep, [values[c] for c in costs], costs, accuracy)
-    ai, ri = np.nonzero(keep)
-    chosen = np.arange(len(ai))
     if frontier_only:
-        chosen = np.flatnonzero(np.logical_or.reduce(list(marks.values())))
-        chosen = chosen[np.argsort(result.macs[ai[chosen], ri[chosen]], kind="stable")]
-    rows = _rows(result, ai[chosen], ri[chosen], {k: v[chosen] for k, v in marks.items()},
-                 accuracy)
+        ai, ri = np.nonzero(np.logical_or.reduce(list(marks.values())))
+        order = np.argsort(result.macs[ai, ri], kind="stable")
+        ai, ri = ai[order], ri[order]
+    else:
+        ai, ri = np.nonzero(keep)
+    rows = _rows(result, ai, ri, {k: v[ai, ri] for k, v in marks.items()}, accuracy)
     return Selection(rows, costs, list(marks), int(keep.sum()))
 
 
 def _frontiers(result: Sweep, keep: np.ndarray, values: list[np.ndarray], costs: list[str],
                accuracy: dict[tuple[Fraction, int], str]) -> dict[str, np.ndarray]:
     """For each cost, the kept points on its Pareto frontier against α·ρ (``macs/alpha_rho``)
-    and, among points with a published accuracy, against it (``macs/accuracy``)."""
-    capacity = alpha_rho(result)[0][keep]
-    grid = np.full(result.macs.shape, np.nan)
+    and, among points with a published accuracy, against it (``macs/accuracy``); masks
+    over the grid."""
     at = {a: i for i, a in enumerate(result.alphas)}
     res = {r: j for j, r in enumerate(result.resolutions.tolist())}
-    for (a, r), value in accuracy.items():
-        if a in at and r in res:
-            grid[at[a], res[r]] = float(value)
-    score = grid[keep]
-    published = ~np.isnan(score)
+    published = [(at[a], res[r], float(v)) for (a, r), v in accuracy.items()
+                 if a in at and r in res and keep[at[a], res[r]]]
+    pi, pj, score = (np.array(x) for x in zip(*published, strict=True)) if published else [()] * 3
+    capacity = alpha_rho(result)[0]
     out = {}
     for name, cost in zip(costs, values, strict=True):
-        out[f"{name}/alpha_rho"] = pareto(cost[keep], capacity)
-        if published.any():
-            on = np.zeros(len(score), dtype=bool)
-            on[published] = pareto(cost[keep][published], score[published])
+        on = np.zeros(keep.shape, dtype=bool)
+        ai, ri = np.nonzero(_candidates(cost, capacity, keep))
+        on[ai, ri] = pareto(cost[ai, ri], capacity[ai, ri])
+        out[f"{name}/alpha_rho"] = on
+        if published:
+            on = np.zeros(keep.shape, dtype=bool)
+            on[pi, pj] = pareto(cost[pi, pj], score)
             out[f"{name}/accuracy"] = on
     return out
 
 
+def _candidates(cost: np.ndarray, capacity: np.ndarray, keep: np.ndarray,
+                bins: int = 1 << 16) -> np.ndarray:
+    """The kept points that might be on the frontier of ``cost`` against ``capacity``, so
+    that ``pareto`` sorts a few thousand points, not the grid. Capacity is cut into
+    ``bins`` equal ranges; a point that costs as much as the cheapest kept point of a
+    higher range is beaten by it (more capacity, no more cost) and is left out."""
+    top = np.inf if cost.dtype.kind == "f" else np.iinfo(cost.dtype).max
+    span = -(-(int(capacity.max()) + 1) // bins)
+    where = capacity // span
+    cheapest = np.full(bins + 1, top, dtype=cost.dtype)
+    np.minimum.at(cheapest, where[keep], cost[keep])
+    above = np.minimum.accumulate(cheapest[::-1])[::-1][1:]  # cheapest in a higher range
+    # ``top`` above means nothing is known to beat the point: keep it
+    return keep & ((cost < above[where]) | (above[where] == top))
+
+
 def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.ndarray],
           accuracy: dict[tuple[Fraction, int], str]) -> list[dict[str, Any]]:
-    alphas = [result.alphas[i] for i in ai.tolist()]
+    r0 = result.spec.size[0]
     res = result.resolutions[ri].tolist()
     columns = (result.macs[ai, ri].tolist(), result.params[ai, ri].tolist(),
                result.memory[ai, ri].tolist())
@@ -721,11 +839,13 @@ def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.nda
            else [None] * len(ai))
     keys = [f"pareto_{name.replace('/', '_')}" for name in marks]
     flags = np.column_stack(list(marks.values())).tolist()
-    r0 = result.spec.size[0]
-    text = {a: fmt_alpha(a) for a in set(alphas)}
-    return [{"alpha": text[a], "res": r, "macs": m, "params": p, "memory": b,
-             "alpha_rho": (Decimal(a.numerator * r) / (a.denominator * r0)).quantize(
-                 Decimal("0.000001")),
-             "accuracy": accuracy.get((a, r)), "latency_ms": e,
+    at = {a: i for i, a in enumerate(result.alphas)}
+    published = {(at[a], r): v for (a, r), v in accuracy.items() if a in at}
+    alpha = {i: (fmt_alpha(result.alphas[i]), result.alphas[i].numerator,
+                 result.alphas[i].denominator * r0) for i in set(ai.tolist())}
+    micro = Decimal("0.000001")
+    return [{"alpha": alpha[i][0], "res": r, "macs": m, "params": p, "memory": b,
+             "alpha_rho": (Decimal(alpha[i][1] * r) / alpha[i][2]).quantize(micro),
+             "accuracy": published.get((i, r)), "latency_ms": e,
              **dict(zip(keys, f, strict=True))}
-            for a, r, m, p, b, e, f in zip(alphas, res, *columns, est, flags, strict=True)]
+            for i, r, m, p, b, e, f in zip(ai.tolist(), res, *columns, est, flags, strict=True)]
