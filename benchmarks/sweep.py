@@ -2,10 +2,12 @@
 ``macscalc sweep`` process against a whole ``macscalc count`` process.
 
 In process, ``macscalc.sweep`` runs over two grids: ~1M points with fine α steps (951 α,
-291 distinct channel configurations, each one build) and ~1M points with coarser α (101 α
-× 9,901 resolutions). Then both commands run as fresh processes, interleaved; the report
-gives medians of wall time and of CPU time (user + system, steadier on a shared machine)
-and their ratio.
+291 distinct channel configurations) and ~1M points with coarser α (101 α × 9,901
+resolutions); then ResNet-50 over the first grid, a network outside the MobileNet family
+whose residuals fail at most resolutions (odd sizes), so each α builds one network per
+class of resolutions. Then both MobileNet V2 commands run as fresh processes,
+interleaved; the report gives medians of wall time and of CPU time (user + system,
+steadier on a shared machine) and their ratio.
 
     python benchmarks/sweep.py [--runs 5]
 """
@@ -26,13 +28,15 @@ def _in_process() -> None:
     from macscalc.sweeps import parse_values
 
     sweep("mobilenet_v2", [1], [224])  # imports and caches warm
-    for label, (alphas, res) in GRIDS.items():
+    runs = [("mobilenet_v2", label, grid) for label, grid in GRIDS.items()]
+    for spec, label, (alphas, res) in [*runs, ("resnet50", "fine α", GRIDS["fine α"])]:
         a, r = parse_values(alphas, "α"), parse_values(res, "R")
         wall, cpu = time.perf_counter(), time.process_time()
-        result = sweep("mobilenet_v2", a, r)
+        result = sweep(spec, a, r)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         n = result.macs.size
-        print(f"{label:9} {len(a)} α × {len(r)} R = {n:,} points, {result.builds} builds: "
+        print(f"{spec:12} {label:9} {len(a)} α × {len(r)} R = {n:,} points "
+              f"({int(result.valid.sum()):,} valid), {result.builds:,} builds: "
               f"{wall:.2f} s wall ({n / wall:,.0f}/s), {cpu:.2f} s CPU ({n / cpu:,.0f}/s)")
 
 

@@ -47,6 +47,7 @@ INT64_LIMIT = 2**63
 FLOAT_EXACT = 2**53  # integers below this are exact in float64, and so are their sums
 PAIRWISE = 1024  # live rows compared all with all (a bool array of PAIRWISE² × chains)
 PRODUCT_CELLS = 1 << 22  # live rows × resolutions multiplied at once
+BLOCK_CELLS = 1 << 16  # grid points the frontier's prefilter takes at once
 MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
 MAX_RESOLUTION = 2**20
 
@@ -728,11 +729,17 @@ def progress_bar(stream: Any = None, delay: float = 1.0
 def alpha_rho(result: Sweep) -> tuple[np.ndarray, int]:
     """α·R as exact integers over a common denominator (α·ρ = value / (den · R₀)); ranking
     by it is ranking by α·ρ."""
+    num, den = _alpha_numerators(result)
+    return num[:, None] * result.resolutions[None, :], den
+
+
+def _alpha_numerators(result: Sweep) -> tuple[np.ndarray, int]:
+    """α as int64 numerators over their common denominator, where every α·R fits."""
     den = math.lcm(*(x.denominator for x in result.alphas))
-    num = np.array([x.numerator * (den // x.denominator) for x in result.alphas], dtype=object)
-    if int(num.max()) * int(result.resolutions.max()) >= INT64_LIMIT:
+    num = [x.numerator * (den // x.denominator) for x in result.alphas]
+    if max(num) * int(result.resolutions.max()) >= INT64_LIMIT:
         raise MacscalcError("these α values are too fine to rank exactly; round them")
-    return num.astype(np.int64)[:, None] * result.resolutions[None, :], den
+    return np.array(num, dtype=np.int64), den
 
 
 def pareto(cost: np.ndarray, benefit: np.ndarray) -> np.ndarray:
@@ -799,12 +806,12 @@ def _frontiers(result: Sweep, keep: np.ndarray, values: list[np.ndarray], costs:
     published = [(at[a], res[r], float(v)) for (a, r), v in accuracy.items()
                  if a in at and r in res and keep[at[a], res[r]]]
     pi, pj, score = (np.array(x) for x in zip(*published, strict=True)) if published else [()] * 3
-    capacity = alpha_rho(result)[0]
+    num, _ = _alpha_numerators(result)
     out = {}
     for name, cost in zip(costs, values, strict=True):
         on = np.zeros(keep.shape, dtype=bool)
-        ai, ri = np.nonzero(_candidates(cost, capacity, keep))
-        on[ai, ri] = pareto(cost[ai, ri], capacity[ai, ri])
+        ai, ri = np.nonzero(_candidates(cost, num, result.resolutions, keep))
+        on[ai, ri] = pareto(cost[ai, ri], num[ai] * result.resolutions[ri])
         out[f"{name}/alpha_rho"] = on
         if published:
             on = np.zeros(keep.shape, dtype=bool)
@@ -813,20 +820,29 @@ def _frontiers(result: Sweep, keep: np.ndarray, values: list[np.ndarray], costs:
     return out
 
 
-def _candidates(cost: np.ndarray, capacity: np.ndarray, keep: np.ndarray,
-                bins: int = 1 << 16) -> np.ndarray:
-    """The kept points that might be on the frontier of ``cost`` against ``capacity``, so
-    that ``pareto`` sorts a few thousand points, not the grid. Capacity is cut into
-    ``bins`` equal ranges; a point that costs as much as the cheapest kept point of a
-    higher range is beaten by it (more capacity, no more cost) and is left out."""
+def _candidates(cost: np.ndarray, num: np.ndarray, res: np.ndarray, keep: np.ndarray,
+                bits: int = 16) -> np.ndarray:
+    """The kept points that might be on the frontier of ``cost`` against the capacity
+    num[i]·res[j], so that ``pareto`` sorts a few thousand points, not the grid.
+    Capacity is cut into 2^bits ranges; a point that costs as much as the cheapest kept
+    point of a higher range is beaten by it (more capacity, no more cost) and is left
+    out. Rows are taken a block at a time, so no temporary is the grid's size."""
     top = np.inf if cost.dtype.kind == "f" else np.iinfo(cost.dtype).max
-    span = -(-(int(capacity.max()) + 1) // bins)
-    where = capacity // span
-    cheapest = np.full(bins + 1, top, dtype=cost.dtype)
-    np.minimum.at(cheapest, where[keep], cost[keep])
+    shift = max(0, (int(num.max()) * int(res.max())).bit_length() - bits)
+    blocks = [slice(i, i + max(1, BLOCK_CELLS // len(res)))
+              for i in range(0, len(num), max(1, BLOCK_CELLS // len(res)))]
+    cheapest = np.full((1 << bits) + 1, top, dtype=cost.dtype)
+    for rows in blocks:
+        kept = keep[rows]
+        where = (num[rows, None] * res[None, :]) >> shift
+        np.minimum.at(cheapest, where[kept], cost[rows][kept])
     above = np.minimum.accumulate(cheapest[::-1])[::-1][1:]  # cheapest in a higher range
-    # ``top`` above means nothing is known to beat the point: keep it
-    return keep & ((cost < above[where]) | (above[where] == top))
+    out = np.zeros(keep.shape, dtype=bool)
+    for rows in blocks:
+        beat = above[(num[rows, None] * res[None, :]) >> shift]
+        # ``top`` above means nothing is known to beat the point: keep it
+        out[rows] = keep[rows] & ((cost[rows] < beat) | (beat == top))
+    return out
 
 
 def _rows(result: Sweep, ai: np.ndarray, ri: np.ndarray, marks: dict[str, np.ndarray],

@@ -355,20 +355,22 @@ def _brute_frontier(cost, capacity, keep):
     return on
 
 
-def test_frontier_candidates_leave_out_only_beaten_points():
+def test_frontier_candidates_leave_out_only_beaten_points(monkeypatch):
     rng = np.random.default_rng(7)
     for trial in range(40):
-        shape = (int(rng.integers(1, 30)), int(rng.integers(1, 30)))
-        capacity = np.cumsum(np.cumsum(rng.integers(1, 4, shape), axis=0), axis=1)
-        cost = rng.integers(0, 12, shape) * (capacity // 3 + 1)  # many ties
+        num = np.cumsum(rng.integers(1, 4, int(rng.integers(1, 30))))  # α over one den
+        res = np.cumsum(rng.integers(1, 4, int(rng.integers(1, 30))))
+        capacity = num[:, None] * res[None, :]  # equal across rows: 2·6 = 3·4
+        cost = rng.integers(0, 12, capacity.shape) * (capacity // 3 + 1)  # many ties
         if trial % 2:
             cost = cost / 7.0  # latency is a float cost
-        keep = rng.random(shape) < 0.8
-        for bins in (1, 2, 16, 1 << 16):
-            maybe = sweeps._candidates(cost, capacity, keep, bins)
-            on = np.zeros(shape, dtype=bool)
+        keep = rng.random(capacity.shape) < 0.8
+        monkeypatch.setattr(sweeps, "BLOCK_CELLS", int(rng.integers(1, 100)))
+        for bits in (0, 1, 4, 16):
+            maybe = sweeps._candidates(cost, num, res, keep, bits)
+            on = np.zeros(capacity.shape, dtype=bool)
             on[maybe] = sweeps.pareto(cost[maybe], capacity[maybe])
-            assert (on == _brute_frontier(cost, capacity, keep)).all(), (trial, bins)
+            assert (on == _brute_frontier(cost, capacity, keep)).all(), (trial, bits)
 
 
 def _brute_undominated(rows):
