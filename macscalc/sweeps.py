@@ -17,6 +17,13 @@ same way with every other (and with 1×1), none is zero, and every flatten sees 
 size (its channels depend on it): the builder's shape checks and decisions then go the
 same way. Each other class of resolutions gets its own build. A point whose build fails
 is an error with the builder's message, never a number. numpy is imported only here.
+
+What makes a million points cheap: every width is rounded at every α at once
+(``rounding.RoundingRule.widths``); the builds of one sweep share a ``graph.Replay``, so
+a configuration re-expands only the rows its widths reach, and what a plan needs of
+each node is computed once per node; the first resolution that builds classes all the
+others; products below 2⁵³ run in float64 (exact there); and the frontier sorts only
+the points a coarse pass cannot rule out.
 """
 
 from __future__ import annotations
@@ -169,7 +176,6 @@ class _Skeleton(NamedTuple):
     end_cells: np.ndarray  # as flat indices into a (nodes + 2) × chains table
     running: list[int]  # nodes that allocate (the peak is taken while one of them runs)
     with_macs: list[tuple[int, int]]  # nodes with MACs, and the column whose area they scale
-    with_params: list[int]  # nodes with parameters
 
 
 def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleton:
@@ -191,8 +197,7 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
         [index.get(t.name, -1) for t in ts],
         np.array([a * len(chains) + c for a, _, c in cells], dtype=np.intp),
         np.array([b * len(chains) + c for _, b, c in cells], dtype=np.intp),
-        [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE], with_macs,
-        [i for i, n in enumerate(net.nodes) if any(n.layer.params(n.in_shapes))])
+        [i for i, n in enumerate(net.nodes) if n.layer.kind not in IN_PLACE], with_macs)
 
 
 def _branches(net: Network, chain: dict[str, int]) -> tuple[tuple[int, int], ...]:
@@ -318,7 +323,8 @@ class _Facts(NamedTuple):
 
 
 class _Grid:
-    """Fills one α group's row of every array, class of resolutions by class."""
+    """Fills one α group's row of every array, class of resolutions by class; what its
+    builds and plans share lives here for the whole sweep."""
 
     FACTS_LIMIT = 100_000  # nodes remembered; past it the table starts over
 
@@ -339,7 +345,7 @@ class _Grid:
         self._labels: dict[tuple[Any, ...], np.ndarray] = {}
         self._skeletons: dict[tuple[Any, ...], _Skeleton] = {}
         self._checked: set[tuple[Any, ...]] = set()
-        self._areas: dict[tuple[Any, ...], tuple[np.ndarray, list[int]]] = {}
+        self._areas: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, list[int]]] = {}
 
     def _build(self, spec: Spec, alpha: Fraction, at: int) -> Network | str:
         self.builds += 1
@@ -436,7 +442,7 @@ class _Grid:
         for i, col in sk.with_macs:
             macs[col] += facts[i].k
             dw[col] += facts[i].dw
-        params = sum(facts[i].params for i in sk.with_params)
+        params = sum(f.params for f in facts)
         width = np.array([nodes[w].out.c if w >= 0 else net.input.c for w in sk.writers],
                          dtype=np.int64)
         change = np.zeros((len(nodes) + 2) * len(sk.chains), dtype=np.int64)
