@@ -124,7 +124,7 @@ def _encode(v: Any, indent: str, leaf: Callable[[Any], str]) -> str:
         if any(str(k).startswith("_") for k in v):
             v = {k: x for k, x in v.items() if not str(k).startswith("_")}
         items: Any = v.values()
-    elif isinstance(v, (list, tuple)):
+    elif isinstance(v, _CONTAINERS):
         items = v
     else:
         return leaf(v)

@@ -315,7 +315,7 @@ def _probes(res: np.ndarray) -> np.ndarray:
 class _Facts(NamedTuple):
     """What a plan needs of one placed node, whatever the resolution it was built at."""
 
-    node: Node  # held, so that the id it is filed under stays its own
+    node: Node  # held, so that no other node can take the id it is filed under
     token: int  # its name, inputs, kind and spatial rule, numbered: skeletons' keys
     k: int  # MACs per position
     params: int  # in the sweep's convention
@@ -426,9 +426,8 @@ class _Grid:
     def _plan(self, net: Network, at: int) -> _Plan:
         """Reduce ``net`` (built at resolution index ``at``) to per-chain coefficients."""
         nodes = net.nodes
-        known = self._facts
-        facts = [f if f is not None and f.node is n else self._node(n)
-                 for n, f in zip(nodes, map(known.get, map(id, nodes)), strict=True)]
+        known = self._facts  # an entry holds its node, so an id found is that node's
+        facts = [known.get(id(n)) or self._node(n) for n in nodes]
         key = tuple(f.token for f in facts)
         sk = self._skeletons.get(key)
         if sk is None:
@@ -835,8 +834,8 @@ def _candidates(cost: np.ndarray, num: np.ndarray, res: np.ndarray, keep: np.nda
     out. Rows are taken a block at a time, so no temporary is the grid's size."""
     top = np.inf if cost.dtype.kind == "f" else np.iinfo(cost.dtype).max
     shift = max(0, (int(num.max()) * int(res.max())).bit_length() - bits)
-    blocks = [slice(i, i + max(1, BLOCK_CELLS // len(res)))
-              for i in range(0, len(num), max(1, BLOCK_CELLS // len(res)))]
+    step = max(1, BLOCK_CELLS // len(res))
+    blocks = [slice(i, i + step) for i in range(0, len(num), step)]
     cheapest = np.full((1 << bits) + 1, top, dtype=cost.dtype)
     for rows in blocks:
         kept = keep[rows]
