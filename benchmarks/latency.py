@@ -22,15 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from macscalc.calibrate import (  # noqa: E402
+from macscalc.analysis.calibrate import (  # noqa: E402
     Measurement,
     calibrate,
     calibrate_file,
     comments,
     read_measurements,
 )
-from macscalc.counting import PARAM_CONVENTIONS, Convention, count  # noqa: E402
-from macscalc.latency import (  # noqa: E402
+from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, count  # noqa: E402
+from macscalc.analysis.latency import (  # noqa: E402
     PROFILE_DIR,
     TERMS,
     Errors,
@@ -40,7 +40,7 @@ from macscalc.latency import (  # noqa: E402
     predict,
     profile_yaml,
 )
-from macscalc.published import load_family  # noqa: E402
+from macscalc.published.tables import load_family  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 CPU_PROFILE = ("cpu_epyc_2t", "mobilenets_epyc_2t.csv")

@@ -99,7 +99,7 @@ def _cli(path: Path, runs: int) -> tuple[float, float]:
 def _in_process(path: Path) -> tuple[float, float, int]:
     """Seconds and tracemalloc peak (MB) of reading and counting; the MACs."""
     from macscalc import PARAM_CONVENTIONS, Convention, count
-    from macscalc.onnx_import import read_network
+    from macscalc.models.onnx.reader import read_network
 
     read_network(str(path))  # imports and caches warm
     tracemalloc.start()

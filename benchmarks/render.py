@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count
-from macscalc.output import Table, text
-from macscalc.spec import parse
-from macscalc.views import count_doc
+from macscalc.lang.spec import parse
+from macscalc.render.output import Table, text
+from macscalc.render.views import count_doc
 
 SPEC = """name: wide_v2
 source: synthetic, for benchmarks/render.py

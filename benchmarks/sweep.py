@@ -25,7 +25,7 @@ GRIDS = {"fine α": ("0.1:2.0:0.002", "64:1114"), "coarse α": ("0.5:1.5:0.01", 
 
 def _in_process() -> None:
     from macscalc import sweep
-    from macscalc.sweeps import parse_values
+    from macscalc.analysis.sweeps import parse_values
 
     sweep("mobilenet_v2", [1], [224])  # imports and caches warm
     runs = [("mobilenet_v2", label, grid) for label, grid in GRIDS.items()]

@@ -18,29 +18,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from macscalc.counting import PARAM_CONVENTIONS as PARAM_CONVENTIONS
-    from macscalc.counting import Convention as Convention
-    from macscalc.counting import Report as Report
-    from macscalc.counting import count as count
-    from macscalc.graph import Network as Network
-    from macscalc.graph import build as build
-    from macscalc.spec import Spec as Spec
-    from macscalc.spec import load_spec as load_spec
-    from macscalc.spec import parse as parse
-    from macscalc.sweeps import sweep as sweep
+    from macscalc.analysis.counting import PARAM_CONVENTIONS as PARAM_CONVENTIONS
+    from macscalc.analysis.counting import Convention as Convention
+    from macscalc.analysis.counting import Report as Report
+    from macscalc.analysis.counting import count as count
+    from macscalc.analysis.sweeps import sweep as sweep
+    from macscalc.lang.graph import Network as Network
+    from macscalc.lang.graph import build as build
+    from macscalc.lang.spec import Spec as Spec
+    from macscalc.lang.spec import load_spec as load_spec
+    from macscalc.lang.spec import parse as parse
 
 __version__ = "0.1.0"
 _HOMES = {
-    "PARAM_CONVENTIONS": "macscalc.counting",
-    "Convention": "macscalc.counting",
-    "Report": "macscalc.counting",
-    "count": "macscalc.counting",
-    "Network": "macscalc.graph",
-    "build": "macscalc.graph",
-    "Spec": "macscalc.spec",
-    "load_spec": "macscalc.spec",
-    "parse": "macscalc.spec",
-    "sweep": "macscalc.sweeps",  # imports numpy
+    "PARAM_CONVENTIONS": "macscalc.analysis.counting",
+    "Convention": "macscalc.analysis.counting",
+    "Report": "macscalc.analysis.counting",
+    "count": "macscalc.analysis.counting",
+    "Network": "macscalc.lang.graph",
+    "build": "macscalc.lang.graph",
+    "Spec": "macscalc.lang.spec",
+    "load_spec": "macscalc.lang.spec",
+    "parse": "macscalc.lang.spec",
+    "sweep": "macscalc.analysis.sweeps",  # imports numpy
 }
 __all__ = [*_HOMES, "__version__"]
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from macscalc.errors import MacscalcError, show
-from macscalc.limits import (
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import (
     MAX_CHANNELS,
     MAX_EXPLAIN_CHANNELS,
     MAX_RATIO,
@@ -28,9 +28,9 @@ from macscalc.limits import (
 )
 
 if TYPE_CHECKING:
-    from macscalc.counting import Convention, Report
-    from macscalc.graph import Network
-    from macscalc.latency import Profile
+    from macscalc.analysis.counting import Convention, Report
+    from macscalc.analysis.latency import Profile
+    from macscalc.lang.graph import Network
 
 app = typer.Typer(
     name="macscalc",
@@ -44,7 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-# The published families are the data files (as macscalc.published.families() reads them),
+# The published families are the data files (as macscalc.published.tables.families() reads them),
 # listed without importing the counter.
 FAMILIES = sorted(p.stem for p in (Path(__file__).parent / "data").glob("*.yaml"))
 
@@ -154,8 +154,8 @@ def user_errors() -> Iterator[None]:
 
 def _convention(params: str, ops: str, dtype: str) -> "Convention":
     """The counting convention the --params, --count and --dtype options name."""
-    from macscalc.counting import Convention, param_convention, parse_ops
-    from macscalc.units import dtype_name
+    from macscalc.analysis.counting import Convention, param_convention, parse_ops
+    from macscalc.core.units import dtype_name
 
     return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
 
@@ -164,7 +164,7 @@ def _profile(device: str | None) -> "Profile | None":
     """The device profile --device names, if any."""
     if device is None:
         return None
-    from macscalc.latency import load_profile
+    from macscalc.analysis.latency import load_profile
 
     return load_profile(device)
 
@@ -172,8 +172,8 @@ def _profile(device: str | None) -> "Profile | None":
 def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
     """The report with its estimated latency on ``profile``, when one is given."""
     if profile is not None:
-        from macscalc.latency import estimate
-        from macscalc.published import published_latency
+        from macscalc.analysis.latency import estimate
+        from macscalc.published.tables import published_latency
 
         published = (published_latency(report.network, profile.published)
                      if profile.published else None)
@@ -187,12 +187,12 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     --res, --classes options."""
     from fractions import Fraction
 
-    from macscalc.graph import build
-    from macscalc.spec import load_spec
-    from macscalc.units import parse_alpha
+    from macscalc.core.units import parse_alpha
+    from macscalc.lang.graph import build
+    from macscalc.lang.spec import load_spec
 
     if ref.lower().endswith(".onnx"):
-        from macscalc.onnx_import import read_network, refuse_transforms
+        from macscalc.models.onnx.reader import read_network, refuse_transforms
 
         refuse_transforms(ref, alpha=alpha, classes=classes)
         return read_network(ref, allow_unknown, res)
@@ -204,9 +204,9 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
 def specs(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
     """List the built-in specs with their sources."""
     with user_errors():
-        from macscalc.output import Column, Doc, Table, render
-        from macscalc.report import envelope
-        from macscalc.spec import builtin_names, load_spec
+        from macscalc.lang.spec import builtin_names, load_spec
+        from macscalc.render.output import Column, Doc, Table, render
+        from macscalc.render.report import envelope
 
         rows = []
         for name in builtin_names():
@@ -280,9 +280,9 @@ def count(
     at α 1.0 and 224 it also checks the paper's Table 2 split.
     """
     with user_errors():
-        from macscalc.counting import count as count_network
-        from macscalc.output import render
-        from macscalc.views import count_doc
+        from macscalc.analysis.counting import count as count_network
+        from macscalc.render.output import render
+        from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
         network = _network(spec, alpha, res, classes, allow_unknown)
@@ -317,14 +317,14 @@ def table(
     published grid is computed and marked *.
     """
     with user_errors():
-        from macscalc.grid import Grid
-        from macscalc.output import render
-        from macscalc.published import load_family
-        from macscalc.units import parse_alpha, parse_count
-        from macscalc.views import table_doc
+        from macscalc.core.units import parse_alpha, parse_count
+        from macscalc.published.grid import Grid
+        from macscalc.published.tables import load_family
+        from macscalc.render.output import render
+        from macscalc.render.views import table_doc
 
         if plot is not None:
-            from macscalc.plot import check_target, table_plot
+            from macscalc.render.plot import check_target, table_plot
 
             check_target(plot)
         a = parse_alpha(alpha) if alpha is not None else None
@@ -400,7 +400,8 @@ def check(
     """
     status = 0
     with user_errors():
-        from macscalc.budget import (
+        from macscalc.analysis.counting import count as count_network
+        from macscalc.commands.budget import (
             check_doc,
             check_specs,
             github_annotations,
@@ -410,9 +411,8 @@ def check(
             load_budget_file,
             parse_growth,
         )
-        from macscalc.counting import count as count_network
-        from macscalc.output import render, write_atomic
-        from macscalc.units import parse_bytes, parse_count
+        from macscalc.core.units import parse_bytes, parse_count
+        from macscalc.render.output import render, write_atomic
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
@@ -421,7 +421,7 @@ def check(
                 flags[key] = parse_bytes(text, f"--max-{key}")
         if max_latency is not None:
             if device is None:
-                from macscalc.latency import profile_names
+                from macscalc.analysis.latency import profile_names
 
                 raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
                                     f"{', '.join(profile_names())}; or a file from macscalc "
@@ -440,7 +440,7 @@ def check(
             require_limits)
         status = max(c.status for c in checked)
         if against is not None:
-            from macscalc.drift import drift_check
+            from macscalc.commands.drift import drift_check
 
             model = count_network(_network(against, None, None, None, allow_unknown),
                                   convention)
@@ -477,9 +477,9 @@ def memory(
     V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
     """
     with user_errors():
-        from macscalc.output import render
-        from macscalc.units import DTYPE_BYTES, dtype_name
-        from macscalc.views import memory_doc
+        from macscalc.core.units import DTYPE_BYTES, dtype_name
+        from macscalc.render.output import render
+        from macscalc.render.views import memory_doc
 
         name = dtype_name(dtype)
         network = _network(spec, alpha, res, None, allow_unknown)
@@ -521,9 +521,8 @@ def pick(
     an estimate, marked est.
     """
     with user_errors():
-        from macscalc.latency import profile_names
-        from macscalc.output import render
-        from macscalc.pick import (
+        from macscalc.analysis.latency import profile_names
+        from macscalc.commands.pick import (
             Limits,
             candidates,
             devices,
@@ -531,11 +530,12 @@ def pick(
             pick_doc,
             with_estimates,
         )
-        from macscalc.pick import pick as choose
-        from macscalc.units import dtype_name, parse_bytes, parse_count
+        from macscalc.commands.pick import pick as choose
+        from macscalc.core.units import dtype_name, parse_bytes, parse_count
+        from macscalc.render.output import render
 
         if plot is not None:
-            from macscalc.plot import check_target, pick_plot
+            from macscalc.render.plot import check_target, pick_plot
 
             check_target(plot)
         known = devices(family_names(family))
@@ -588,8 +588,8 @@ def compare(
     Example: macscalc compare 'mobilenet_v2 --alpha 0.75' 'mobilenet_v2 --res 160'
     """
     with user_errors():
-        from macscalc.compare import compare_doc, variant_report
-        from macscalc.output import render
+        from macscalc.commands.compare import compare_doc, variant_report
+        from macscalc.render.output import render
 
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
@@ -621,9 +621,9 @@ def import_(
     it stays the shipped model with: macscalc check spec.yaml --against MODEL.
     """
     with user_errors():
-        from macscalc.onnx_import import read_network
-        from macscalc.output import write_atomic
-        from macscalc.spec_writer import spec_text
+        from macscalc.lang.spec_writer import spec_text
+        from macscalc.models.onnx.reader import read_network
+        from macscalc.render.output import write_atomic
 
         if not model.lower().endswith(".onnx"):
             raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
@@ -673,19 +673,19 @@ def sweep(
     --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
     """
     with user_errors():
-        from macscalc.output import render
-        from macscalc.spec import load_spec
-        from macscalc.sweep_view import sweep_doc
-        from macscalc.sweeps import parse_values, progress_bar
-        from macscalc.sweeps import sweep as run
-        from macscalc.units import parse_bytes, parse_count
+        from macscalc.analysis.sweeps import parse_values, progress_bar
+        from macscalc.analysis.sweeps import sweep as run
+        from macscalc.core.units import parse_bytes, parse_count
+        from macscalc.lang.spec import load_spec
+        from macscalc.render.output import render
+        from macscalc.render.sweep_view import sweep_doc
 
         if max_latency is not None and (device is None or not 0 < max_latency < float("inf")):
             raise MacscalcError("--max-latency needs --device PROFILE and a positive number "
                                 "of ms")
         profile = _profile(device)
         if plot is not None:
-            from macscalc.plot import check_target, sweep_plot
+            from macscalc.render.plot import check_target, sweep_plot
 
             check_target(plot)
         given = {"macs": max_macs, "params": max_params}
@@ -731,8 +731,8 @@ def export(
     extra: pip install 'macscalc[onnx]'.
     """
     with user_errors():
-        from macscalc.onnx_export import OPSET, save
-        from macscalc.onnx_export import export as to_onnx
+        from macscalc.models.onnx.export import OPSET, save
+        from macscalc.models.onnx.export import export as to_onnx
 
         network = _network(spec, alpha, res, classes)
         model = to_onnx(network, seed)
@@ -777,10 +777,10 @@ def measure(
     with user_errors():
         from fractions import Fraction
 
-        from macscalc.calibrate import Measurement
-        from macscalc.measure import grid_points, measure_csv
-        from macscalc.output import write_atomic
-        from macscalc.units import parse_alpha
+        from macscalc.analysis.calibrate import Measurement
+        from macscalc.core.units import parse_alpha
+        from macscalc.models.measure import grid_points, measure_csv
+        from macscalc.render.output import write_atomic
 
         if (spec is None) == (grid is None):
             raise MacscalcError("give a SPEC or --grid GRID (not both)")
@@ -819,9 +819,9 @@ def calibrate(
     ±10 %) and every row's residual, and warns when the rows cannot pin a constant down.
     """
     with user_errors():
-        from macscalc.calibrate import calibrate_doc, calibrate_file
-        from macscalc.latency import profile_yaml
-        from macscalc.output import render, write_atomic
+        from macscalc.analysis.calibrate import calibrate_doc, calibrate_file
+        from macscalc.analysis.latency import profile_yaml
+        from macscalc.render.output import render, write_atomic
 
         cal = calibrate_file(measured, name)
         write_atomic(profile, profile_yaml(cal.profile))
@@ -835,7 +835,7 @@ class _ExplainGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             if "--layer" not in args and not any(a.startswith("--layer=") for a in args):
-                from macscalc.spec import suggest
+                from macscalc.lang.spec import suggest
 
                 topics = [n for n, c in self.commands.items() if not c.hidden]
                 typer.echo(f"error: unknown topic {args[0]!r}{suggest(args[0], topics)} "
@@ -879,8 +879,8 @@ def dwsep(
     The defaults are the V1 paper's Table 3 example (Dk 3, M = N = 512, 14×14).
     """
     with user_errors():
-        from macscalc.explain import dwsep_doc
-        from macscalc.output import render
+        from macscalc.commands.explain import dwsep_doc
+        from macscalc.render.output import render
 
         render(dwsep_doc(cin, cout, k, size, stride), fmt, output)
 
@@ -904,9 +904,9 @@ def bottleneck(
 ) -> None:
     """V2's h·w·d'·t·(d' + k² + d'') against a V1 block of the same widths, and memory."""
     with user_errors():
-        from macscalc.explain import bottleneck_doc
-        from macscalc.output import render
-        from macscalc.units import dtype_bytes, parse_ratio
+        from macscalc.commands.explain import bottleneck_doc
+        from macscalc.core.units import dtype_bytes, parse_ratio
+        from macscalc.render.output import render
 
         ratio = parse_ratio(t, "the expansion ratio --t", MAX_RATIO)
         render(bottleneck_doc(cin, cout, ratio, k, size, stride, dtype_bytes(dtype)), fmt, output)
@@ -928,9 +928,9 @@ def micro(
 ) -> None:
     """Dense pointwise vs micro-factorized (cost, connectivity); k×k vs k×1 + 1×k."""
     with user_errors():
-        from macscalc.explain import micro_doc
-        from macscalc.output import render
-        from macscalc.units import parse_int
+        from macscalc.commands.explain import micro_doc
+        from macscalc.core.units import parse_int
+        from macscalc.render.output import render
 
         parts = groups.split(",")
         if len(parts) != 2:
@@ -951,10 +951,10 @@ def scaling(
 ) -> None:
     """How α and ρ scale each layer's MACs, and where rounding deviates from α²·ρ²."""
     with user_errors():
-        from macscalc.explain import scaling_doc
-        from macscalc.output import render
-        from macscalc.spec import load_spec
-        from macscalc.units import parse_alpha
+        from macscalc.commands.explain import scaling_doc
+        from macscalc.core.units import parse_alpha
+        from macscalc.lang.spec import load_spec
+        from macscalc.render.output import render
 
         if spec.lower().endswith(".onnx"):
             raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
@@ -975,9 +975,9 @@ def latency(
     """Where the estimated time goes by layer kind, and why a depthwise MAC costs several
     dense ones on that device."""
     with user_errors():
-        from macscalc.explain import latency_doc
-        from macscalc.latency import load_profile
-        from macscalc.output import render
+        from macscalc.analysis.latency import load_profile
+        from macscalc.commands.explain import latency_doc
+        from macscalc.render.output import render
 
         render(latency_doc(_network(spec, alpha, res), load_profile(device)), fmt, output)
 
@@ -994,8 +994,8 @@ def layer(
 ) -> None:
     """One layer of a spec with its formulas and numbers."""
     with user_errors():
-        from macscalc.explain import layer_doc
-        from macscalc.output import render
+        from macscalc.commands.explain import layer_doc
+        from macscalc.render.output import render
 
         render(layer_doc(_network(spec, alpha, res, None, allow_unknown), name), fmt, output)
 

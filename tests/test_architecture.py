@@ -11,12 +11,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "macscalc"
 
 LAYERS = [  # lowest first; a module may import only from its own layer or those below
-    {"limits", "errors", "schema", "expr", "rounding", "units", "yamlload", "layers", "blocks",
-     "spec",
-     "graph"},
-    {"counting", "memory", "latency", "sweeps"},
-    {"published", "grid"},
-    {"report", "output", "views", "plot", "sweep_view"},
+    {"core.limits", "core.errors", "lang.schema", "core.expr", "core.rounding", "core.units",
+     "core.yamlload", "lang.layers", "lang.blocks", "lang.spec", "lang.graph"},
+    {"analysis.counting", "analysis.memory", "analysis.latency", "analysis.sweeps"},
+    {"published.tables", "published.grid"},
+    {"render.report", "render.output", "render.views", "render.plot", "render.sweep_view"},
 ]
 
 
@@ -33,13 +32,18 @@ def _imports(path: Path) -> set[str]:
         parts = node.module.split(".")
         if parts[0] != "macscalc":
             continue
-        found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
-    return found - {path.stem}
+        found |= ({".".join(parts[1:])} if len(parts) > 1 else {a.name for a in node.names})
+        found |= {f"{'.'.join(parts[1:])}.{a.name}" for a in node.names}
+    return found - {_name(path)}
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    return {p.stem: _imports(p) & modules for p in PACKAGE.glob("*.py")}
+    modules = {_name(p) for p in PACKAGE.rglob("*.py")}
+    return {_name(p): _imports(p) & modules for p in PACKAGE.rglob("*.py")}
 
 
 def _layer(module: str) -> int:

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, load_spec, parse
+from macscalc.analysis.memory import tensors
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.memory import tensors
+from macscalc.core.errors import MacscalcError
 
 runner = CliRunner()
 

@@ -24,12 +24,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, parse
-from macscalc.budget import Limit, SpecCheck, check_doc, outcomes
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.layers import OP_CATEGORIES
-from macscalc.output import render
-from macscalc.schema import (
+from macscalc.commands.budget import Limit, SpecCheck, check_doc, outcomes
+from macscalc.core.errors import MacscalcError
+from macscalc.lang.layers import OP_CATEGORIES
+from macscalc.lang.schema import (
     ACT,
     ACT_FN,
     BOOL,
@@ -42,8 +41,9 @@ from macscalc.schema import (
     POS_INT,
     RATIO,
 )
-from macscalc.spec import ROW_KINDS, builtin_dir, builtin_names
-from macscalc.views import count_doc
+from macscalc.lang.spec import ROW_KINDS, builtin_dir, builtin_names
+from macscalc.render.output import render
+from macscalc.render.views import count_doc
 
 LONG_RUN = "MACSCALC_FUZZ_EXAMPLES" in os.environ
 FUZZ = settings(max_examples=int(os.environ.get("MACSCALC_FUZZ_EXAMPLES", "60")),

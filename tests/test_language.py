@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, parse
+from macscalc.analysis.memory import tensors
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.expr import ExprError, evaluate
-from macscalc.memory import tensors
+from macscalc.core.errors import MacscalcError
+from macscalc.core.expr import ExprError, evaluate
 
 HEAD = "name: t\nsource: test\ninput: {size: 8}\nclasses: 10\ndefaults: {bn: true, act: relu}\n"
 
@@ -220,7 +220,7 @@ def test_cli_reports_block_errors_located_with_exit_2(tmp_path):
 def test_readme_documents_every_kind_and_argument():
     from pathlib import Path
 
-    from macscalc.spec import ROW_KEYS, ROW_KINDS, TOP_KEYS
+    from macscalc.lang.spec import ROW_KEYS, ROW_KINDS, TOP_KEYS
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## Spec language"):text.index("## JSON reports")]

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.latency import (
+from macscalc.analysis.latency import (
     TERMS,
     Errors,
     Profile,
@@ -27,6 +25,8 @@ from macscalc.latency import (
     predict,
     profile_yaml,
 )
+from macscalc.cli import app
+from macscalc.core.errors import MacscalcError
 from tests.conftest import counted
 
 np = pytest.importorskip("numpy", reason="the fit needs numpy")

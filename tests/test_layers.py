@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from macscalc.errors import ShapeError
-from macscalc.layers import (
+from macscalc.core.errors import ShapeError
+from macscalc.lang.layers import (
     KINDS,
     Activation,
     AdaptivePool,
@@ -156,7 +156,7 @@ def test_shift_max_fusion():
 def test_a_kind_registered_twice_is_a_bug():
     from typing import ClassVar
 
-    from macscalc.layers import Layer, primitive
+    from macscalc.lang.layers import Layer, primitive
 
     with pytest.raises(RuntimeError, match="kind 'conv2d' registered twice"):
         @primitive
@@ -239,7 +239,7 @@ def test_conv_transpose_counts_as_pytorch_does():
 
 
 def test_pytorch_activation_names_are_accepted():
-    from macscalc.schema import ACT_FN
+    from macscalc.lang.schema import ACT_FN
 
     assert [ACT_FN(n) for n in ("silu", "hardswish", "hardsigmoid", "tanh")] == [
         "swish", "hswish", "hsigmoid", "tanh"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from macscalc.calibrate import read_measurements
+from macscalc.analysis.calibrate import read_measurements
 from macscalc.cli import app
-from macscalc.measure import grid_points, time_networks
+from macscalc.models.measure import grid_points, time_networks
 from tests.conftest import counted
 
 pytest.importorskip("onnxruntime", reason="measure needs the onnx extra")
@@ -70,7 +70,7 @@ def test_measure_bad_input(args, message):
 def test_noise_is_reported(monkeypatch):
     import os
 
-    from macscalc.measure import Timing, noise_warnings
+    from macscalc.models.measure import Timing, noise_warnings
 
     steady = Timing(10.0, 9.9, 10.2, 9.8, 11.0, 2, 50)
     noisy = Timing(10.0, 9.0, 12.0, 8.9, 40.0, 2, 50)  # 12 > 1.25 × 9

@@ -8,9 +8,9 @@ from fractions import Fraction
 from typer.testing import CliRunner
 
 from macscalc import build, load_spec, parse
+from macscalc.analysis.memory import kb_cut, largest_per_resolution, peak, tensors
 from macscalc.cli import app
-from macscalc.memory import kb_cut, largest_per_resolution, peak, tensors
-from macscalc.units import parse_bytes
+from macscalc.core.units import parse_bytes
 
 runner = CliRunner()
 RESIDUAL = """name: r

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from macscalc.latency import nnls
+from macscalc.analysis.latency import nnls
 
 np = pytest.importorskip("numpy", reason="the fit needs numpy")
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis")

@@ -16,8 +16,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from macscalc import PARAM_CONVENTIONS, Convention, count  # noqa: E402
 from macscalc.cli import app  # noqa: E402
-from macscalc.errors import MacscalcError  # noqa: E402
-from macscalc.onnx_import import read_network  # noqa: E402
+from macscalc.core.errors import MacscalcError  # noqa: E402
+from macscalc.models.onnx.reader import read_network  # noqa: E402
 from tests.onnx_build import G  # noqa: E402
 
 runner = CliRunner()

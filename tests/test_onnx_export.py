@@ -16,19 +16,19 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.graph import Network, Node, build
-from macscalc.layers import Layer, Linear, Shape
-from macscalc.spec import builtin_names, load_spec
+from macscalc.core.errors import MacscalcError
+from macscalc.lang.graph import Network, Node, build
+from macscalc.lang.layers import Layer, Linear, Shape
+from macscalc.lang.spec import builtin_names, load_spec
 from tests.conftest import counted
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
 ort = pytest.importorskip("onnxruntime", reason="running exports needs onnxruntime")
 np = pytest.importorskip("numpy", reason="the onnx extra needs numpy")
 
-from macscalc.counting import count  # noqa: E402
-from macscalc.onnx_export import RULES, export, save  # noqa: E402
-from macscalc.onnx_import import read_network  # noqa: E402
+from macscalc.analysis.counting import count  # noqa: E402
+from macscalc.models.onnx.export import RULES, export, save  # noqa: E402
+from macscalc.models.onnx.reader import read_network  # noqa: E402
 
 FULL = os.environ.get("MACSCALC_EXPORT_FULL") == "1"
 

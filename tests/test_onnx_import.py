@@ -15,8 +15,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, load_spec  # noqa: E402
 from macscalc.cli import app  # noqa: E402
-from macscalc.onnx_import import read_network  # noqa: E402
-from macscalc.spec_writer import repeats, rows, spec_text  # noqa: E402
+from macscalc.lang.spec_writer import repeats, rows, spec_text  # noqa: E402
+from macscalc.models.onnx.reader import read_network  # noqa: E402
 from tests.onnx_build import G  # noqa: E402
 
 runner = CliRunner()

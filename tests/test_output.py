@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from macscalc import output
 from macscalc.cli import app
-from macscalc.output import Column, Doc, Table, text
+from macscalc.render import output
+from macscalc.render.output import Column, Doc, Table, text
 
 runner = CliRunner()
 

@@ -109,7 +109,7 @@ def test_compare_bad_input(args, message):
 def test_stages_of_an_unpadded_network_are_powers_of_two():
     # SqueezeNet 1.1 (no padding) ends its features at 13×13 from 224: output stride 16,
     # not 224 // 13 = 17
-    from macscalc.compare import stages
+    from macscalc.commands.compare import stages
     from tests.conftest import counted
 
     assert list(stages(counted("squeezenet1_1"))) == ["stride 2", "stride 4", "stride 8",

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
+from macscalc.core.errors import MacscalcError
 
 pytest.importorskip("matplotlib")
 np = pytest.importorskip("numpy")
 
-from macscalc import plot  # noqa: E402
+from macscalc.render import plot  # noqa: E402
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -122,8 +122,8 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
 def test_figures_name_the_spec_and_convention(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from macscalc.sweep_view import sweep_doc
-    from macscalc.sweeps import sweep
+    from macscalc.analysis.sweeps import sweep
+    from macscalc.render.sweep_view import sweep_doc
 
     titles: list[str] = []
     real = Figure.suptitle

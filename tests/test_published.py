@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from macscalc.grid import Grid
-from macscalc.published import families, load_family
+from macscalc.published.grid import Grid
+from macscalc.published.tables import families, load_family
 
 # (family, table, model) → figures that must NOT reproduce; sources.md §9–10.
 KNOWN_MISMATCHES = {

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from macscalc.rounding import RULES, make_divisible, nearest_multiple, parametric
+from macscalc.core.rounding import RULES, make_divisible, nearest_multiple, parametric
 
 
 def test_make_divisible_nearest_multiple_and_ten_percent_floor():

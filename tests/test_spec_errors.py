@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from macscalc.cli import app
-from macscalc.spec import builtin_names
+from macscalc.lang.spec import builtin_names
 
 runner = CliRunner()
 

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from macscalc import PARAM_CONVENTIONS, Convention, build, count, load_spec, sweep
 from macscalc.cli import app
-from macscalc.errors import MacscalcError
-from macscalc.layers import KINDS
-from macscalc.spec import builtin_names
+from macscalc.core.errors import MacscalcError
+from macscalc.lang.layers import KINDS
+from macscalc.lang.spec import builtin_names
 
 np = pytest.importorskip("numpy")
-from macscalc import sweeps  # noqa: E402  (imports numpy)
+from macscalc.analysis import sweeps  # noqa: E402  (imports numpy)
 
 runner = CliRunner()
 TORCH = Convention(PARAM_CONVENTIONS["torch"])
@@ -150,7 +150,7 @@ def test_counts_past_int64_are_refused():
 
 
 def sweeps_spec(text: str):
-    from macscalc.spec import parse
+    from macscalc.lang.spec import parse
 
     return parse(text, "big.yaml")
 
@@ -296,7 +296,7 @@ def test_numpy_and_matplotlib_stay_off_the_count_and_help_paths():
 
 def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
     # every point's estimate equals what count --device gives there (latency.estimate)
-    from macscalc.latency import estimate, load_profile
+    from macscalc.analysis.latency import estimate, load_profile
 
     profile = load_profile("cpu_epyc_2t")
     grid = sweep("mobilenet_v3_large", ["0.5", "1.0"], [160, 224], profile=profile)
@@ -315,7 +315,7 @@ def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
 def test_replayed_rows_build_the_network_a_fresh_build_gives(name):
     # one Replay across α values and resolutions, as a sweep shares it: every network
     # equals the one built from scratch, node for node
-    from macscalc.graph import Replay
+    from macscalc.lang.graph import Replay
 
     spec, replay = load_spec(name), Replay()
     for alpha, res in [("1", 224), ("0.5", 224), ("0.75", 224), ("0.5", 160), ("0.5", 224),

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from macscalc import parse
 from macscalc.cli import app
-from macscalc.errors import MacscalcError, kind, show
-from macscalc.output import write_atomic
-from macscalc.spec import builtin_names
+from macscalc.core.errors import MacscalcError, kind, show
+from macscalc.lang.spec import builtin_names
+from macscalc.render.output import write_atomic
 
 runner = CliRunner()
 HEAD = "name: t\nsource: s\ninput: {size: 32}\nclasses: 10\n"
@@ -439,7 +439,7 @@ def test_a_signal_during_the_write_leaves_nothing(here, monkeypatch, signum):
 
 
 def test_sigterm_ends_the_process_as_usual_and_leaves_nothing(here):
-    code = ("import os, signal; from pathlib import Path; from macscalc.output import "
+    code = ("import os, signal; from pathlib import Path; from macscalc.render.output import "
             "write_atomic; os.replace = lambda a, b: os.kill(os.getpid(), signal.SIGTERM); "
             "write_atomic(Path('r.txt'), 'new')")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

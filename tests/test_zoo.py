@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from macscalc.spec import builtin_dir
+from macscalc.lang.spec import builtin_dir
 from tests.conftest import counted
 
 

@@ -1,0 +1,1 @@
+"""Numbers about a placed network: counts, memory, latency, sweeps."""

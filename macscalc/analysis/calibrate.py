@@ -1,0 +1,281 @@
+"""Measured latencies in, a device profile out: ``macscalc calibrate``.
+
+The CSV has the header ``spec,alpha,res,classes,ms`` (further columns, such as the
+spread ``measure`` writes, are kept but not used); ``spec`` is a built-in name or a
+spec path (relative to the CSV's folder or the working directory), and empty alpha, res
+or classes mean the spec's defaults. Lines starting with ``#`` are comments and say
+what measured the data; the profile keeps them. Every mistake is ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from macscalc.core.errors import MacscalcError
+
+if TYPE_CHECKING:
+    from macscalc.analysis.latency import Profile
+    from macscalc.lang.graph import Network
+    from macscalc.render.output import Doc
+
+CSV_COLUMNS = ("spec", "alpha", "res", "classes", "ms")
+
+
+class Measurement(NamedTuple):
+    """One CSV row: a spec with its settings and, unless it is a grid to measure, its ms."""
+
+    spec: str
+    alpha: Fraction
+    res: int | None
+    classes: int | None
+    ms: float | None
+    file: str | None = None
+    line: int | None = None
+
+    def label(self) -> str:
+        from macscalc.core.units import fmt_alpha
+
+        return f"{Path(self.spec).stem} α{fmt_alpha(self.alpha)}" + (f" {self.res}" if self.res
+                                                                    else "")
+
+    def network(self, base: Path | None = None) -> Network:
+        """The network this row names; a spec that fails is located at the row."""
+        from macscalc.lang.graph import build
+        from macscalc.lang.spec import load_spec
+
+        ref = self.spec
+        if base is not None and (base / ref).is_file():
+            ref = str(base / ref)
+        try:
+            return build(load_spec(ref), self.alpha, (self.res, self.res) if self.res else None,
+                         self.classes)
+        except MacscalcError as e:
+            if self.file is None:
+                raise
+            raise MacscalcError(f"spec {self.spec!r}: {e}", self.file, self.line, 1) from None
+
+
+def _starts(line: str) -> list[int]:
+    """1-based column where each comma-separated field starts (quotes respected)."""
+    starts, quoted = [1], False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            starts.append(i + 2)
+    return starts
+
+
+def _positive_int(text: str, what: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise ValueError(f"{what} must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"ms must be a positive number of milliseconds, got {text!r}")
+    return value
+
+
+def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
+    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional)."""
+    from macscalc.core.units import parse_alpha
+
+    file = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MacscalcError(f"cannot read measurements: {e}", file) from None
+    rows = [(i, line) for i, line in enumerate(lines, 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    if not rows:
+        raise MacscalcError(f"no header: expected {','.join(CSV_COLUMNS)}", file, 1, 1)
+    head_line, head_text = rows[0]
+    header = [h.strip() for h in next(csv.reader([head_text]))]
+    required = CSV_COLUMNS if need_ms else CSV_COLUMNS[:4]
+    for j, name in enumerate(required):
+        if j >= len(header) or header[j] != name:
+            col = _starts(head_text)[j] if j < len(header) else len(head_text) + 1
+            raise MacscalcError(f"the header must start {','.join(required)}; column {j + 1} "
+                                f"is {header[j] if j < len(header) else 'missing'!r}",
+                                file, head_line, col)
+    has_ms = len(header) > 4 and header[4] == "ms"
+    out = []
+    for line_no, text in rows[1:]:
+        cells = [c.strip() for c in next(csv.reader([text]))]
+        starts = _starts(text)
+        if len(cells) != len(header):
+            col = starts[min(len(cells), len(header))] if len(cells) > len(header) else \
+                len(text) + 1
+            raise MacscalcError(f"{len(cells)} fields where the header has {len(header)}",
+                                file, line_no, col)
+        try:
+            column = 0
+            if not cells[0]:
+                raise ValueError("spec must name a built-in spec or a spec file")
+            column = 1
+            alpha = parse_alpha(cells[1]) if cells[1] else Fraction(1)
+            column = 2
+            res = _positive_int(cells[2], "res") if cells[2] else None
+            column = 3
+            classes = _positive_int(cells[3], "classes") if cells[3] else None
+            column = 4
+            ms = _ms(cells[4]) if has_ms and (need_ms or cells[4]) else None
+        except (ValueError, MacscalcError) as e:
+            message = e.message if isinstance(e, MacscalcError) else str(e)
+            raise MacscalcError(message, file, line_no, starts[column]) from None
+        out.append(Measurement(cells[0], alpha, res, classes, ms, file, line_no))
+    if not out:
+        raise MacscalcError("no measurements after the header", file, head_line, 1)
+    return out
+
+
+def comments(path: Path) -> list[str]:
+    """The CSV's comment lines (what measured it), without the ``#``."""
+    return [line.lstrip()[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
+            if line.lstrip().startswith("#")]
+
+
+DW_HEAVY = 0.10  # a model whose depthwise MACs are at least this share of its MACs
+
+
+class Calibration(NamedTuple):
+    profile: Profile
+    rows: list[dict[str, Any]]  # each measurement with its fitted and held-out prediction
+    warnings: list[str]
+
+
+def _identifiability(x: list[list[float]], ms: list[float]) -> list[str]:
+    """Terms the rows cannot pin down: absent from every row, or moving in step with the
+    others (one column nearly a combination of the rest, on the relative-error scale)."""
+    import numpy as np
+
+    from macscalc.analysis.latency import TERMS
+
+    a = np.asarray(x, dtype=float) / np.asarray(ms, dtype=float)[:, None]
+    out = []
+    for j, term in enumerate(TERMS):
+        col = a[:, j]
+        if not col.any():
+            out.append(f"no row has {term.what}: {term.key} is not fitted (0 cost)")
+            continue
+        others = np.delete(a, j, axis=1)
+        fitted = others @ np.linalg.lstsq(others, col, rcond=None)[0]
+        if np.linalg.norm(col - fitted) < 0.02 * np.linalg.norm(col):
+            out.append(f"{term.what} move in step with the other terms in these rows: the fit "
+                       f"cannot tell {term.key} apart from them")
+    return out
+
+
+def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: str,
+              base: Path | None = None) -> Calibration:
+    """Fit a profile to measurements, with in-sample and leave-one-out errors; spec paths
+    are looked up in ``base`` first."""
+    from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, count
+    from macscalc.analysis.latency import (
+        TERMS,
+        Errors,
+        Profile,
+        features,
+        fit,
+        kinds,
+        leave_one_out,
+        predict,
+    )
+
+    reports = [count(m.network(base), Convention(PARAM_CONVENTIONS["torch"]))
+               for m in measured]
+    if len(measured) < 2:
+        raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
+                            f"from the others), got {len(measured)}",
+                            measured[0].file if measured else None)
+    feats = [features(r) for r in reports]
+    x = [[f[t.name] for t in TERMS] for f in feats]
+    ms = [m.ms for m in measured]
+    coefs = fit(x, ms)
+    fitted = [predict(coefs, row) for row in x]
+    held_out = leave_one_out(x, ms)
+    profile = Profile(
+        name=name, device=device,
+        constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs, strict=True)},
+        kinds=tuple(sorted(set().union(*(kinds(r.network) for r in reports)))),
+        rows=len(ms), in_sample=Errors.of(fitted, ms), loo=Errors.of(held_out, ms),
+        fitted_on=fitted_on)
+    rows = [{"spec": m.spec, "alpha": m.alpha, "res": r.network.settings.size[0],
+             "line": m.line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
+             "loo_ms": h, "loo_error_pct": 100 * (h / t - 1),
+             "dw_share_pct": 100 * feat["dw"] / max(feat["dw"] + feat["dense"], 1),
+             "_warn": abs(h / t - 1) > 0.1}
+            for m, r, feat, t, f, h in zip(measured, reports, feats, ms, fitted, held_out,
+                                           strict=True)]
+    warnings = []
+    if len(ms) < 2 * len(TERMS):
+        warnings.append(f"only {len(ms)} rows for {len(TERMS)} constants: too few to fit them "
+                        f"and to judge the fit; measure at least {2 * len(TERMS)}, spread over "
+                        "the sizes you care about")
+    if not any(row["dw_share_pct"] >= 100 * DW_HEAVY for row in rows):
+        warnings.append(f"no depthwise-heavy model (depthwise ≥ {100 * DW_HEAVY:.0f} % of "
+                        "MACs): the depthwise rate rests on small differences; add one, such "
+                        "as mobilenet_v2 at α 0.35 or mobilenet_v3_small")
+    warnings += _identifiability(x, ms)
+    return Calibration(profile, rows, warnings)
+
+
+def calibrate_file(path: Path, name: str | None = None) -> Calibration:
+    """``macscalc calibrate``: the CSV's rows; its comments say what measured them."""
+    notes = comments(path)
+    machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
+    measured = read_measurements(path)
+    return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
+                     f"{path.name}, {len(measured)} rows" + (f" ({'; '.join(notes)})"
+                                                             if notes else ""), path.parent)
+
+
+def calibrate_doc(cal: Calibration, profile_file: str) -> Doc:
+    """The constants, the errors, and every row's residual, fitted and held out."""
+    from macscalc.analysis.latency import TERMS
+    from macscalc.core.units import fmt_alpha
+    from macscalc.render.output import Column, Doc, Table
+    from macscalc.render.report import envelope
+
+    p = cal.profile
+    const_rows = [{"term": t.what, "key": t.key, "value": p.constants[t.key],
+                   "unit": "G per second" if t.rate else "µs each"} for t in TERMS]
+    consts = Table("Fitted constants", [Column("term", "term", left=True),
+                                        Column("constant", "key", left=True),
+                                        Column("value", "value", lambda v: f"{v:.4g}"),
+                                        Column("unit", "unit", left=True)], const_rows)
+    pct = lambda v: f"{v:+.1f} %"  # noqa: E731
+    ms = lambda v: f"{v:.3f}"  # noqa: E731
+    residuals = Table("Each row: fitted, and predicted without it (leave-one-out)", [
+        Column("line", "line"), Column("spec", "spec", left=True),
+        Column("α", "alpha", fmt_alpha), Column("res", "res"),
+        Column("dw % MACs", "dw_share_pct", lambda v: f"{v:.1f}"),
+        Column("measured ms", "ms", ms), Column("fitted ms", "fitted_ms", ms),
+        Column("error", "error_pct", pct), Column("held-out ms", "loo_ms", ms),
+        Column("held-out error", "loo_error_pct", pct)], cal.rows)
+    e, h = p.in_sample, p.loo
+    ratio = (p.constants["dense_gmacs_per_s"] / p.constants["depthwise_gmacs_per_s"]
+             if 0 < p.constants["depthwise_gmacs_per_s"] < float("inf") else None)
+    notes = [f"In sample: MAPE {e.mape:.1f} %, {e.within_10:.0f} % of rows within ±10 %.",
+             f"Leave-one-out (each row predicted by a fit on the others): MAPE {h.mape:.1f} %, "
+             f"{h.within_10:.0f} % within ±10 %, 90 % within ±{h.p90:.1f} % (the band every "
+             "estimate carries).",
+             *([f"A depthwise MAC costs {ratio:.1f} dense MACs on this device."] if ratio else []),
+             f"Profile written to {profile_file}; use it with --device {profile_file}.",
+             *[f"WARNING: {w}" for w in cal.warnings]]
+    finite = {k: (None if math.isinf(v) else v) for k, v in p.constants.items()}
+    data = envelope("calibrate", profile=p.name, constants=finite,
+                    in_sample=e.data(), leave_one_out=h.data(), warnings=cal.warnings,
+                    rows=[{k: (fmt_alpha(v) if k == "alpha" else v) for k, v in r.items()}
+                          for r in cal.rows])
+    return Doc(f"macscalc calibrate: {p.name} ({p.device})", [consts, residuals], notes, data)

@@ -1,0 +1,1 @@
+"""What the CLI commands compute: budgets, pick, compare, explain, drift."""

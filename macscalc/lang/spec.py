@@ -1,0 +1,648 @@
+"""Architecture specs: YAML files that read like a paper's table.
+
+A spec is a name, its source, the input, the number of classes, a named channel
+rounding rule, row defaults, blocks of its own, and ``layers:``, one row per line of the
+paper's table::
+
+    - ir: {t: 6, c: 24, n: 2, s: 2}
+
+Each row is one kind (a primitive from ``layers.py``, a block from ``blocks.py``, or a
+block the spec defines under ``blocks:``) with that kind's arguments plus the row keys:
+``n`` (repeats; only the first keeps the stride ``s``), ``name``, ``from`` (take input
+from named layers), ``width`` (``fixed``, or ``{min: 1.0}`` for a layer never narrowed
+below its paper width), ``role`` (its group in the per-kind summary) and ``if`` (place
+the row only when a block-argument expression is true). A spec's own block is expanded
+here, once per set of arguments, into ordinary rows. Everything is validated here, with
+file:line:column on every error.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from macscalc.core.errors import MacscalcError, kind, show
+from macscalc.core.expr import ExprError, evaluate, is_expression
+from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
+from macscalc.core.rounding import RULES, RoundingRule, parametric
+from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
+from macscalc.lang.blocks import BLOCKS, Block
+from macscalc.lang.layers import KINDS, Layer
+from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
+
+ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
+TOP_KEYS = (
+    "name",
+    "title",
+    "source",
+    "input",
+    "classes",
+    "rounding",
+    "defaults",
+    "layers",
+    "family",
+    "notes",
+    "budget",
+    "base",
+    "blocks",
+)
+BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
+REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
+ROW_KEYS = ("n", "name", "from", "width", "role", "if")
+REQUIRED = "required"  # the default of a block argument that every use must give
+
+Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
+_ABSENT = object()
+
+
+class Row(NamedTuple):
+    """One spec row: a kind instance with its paper values, before α and ρ apply."""
+
+    item: Layer | Block | UserBlock
+    name: str | None
+    inputs: tuple[str, ...] | None
+    n: int
+    width: Width
+    file: str
+    line: int
+    col: int
+    role: str | None = None  # groups the row's primitives in the per-kind summary
+
+    def error(self, message: str) -> MacscalcError:
+        return MacscalcError(message, self.file, self.line, self.col)
+
+
+class UserBlock(NamedTuple):
+    """A use of a block the spec defines: its rows with the arguments substituted, once as
+    written and once for repeats (``s`` set to 1)."""
+
+    kind: str
+    args: dict[str, Any]
+    first: tuple[Row, ...]
+    rest: tuple[Row, ...]
+
+
+class BlockDef(NamedTuple):
+    """``blocks: {name: {args: {...}, layers: [...]}}``: rows kept raw until a use gives the
+    arguments."""
+
+    name: str
+    args: dict[str, Any]  # argument → default (REQUIRED when every use must give it)
+    rows: LocList
+    line: int
+    col: int
+
+
+class Base(NamedTuple):
+    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer."""
+
+    spec: Spec
+    until: str
+    line: int
+    col: int
+
+
+class SpecLimit(NamedTuple):
+    """A limit declared in a spec's ``budget:`` section, with where it is written."""
+
+    value: int
+    line: int
+    col: int
+
+
+class Spec(NamedTuple):
+    """A whole architecture, as written; transforms produce new settings, not edits."""
+
+    name: str
+    title: str
+    source: str
+    file: str
+    size: tuple[int, int]
+    channels: int
+    classes: int
+    rounding: RoundingRule
+    rows: tuple[Row, ...]
+    family: str | None = None
+    notes: str = ""
+    budget: dict[str, SpecLimit] = {}
+    line: int = 1  # where ``name:`` is written, for annotations about the whole spec
+    base: Base | None = None  # rows taken from another spec, placed first
+
+
+# Names people bring from other frameworks, mapped to this spec language's short keys.
+_ALIASES = {
+    "stride": "s",
+    "strides": "s",
+    "kernel": "k",
+    "kernel_size": "k",
+    "dilation": "d",
+    "channels": "c",
+    "out_channels": "c",
+    "filters": "c",
+    "num_outputs": "c",
+    "expansion": "t",
+    "expand_ratio": "t",
+    "repeats": "n",
+    "activation": "act",
+}
+
+
+def suggest(word: str, options: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for a close option (or a known alias), else ``""``. Only a
+    close match is offered: ``concat`` is not a misspelt ``conv``."""
+    import difflib  # only on the error path
+
+    alias = _ALIASES.get(str(word))
+    close = [alias] if alias in options else difflib.get_close_matches(
+        str(word), options, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Reader:
+    """Checks one YAML document, raising errors located in ``file``."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, message: str, loc: Loc) -> MacscalcError:
+        return MacscalcError(message, self.file, loc[0], loc[1])
+
+    def mapping(self, value: Any, loc: Loc, what: str, quote: bool = True) -> LocDict:
+        if value is None:
+            empty = LocDict()
+            empty.loc = loc
+            return empty
+        if not isinstance(value, LocDict):
+            got = show(value) if quote else kind(value)
+            raise self.fail(f"{what} must be a mapping, got {got}", loc)
+        return value
+
+    def keys(self, m: LocDict, allowed: tuple[str, ...] | list[str], what: str) -> None:
+        for key in m:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown key {show(key)} in {what}{suggest(key, list(allowed))} "
+                    f"(expected one of: {', '.join(allowed)})",
+                    m.key_locs[key],
+                )
+
+    def value(
+        self,
+        m: LocDict,
+        key: str,
+        convert: Any,
+        expected: str,
+        what: str,
+        default: Any = _ABSENT,
+    ) -> Any:
+        """``m[key]`` converted, or ``default`` when the key is absent and a default is given."""
+        if key not in m and default is not _ABSENT:
+            return default
+        try:
+            return convert(m[key])
+        except (ValueError, TypeError):
+            raise self.fail(
+                f"{key!r} of {what} must be {expected}, got {show(m[key])}", m.value_locs[key]
+            ) from None
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError
+    return v
+
+
+def _width(v: Any) -> Width:
+    if v in ("scaled", None):
+        return None
+    if v == "fixed":
+        return "fixed"
+    if (
+        isinstance(v, dict)
+        and list(v) == ["min"]
+        and isinstance(v["min"], (int, float))
+        and not isinstance(v["min"], bool)
+        and 0 < v["min"] <= MAX_ALPHA
+    ):
+        return Fraction(str(v["min"]))
+    raise ValueError
+
+
+def _inheritable() -> dict[str, Arg]:
+    found: dict[str, Arg] = {}
+    for cls in ROW_KINDS.values():
+        for name, a in cls.args.items():
+            if a.inherit:
+                found.setdefault(name, a)
+    return found
+
+
+def parse(text: str, file: str) -> Spec:
+    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
+    r = _Reader(file)
+    doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
+    r.keys(doc, TOP_KEYS, "the spec")
+    for key in REQUIRED_TOP:
+        if key not in doc:
+            raise r.fail(
+                f"missing required key {key!r} (a spec needs: {', '.join(REQUIRED_TOP)})", doc.loc
+            )
+    inp = r.mapping(doc["input"], doc.value_locs["input"], "'input'")
+    r.keys(inp, ("size", "channels"), "'input'")
+    if "size" not in inp:
+        raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
+    rounding = _rounding(r, doc)
+    defaults = _defaults(r, doc)
+    ctx = _Context(r, defaults, _blocks(r, doc))
+    layers = doc["layers"]
+    if not isinstance(layers, LocList) or not layers:
+        raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
+    rows = ctx.rows(layers)
+    return Spec(
+        name=r.value(doc, "name", _text, "a non-empty string", "the spec"),
+        title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
+        source=r.value(doc, "source", _text, "a non-empty string", "the spec"),
+        file=file,
+        size=r.value(inp, "size", SIZE, SIZE.expected, "'input'"),
+        channels=r.value(inp, "channels", POS_INT, POS_INT.expected, "'input'", 3),
+        classes=r.value(doc, "classes", POS_INT, "a positive integer", "the spec"),
+        rounding=rounding,
+        rows=rows,
+        family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
+        notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
+        budget=_budget(r, doc),
+        base=_base(r, doc),
+        line=doc.key_locs["name"][0],
+    )
+
+
+def _base(r: _Reader, doc: LocDict) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``."""
+    if "base" not in doc:
+        return None
+    b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
+    r.keys(b, ("spec", "until"), "'base'")
+    for key in ("spec", "until"):
+        if key not in b:
+            raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
+    ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
+    try:
+        spec = _base_spec(ref, r.file)
+    except MacscalcError as e:
+        if e.line is not None:
+            raise  # a mistake inside the base spec, located there
+        raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
+    line, col = b.value_locs["until"]
+    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
+
+
+def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
+    """``budget: {macs: 300M, params: 3.5M}``: limits that ``macscalc check`` applies."""
+    if "budget" not in doc:
+        return {}
+    from macscalc.core.units import parse_limit
+
+    b = r.mapping(doc["budget"], doc.value_locs["budget"], "'budget'")
+    r.keys(b, BUDGET_KEYS, "'budget'")
+    out = {}
+    for key, value in b.items():
+        line, col = b.value_locs[key]
+        try:
+            out[key] = SpecLimit(parse_limit(key, value, f"{key!r} of 'budget'"), line, col)
+        except MacscalcError as e:
+            raise r.fail(e.message, (line, col)) from None
+    return out
+
+
+def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
+    if "defaults" not in doc:
+        return {}
+    d = r.mapping(doc["defaults"], doc.value_locs["defaults"], "'defaults'")
+    allowed = _inheritable()
+    r.keys(d, list(allowed), "'defaults'")
+    return {k: r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'") for k in d}
+
+
+def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
+    """A rule by name, or parametric: ``{divisor: 4, min_ratio: 0.9}``."""
+    value = doc.get("rounding", "make_divisible_8")
+    loc = doc.value_locs.get("rounding", doc.loc)
+    if isinstance(value, LocDict):
+        r.keys(value, ("divisor", "min_ratio"), "'rounding'")
+        divisor = r.value(value, "divisor", POS_INT, POS_INT.expected, "'rounding'", 8)
+        ratio = r.value(value, "min_ratio", _min_ratio, "a number from 0 to 1", "'rounding'",
+                        Fraction(9, 10))
+        return parametric(divisor, ratio)
+    if not isinstance(value, str) or value not in RULES:
+        raise r.fail(
+            f"unknown rounding rule {show(value)}{suggest(str(value), list(RULES))} "
+            f"(known: {', '.join(RULES)}, or {{divisor: D, min_ratio: R}})",
+            loc,
+        )
+    return RULES[value]
+
+
+def _min_ratio(v: Any) -> Fraction:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ValueError
+    return Fraction(str(v))
+
+
+def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
+    """The spec's own blocks, checked for names, arguments and recursion."""
+    if "blocks" not in doc:
+        return {}
+    m = r.mapping(doc["blocks"], doc.value_locs["blocks"], "'blocks'")
+    out: dict[str, BlockDef] = {}
+    for name, body in m.items():
+        loc = m.key_locs[name]
+        if not isinstance(name, str) or not name.isidentifier():
+            raise r.fail(f"a block name must be a word such as 'bottleneck', got {show(name)}",
+                         loc)
+        if name in ROW_KINDS:
+            raise r.fail(f"block {name!r} has the name of a built-in kind; choose another",
+                         loc)
+        d = r.mapping(body, m.value_locs[name], f"block {name!r}")
+        r.keys(d, ("args", "layers", "doc"), f"block {name!r}")
+        args = r.mapping(d.get("args"), d.value_locs.get("args", d.loc), f"'args' of {name!r}")
+        for a in args:
+            if not isinstance(a, str) or not a.isidentifier() or a in ROW_KEYS:
+                raise r.fail(f"a block argument must be a word and not a row key ("
+                             f"{', '.join(ROW_KEYS)}), got {show(a)}", args.key_locs[a])
+        rows = d.get("layers")
+        if not isinstance(rows, LocList) or not rows:
+            raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
+                         d.value_locs.get("layers", d.loc))
+        out[name] = BlockDef(name, dict(args), rows, *loc)
+    _no_recursion(r, out)
+    return out
+
+
+def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
+    return [(next(iter(row)), loc) for row, loc in zip(bdef.rows, bdef.rows.item_locs,
+                                                        strict=True)
+            if isinstance(row, LocDict) and len(row) == 1 and next(iter(row)) in blocks]
+
+
+def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
+    """A block that uses itself, directly or through others, can never be expanded."""
+    done: set[str] = set()
+
+    def visit(name: str, chain: list[str]) -> None:
+        if name in done:
+            return
+        for used, loc in _uses(blocks[name], blocks):
+            if used in chain or used == name:
+                cycle = " → ".join([*chain[chain.index(used):], name, used]) if used in chain \
+                    else f"{name} → {name}"
+                raise r.fail(f"block {used!r} uses itself: {cycle}", loc)
+            visit(used, [*chain, name])
+        done.add(name)
+
+    for name in blocks:
+        visit(name, [])
+
+
+class _Context:
+    """Reads rows: primitives and built-in blocks directly, the spec's own blocks by
+    substituting a use's arguments into their raw rows (bounded in total size)."""
+
+    def __init__(self, r: _Reader, defaults: dict[str, Any], blocks: dict[str, BlockDef]):
+        self.r = r
+        self.defaults = defaults
+        self.blocks = blocks
+        self.expanded = 0
+
+    def rows(self, items: LocList, env: dict[str, Any] | None = None,
+             where: str = "") -> tuple[Row, ...]:
+        out = []
+        for item, loc in zip(items, items.item_locs, strict=True):
+            if env is not None:
+                item = self.substitute(item, loc, env, where)
+                if item is None:
+                    continue
+            row = self.row(item, loc)
+            if row is not None:
+                out.append(row)
+        return tuple(out)
+
+    def substitute(self, value: Any, loc: Loc, env: dict[str, Any], where: str) -> Any:
+        """``value`` with every ``$`` expression evaluated; a row whose ``if`` is false
+        becomes None."""
+        if isinstance(value, LocDict):
+            out = LocDict()
+            out.loc = value.loc
+            for k, v in value.items():
+                out[k] = self.substitute(v, value.value_locs[k], env, where)
+                out.key_locs[k], out.value_locs[k] = value.key_locs[k], value.value_locs[k]
+            return out
+        if isinstance(value, LocList):
+            out_list = LocList()
+            out_list.loc = value.loc
+            for v, item_loc in zip(value, value.item_locs, strict=True):
+                out_list.append(self.substitute(v, item_loc, env, where))
+                out_list.item_locs.append(item_loc)
+            return out_list
+        if is_expression(value):
+            try:
+                return evaluate(value, env)
+            except ExprError as e:
+                raise self.r.fail(f"{e}{where}", loc) from None
+        return value
+
+    def row(self, item: Any, loc: Loc) -> Row | None:
+        r = self.r
+        if not isinstance(item, LocDict) or len(item) != 1:
+            raise r.fail(
+                "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'",
+                loc)
+        kind = next(iter(item))
+        what = f"{kind!r}"
+        if kind not in ROW_KINDS and kind not in self.blocks:
+            known = [*ROW_KINDS, *self.blocks]
+            raise r.fail(f"unknown layer kind {show(kind)}{suggest(str(kind), known)} "
+                         f"(known: {', '.join(known)})", item.key_locs[kind])
+        body = r.mapping(item[kind], item.value_locs[kind], what)
+        if not r.value(body, "if", _condition, "true or false (or an expression of block "
+                       "arguments)", what, True):
+            return None
+        if kind in self.blocks:
+            return self.use(self.blocks[kind], body, loc)
+        cls = ROW_KINDS[kind]
+        r.keys(body, [*cls.args, *ROW_KEYS], what)
+        values = {
+            name: r.value(body, name, a.type, a.type.expected, what)
+            for name, a in cls.args.items()
+            if name in body
+        }
+        for name, a in cls.args.items():
+            if name not in values and a.inherit and name in self.defaults:
+                values[name] = self.defaults[name]
+            if name not in values and a.required:
+                raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
+        try:
+            instance = cls(**values)
+        except ValueError as e:
+            raise r.fail(str(e), body.loc) from None
+        return self.make(instance, body, loc, what)
+
+    def make(self, item: Any, body: LocDict, loc: Loc, what: str) -> Row:
+        r = self.r
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED_ROWS:
+            raise r.fail(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows", loc)
+        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        return Row(
+            item=item,
+            name=r.value(body, "name", _name, "a name (letters, digits, _ and -)", what, None),
+            inputs=r.value(body, "from", NAMES, NAMES.expected, what, None),
+            n=n,
+            width=r.value(body, "width", _width, "'scaled', 'fixed' or {min: multiplier}", what,
+                          None),
+            role=r.value(body, "role", _text, "a non-empty string", what, None),
+            file=r.file,
+            line=loc[0],
+            col=loc[1],
+        )
+
+    def use(self, bdef: BlockDef, body: LocDict, loc: Loc) -> Row:
+        """A row using the spec's own block: arguments checked, rows expanded."""
+        r = self.r
+        what = f"block {bdef.name!r}"
+        allowed = [*bdef.args, *ROW_KEYS]
+        for key in body:
+            if key not in allowed:
+                raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
+                             f"(its arguments: {', '.join(bdef.args) or 'none'})",
+                             body.key_locs[key])
+        env = {}
+        for a, default in bdef.args.items():
+            if a in body:
+                env[a] = body[a]
+            elif default == REQUIRED:
+                raise r.fail(f"{what} needs argument {a!r} (its arguments: "
+                             f"{', '.join(bdef.args)})", body.loc)
+            else:
+                env[a] = default
+        where = f" (in block {bdef.name!r} used at line {loc[0]})"
+        first = self.expand(bdef, env, where)
+        rest = first
+        if "s" in env and env["s"] != 1 and r.value(body, "n", POS_INT, "", what, 1) > 1:
+            rest = self.expand(bdef, {**env, "s": 1}, where)
+        return self.make(UserBlock(bdef.name, env, first, rest), body, loc, what)
+
+    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str) -> tuple[Row, ...]:
+        try:
+            return self.rows(bdef.rows, env, where)
+        except MacscalcError as e:
+            if "(in block " in e.message:  # the innermost use says where
+                raise
+            raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _condition(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v != 0
+    raise ValueError
+
+
+def _name(v: Any) -> str:
+    """A layer name: no '/' (the scope separator) and no spaces."""
+    text = _text(v)
+    if "/" in text or any(ch.isspace() for ch in text) or text in ("prev", "input"):
+        raise ValueError
+    return text
+
+
+def builtin_dir() -> Path:
+    """The built-in specs: inside the package when installed, top-level ``specs/`` in a checkout."""
+    here = Path(__file__).resolve().parents[1]
+    packaged = here / "specs"
+    return packaged if packaged.is_dir() else here.parent / "specs"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+# The specs being loaded, outermost first: (resolved path, name in messages). A base
+# file is found from the last, must lie in the folder of the first or the current
+# folder, and must not be one of them again.
+_LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", default=())
+
+
+def load_spec(ref: str) -> Spec:
+    """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
+    if _is_file(Path(ref)):
+        return _load(Path(ref), ref)
+    return _builtin(ref)
+
+
+def _builtin(name: str, note: str = "") -> Spec:
+    if name not in builtin_names():
+        raise _unknown(name, note)
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml")
+
+
+def _base_spec(ref: str, naming: str) -> Spec:
+    """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
+    spec that names it (``naming``), inside its outermost spec's folder or the current one.
+    Nothing else is opened, so a spec cannot make macscalc read other files."""
+    if not ref.endswith((".yaml", ".yml")):
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml")
+    chain = _LOADING.get()
+    here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
+    if Path(ref).is_absolute():
+        raise MacscalcError(f"a base file is named relative to the spec that names it, got "
+                            f"{show(ref)}")
+    real = _resolved(here / ref)
+    roots = (chain[0][0].parent if chain else here, _resolved(Path.cwd()))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise MacscalcError(f"{show(ref)} is outside the folder of "
+                            f"{chain[0][1] if chain else naming} and the current folder")
+    if not _is_file(real):
+        raise _unknown(ref)
+    return _load(real, os.path.normpath(Path(naming).parent / ref))
+
+
+def _load(path: Path, file: str) -> Spec:
+    chain = _LOADING.get()
+    real = _resolved(path)
+    if any(real == seen for seen, _ in chain):
+        names = " → ".join([*(f for _, f in chain), file])
+        raise MacscalcError(f"base specs form a cycle: {names}")
+    if len(chain) >= MAX_BASE_CHAIN:
+        raise MacscalcError(f"more than {MAX_BASE_CHAIN} specs named through base:, one "
+                            "after another")
+    text = read_text(path, file, "spec")
+    token = _LOADING.set((*chain, (real, file)))
+    try:
+        return parse(text, file)
+    finally:
+        _LOADING.reset(token)
+
+
+def _unknown(ref: str, note: str = "") -> MacscalcError:
+    names = builtin_names()
+    return MacscalcError(f"no spec file or built-in spec named {show(ref)}{suggest(ref, names)} "
+                         f"({len(names)} built-ins: macscalc specs lists them){note}")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError) as e:  # a loop of links, a NUL byte
+        reason = getattr(e, "strerror", None) or "not a usable path"
+        raise MacscalcError(f"cannot resolve {show(str(path))}: {reason}") from None

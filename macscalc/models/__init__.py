@@ -1,0 +1,1 @@
+"""Model files people ship (ONNX) read as placed networks, exported and timed."""

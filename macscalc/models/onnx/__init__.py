@@ -1,0 +1,1 @@
+"""ONNX: the protobuf reader, op rules and exporter patterns, and the exporter."""

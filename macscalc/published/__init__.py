@@ -1,0 +1,1 @@
+"""The papers' published tables and grids, with their sources."""

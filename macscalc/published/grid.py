@@ -1,0 +1,134 @@
+"""The published grid of a family, each row computed beside its published figures.
+
+A row is computed under its table's convention (classes, parameter parts, extra
+operations counted as multiply-adds) and checked at the table's published precision.
+A mismatch is never hidden: the other sources for the same model are checked too,
+under their own conventions, so the report can name the source that agrees.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import NamedTuple
+
+from macscalc.analysis.counting import Convention, count
+from macscalc.core.units import fmt_alpha
+from macscalc.lang.graph import build
+from macscalc.lang.spec import Spec, load_spec
+from macscalc.published.tables import Family, PubRow, PubTable, agrees
+
+Point = tuple[str, Fraction, int]  # spec, α, resolution
+
+
+class Check(NamedTuple):
+    """One source's row for a grid point, and whether the computation agrees with it."""
+
+    table: PubTable
+    row: PubRow
+    macs: int  # MACs, plus the extra ops the source counts as multiply-adds
+    params: int
+
+    @property
+    def macs_ok(self) -> bool | None:
+        return None if self.row.macs is None else agrees(self.row.macs, self.macs,
+                                                         self.table.rounding, self.table.unit)
+
+    @property
+    def params_ok(self) -> bool | None:
+        return None if self.row.params is None else agrees(self.row.params, self.params,
+                                                           self.table.rounding)
+
+
+class GridRow(NamedTuple):
+    point: Point
+    model: str
+    macs: int  # under the primary table's convention
+    params: int
+    primary: Check | None  # None: off the published grid
+    others: tuple[Check, ...]
+
+    @property
+    def top1(self) -> str | None:
+        return self.primary.row.top1 if self.primary else None
+
+
+class Grid:
+    """Computes grid points of one family, caching each count."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self._specs: dict[str, Spec] = {}
+        self._cache: dict[tuple[Point, int, str, tuple[str, ...]], tuple[int, int]] = {}
+
+    def spec(self, name: str) -> Spec:
+        if name not in self._specs:
+            self._specs[name] = load_spec(name)
+        return self._specs[name]
+
+    def counts(self, table: PubTable, point: Point) -> tuple[int, int]:
+        key = (point, table.classes, table.params.name, table.macs_include, table.scope)
+        if key not in self._cache:
+            spec, alpha, res = point
+            report = count(build(self.spec(spec), alpha, (res, res), table.classes),
+                           Convention(table.params, table.macs_include))
+            layers = [lc for lc in report.layers if table.scope == "all" or not lc.node.base]
+            self._cache[key] = (sum(lc.macs + report.counted_ops(lc) for lc in layers),
+                                sum(report.params_of(lc) for lc in layers))
+        return self._cache[key]
+
+    def check(self, table: PubTable, row: PubRow) -> Check:
+        return Check(table, row, *self.counts(table, row.point))
+
+    def lattice(self, alpha: Fraction | None = None, res: int | None = None) -> list[Point]:
+        """Each spec's published multipliers × resolutions (or the given α or resolution),
+        published or not."""
+        rows = self.family.primary.rows
+        out: list[Point] = []
+        for spec in dict.fromkeys(r.spec for r in rows):
+            mine = [r for r in rows if r.spec == spec]
+            alphas = [alpha] if alpha is not None else list(dict.fromkeys(r.alpha for r in mine))
+            resolutions = [res] if res is not None else list(dict.fromkeys(r.res for r in mine))
+            out += [(spec, a, r) for a in alphas for r in resolutions]
+        return out
+
+    def points(self, alpha: Fraction | None, res: int | None) -> list[Point]:
+        """Grid points to show: the published ones selected, or off-grid ones computed."""
+        chosen = [r.point for r in self.family.primary.rows
+                  if (alpha is None or r.alpha == alpha) and (res is None or r.res == res)]
+        return chosen or self.lattice(alpha, res)
+
+    def row(self, point: Point) -> GridRow:
+        primary_table = self.family.primary
+        macs, params = self.counts(primary_table, point)
+        pub = primary_table.find(point)
+        others = tuple(self.check(t, r) for t in self.family.sources
+                       if (r := t.find(point)) is not None)
+        primary = Check(primary_table, pub, macs, params) if pub else None
+        return GridRow(point, pub.model if pub else f"{self.name(point)}*", macs, params,
+                       primary, others)
+
+    def name(self, point: Point) -> str:
+        """A grid point named as the family's published rows of the same spec are:
+        ``v1_0.3_160``, ``large_0.5_224`` beside ``large_0.75``, ``M0_0.5_224``."""
+        spec, alpha, res = point
+        stem = spec
+        for row in self.family.primary.rows:
+            if row.spec == spec:
+                a = fmt_alpha(row.alpha)
+                stem = row.model.removesuffix(f"_{a}_{row.res}").removesuffix(f"_{a}")
+                break
+        return f"{stem}_{fmt_alpha(alpha)}_{res}"
+
+    def rows(self, alpha: Fraction | None = None, res: int | None = None,
+             max_macs: int | None = None) -> list[GridRow]:
+        out = [self.row(p) for p in self.points(alpha, res)]
+        if max_macs is not None:
+            out = [r for r in out if r.macs <= max_macs]
+            out.sort(key=lambda r: -float(r.top1) if r.top1 else float("inf"))
+        return out
+
+
+def section_rows(grid: Grid, table: PubTable) -> list[GridRow]:
+    """Every row of one table, computed under that table's own convention."""
+    return [GridRow(r.point, r.model, *grid.counts(table, r.point), grid.check(table, r), ())
+            for r in table.rows]

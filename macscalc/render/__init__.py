@@ -1,0 +1,1 @@
+"""Documents rendered as tables, JSON, CSV, Markdown and plots; rendering only renders."""
