@@ -281,13 +281,14 @@ def count(
     """
     with user_errors():
         from macscalc.analysis.counting import count as count_network
+        from macscalc.published.checks import check as check_published
         from macscalc.render.output import render
         from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
         network = _network(spec, alpha, res, classes, allow_unknown)
         report = _with_latency(count_network(network, convention), _profile(device))
-        render(count_doc(report, flops=flops), fmt, output)
+        render(count_doc(report, flops, check_published(report)), fmt, output)
 
 
 @app.command()

@@ -27,11 +27,11 @@ from typing import Any, NamedTuple
 from macscalc.analysis.counting import Report, settings_text
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_COUNT, MAX_GROWTH, MAX_REPORT_BYTES
-from macscalc.core.units import exact, fmt_int, parse_limit
+from macscalc.core.units import exact, fmt_int, parse_limit, pct
 from macscalc.core.yamlload import LocDict, load, read_text
 from macscalc.lang.spec import BUDGET_KEYS, Spec
 from macscalc.render.output import Column, Doc, Table
-from macscalc.render.report import envelope, pct, report_data, settings_data
+from macscalc.render.report import envelope, report_data, settings_data
 
 NAMES = {"macs": "MACs", "flops": "FLOPs", "params": "params", "memory": "peak bytes",
          "size": "weight bytes", "latency": "estimated latency (µs)"}

@@ -17,11 +17,11 @@ from typing import Any
 from macscalc.analysis.counting import Convention, Report, count
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_CHANNELS, MAX_SIZE
-from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha, parse_int
+from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha, parse_int, pct
 from macscalc.lang.graph import Node, build
 from macscalc.lang.spec import load_spec
 from macscalc.render.output import Column, Doc, Table
-from macscalc.render.report import envelope, pct, report_data
+from macscalc.render.report import envelope, report_data
 
 _OPTIONS = {"--alpha": "alpha", "-a": "alpha", "--res": "res", "-r": "res",
             "--classes": "classes"}

@@ -9,7 +9,7 @@ is refused before any arithmetic, and every value is checked against its limit
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -144,3 +144,11 @@ def fmt_alpha(a: Fraction) -> str:
 def fmt_int(n: int) -> str:
     return f"{n:,}"
 
+
+def pct(part: int, whole: int) -> Decimal:
+    """``part`` as a percentage of ``whole``, to 0.01, halves rounded up."""
+    if whole == 0:
+        return Decimal(0)
+    with localcontext() as exact:  # counts reach 40 digits within the input limits
+        exact.prec = 100
+        return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

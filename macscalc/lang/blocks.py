@@ -54,7 +54,7 @@ from macscalc.lang.schema import (
 )
 
 if TYPE_CHECKING:
-    from macscalc.lang.graph import Builder
+    from macscalc.lang.placing import Placer
 
 
 class Block(Kind):
@@ -62,7 +62,7 @@ class Block(Kind):
 
     takes_from: ClassVar[bool] = False  # reads the row's ``from`` itself (b.row_from)
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         raise NotImplementedError
 
 
@@ -74,7 +74,7 @@ def _pick(obj: Any, group: type) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in declared(group)}
 
 
-def unit(b: Builder, name: str, layer: Layer, bn: bool, act: str | None) -> None:
+def unit(b: Placer, name: str, layer: Layer, bn: bool, act: str | None) -> None:
     """A layer, then batch norm and activation when asked: ``name``, ``name.bn``, ``name.act``."""
     b.add(layer, name)
     if bn:
@@ -96,7 +96,7 @@ class Conv(ConvArgs, BnAct, Block):
 
     kind: ClassVar[str] = "conv"
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/conv", Conv2d(**_pick(self, ConvArgs)), self.bn, self.act)
 
 
@@ -111,7 +111,7 @@ class Pw(BnAct, Block):
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
     bias = arg(BOOL, False, doc="with a bias")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,
                       bias=self.bias)
         unit(b, f"{name}/pw", conv, self.bn, self.act)
@@ -123,7 +123,7 @@ class Dw(DepthwiseArgs, BnAct, Block):
 
     kind: ClassVar[str] = "dw"
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/dw", Depthwise(**_pick(self, DepthwiseArgs)), self.bn, self.act)
 
 
@@ -135,7 +135,7 @@ class Fc(LinearArgs, Block):
     bn = arg(BOOL, False, doc="batch norm after the layer")
     act = arg(ACT, None, doc="activation after the layer")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/fc", Linear(**_pick(self, LinearArgs)), self.bn, self.act)
 
 
@@ -170,7 +170,7 @@ SE = ArgType("true, false, a ratio such as 0.25, or {r, of: input|expanded, divi
              "gate}", _se)
 
 
-def squeeze_excite(b: Builder, name: str, se: SeOptions | None, cin: int) -> None:
+def squeeze_excite(b: Placer, name: str, se: SeOptions | None, cin: int) -> None:
     """The block's squeeze-excite, if it has one, sized from ``cin`` or the current width."""
     if se is not None:
         c = cin if se.of == "input" else b.shape().c
@@ -178,7 +178,7 @@ def squeeze_excite(b: Builder, name: str, se: SeOptions | None, cin: int) -> Non
             b, f"{name}/se")
 
 
-def _residual(b: Builder, name: str, x_in: str, mode: bool | None, s: tuple[int, int]) -> None:
+def _residual(b: Placer, name: str, x_in: str, mode: bool | None, s: tuple[int, int]) -> None:
     """The identity shortcut of an inverted residual: added when stride 1 and cin == cout;
     asked for (``residual: true``) where it cannot be, it is an error, never dropped."""
     fits = s == (1, 1) and b.shapes[x_in] == b.shape()
@@ -204,7 +204,7 @@ class DwSep(BnAct, Block):
     pw_act = arg(SAME_ACT, "same", doc="activation after the pointwise (same: act)")
     residual = arg(BOOL, False, doc="add the input when stride 1 and cin == cout")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x_in = b.cur
         unit(
             b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn, self.act
@@ -243,7 +243,7 @@ class InvertedResidual(BnAct, Block):
                 "ir needs exactly one of t (expansion ratio) or exp (expanded channels)"
             )
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x_in = b.cur
         cin = b.shape().c
         hidden = b.rule.expand(cin, self.t) if self.t is not None else self.exp
@@ -285,11 +285,11 @@ class UniversalInvertedBottleneck(BnAct, Block):
         if self.s != (1, 1) and not (self.k_start or self.k_mid or self.k_end):
             raise ValueError("uib with a stride needs a depthwise (k_start, k_mid or k_end)")
 
-    def _dw(self, b: Builder, name: str, k: int, strided: bool, act: str | None) -> None:
+    def _dw(self, b: Placer, name: str, k: int, strided: bool, act: str | None) -> None:
         s = self.s if strided else (1, 1)
         unit(b, name, Depthwise(k=(k, k), s=s, padding=self.padding), self.bn, act)
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x_in = b.cur
         cin = b.shape().c
         if self.k_start:
@@ -321,7 +321,7 @@ class SqueezeExcite(Block):
     gate = arg(ACT_FN, "hsigmoid", doc="gating function")
     of = arg(POS_INT, None, doc="channels the ratio applies to (default: the input's)")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x = b.cur
         c = b.shape().c
         with b.within("se"):
@@ -354,7 +354,7 @@ class MicroDw(Block):
         if len(self.m) != 2 or 0 in self.m:
             raise ValueError("micro_dw needs m: [e1, e2], two positive multipliers")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         with b.within("micro dw"):
             unit(
                 b,
@@ -389,7 +389,7 @@ class MicroPw(Block):
         if len(self.groups) != 2 or 0 in self.groups:
             raise ValueError("micro_pw needs groups: [G1, G2], two positive group counts")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         cin = b.shape().c
         if cin % self.r:
             raise b.row_error(f"{name}: ratio r={self.r} must divide the {cin} input channels")
@@ -414,7 +414,7 @@ class DyShiftMax(Block):
     j = arg(POS_INT, 2, doc="J, channels fused per output (itself and one group shift)")
     reduction = arg(POS_INT, 8, doc="squeeze reduction of the coefficient generator")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         if self.reduction < 1:  # micro halves its reduction·r
             raise b.row_error(f"{name}: the squeeze reduction must be at least 1, got "
                               f"{self.reduction}")
@@ -459,20 +459,20 @@ class MicroBlock(Block):
         if 0 in self.ch_exp:
             raise ValueError("micro needs ch_exp of two positive channel multipliers")
 
-    def _act(self, b: Builder, name: str, y: int, k: int, reduction: int) -> None:
+    def _act(self, b: Placer, name: str, y: int, k: int, reduction: int) -> None:
         if y > 0:
             DyShiftMax(k=k, reduction=reduction).expand(b, name)
         else:
             b.add(Activation(fn="relu6"), f"{name}.relu6")
 
-    def _group_conv(self, b: Builder, name: str, c: int, groups: int) -> None:
+    def _group_conv(self, b: Placer, name: str, c: int, groups: int) -> None:
         with b.within("micro pw"):
             unit(b, name, Conv2d(c=c, groups=groups), True, None)
 
-    def _shuffle(self, b: Builder, name: str, groups: int) -> None:
+    def _shuffle(self, b: Placer, name: str, groups: int) -> None:
         b.add(Shuffle(groups=groups), name)
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x = b.cur
         cin = b.shape().c
         c1, c2 = self.ch_exp
@@ -534,7 +534,7 @@ class SsdPredictor(BnAct, Block):
     lite = arg(BOOL, False, doc="depthwise-separable predictors (SSDLite)")
     box = arg(POS_INT, 4, doc="box code size")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x = b.cur
         outputs = (("box", self.anchors * self.box), ("class", self.anchors * b.settings.classes))
         for part, width in outputs:
@@ -561,7 +561,7 @@ class Split(Block):
         if (self.parts is None) == (self.sizes is None):
             raise ValueError("split needs exactly one of parts or sizes")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x = b.cur
         cin = b.shape().c
         if self.parts is not None:
@@ -597,7 +597,7 @@ class Residual(BnAct, Block):
     proj = arg(ArgType("conv or avgconv", CHOICE("conv", "avgconv")), "conv",
                doc="the projection")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         y = b.cur
         if b.row_from and len(b.row_from) != 1:
             raise b.row_error(f"residual adds one input, got {len(b.row_from)}")

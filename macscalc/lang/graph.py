@@ -17,6 +17,7 @@ from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.core.limits import MAX_LAYERS
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
+from macscalc.lang.placing import Scope, Settings
 from macscalc.lang.spec import Row, Spec, UserBlock, Width
 
 
@@ -33,14 +34,6 @@ class Node(NamedTuple):
     role: str | None  # the part of a block it belongs to (``se``, ``micro pw``), if any
     stream: Fraction | None = None  # share that must exist when streamed (V2 §5), if any
     base: bool = False  # placed from the spec's base (a detector's backbone)
-
-
-class Settings(NamedTuple):
-    """The transforms applied to a spec: width multiplier, input size, classes."""
-
-    alpha: Fraction
-    size: tuple[int, int]
-    classes: int
 
 
 class Network(NamedTuple):
@@ -89,15 +82,8 @@ class Replay:
         self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block)
 
 
-class Scope(NamedTuple):
-    """Where rows are being placed: names get ``prefix``; ``input`` means ``input``."""
-
-    prefix: str
-    input: str
-
-
 class Builder:
-    """Appends primitives, tracking every named tensor's shape. Blocks call ``add``.
+    """Appends primitives, tracking every named tensor's shape; the blocks' ``Placer``.
 
     Names: a row's ``name``, or its kind and its ordinal among the rows of that kind in
     the same list (``ir3``: the third ``ir`` row), ``_j`` for its repeats. Inserting a row
@@ -360,3 +346,12 @@ def build(
         b.rule = spec.rounding
     b.place_rows(spec.rows)
     return Network(spec, settings, b.input, tuple(b.nodes))
+
+
+def unknown_ops(network: Network) -> dict[str, list[str]]:
+    """Operators of an imported model counted as unknown (``--allow-unknown``), by type."""
+    out: dict[str, list[str]] = {}
+    for n in network.nodes:
+        if n.layer.kind == "unknown":
+            out.setdefault(n.layer.op, []).append(n.name)  # type: ignore[attr-defined]
+    return out

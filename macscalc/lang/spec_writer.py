@@ -22,8 +22,7 @@ from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError
 from macscalc.core.rounding import RULES
-from macscalc.lang.graph import Network, Node
-from macscalc.render.report import unknown_ops
+from macscalc.lang.graph import Network, Node, unknown_ops
 
 COMPUTE = {"conv2d": "conv", "depthwise": "dw", "linear": "fc"}
 RESERVED = {"input", "prev", "classes"}

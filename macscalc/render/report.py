@@ -9,23 +9,13 @@ JSON Schema. Integers are exact; percentages are decimal strings.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from macscalc import __version__
 from macscalc.analysis.counting import LayerCount, Report
-from macscalc.core.units import DTYPE_BYTES, fmt_alpha
-from macscalc.lang.graph import Network
+from macscalc.core.units import DTYPE_BYTES, fmt_alpha, pct
+from macscalc.lang.graph import Network, unknown_ops
 from macscalc.lang.layers import OP_CATEGORIES, PARAM_PARTS, Shape
-
-
-def pct(part: int, whole: int) -> Decimal:
-    """``part`` as a percentage of ``whole``, to 0.01, halves rounded up."""
-    if whole == 0:
-        return Decimal(0)
-    with localcontext() as exact:  # counts reach 40 digits within the input limits
-        exact.prec = 100
-        return (Decimal(part) * 100 / whole).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def envelope(kind: str, **payload: Any) -> dict[str, Any]:
@@ -125,15 +115,6 @@ def settings_data(network: Network) -> dict[str, Any]:
     s = network.settings
     return {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
             "rounding": network.spec.rounding.name}
-
-
-def unknown_ops(network: Network) -> dict[str, list[str]]:
-    """Operators of an imported model counted as unknown (``--allow-unknown``), by type."""
-    out: dict[str, list[str]] = {}
-    for n in network.nodes:
-        if n.layer.kind == "unknown":
-            out.setdefault(n.layer.op, []).append(n.name)  # type: ignore[attr-defined]
-    return out
 
 
 def report_data(report: Report) -> dict[str, Any]:

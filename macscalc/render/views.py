@@ -6,27 +6,29 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, Report, count
+from macscalc.analysis.counting import Convention, Report, count
 from macscalc.analysis.memory import kb_cut, largest_per_resolution, peak
 from macscalc.core.errors import MacscalcError
 from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int
-from macscalc.lang.graph import Network, build
+from macscalc.lang.graph import Network, build, unknown_ops
 from macscalc.lang.layers import OP_CATEGORIES, PARAM_PARTS
 from macscalc.render.output import Column, Doc, Table
-from macscalc.render.report import envelope, fold, pct, report_data, unknown_ops
+from macscalc.render.report import envelope, fold, report_data
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
     from macscalc.analysis.latency import Profile
+    from macscalc.published.checks import Checks, FileCheck, SplitCheck
     from macscalc.published.grid import Check, Grid, GridRow
-    from macscalc.published.tables import PubTable, Split
+    from macscalc.published.tables import PubTable
 
 MARK = {True: "✓", False: "✗", None: ""}
 
 
-def count_doc(report: Report, flops: bool = False) -> Doc:
-    """The per-layer table, the per-kind summary, totals and the convention."""
+def count_doc(report: Report, flops: bool = False, checks: Checks | None = None) -> Doc:
+    """The per-layer table, the per-kind summary, totals and the convention; with
+    ``checks``, what was published about the model beside the count."""
     net = report.network
     conv = report.convention
     data = report_data(report)
@@ -58,18 +60,17 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
                      "paper counts.")
     by_kind = Table("By layer kind", kind_cols, data["by_kind"], notes)
     tables = [layers, by_kind]
-    split = _split_table(report)
-    if split is not None:
-        tables.append(split[0])
-        data["paper_split"] = split[1]
+    if checks is not None and checks.split is not None:
+        table, data["paper_split"] = _split_table(checks.split)
+        tables.append(table)
     s = net.settings
     title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
              f"{s.classes} classes ({net.spec.source.split(';')[0]})")
-    files = weight_file_notes(report)
-    if files:
-        data["weight_files"] = files[1]
-    return Doc(title, tables, [*totals_text(report, flops), *(files[0] if files else []),
-                               f"Convention: {conv.describe(net)}"],
+    files = checks.files if checks is not None else None
+    if files is not None:
+        data["weight_files"] = files.rows
+    notes = [*totals_text(report, flops), *([_files_note(files)] if files else [])]
+    return Doc(title, tables, [*notes, f"Convention: {conv.describe(net)}"],
                envelope("count", reports=[data]))
 
 
@@ -107,68 +108,23 @@ def totals_text(report: Report, flops: bool = False) -> list[str]:
     return lines
 
 
-def weight_file_notes(report: Report) -> tuple[list[str], list[dict[str, Any]]] | None:
-    """The published weight files of this model beside the count, and why they are larger:
-    a file stores every parameter part (BN running statistics too) at fp32, plus the
-    serialization's own bytes. Only when the count is the file's model."""
-    from macscalc.published.tables import weight_files
-
-    net = report.network
-    s = net.settings
-    files = weight_files(net.spec.name)
-    parts = report.param_parts
-    torch = parts.total(PARAM_CONVENTIONS["torch"].parts)
-    files = [f for f in files if f.params == torch and s.alpha == 1 and s.classes == 1000
-             and s.size == net.spec.size]
-    if not files:
-        return None
-    stored = sum(parts) * 4
-    rows = [{"weights": f.weights, "published_size": f.size, "unit": f.unit,
-             "bytes": int(f.nbytes.to_integral_value(ROUND_HALF_UP)),
-             "stored_numbers": sum(parts), "stored_bytes": stored, "source": f.source}
-            for f in files]
-    extra = sorted((f.nbytes - stored) / 1000 for f in files)
-    more = f"{extra[0]:.0f}" + (f"–{extra[-1]:.0f}" if len(files) > 1 else "")
-    line = (f"Published weight files: {', '.join(f'{f.weights} {f.size} {f.unit}' for f in files)}"
-            f" ({files[0].source}). A file holds every parameter and the BN running mean/var "
-            f"at fp32: {fmt_int(sum(parts))} numbers, {fmt_int(stored)} bytes "
-            f"({Decimal(stored) / 2**20:.3f} MiB); the other {more} kB are serialization: "
-            "tensor names, pickle records, zip headers and alignment, BN batch counters.")
-    return [line], rows
+def _files_note(f: FileCheck) -> str:
+    """Why a published weight file is larger than the numbers it must store."""
+    extra = sorted((w.nbytes - f.stored_bytes) / 1000 for w in f.files)
+    more = f"{extra[0]:.0f}" + (f"–{extra[-1]:.0f}" if len(f.files) > 1 else "")
+    named = ", ".join(f"{w.weights} {w.size} {w.unit}" for w in f.files)
+    return (f"Published weight files: {named} ({f.files[0].source}). A file holds every "
+            f"parameter and the BN running mean/var at fp32: {fmt_int(f.stored_numbers)} "
+            f"numbers, {fmt_int(f.stored_bytes)} bytes "
+            f"({Decimal(f.stored_bytes) / 2**20:.3f} MiB); the other {more} kB are "
+            "serialization: tensor names, pickle records, zip headers and alignment, BN batch "
+            "counters.")
 
 
-def _split_table(report: Report) -> tuple[Table, dict[str, Any]] | None:
-    """The paper's per-type split beside the computed one, when the settings match it."""
-    from macscalc.published.tables import load_split
-
-    spec = report.network.spec
-    split: Split | None = load_split(spec.name)
-    s = report.network.settings
-    if split is None or (s.alpha, s.size) != (split.alpha, (split.res, split.res)):
-        return None
-    ref = count(
-        build(spec, split.alpha, (split.res, split.res), split.classes), Convention(split.params)
-    )
-    shares = {k.label: k for k in ref.by_kind()}
-    rows = []
-    for r in split.rows:
-        k = shares.get(r.label)
-        m = pct(k.macs if k else 0, ref.macs)
-        p = pct(k.params if k else 0, ref.params)
-        rows.append(
-            {
-                "type": r.type,
-                "kind": r.label,
-                "macs_pct": m,
-                "paper_macs_pct": r.macs,
-                "macs_agrees": m == Decimal(r.macs),
-                "params_pct": p,
-                "paper_params_pct": r.params,
-                "params_agrees": p == Decimal(r.params),
-            }
-        )
-    paper_m = sum(Decimal(r.macs) for r in split.rows)
-    paper_p = sum(Decimal(r.params) for r in split.rows)
+def _split_table(check: SplitCheck) -> tuple[Table, dict[str, Any]]:
+    """The paper's per-type split beside the computed one."""
+    split, rows = check.split, check.rows
+    paper_m, paper_p = check.paper_macs_sum, check.paper_params_sum
     cols = [
         Column("paper type", "type", left=True),
         Column("kind", "kind", left=True),

@@ -53,7 +53,7 @@ from macscalc.models.onnx.values import (
 if TYPE_CHECKING:
     from onnx import NodeProto
 
-    from macscalc.models.onnx.reader import Importer
+    from macscalc.models.onnx.context import Importer
 
 
 # -- rules: one ONNX operator each ----------------------------------------------------------

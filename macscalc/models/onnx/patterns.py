@@ -20,7 +20,7 @@ from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, s
 if TYPE_CHECKING:
     from onnx import NodeProto
 
-    from macscalc.models.onnx.reader import Importer
+    from macscalc.models.onnx.context import Importer
 
 
 class Patterns:
