@@ -319,7 +319,7 @@ def table(
     """
     with user_errors():
         from macscalc.core.units import parse_alpha, parse_count
-        from macscalc.published.grid import Grid
+        from macscalc.published.grid import Grid, shown
         from macscalc.published.tables import load_family
         from macscalc.render.output import render
         from macscalc.render.views import table_doc
@@ -330,7 +330,7 @@ def table(
             check_target(plot)
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        doc = table_doc(Grid(load_family(family)), a, res, limit, _profile(device))
+        doc = table_doc(shown(Grid(load_family(family)), a, res, limit, _profile(device)), limit)
         render(doc, fmt, output)
         if plot is not None:
             table_plot(doc.data, plot)
@@ -478,13 +478,16 @@ def memory(
     V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
     """
     with user_errors():
+        from macscalc.analysis.memory import activations
         from macscalc.core.units import DTYPE_BYTES, dtype_name
+        from macscalc.published.checks import check_memory
         from macscalc.render.output import render
         from macscalc.render.views import memory_doc
 
         name = dtype_name(dtype)
         network = _network(spec, alpha, res, None, allow_unknown)
-        render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
+        doc = memory_doc(activations(network), check_memory(network), name, DTYPE_BYTES[name])
+        render(doc, fmt, output)
 
 
 @app.command()
@@ -674,10 +677,11 @@ def sweep(
     --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
     """
     with user_errors():
-        from macscalc.analysis.sweeps import parse_values, progress_bar
+        from macscalc.analysis.sweeps import parse_values, progress_bar, select
         from macscalc.analysis.sweeps import sweep as run
         from macscalc.core.units import parse_bytes, parse_count
         from macscalc.lang.spec import load_spec
+        from macscalc.published.tables import published_accuracy
         from macscalc.render.output import render
         from macscalc.render.sweep_view import sweep_doc
 
@@ -703,7 +707,9 @@ def sweep(
         with progress_bar() as progress:
             result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,
                          progress, profile)
-        doc = sweep_doc(result, limits, frontier)
+        accuracy = published_accuracy(s)
+        chosen = select(result, limits, accuracy.values if accuracy else {}, frontier)
+        doc = sweep_doc(result, chosen, accuracy, limits, frontier)
         render(doc, fmt, output)
         if plot is not None:
             sweep_plot(result, doc.data, plot)

@@ -122,7 +122,8 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
 def test_figures_name_the_spec_and_convention(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from macscalc.analysis.sweeps import sweep
+    from macscalc.analysis.sweeps import select, sweep
+    from macscalc.published.tables import published_accuracy
     from macscalc.render.sweep_view import sweep_doc
 
     titles: list[str] = []
@@ -130,7 +131,9 @@ def test_figures_name_the_spec_and_convention(tmp_path, monkeypatch):
     monkeypatch.setattr(Figure, "suptitle",
                         lambda self, t, **kw: titles.append(t) or real(self, t, **kw))
     result = sweep("mobilenet_v2", ["0.5", "1.0"], [96, 224])
-    plot.sweep_plot(result, sweep_doc(result, {}).data, tmp_path / "s.svg")
+    accuracy = published_accuracy(result.spec)
+    doc = sweep_doc(result, select(result, {}, accuracy.values, False), accuracy, {})
+    plot.sweep_plot(result, doc.data, tmp_path / "s.svg")
     assert titles == ["macscalc sweep mobilenet_v2: MACs over α × resolution\nMACs = conv + "
                       "FC multiply-accumulates; 1000 classes; α rounded by make_divisible_8"]
     assert is_svg(tmp_path / "s.svg")

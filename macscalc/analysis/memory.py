@@ -108,3 +108,19 @@ def kb_cut(nbytes: int) -> Decimal:
     value = Decimal(nbytes) / 1000
     quantum = Decimal(10) ** (value.adjusted() - 1)
     return (value / quantum).to_integral_value(rounding=ROUND_DOWN) * quantum
+
+
+class Activations(NamedTuple):
+    """What ``memory`` reports of one network: the largest tensor at each resolution, plain
+    and streamed, and the two liveness peaks."""
+
+    network: Network
+    largest: list[Largest]
+    streamed: list[Largest]
+    peaks: dict[str, Peak]  # "plain" and "streamed"
+
+
+def activations(network: Network) -> Activations:
+    return Activations(network, largest_per_resolution(network),
+                       largest_per_resolution(network, True),
+                       {"plain": peak(network), "streamed": peak(network, True)})

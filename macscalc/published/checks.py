@@ -10,9 +10,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
 from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, Report, count
+from macscalc.analysis.memory import kb_cut, largest_per_resolution
 from macscalc.core.units import pct
-from macscalc.lang.graph import build
-from macscalc.published.tables import Split, WeightFile, load_split, weight_files
+from macscalc.lang.graph import Network, build
+from macscalc.published.tables import (
+    MemoryTable,
+    Split,
+    WeightFile,
+    families,
+    load_family,
+    load_split,
+    weight_files,
+)
 
 
 class SplitCheck(NamedTuple):
@@ -85,3 +94,37 @@ def check_files(report: Report) -> FileCheck | None:
              "stored_numbers": sum(parts), "stored_bytes": stored, "source": f.source}
             for f in files]
     return FileCheck(files, rows, sum(parts), stored)
+
+
+class MemoryCheck(NamedTuple):
+    """The V2 paper's Table 3 (largest tensor per resolution, 16-bit) beside the count."""
+
+    table: MemoryTable
+    rows: list[dict[str, Any]]
+
+
+def check_memory(network: Network) -> MemoryCheck | None:
+    """The family's published memory table, at its own setting (α 1, 224), if any."""
+    fam = network.spec.family
+    s = network.settings
+    if fam not in families() or (s.alpha, s.size) != (1, (224, 224)):
+        return None
+    ref = load_family(fam).memory
+    if ref is None:
+        return None
+    found = {x.h: x.tensor for x in largest_per_resolution(network, ref.streaming) if x.h == x.w}
+    rows = []
+    for r in ref.rows:
+        t = found.get(int(r.res)) if r.res != "max" else max(
+            found.values(), key=lambda t: t.elements(ref.streaming))
+        if t is None:
+            continue
+        nbytes = 2 * t.elements(ref.streaming)
+        rows.append({"resolution": "max" if r.res == "max" else f"{r.res}×{r.res}",
+                     "channels": t.shape.c if r.res != "max" else None,
+                     "paper_channels": r.channels,
+                     "channels_agree": None if r.channels is None else
+                     t.shape.c == int(r.channels),
+                     "kb": kb_cut(nbytes), "paper_kb": r.kb,
+                     "kb_agree": kb_cut(nbytes) == Decimal(r.kb), "bytes": nbytes})
+    return MemoryCheck(ref, rows)

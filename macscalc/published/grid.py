@@ -9,13 +9,17 @@ under their own conventions, so the report can name the source that agrees.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from macscalc.analysis.counting import Convention, count
+from macscalc.core.errors import MacscalcError
 from macscalc.core.units import fmt_alpha
 from macscalc.lang.graph import build
 from macscalc.lang.spec import Spec, load_spec
 from macscalc.published.tables import Family, PubRow, PubTable, agrees
+
+if TYPE_CHECKING:
+    from macscalc.analysis.latency import Estimate, Profile
 
 Point = tuple[str, Fraction, int]  # spec, α, resolution
 
@@ -132,3 +136,46 @@ def section_rows(grid: Grid, table: PubTable) -> list[GridRow]:
     """Every row of one table, computed under that table's own convention."""
     return [GridRow(r.point, r.model, *grid.counts(table, r.point), grid.check(table, r), ())
             for r in table.rows]
+
+
+class Shown(NamedTuple):
+    """What ``table`` shows of a family: its sections of computed rows, each row's
+    estimated latency when a profile is given, and the paper's cross-family comparison."""
+
+    grid: Grid
+    sections: list[tuple[PubTable, list[GridRow]]]
+    estimates: list[list[Estimate]] | None  # per section, per row
+    profile: Profile | None
+    comparison: list[Check] | None  # the other family's rows, checked
+
+
+def shown(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
+          max_macs: int | None = None, profile: Profile | None = None) -> Shown:
+    """The rows selected by α, resolution and a MACs limit; a family of sources about
+    different models keeps each source as its own section."""
+    fam = grid.family
+    if fam.sections:
+        def keep(r: GridRow) -> bool:
+            return ((alpha is None or r.point[1] == alpha) and (res is None or r.point[2] == res)
+                    and (max_macs is None or r.macs <= max_macs))
+        every = [(t, section_rows(grid, t)) for t in fam.tables]
+        sections = [(t, [r for r in rows if keep(r)]) for t, rows in every]
+        if not any(rows for _, rows in sections):
+            points = sorted({f"α {fmt_alpha(r.point[1])} at {r.point[2]}"
+                             for _, rows in every for r in rows})
+            raise MacscalcError(f"no {fam.title} row matches these options; the published "
+                                f"rows are at {', '.join(points)}")
+        sections = [(t, rows) for t, rows in sections if rows]
+    else:
+        sections = [(fam.primary, grid.rows(alpha, res, max_macs))]
+    estimates = None
+    if profile is not None:
+        from macscalc.analysis.latency import estimate
+
+        estimates = [[estimate(count(build(grid.spec(spec), a, (r, r), t.classes),
+                                     Convention(t.params)), profile)
+                      for spec, a, r in (row.point for row in rows)] for t, rows in sections]
+    comparison = None
+    if fam.comparison is not None and max_macs is None:
+        comparison = [grid.check(fam.comparison, pub) for pub in fam.comparison.rows]
+    return Shown(grid, sections, estimates, profile, comparison)

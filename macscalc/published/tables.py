@@ -19,6 +19,7 @@ from macscalc.core.errors import MacscalcError
 from macscalc.core.units import fmt_alpha
 from macscalc.core.yamlload import LocDict, load
 from macscalc.lang.graph import Network
+from macscalc.lang.spec import Spec
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 ROUNDING = {"nearest": ROUND_HALF_UP, "truncate": ROUND_DOWN}
@@ -249,4 +250,23 @@ def published_latency(network: Network, device: str) -> tuple[str, str] | None:
         row = table.find(point)
         if row is not None and device in row.latency:
             return row.latency[device], table.source
+    return None
+
+
+class Accuracy(NamedTuple):
+    values: dict[tuple[Fraction, int], str]  # (α, R) → published accuracy, as printed
+    metric: str  # top-1 (mAP for detection)
+    source: str
+
+
+def published_accuracy(spec: Spec) -> Accuracy | None:
+    """The published accuracy of the spec's name by (α, R): from its family's primary
+    table, or for a spec without a family, from the first family that lists it (the zoo)."""
+    known = families()
+    for name in [spec.family] if spec.family in known else known:
+        table = load_family(name).primary
+        values = {(r.alpha, r.res): r.top1 for r in table.rows
+                  if r.spec == spec.name and r.top1}
+        if values:
+            return Accuracy(values, table.metric, table.source)
     return None

@@ -1,48 +1,28 @@
 """The sweep as a document: the points shown, the objectives behind the frontiers, the
-convention, and the points that have no network. Numbers come from ``sweeps.py``; the
-published accuracy comes from the spec's family, when it names one that lists it."""
+convention, and the points that have no network. The points and their frontiers come from
+``analysis.sweeps``, the published accuracy from ``published.tables``."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from macscalc.analysis.sweeps import Selection, Sweep, select
+from macscalc.analysis.sweeps import Selection, Sweep
 from macscalc.core.units import fmt_alpha, fmt_int
 from macscalc.lang.spec import Spec
 from macscalc.render.output import Column, Doc, Table
 from macscalc.render.report import envelope
 
+if TYPE_CHECKING:
+    from macscalc.published.tables import Accuracy
+
 COST_NAMES = {"macs": "MACs", "params": "params", "memory": "peak memory",
               "latency": "est. latency"}
 
 
-class Accuracy(NamedTuple):
-    values: dict[tuple[Fraction, int], str]  # (α, R) → published accuracy, as printed
-    metric: str  # top-1 (mAP for detection)
-    source: str
-
-
-def published_accuracy(spec: Spec) -> Accuracy | None:
-    """The published accuracy of the spec's name by (α, R): from its family's primary
-    table, or for a spec without a family, from the first family that lists it (the zoo)."""
-    from macscalc.published.tables import families, load_family
-
-    known = families()
-    for name in [spec.family] if spec.family in known else known:
-        table = load_family(name).primary
-        values = {(r.alpha, r.res): r.top1 for r in table.rows
-                  if r.spec == spec.name and r.top1}
-        if values:
-            return Accuracy(values, table.metric, table.source)
-    return None
-
-
-def sweep_doc(result: Sweep, limits: dict[str, float], frontier_only: bool = False) -> Doc:
-    """Every point within the limits (or only those on a frontier), with the objectives,
-    the convention and the points that have no network."""
-    accuracy = published_accuracy(result.spec)
-    chosen = select(result, limits, accuracy.values if accuracy else {}, frontier_only)
+def sweep_doc(result: Sweep, chosen: Selection, accuracy: Accuracy | None,
+              limits: dict[str, float], frontier_only: bool = False) -> Doc:
+    """The points ``chosen`` (within the limits, or only those on a frontier), with the
+    objectives, the convention and the points that have no network."""
     r0 = result.spec.size[0]
     objectives = {
         "costs": chosen.costs,

@@ -6,21 +6,18 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.analysis.counting import Convention, Report, count
-from macscalc.analysis.memory import kb_cut, largest_per_resolution, peak
-from macscalc.core.errors import MacscalcError
+from macscalc.analysis.counting import Report
 from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int
-from macscalc.lang.graph import Network, build, unknown_ops
+from macscalc.lang.graph import unknown_ops
 from macscalc.lang.layers import OP_CATEGORIES, PARAM_PARTS
 from macscalc.render.output import Column, Doc, Table
 from macscalc.render.report import envelope, fold, report_data
 
 if TYPE_CHECKING:
-    from fractions import Fraction
 
-    from macscalc.analysis.latency import Profile
-    from macscalc.published.checks import Checks, FileCheck, SplitCheck
-    from macscalc.published.grid import Check, Grid, GridRow
+    from macscalc.analysis.memory import Activations
+    from macscalc.published.checks import Checks, FileCheck, MemoryCheck, SplitCheck
+    from macscalc.published.grid import Check, Grid, GridRow, Shown
     from macscalc.published.tables import PubTable
 
 MARK = {True: "✓", False: "✗", None: ""}
@@ -308,45 +305,18 @@ def _source_notes(pt: PubTable) -> list[str]:
     return [f"{pt.title}: {pt.source} [{pt.convention()}]", *([pt.notes] if pt.notes else [])]
 
 
-def _estimate_rows(grid: Grid, pt: PubTable, rows: list[GridRow], out_rows: list[dict[str, Any]],
-                   profile: Profile) -> None:
-    """Each row's estimated latency on ``profile``, beside any published one."""
-    from macscalc.analysis.latency import estimate
-
-    for r, out in zip(rows, out_rows, strict=True):
-        spec, alpha, res = r.point
-        report = count(build(grid.spec(spec), alpha, (res, res), pt.classes), Convention(pt.params))
-        est = estimate(report, profile)
-        out["latency_est_ms"], out["latency_estimate"] = est.ms, est.data()
-
-
-def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
-              max_macs: int | None = None, profile: Profile | None = None) -> Doc:
+def table_doc(shown: Shown, max_macs: int | None = None) -> Doc:
     """The published grid with computed counts, agreement marks and cross-source notes; a
     family of sources about different models shows each source as its own section."""
-    from macscalc.published.grid import section_rows
-
+    grid, sections, profile = shown.grid, shown.sections, shown.profile
     fam = grid.family
-    if fam.sections:
-        def keep(r: GridRow) -> bool:
-            return ((alpha is None or r.point[1] == alpha) and (res is None or r.point[2] == res)
-                    and (max_macs is None or r.macs <= max_macs))
-        every = [(t, section_rows(grid, t)) for t in fam.tables]
-        sections = [(t, [r for r in rows if keep(r)]) for t, rows in every]
-        if not any(rows for _, rows in sections):
-            points = sorted({f"α {fmt_alpha(r.point[1])} at {r.point[2]}"
-                             for _, rows in every for r in rows})
-            raise MacscalcError(f"no {fam.title} row matches these options; the published "
-                                f"rows are at {', '.join(points)}")
-        sections = [(t, rows) for t, rows in sections if rows]
-    else:
-        sections = [(fam.primary, grid.rows(alpha, res, max_macs))]
     tables, notes, data_rows = [], [], []
-    for pt, rows in sections:
+    for i, (pt, rows) in enumerate(sections):
         digits = _Digits.of(pt, rows)
         out_rows = _grid_rows(pt, rows)
-        if profile is not None:
-            _estimate_rows(grid, pt, rows, out_rows, profile)
+        if shown.estimates is not None:
+            for out, est in zip(out_rows, shown.estimates[i], strict=True):
+                out["latency_est_ms"], out["latency_estimate"] = est.ms, est.data()
         n = len(out_rows)
         label = pt.title if fam.sections else f"{n} model{'' if n == 1 else 's'}"
         tables.append(_grid_table(label, pt, out_rows, digits))
@@ -373,14 +343,15 @@ def table_doc(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
     title = f"{fam.title}: published figures beside the count"
     data = {"family": fam.family, "primary_source": fam.primary.source,
             "convention": fam.primary.convention(), "rows": data_rows, "notes": notes}
-    if fam.comparison is not None and max_macs is None:
-        compare, compare_data = _comparison(grid, sections[0][1])
+    if shown.comparison is not None:
+        compare, compare_data = _comparison(grid, sections[0][1], shown.comparison)
         tables.append(compare)
         data["comparison"] = compare_data
     return Doc(title, tables, notes, envelope("table", **data))
 
 
-def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, Any]]]:
+def _comparison(grid: Grid, rows: list[GridRow],
+                checks: list[Check]) -> tuple[Table, list[dict[str, Any]]]:
     """The family's models beside another family's at matched cost, as its paper does."""
     fam = grid.family
     other = fam.comparison
@@ -389,8 +360,8 @@ def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, 
                 "macs_agrees": r.primary.macs_ok, "accuracy": r.top1,
                 "source": fam.primary.title}
                for r in rows if r.primary is not None]
-    for pub in other.rows:
-        c = grid.check(other, pub)
+    for c in checks:
+        pub = c.row
         entries.append({"model": pub.model, "macs": c.macs, "published_macs": pub.macs,
                         "macs_agrees": c.macs_ok, "accuracy": pub.top1, "source": other.title})
     entries.sort(key=lambda e: e["macs"])
@@ -402,12 +373,14 @@ def _comparison(grid: Grid, rows: list[GridRow]) -> tuple[Table, list[dict[str, 
             Column("source", "source", left=True, text=True)]
     notes = _source_notes(other)
     return Table(f"{fam.title} beside {other.title}, by MAdds", cols, entries, notes), entries
-def memory_doc(network: Network, dtype: str, nbytes: int) -> Doc:
+
+
+def memory_doc(acts: Activations, paper: MemoryCheck | None, dtype: str, nbytes: int) -> Doc:
     """Largest tensor per resolution (plain and streamed), the peaks, and the paper's Table 3."""
-    plain = largest_per_resolution(network)
-    streamed = {(x.h, x.w): x.tensor for x in largest_per_resolution(network, True)}
+    network = acts.network
+    streamed = {(x.h, x.w): x.tensor for x in acts.streamed}
     rows = []
-    for x in plain:
+    for x in acts.largest:
         s = streamed[(x.h, x.w)]
         rows.append({"resolution": f"{x.h}×{x.w}", "channels": x.tensor.shape.c,
                      "elements": x.tensor.shape.numel, "bytes": x.tensor.shape.numel * nbytes,
@@ -422,19 +395,17 @@ def memory_doc(network: Network, dtype: str, nbytes: int) -> Doc:
             Column("streamed bytes", "streamed_bytes", fmt_int, unit=dtype),
             Column("streamed at", "streamed_layer", left=True)]
     tables = [Table("Largest tensor at each resolution (streamed: V2 §5 slices)", cols, rows)]
-    peaks = {"plain": peak(network), "streamed": peak(network, True)}
     peak_rows = [{"model": name, "elements": p.elements, "bytes": p.elements * nbytes,
-                  "at": p.at, "alive": ", ".join(p.alive)} for name, p in peaks.items()]
+                  "at": p.at, "alive": ", ".join(p.alive)} for name, p in acts.peaks.items()]
     tables.append(Table("Peak of live tensors over the whole graph", [
         Column("model", "model", left=True), Column("elements", "elements", fmt_int, drop=1),
         Column(f"bytes ({dtype})", "bytes", fmt_int), Column("while running", "at", left=True),
         Column("live tensors", "alive", left=True, text=True)], peak_rows))
     data: dict[str, Any] = {"spec": network.spec.name, "dtype": dtype,
                             "resolutions": rows, "peaks": peak_rows}
-    paper = _paper_table(network)
     if paper is not None:
-        tables.append(paper[0])
-        data["paper"] = paper[1]
+        tables.append(_paper_table(paper))
+        data["paper"] = paper.rows
     notes = ["Tensors: every layer's output except batch norm, activations, dropout, flatten "
              "and shuffle (in place). Live: from the layer that writes it to the last that "
              "reads it; outputs to the end.",
@@ -445,35 +416,12 @@ def memory_doc(network: Network, dtype: str, nbytes: int) -> Doc:
                f"{s.size[0]}×{s.size[1]}, {dtype})", tables, notes, envelope("memory", **data))
 
 
-def _paper_table(network: Network) -> tuple[Table, list[dict[str, Any]]] | None:
-    """The V2 paper's Table 3 column for this spec, at its own setting (α 1, 224, 16-bit)."""
-    from macscalc.published.tables import families, load_family
-
-    fam = network.spec.family
-    s = network.settings
-    if fam not in families() or (s.alpha, s.size) != (1, (224, 224)):
-        return None
-    ref = load_family(fam).memory
-    if ref is None:
-        return None
-    found = {x.h: x.tensor for x in largest_per_resolution(network, ref.streaming) if x.h == x.w}
-    rows = []
-    for r in ref.rows:
-        t = found.get(int(r.res)) if r.res != "max" else max(
-            found.values(), key=lambda t: t.elements(ref.streaming))
-        if t is None:
-            continue
-        nbytes = 2 * t.elements(ref.streaming)
-        rows.append({"resolution": "max" if r.res == "max" else f"{r.res}×{r.res}",
-                     "channels": t.shape.c if r.res != "max" else None,
-                     "paper_channels": r.channels,
-                     "channels_agree": None if r.channels is None else
-                     t.shape.c == int(r.channels),
-                     "kb": kb_cut(nbytes), "paper_kb": r.kb,
-                     "kb_agree": kb_cut(nbytes) == Decimal(r.kb), "bytes": nbytes})
+def _paper_table(check: MemoryCheck) -> Table:
+    """The V2 paper's Table 3 column beside the computed one."""
+    ref = check.table
     cols = [Column("resolution", "resolution"), Column("channels", "channels"),
             Column("paper", "paper_channels"), Column("", "channels_agree", MARK.get),
             Column("Kb", "kb"), Column("paper", "paper_kb"), Column("", "kb_agree", MARK.get)]
     model = "streamed" if ref.streaming else "plain"
-    return Table(f"Check against {ref.source} ({model} model, 16-bit)", cols, rows,
-                 [ref.notes] if ref.notes else []), rows
+    return Table(f"Check against {ref.source} ({model} model, 16-bit)", cols, check.rows,
+                 [ref.notes] if ref.notes else [])
