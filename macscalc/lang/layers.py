@@ -171,16 +171,21 @@ def _window(
     h = _spatial(n_h, k[0], s[0], d[0], pads[0], ceil)
     w = _spatial(n_w, k[1], s[1], d[1], pads[1], ceil)
     if h <= 0 or w <= 0:
+        rate = "" if d == (1, 1) else (
+            f" and dilation {d[0]}×{d[1]} (it spans {d[0] * (k[0] - 1) + 1}×"
+            f"{d[1] * (k[1] - 1) + 1})")
         raise ShapeError(
-            f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]} and padding "
+            f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]}{rate} and padding "
             f"{padding!r} collapses a {n_h}×{n_w} input to {max(h, 0)}×{max(w, 0)}"
         )
     return h, w
 
 
-def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1) -> str:
+def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1,
+                 d: tuple[int, int] = (1, 1)) -> str:
     text = f"{k[0]}×{k[1]}/{s[0]}" if s[0] == s[1] else f"{k[0]}×{k[1]}/{s[0]},{s[1]}"
-    return text + (f" g{groups}" if groups > 1 else "")
+    rate = "" if d == (1, 1) else f" d{d[0]}" if d[0] == d[1] else f" d{d[0]},{d[1]}"
+    return text + rate + (f" g{groups}" if groups > 1 else "")
 
 
 class ConvArgs:
@@ -240,7 +245,7 @@ class Conv2d(ConvArgs, Layer):
         return f"dw {kk}" if self.groups == ins[0].c == self.c else f"group conv {kk}"
 
     def detail(self) -> str:
-        return _kernel_text(self.k, self.s, self.groups)
+        return _kernel_text(self.k, self.s, self.groups, self.d)
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         per = _product(
@@ -288,7 +293,8 @@ class Depthwise(DepthwiseArgs, Layer):
         return f"dw {self.k[0]}×{self.k[1]}"
 
     def detail(self) -> str:
-        return _kernel_text(self.k, self.s) + " dw" + (f" ×{self.m}" if self.m > 1 else "")
+        return (_kernel_text(self.k, self.s, 1, self.d) + " dw"
+                + (f" ×{self.m}" if self.m > 1 else ""))
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         per = _product(("kh", self.k[0]), ("kw", self.k[1]), ("cin·m", ins[0].c * self.m))

@@ -64,7 +64,9 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
         data["paper_split"] = split[1]
     s = net.settings
     title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
-             f"{s.classes} classes ({net.spec.source.split(';')[0]})")
+             f"{s.classes} classes"
+             + (f", output stride {s.output_stride}" if s.output_stride else "")
+             + f" ({net.spec.source.split(';')[0]})")
     files = weight_file_notes(report)
     if files:
         data["weight_files"] = files[1]
