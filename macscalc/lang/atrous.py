@@ -43,7 +43,7 @@ class Atrous:
         elif isinstance(layer, Conv2d | Depthwise):
             layer, stride, rate = self._conv(layer, stride, rate)
         elif isinstance(layer, Pool):
-            stride = self._pool(layer, stride)
+            layer, stride = self._pool(layer, stride)
         elif isinstance(layer, Upsample) and layer.scale:
             stride = tuple(max(s // layer.scale, 1) for s in stride)
         elif isinstance(layer, ConvTranspose2d):
@@ -77,16 +77,21 @@ class Atrous:
                                        zip(layer.padding, d_new, layer.d, strict=True))
         return layer.replace(**changes), tuple(out_stride), tuple(out_rate)
 
-    def _pool(self, layer: Pool, stride: Sequence[int]) -> Pair:
+    def _pool(self, layer: Pool, stride: Sequence[int]) -> tuple[Layer, Pair]:
         out = []
-        for s, cur in zip(layer.s, stride, strict=True):
+        for k, s, cur in zip(layer.k, layer.s, stride, strict=True):
+            if cur * s > self.output_stride and k == 1:  # a subsampling: TF-slim drops it
+                self._reachable(cur, s)
+                out.append(cur)
+                continue
             if cur * s > self.output_stride:
                 self._reachable(cur, s)
                 raise ShapeError(f"output stride {self.output_stride}: a pool's stride "
                                  f"{s} cannot become a dilation (the input is already "
                                  f"reduced {cur} times)")
             out.append(cur * s)
-        return tuple(out)  # type: ignore[return-value]
+        s_new = tuple(1 if o == c else s for o, c, s in zip(out, stride, layer.s, strict=True))
+        return layer.replace(s=s_new), tuple(out)  # type: ignore[return-value]
 
     def _reachable(self, cur: int, s: int) -> None:
         if cur != self.output_stride:
