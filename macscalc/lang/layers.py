@@ -662,6 +662,24 @@ class LayerScale(Layer):
 
 
 @primitive
+class L2Norm(Layer):
+    """SSD's L2 normalization (arXiv:1512.02325 §3.1, ParseNet): each position's channel
+    vector divided by its L2 norm, then scaled by a learned γ per channel (c parameters).
+    Per element: a square, an add into the sum, a divide and the scale (3 mul, 1 add)."""
+
+    kind: ClassVar[str] = "l2norm"
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(layer_scale=ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"mul": 3 * out.numel, "add": out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "l2 norm"
+
+
+@primitive
 class Upsample(Layer):
     """Resize by an integer ``scale`` (or to ``size``): nearest is free, bilinear costs
     ``BILINEAR_OPS`` per output element (counted under ``pool``)."""
