@@ -1,5 +1,5 @@
 """The papers' comparison systems computed beside their figures: SSD300/SSD512 on VGG-16
-(dilated fc6, L2Norm) and ShuffleNet v1."""
+(dilated fc6, L2Norm), ShuffleNet v1 and SSDLite on MobileNet V3 (with †)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,19 @@ def test_shufflenet_v1(name, macs, params):
     groups = {n.layer.groups for n in report.network.nodes
               if n.layer.kind == "conv2d" and n.name.startswith("unit") and n is not first}
     assert groups == {3}
+
+
+@pytest.mark.parametrize(("name", "macs", "params"), [
+    # arXiv:1905.02244 Table 6, 91 scores, weights + biases: V3 0.62 B / 4.97 M, V3† 0.51 /
+    # 3.22, V3-Small 0.21 / 2.49, V3-Small† 0.16 / 1.77 (all but V3's MAdds agree)
+    ("ssdlite_mobilenet_v3_large", 613_143_104, 4_966_591),
+    ("ssdlite_mobilenet_v3_large_rf2", 506_563_904, 3_215_311),
+    ("ssdlite_mobilenet_v3_small", 210_417_856, 2_493_487),
+    ("ssdlite_mobilenet_v3_small_rf2", 162_303_424, 1_765_279),
+])
+def test_ssdlite_v3(name, macs, params):
+    report = count(build(load_spec(name)), Convention(PARAM_CONVENTIONS["weights+biases"]))
+    assert (report.macs, report.params) == (macs, params)
+    first = next(n for n in report.network.nodes if n.name.startswith("ssd_predictor1/"))
+    # the first tap: the expansion of the first stride-32 block, at 20×20 (output stride 16)
+    assert first.in_shapes[0][:2] == (20, 20)
