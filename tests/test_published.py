@@ -66,6 +66,13 @@ KNOWN_MISMATCHES = {
     ("detection", "v3paper_t6", "V1 SSDLite"): {"params"},
     ("detection", "v3paper_t6", "V2 SSDLite"): {"params"},
     ("detection", "v3paper_t6", "V3 SSDLite"): {"macs"},
+    # V1 paper Table 10 (120 classes): 569 and 418 M repeat the 1000-class figures
+    # (567.84, 417.22 M); Table 12 (40 outputs): 45, 48 and 15 M against 40.78, 48.67, 13.32
+    ("v1", "paper_t10", "v1_1.0_224"): {"macs"},
+    ("v1", "paper_t10", "v1_1.0_192"): {"macs"},
+    ("v1", "paper_t12", "v1_0.25_224"): {"macs"},
+    ("v1", "paper_t12", "v1_0.5_128"): {"macs"},
+    ("v1", "paper_t12", "v1_0.25_128"): {"macs"},
     # V2 paper Table 4's MobileNetV1 575 M against 568.74 M (V1's own paper: 569)
     ("v2", "paper_t4_others", "MobileNetV1"): {"macs"},
     # SSD300 / SSD512 (Caffe VGG-16, 81 scores) beside V2 Table 6: 34.360 B / 34.30 M and
