@@ -1,13 +1,15 @@
 """The papers' comparison systems computed beside their figures: SSD300/SSD512 on VGG-16
-(dilated fc6, L2Norm), ShuffleNet v1 and SSDLite on MobileNet V3 (with †)."""
+(dilated fc6, L2Norm), YOLOv2 (passthrough), ShuffleNet v1 and SSDLite on MobileNet V3
+(with †)."""
 
 from __future__ import annotations
 
 import pytest
 
 from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, count
+from macscalc.core.errors import ShapeError
 from macscalc.lang.graph import build
-from macscalc.lang.layers import L2Norm, Shape
+from macscalc.lang.layers import L2Norm, Shape, SpaceToDepth
 from macscalc.lang.spec import load_spec
 
 TORCH = Convention(PARAM_CONVENTIONS["torch"], ops=("mul", "add"))
@@ -81,3 +83,20 @@ def test_ssdlite_v3(name, macs, params):
     first = next(n for n in report.network.nodes if n.name.startswith("ssd_predictor1/"))
     # the first tap: the expansion of the first stride-32 block, at 20×20 (output stride 16)
     assert first.in_shapes[0][:2] == (20, 20)
+
+
+def test_space_to_depth_floors_as_darknet():
+    layer = SpaceToDepth(block=2)
+    assert layer.out_shape([Shape(26, 26, 64)]) == Shape(13, 13, 256)
+    assert layer.out_shape([Shape(25, 27, 64)]) == Shape(12, 13, 256)  # darknet: w / stride
+    assert layer.macs([Shape(26, 26, 64)], Shape(13, 13, 256)) == 0
+    with pytest.raises(ShapeError, match="a 2×2 block does not fit a 1×1 input"):
+        layer.out_shape([Shape(1, 1, 8)])
+
+
+def test_yolov2():
+    report = count(build(load_spec("yolov2")), Convention(PARAM_CONVENTIONS["weights+biases"]))
+    # Darknet yolov2.cfg at 416, 80 classes: the V2 paper's Table 6 gives 17.5 B / 50.7 M
+    assert (report.macs, report.params) == (14_732_084_224, 50_942_217)
+    concat = next(n for n in report.network.nodes if n.layer.kind == "concat")
+    assert [s[2] for s in concat.in_shapes] == [256, 1024] and concat.out == (13, 13, 1280)

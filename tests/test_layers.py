@@ -132,7 +132,7 @@ def test_every_kind_is_registered_once():
                                     "global_pool", "add", "mul", "flatten", "dropout",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
                                     "layernorm", "layer_scale", "upsample", "conv_transpose",
-                                    "l2norm"])
+                                    "space_to_depth", "l2norm"])
 
 
 def test_shuffle_is_free_and_checks_groups():

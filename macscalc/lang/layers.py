@@ -662,6 +662,24 @@ class LayerScale(Layer):
 
 
 @primitive
+class SpaceToDepth(Layer):
+    """Each b×b block of positions stacked into channels: h×w×c → ⌊h/b⌋×⌊w/b⌋×b²c, free
+    (a permutation). YOLOv2's passthrough ("reorg", Darknet, which floors the sides)."""
+
+    kind: ClassVar[str] = "space_to_depth"
+    block = arg(POS_INT, 2, doc="block side b")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        h, w, c = ins[0]
+        if h < self.block or w < self.block:
+            raise ShapeError(f"a {self.block}×{self.block} block does not fit a {h}×{w} input")
+        return Shape(h // self.block, w // self.block, c * self.block * self.block)
+
+    def detail(self) -> str:
+        return f"{self.block}×{self.block} → channels"
+
+
+@primitive
 class L2Norm(Layer):
     """SSD's L2 normalization (arXiv:1512.02325 §3.1, ParseNet): each position's channel
     vector divided by its L2 norm, then scaled by a learned γ per channel (c parameters).
