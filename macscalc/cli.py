@@ -76,6 +76,17 @@ AlphaOpt = Annotated[
         "channels are rounded by the spec's named rule. Default 1.0.",
     ),
 ]
+OutputStrideOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--output-stride",
+        metavar="OS",
+        min=1,
+        max=MAX_SIZE,
+        help="Run the backbone at output stride OS (8, 16, 32): past it, strides become "
+        "dilations, as DeepLab does. Default: the spec's output_stride, else as written.",
+    ),
+]
 ResOpt = Annotated[
     int | None,
     typer.Option(
@@ -182,9 +193,9 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
-             allow_unknown: bool = False) -> "Network":
+             allow_unknown: bool = False, output_stride: int | None = None) -> "Network":
     """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
-    --res, --classes options."""
+    --res, --classes, --output-stride options."""
     from fractions import Fraction
 
     from macscalc.core.units import parse_alpha
@@ -194,10 +205,11 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     if ref.lower().endswith(".onnx"):
         from macscalc.models.onnx.reader import read_network, refuse_transforms
 
-        refuse_transforms(ref, alpha=alpha, classes=classes)
+        refuse_transforms(ref, alpha=alpha, classes=classes, output_stride=output_stride)
         return read_network(ref, allow_unknown, res)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-    return build(load_spec(ref), a, (res, res) if res else None, classes)
+    return build(load_spec(ref), a, (res, res) if res else None, classes,
+                 output_stride=output_stride)
 
 
 @app.command()
@@ -269,6 +281,7 @@ def count(
     dtype: DtypeOpt = "fp32",
     allow_unknown: UnknownOpt = False,
     device: DeviceOpt = None,
+    output_stride: OutputStrideOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -286,7 +299,7 @@ def count(
         from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
-        network = _network(spec, alpha, res, classes, allow_unknown)
+        network = _network(spec, alpha, res, classes, allow_unknown, output_stride)
         report = _with_latency(count_network(network, convention), _profile(device))
         render(count_doc(report, flops, check_published(report)), fmt, output)
 

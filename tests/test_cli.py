@@ -216,16 +216,18 @@ def test_version_and_shell_completion():
 
 
 def test_table_help_lists_every_family():
-    assert "FAMILY  Published family: detection, micronet, v1, v2, v3, zoo." in run("table",
-                                                                                 "--help")
+    assert ("FAMILY  Published family: detection, micronet, segmentation, v1, v2, v3, zoo."
+            in run("table", "--help"))
 
 
 def test_table_detection_with_no_matching_row_is_an_error():
     result = runner.invoke(app, ["table", "detection", "--alpha", "0.5"])
     assert result.exit_code == 2
-    # detection.yaml: every row is at α 1.0, SSD 300 at 300×300 and the rest at 320×320
+    # detection.yaml: every row is at α 1.0, SSD 300 at 300×300, SSD512 at 512×512 and the
+    # rest at 320×320
     assert result.stderr == ("error: no SSD and SSDLite detectors row matches these options; "
-                             "the published rows are at α 1.0 at 300, α 1.0 at 320\n")
+                             "the published rows are at α 1.0 at 300, α 1.0 at 320, α 1.0 at "
+                             "416, α 1.0 at 512\n")
 
 
 def test_off_grid_rows_are_named_like_the_published_ones():
@@ -251,9 +253,11 @@ def test_detection_accuracy_is_map_in_table_pick_and_csv():
 def test_pick_ranks_classifiers_and_detectors_apart_with_each_latency_source():
     data = json.loads(run("pick", "--device", "pixel1", "-f", "json"))
     detectors = [c for c in data["candidates"] if c["metric"] == "mAP"]
-    # arXiv:1801.04381 Table 6: SSDLite on V1 22.2 mAP (270 ms), on V2 22.1 (200 ms)
+    # arXiv:1801.04381 Table 6: SSD512 26.8 mAP and SSD300 23.2 (no latency), SSDLite on V1
+    # 22.2 (270 ms), on V2 22.1 (200 ms), YOLOv2 21.6
     assert [(c["rank"], c["model"], c["latency_ms"]) for c in detectors] == [
-        (1, "MNet V1 + SSDLite", "270"), (2, "MNet V2 + SSDLite", "200")]
+        (1, "SSD512", None), (2, "SSD300", None), (3, "MNet V1 + SSDLite", "270"),
+        (4, "MNet V2 + SSDLite", "200"), (5, "YOLOv2", None)]
     assert data["candidates"][0]["rank"] == 1 and data["candidates"][0]["metric"] == "top-1"
     # slim V2 and the V2 paper measured on a Pixel 1 CPU, slim V3 on a Pixel 1
     # pixel1 is also a device profile: the published figures win, the rest are estimated

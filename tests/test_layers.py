@@ -131,7 +131,8 @@ def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
                                     "global_pool", "add", "mul", "flatten", "dropout",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
-                                    "layernorm", "layer_scale", "upsample", "conv_transpose"])
+                                    "layernorm", "layer_scale", "upsample", "conv_transpose",
+                                    "space_to_depth", "l2norm"])
 
 
 def test_shuffle_is_free_and_checks_groups():

@@ -63,13 +63,19 @@ def run(model, network: Network) -> list:
 # Built-ins whose export macscalc's own ONNX reader does not map back: MicroNet's Dynamic
 # Shift-Max is exported as Gather/Slice/Mul/Max nodes the reader has no pattern for, and at
 # 64 px VGG's and AlexNet's adaptive pools enlarge 2×2 / 1×1 to 7×7 / 6×6, exported as
-# per-window slices and reductions (at 224 they are identities).
-NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vgg16", "alexnet"}
+# per-window slices and reductions (at 224 they are identities). SSD's L2Norm is exported as
+# LpNormalization, which the reader does not map yet.
+NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vgg16", "alexnet",
+                 "ssd300_vgg16", "ssd512_vgg16"}
+
+
+# SSD on VGG-16's unpadded extra layers (3×3 to 1×1) need 268 px at least
+SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268}
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_round_trip(name, tmp_path):
-    report = counted(name, res=None if FULL else 64, params="weights")
+    report = counted(name, res=None if FULL else SMALLEST.get(name, 64), params="weights")
     model = export(report.network)
     onnx.checker.check_model(model, full_check=True)
     assert graph_counts(model) == (report.param_parts.weights, report.macs)

@@ -45,9 +45,11 @@ def test_piped_without_columns_nothing_is_cut(args):
 
 def test_piped_table_keeps_whole_rows():
     text_ = "\n".join(lines(["table", "v1"]))
-    # the V1 paper's Tables 6 and 7 and timm's measured counts for v1_1.0_224, on its row
-    assert ("paper Tables 6, 7: 569 M ✓, 4.2 M params ✓; timm: 568.740352 M ✓, 4.231976 M "
-            "params ✓") in text_
+    # the V1 paper's Tables 6, 7, 10 and 12 and timm's measured counts for v1_1.0_224, on
+    # its row
+    assert ("paper Tables 6, 7: 569 M ✓, 4.2 M params ✓; paper_t10 Table 10: 569 M ✗, 3.3 M "
+            "params ✓; paper_t12 Table 12: 568 M ✓, 3.2 M params ✓; timm: 568.740352 M ✓, "
+            "4.231976 M params ✓") in text_
     assert max(len(line) for line in text_.splitlines()) > 300  # notes unwrapped
 
 

@@ -76,8 +76,10 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "adaptive_pool": lambda p: ("size", p.size),
     "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
+    "space_to_depth": lambda b: ("window", (b.block,) * 2, (b.block,) * 2, (1, 1), "valid",
+                                 False),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
-                     "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
+                     "shiftmax", "concat", "slice", "layernorm", "layer_scale", "l2norm"),
                     lambda _: None),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it

@@ -4,10 +4,10 @@ Candidates are the published rows of each family's primary table, counted by thi
 under that table's convention (MAdds for MicroNet). Accuracy is only ever a published
 figure, with its source. Latency is the published figure for the chosen device where
 there is one; with a device profile every other candidate gets an estimate, marked as
-such, and without one it cannot pass a latency limit. Classifiers (top-1) and detectors
-(mAP) are ranked each among their own. Grid points with no published accuracy may be
-listed on request, marked as such, after the ranked ones. A size limit is on the weights:
-the counted parameters at a stated number type.
+such, and without one it cannot pass a latency limit. Classifiers (top-1), detectors
+(mAP) and segmenters (mIOU) are ranked each among their own. Grid points with no
+published accuracy may be listed on request, marked as such, after the ranked ones. A
+size limit is on the weights: the counted parameters at a stated number type.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Candidate(NamedTuple):
     top5: str | None
     latency: str | None  # ms on the chosen device, as published
     source: str  # where the accuracy (and latency) were published
-    metric: str = "top-1"  # top-1 for classifiers, mAP for detectors
+    metric: str = "top-1"  # top-1 for classifiers, mAP for detectors, mIOU for segmenters
     estimate: float | None = None  # ms estimated by a device profile, where none is published
     unseen: tuple[str, ...] = ()  # kinds of work the profile's calibration never saw
 
@@ -78,7 +78,7 @@ def candidates(family_text: str | None, res: int | None, device: str | None,
             if res is not None and row.res != res:
                 continue
             seen.add(row.point)
-            macs, params = grid.counts(table, row.point)
+            macs, params = grid.counts(table, row.point, row)
             out.append(Candidate(name, row.model, row.spec, row.alpha, row.res, macs, params,
                                  row.top1, row.top5, row.latency.get(device) if device else None,
                                  table.source, table.metric))
@@ -203,8 +203,8 @@ def pick_doc(fits: list[Candidate], no_latency: int, device: str | None,
              f"{limits.dtype} MB: the counted params × {DTYPE_BYTES[limits.dtype]} bytes, in "
              "10^6 bytes (params under each family's published convention)."]
     if mixed:
-        notes.append("Ranked within each metric: a detector's COCO mAP is not comparable with "
-                     "a classifier's ImageNet top-1.")
+        notes.append("Ranked within each metric: a detector's COCO mAP, a segmenter's mIOU "
+                     "and a classifier's ImageNet top-1 are not comparable.")
     shown = {c.family for c in fits}
     published = ""
     if labels and any(f in shown for f in labels):

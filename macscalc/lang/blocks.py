@@ -179,9 +179,11 @@ def squeeze_excite(b: Placer, name: str, se: SeOptions | None, cin: int) -> None
 
 
 def _residual(b: Placer, name: str, x_in: str, mode: bool | None, s: tuple[int, int]) -> None:
-    """The identity shortcut of an inverted residual: added when stride 1 and cin == cout;
-    asked for (``residual: true``) where it cannot be, it is an error, never dropped."""
-    fits = s == (1, 1) and b.shapes[x_in] == b.shape()
+    """The identity shortcut of an inverted residual: added when stride 1 (written, or left
+    by the output stride) and cin == cout; asked for (``residual: true``) where it cannot
+    be, it is an error, never dropped."""
+    unstrided = s == (1, 1) or (b.atrous is not None and b.atrous.unstrided(x_in, b.cur))
+    fits = unstrided and b.shapes[x_in] == b.shape()
     if mode is True and not fits:
         raise b.row_error(f"{name}: residual: true needs stride 1 and equal input and output "
                           f"shapes, got {b.shapes[x_in]} → {b.shape()}")
@@ -200,6 +202,7 @@ class DwSep(BnAct, Block):
     k = arg(PAIR, (3, 3), doc="depthwise kernel size")
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
+    d = arg(PAIR, (1, 1), doc="dilation of the depthwise (atrous rate)")
     se = arg(SE, None, doc="squeeze-excite after the depthwise")
     pw_act = arg(SAME_ACT, "same", doc="activation after the pointwise (same: act)")
     residual = arg(BOOL, False, doc="add the input when stride 1 and cin == cout")
@@ -207,8 +210,8 @@ class DwSep(BnAct, Block):
     def expand(self, b: Placer, name: str) -> None:
         x_in = b.cur
         unit(
-            b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn, self.act
-        )
+            b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding, d=self.d), self.bn,
+            self.act)
         squeeze_excite(b, name, self.se, b.shapes[x_in].c)
         pw_act = self.act if self.pw_act == "same" else self.pw_act
         unit(b, f"{name}/pw", Conv2d(c=self.c), self.bn, pw_act)
@@ -232,6 +235,7 @@ class InvertedResidual(BnAct, Block):
     k = arg(PAIR, (3, 3), doc="depthwise kernel size")
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
+    d = arg(PAIR, (1, 1), doc="dilation of the depthwise (atrous rate)")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
     se = arg(SE, None, doc="squeeze-excite after the depthwise (MobileNet V3)")
@@ -251,8 +255,8 @@ class InvertedResidual(BnAct, Block):
         with b.streamed(Fraction(min(cin, hidden), hidden)):
             if hidden != cin or self.force_expand:
                 unit(b, f"{name}/expand", Conv2d(c=hidden), self.bn, self.act)
-            unit(b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding), self.bn,
-                 self.act)
+            unit(b, f"{name}/dw", Depthwise(k=self.k, s=self.s, padding=self.padding, d=self.d),
+                 self.bn, self.act)
         squeeze_excite(b, name, self.se, cin)
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
         _residual(b, name, x_in, self.residual, self.s)
@@ -277,6 +281,7 @@ class UniversalInvertedBottleneck(BnAct, Block):
     k_end = arg(NONNEG_INT, 0, doc="depthwise kernel after the projection (0: none)")
     s = arg(PAIR, (1, 1), doc="stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
+    d = arg(PAIR, (1, 1), doc="dilation of every depthwise (atrous rate)")
     se = arg(SE, None, doc="squeeze-excite after the mid depthwise")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
@@ -287,7 +292,7 @@ class UniversalInvertedBottleneck(BnAct, Block):
 
     def _dw(self, b: Placer, name: str, k: int, strided: bool, act: str | None) -> None:
         s = self.s if strided else (1, 1)
-        unit(b, name, Depthwise(k=(k, k), s=s, padding=self.padding), self.bn, act)
+        unit(b, name, Depthwise(k=(k, k), s=s, padding=self.padding, d=self.d), self.bn, act)
 
     def expand(self, b: Placer, name: str) -> None:
         x_in = b.cur

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.core.limits import MAX_LAYERS
+from macscalc.lang.atrous import Atrous
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.placing import Scope, Settings
@@ -111,6 +112,10 @@ class Builder:
         self.scopes = [Scope("", "input")]
         self.ordinals: dict[tuple[str, str], int] = {}
         self.width: list[Width] = []  # a spec block's row ``width``, for the rows inside
+        self.atrous: Atrous | None = None
+        if settings.output_stride is not None:
+            self.atrous = Atrous(settings.output_stride, backbone_only=spec.base is not None)
+            self.replay = None  # a replayed row would not record its strides and rates
 
     def resolve(self, name: str) -> str:
         """A written name as the tensor it means: ``prev``, ``input``, then the innermost
@@ -147,6 +152,8 @@ class Builder:
         if layer.arity is None and len(ins) < 2:
             raise self._error(f"{layer.kind} takes two or more inputs, got {len(ins)}")
         try:
+            if self.atrous is not None:
+                layer = self.atrous.place(layer, names, name, self.in_base)
             layer = layer.resolve(ins)
             out = layer.out_shape(ins)
         except ShapeError as e:
@@ -326,10 +333,14 @@ def build(
     size: tuple[int, int] | None = None,
     classes: int | None = None,
     replay: Replay | None = None,
+    output_stride: int | None = None,
 ) -> Network:
     """Apply the transforms and place every primitive; shape errors point at their row.
-    Builds of one spec that share a ``Replay`` place rows that read alike only once."""
-    settings = Settings(alpha, size or spec.size, classes or spec.classes)
+    Builds of one spec that share a ``Replay`` place rows that read alike only once.
+    ``output_stride`` (default: the spec's ``output_stride:``, else none) turns the
+    backbone's strides past it into dilations (``atrous.py``)."""
+    settings = Settings(alpha, size or spec.size, classes or spec.classes,
+                        output_stride or spec.output_stride)
     b = Builder(spec, settings, replay)
     if spec.base is not None:
         b.in_base = True

@@ -171,16 +171,21 @@ def _window(
     h = _spatial(n_h, k[0], s[0], d[0], pads[0], ceil)
     w = _spatial(n_w, k[1], s[1], d[1], pads[1], ceil)
     if h <= 0 or w <= 0:
+        rate = "" if d == (1, 1) else (
+            f" and dilation {d[0]}×{d[1]} (it spans {d[0] * (k[0] - 1) + 1}×"
+            f"{d[1] * (k[1] - 1) + 1})")
         raise ShapeError(
-            f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]} and padding "
+            f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]}{rate} and padding "
             f"{padding!r} collapses a {n_h}×{n_w} input to {max(h, 0)}×{max(w, 0)}"
         )
     return h, w
 
 
-def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1) -> str:
+def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1,
+                 d: tuple[int, int] = (1, 1)) -> str:
     text = f"{k[0]}×{k[1]}/{s[0]}" if s[0] == s[1] else f"{k[0]}×{k[1]}/{s[0]},{s[1]}"
-    return text + (f" g{groups}" if groups > 1 else "")
+    rate = "" if d == (1, 1) else f" d{d[0]}" if d[0] == d[1] else f" d{d[0]},{d[1]}"
+    return text + rate + (f" g{groups}" if groups > 1 else "")
 
 
 class ConvArgs:
@@ -240,7 +245,7 @@ class Conv2d(ConvArgs, Layer):
         return f"dw {kk}" if self.groups == ins[0].c == self.c else f"group conv {kk}"
 
     def detail(self) -> str:
-        return _kernel_text(self.k, self.s, self.groups)
+        return _kernel_text(self.k, self.s, self.groups, self.d)
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         per = _product(
@@ -288,7 +293,8 @@ class Depthwise(DepthwiseArgs, Layer):
         return f"dw {self.k[0]}×{self.k[1]}"
 
     def detail(self) -> str:
-        return _kernel_text(self.k, self.s) + " dw" + (f" ×{self.m}" if self.m > 1 else "")
+        return (_kernel_text(self.k, self.s, 1, self.d) + " dw"
+                + (f" ×{self.m}" if self.m > 1 else ""))
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         per = _product(("kh", self.k[0]), ("kw", self.k[1]), ("cin·m", ins[0].c * self.m))
@@ -653,6 +659,42 @@ class LayerScale(Layer):
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "layer scale"
+
+
+@primitive
+class SpaceToDepth(Layer):
+    """Each b×b block of positions stacked into channels: h×w×c → ⌊h/b⌋×⌊w/b⌋×b²c, free
+    (a permutation). YOLOv2's passthrough ("reorg", Darknet, which floors the sides)."""
+
+    kind: ClassVar[str] = "space_to_depth"
+    block = arg(POS_INT, 2, doc="block side b")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        h, w, c = ins[0]
+        if h < self.block or w < self.block:
+            raise ShapeError(f"a {self.block}×{self.block} block does not fit a {h}×{w} input")
+        return Shape(h // self.block, w // self.block, c * self.block * self.block)
+
+    def detail(self) -> str:
+        return f"{self.block}×{self.block} → channels"
+
+
+@primitive
+class L2Norm(Layer):
+    """SSD's L2 normalization (arXiv:1512.02325 §3.1, ParseNet): each position's channel
+    vector divided by its L2 norm, then scaled by a learned γ per channel (c parameters).
+    Per element: a square, an add into the sum, a divide and the scale (3 mul, 1 add)."""
+
+    kind: ClassVar[str] = "l2norm"
+
+    def params(self, ins: Sequence[Shape]) -> Params:
+        return Params(layer_scale=ins[0].c)
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"mul": 3 * out.numel, "add": out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "l2 norm"
 
 
 @primitive

@@ -15,15 +15,18 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 if TYPE_CHECKING:
     from macscalc.core.errors import MacscalcError
     from macscalc.core.rounding import RoundingRule
+    from macscalc.lang.atrous import Atrous
     from macscalc.lang.layers import Layer, Shape
 
 
 class Settings(NamedTuple):
-    """The transforms applied to a spec: width multiplier, input size, classes."""
+    """The transforms applied to a spec: width multiplier, input size, classes, and the
+    output stride past which the backbone's strides become dilations (None: as written)."""
 
     alpha: Fraction
     size: tuple[int, int]
     classes: int
+    output_stride: int | None = None
 
 
 class Scope(NamedTuple):
@@ -42,6 +45,7 @@ class Placer(Protocol):
     settings: Settings
     scopes: Sequence[Scope]
     row_from: tuple[str, ...] | None  # the resolved ``from`` of the row being expanded
+    atrous: Atrous | None  # strides turned into dilations past the output stride, if any
 
     def shape(self, name: str | None = None) -> Shape: ...
 

@@ -29,6 +29,7 @@ from macscalc.core.expr import ExprError, evaluate, is_expression
 from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
+from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmentation heads)
 from macscalc.lang.blocks import BLOCKS, Block
 from macscalc.lang.layers import KINDS, Layer
 from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
@@ -48,6 +49,7 @@ TOP_KEYS = (
     "budget",
     "base",
     "blocks",
+    "output_stride",
 )
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
@@ -130,6 +132,7 @@ class Spec(NamedTuple):
     budget: dict[str, SpecLimit] = {}
     line: int = 1  # where ``name:`` is written, for annotations about the whole spec
     base: Base | None = None  # rows taken from another spec, placed first
+    output_stride: int | None = None  # past it, the backbone's strides become dilations
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -275,6 +278,8 @@ def parse(text: str, file: str) -> Spec:
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
         budget=_budget(r, doc),
         base=_base(r, doc),
+        output_stride=r.value(doc, "output_stride", POS_INT, POS_INT.expected, "the spec",
+                              None),
         line=doc.key_locs["name"][0],
     )
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from macscalc.analysis.counting import Convention, count
 from macscalc.core.errors import MacscalcError
 from macscalc.core.units import fmt_alpha
-from macscalc.lang.graph import build
+from macscalc.lang.graph import Node, build
 from macscalc.lang.spec import Spec, load_spec
 from macscalc.published.tables import Family, PubRow, PubTable, agrees
 
@@ -69,19 +69,33 @@ class Grid:
             self._specs[name] = load_spec(name)
         return self._specs[name]
 
-    def counts(self, table: PubTable, point: Point) -> tuple[int, int]:
-        key = (point, table.classes, table.params.name, table.macs_include, table.scope)
+    def counts(self, table: PubTable, point: Point, row: PubRow | None = None
+               ) -> tuple[int, int]:
+        """MACs and params of a point under the table's convention; a row may set the
+        output stride and ask for multi-scale + flip (MF)."""
+        stride, mf, width = (row.output_stride, row.mf, row.width) if row else (None, False,
+                                                                                None)
+        key = (point, table.classes, table.params.name, table.macs_include, table.scope,
+               table.atrous, stride, mf, width)
         if key not in self._cache:
             spec, alpha, res = point
-            report = count(build(self.spec(spec), alpha, (res, res), table.classes),
-                           Convention(table.params, table.macs_include))
-            layers = [lc for lc in report.layers if table.scope == "all" or not lc.node.base]
-            self._cache[key] = (sum(lc.macs + report.counted_ops(lc) for lc in layers),
-                                sum(report.params_of(lc) for lc in layers))
+            macs = params = 0
+            sizes = [(s, s) for s in table.mf_sizes] if mf else [(res, width or res)]
+            for size in sizes:
+                report = count(build(self.spec(spec), alpha, size, table.classes,
+                                     output_stride=stride),
+                               Convention(table.params, table.macs_include))
+                layers = [lc for lc in report.layers
+                          if table.scope == "all" or not lc.node.base]
+                macs += sum(lc.macs + report.counted_ops(lc) for lc in layers)
+                if table.atrous == "space_to_batch":
+                    macs += sum(space_to_batch_extra(lc.node) for lc in layers)
+                params = sum(report.params_of(lc) for lc in layers)
+            self._cache[key] = (macs * (2 if mf else 1), params)
         return self._cache[key]
 
     def check(self, table: PubTable, row: PubRow) -> Check:
-        return Check(table, row, *self.counts(table, row.point))
+        return Check(table, row, *self.counts(table, row.point, row))
 
     def lattice(self, alpha: Fraction | None = None, res: int | None = None) -> list[Point]:
         """Each spec's published multipliers × resolutions (or the given α or resolution),
@@ -103,8 +117,8 @@ class Grid:
 
     def row(self, point: Point) -> GridRow:
         primary_table = self.family.primary
-        macs, params = self.counts(primary_table, point)
         pub = primary_table.find(point)
+        macs, params = self.counts(primary_table, point, pub)
         others = tuple(self.check(t, r) for t in self.family.sources
                        if (r := t.find(point)) is not None)
         primary = Check(primary_table, pub, macs, params) if pub else None
@@ -134,8 +148,8 @@ class Grid:
 
 def section_rows(grid: Grid, table: PubTable) -> list[GridRow]:
     """Every row of one table, computed under that table's own convention."""
-    return [GridRow(r.point, r.model, *grid.counts(table, r.point), grid.check(table, r), ())
-            for r in table.rows]
+    return [GridRow(r.point, r.model, *grid.counts(table, r.point, r), grid.check(table, r),
+                    ()) for r in table.rows]
 
 
 class Shown(NamedTuple):
@@ -179,3 +193,25 @@ def shown(grid: Grid, alpha: Fraction | None = None, res: int | None = None,
     if fam.comparison is not None and max_macs is None:
         comparison = [grid.check(fam.comparison, pub) for pub in fam.comparison.rows]
     return Shown(grid, sections, estimates, profile, comparison)
+
+
+def _s2b_side(n: int, k: int, rate: int, pad: str | int) -> int:
+    """Positions along one axis that TF convolves for a dilated conv (``tf.nn.convolution``
+    → ``with_space_to_batch``): the input padded for the window, then up to a multiple of
+    the rate, is cut into rate² blocks, each convolved 'valid' with the k-tap kernel."""
+    span = 2 * pad if isinstance(pad, int) else 0 if pad == "valid" else (k - 1) * rate
+    blocks = -(-(n + span) // rate)
+    return rate * (blocks - k + 1)
+
+
+def space_to_batch_extra(node: Node) -> int:
+    """MACs that TF's profiler counts for a dilated conv beyond the output's own positions:
+    DeepLab's figures were measured on graphs that run atrous convs by space-to-batch."""
+    layer = node.layer
+    if layer.kind not in ("conv2d", "depthwise") or getattr(layer, "d", (1, 1)) == (1, 1):
+        return 0
+    x, out = node.in_shapes[0], node.out
+    pads = (layer.padding, layer.padding) if isinstance(layer.padding, str) else layer.padding
+    h = _s2b_side(x.h, layer.k[0], layer.d[0], pads[0]) if layer.d[0] > 1 else out.h
+    w = _s2b_side(x.w, layer.k[1], layer.d[1], pads[1]) if layer.d[1] > 1 else out.w
+    return layer.macs(node.in_shapes, out) // (out.h * out.w) * (h * w - out.h * out.w)

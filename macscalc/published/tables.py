@@ -36,6 +36,9 @@ class PubRow(NamedTuple):
     top5: str | None = None
     latency: dict[str, str] = {}  # device id → ms, as published
     ref: str | None = None  # which of the source's tables
+    output_stride: int | None = None  # the backbone's output stride (segmentation)
+    mf: bool = False  # multi-scale + flip: the count summed over the table's mf_sizes, × 2
+    width: int | None = None  # the input's width when it is not square (res is its height)
 
     @property
     def point(self) -> tuple[str, Fraction, int]:
@@ -56,6 +59,8 @@ class PubTable(NamedTuple):
     macs_unit: str = "M"  # M or G: the unit of the published MACs
     metric: str = "top-1"  # the accuracy column (mAP for detection)
     scope: str = "all"  # all, or head: only what the spec adds to its base
+    atrous: str = "dense"  # dense, or space_to_batch: dilated convs as TF computes them
+    mf_sizes: tuple[int, ...] = ()  # input sides of a multi-scale (MF) evaluation
 
     @property
     def unit(self) -> int:
@@ -65,6 +70,12 @@ class PubTable(NamedTuple):
         extra = (f"MAdds = MACs + {' + '.join(self.macs_include)} multiply-adds; "
                  if self.macs_include else "")
         scope = "the head only (no backbone); " if self.scope == "head" else ""
+        if self.atrous == "space_to_batch":
+            scope += ("dilated convs counted as TF runs them (space-to-batch: every position "
+                      "of the padded, rate-aligned blocks); ")
+        if self.mf_sizes:
+            scope += (f"MF rows: 2 × (flip) the sum over inputs "
+                      f"{', '.join(map(str, self.mf_sizes))}; ")
         return (f"{extra}{scope}{self.classes} classes; params = {self.params.name}; figures "
                 f"{'cut' if self.rounding == 'truncate' else 'rounded'} to the published digits")
 
@@ -183,6 +194,9 @@ def _pub_row(d: LocDict, family: str, spec: str) -> PubRow:
     alpha = Fraction(str(d["alpha"]))
     values = {k: _text(v) for k, v in d.items()}
     values["latency"] = {k: _text(v) for k, v in d.get("latency", {}).items()}
+    for key in ("output_stride", "width"):
+        if key in d:
+            values[key] = int(d[key])
     values.update(spec=d.get("spec", spec), alpha=alpha, res=int(d["res"]),
                   model=d.get("model", f"{family}_{fmt_alpha(alpha)}_{d['res']}"))
     return PubRow(**values)
@@ -197,7 +211,8 @@ def _table(d: LocDict, family: str, spec: str) -> PubTable:
         rows=tuple(_pub_row(r, family, spec) for r in d["rows"]),
         devices=dict(d.get("devices", {})), macs_include=tuple(d.get("macs_include", ())),
         notes=d.get("notes", ""), macs_unit=d.get("macs_unit", "M"),
-        metric=d.get("metric", "top-1"), scope=d.get("scope", "all"))
+        metric=d.get("metric", "top-1"), scope=d.get("scope", "all"),
+        atrous=d.get("atrous", "dense"), mf_sizes=tuple(d.get("mf_sizes", ())))
 
 
 def _memory(d: LocDict) -> MemoryTable:

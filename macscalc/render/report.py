@@ -113,8 +113,11 @@ def _peak(report: Report) -> dict[str, Any]:
 def settings_data(network: Network) -> dict[str, Any]:
     """A report's settings: what a saved baseline is matched on."""
     s = network.settings
-    return {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
-            "rounding": network.spec.rounding.name}
+    out = {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
+           "rounding": network.spec.rounding.name}
+    if s.output_stride is not None:
+        out["output_stride"] = s.output_stride
+    return out
 
 
 def report_data(report: Report) -> dict[str, Any]:

@@ -62,7 +62,9 @@ def count_doc(report: Report, flops: bool = False, checks: Checks | None = None)
         tables.append(table)
     s = net.settings
     title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
-             f"{s.classes} classes ({net.spec.source.split(';')[0]})")
+             f"{s.classes} classes"
+             + (f", output stride {s.output_stride}" if s.output_stride else "")
+             + f" ({net.spec.source.split(';')[0]})")
     files = checks.files if checks is not None else None
     if files is not None:
         data["weight_files"] = files.rows
@@ -270,6 +272,9 @@ def _grid_rows(pt: PubTable, rows: list[GridRow]) -> list[dict[str, Any]]:
             "top5": p.row.top5 if p else None,
             **{f"latency_{d}_ms": p.row.latency.get(d) if p else None for d in pt.devices},
             "on_grid": p is not None,
+            **({"output_stride": p.row.output_stride} if p and p.row.output_stride else {}),
+            **({"mf": True} if p and p.row.mf else {}),
+            **({"width": p.row.width} if p and p.row.width else {}),
             "other_sources": "; ".join(_check_text(c) for c in r.others),
             "_checks": r.others,
             "_warn": p is not None and not (p.macs_ok is not False and p.params_ok is not False),

@@ -329,6 +329,26 @@ def _layer_scale(g: Graph, n: Node, xs: list[str]) -> str:
     return g.op("Mul", [xs[0], gamma], n.name)
 
 
+@rule("space_to_depth")
+def _space_to_depth(g: Graph, n: Node, xs: list[str]) -> str:
+    """Darknet's reorg floors the sides; ONNX's SpaceToDepth needs them whole, so a
+    remainder is sliced off first."""
+    x, b = n.in_shapes[0], n.layer.block
+    if x.h % b or x.w % b:
+        ends = g.ints(f"{n.name}.ends", [x.h - x.h % b, x.w - x.w % b])
+        xs = [g.op("Slice", [xs[0], g.ints(f"{n.name}.starts", [0, 0]), ends,
+                             g.ints(f"{n.name}.axes", [2, 3])], f"{n.name}/crop")]
+    return g.op("SpaceToDepth", xs, n.name, blocksize=b)
+
+
+@rule("l2norm")
+def _l2norm(g: Graph, n: Node, xs: list[str]) -> str:
+    """SSD's L2Norm: LpNormalization over the channels, then the per-channel scale (20)."""
+    y = g.op("LpNormalization", xs, f"{n.name}/norm", axis=1, p=2)
+    gamma = g.const(f"{n.name}.gamma", g.np.full((1, n.out.c, 1, 1), 20.0, dtype=g.np.float32))
+    return g.op("Mul", [y, gamma], n.name)
+
+
 @rule("upsample")
 def _upsample(g: Graph, n: Node, xs: list[str]) -> str:
     sizes = g.ints(f"{n.name}.sizes", [1, n.out.c, n.out.h, n.out.w])

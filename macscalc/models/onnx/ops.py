@@ -31,6 +31,7 @@ from macscalc.lang.layers import (
     Shape,
     Shuffle,
     Slice,
+    SpaceToDepth,
     Upsample,
 )
 from macscalc.models.onnx.file import short
@@ -199,6 +200,14 @@ def _global_pool(op: str) -> Callable[[Importer, NodeProto], None]:
             raise Unsupported(f"{node.op_type} of a tensor of rank {len(x.dims)}")
         imp.place(node, GlobalPool(op=op), [x])
     return rule
+
+
+def _space_to_depth(imp: Importer, node: NodeProto) -> None:
+    """b×b blocks of positions into channels (YOLOv2's passthrough): free."""
+    x = imp.act(node)
+    if len(x.dims) != 4:
+        raise Unsupported(f"SpaceToDepth of a tensor of rank {len(x.dims)}")
+    imp.place(node, SpaceToDepth(block=int(attrs(node)["blocksize"])), [x])
 
 
 def _reduce(op: str) -> Callable[[Importer, NodeProto], None]:
@@ -629,6 +638,7 @@ RULES: dict[str, Callable[[Importer, NodeProto], None]] = {
     "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze,
     "GlobalAveragePool": _global_pool("avg"),
+    "SpaceToDepth": _space_to_depth,
     "GlobalMaxPool": _global_pool("max"),
     "ReduceMean": _reduce("avg"),
     "ReduceMax": _reduce("max"),

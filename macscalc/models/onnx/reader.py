@@ -427,7 +427,7 @@ MALFORMED = (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, Ove
 
 def refuse_transforms(ref: str, **given: Any) -> None:
     """α, ρ and classes are transforms of a spec; a file's widths and size are as exported."""
-    named = [f"--{k}" for k, v in given.items() if v is not None]
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
     if named:
         raise MacscalcError(f"{' and '.join(named)} cannot apply to an ONNX file: its widths "
                             f"and classes are as exported. Write a spec with 'macscalc import "
