@@ -109,7 +109,7 @@ class Pw(BnAct, Block):
     s = arg(PAIR, (1, 1), doc="stride")
     groups = arg(POS_INT, 1, doc="groups")
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
     def expand(self, b: Builder, name: str) -> None:
         conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,

@@ -149,12 +149,14 @@ class Builder:
         return self.shapes[self.resolve(name) if name else self.cur]
 
     def add(self, layer: Layer, name: str, inputs: Sequence[str] | None = None) -> str:
-        """Place ``layer`` on ``inputs`` (default: the previous output) and make it current."""
+        """Place ``layer`` on ``inputs`` (default: the previous output) and make it current.
+        Inputs are tensors' full names, never resolved again: a block's input ``conv1``
+        must not be read as the block's own ``blk/conv1``."""
         if name in self.shapes or name in self.aliases:
             raise self._error(f"layer name {name!r} is used twice")
         if len(self.nodes) >= MAX_LAYERS:
             raise self._error(f"the network has more than {MAX_LAYERS:,} layers")
-        names = tuple(self.resolve(n) for n in inputs) if inputs else (self.cur,)
+        names = tuple(inputs) if inputs else (self.cur,)
         ins = tuple(self.shapes[n] for n in names)
         if layer.arity is not None and len(ins) != layer.arity:
             raise self._error(f"{layer.kind} takes {layer.arity} input(s), got {len(ins)}")
@@ -278,7 +280,7 @@ class Builder:
         else:
             if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
                 inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
-            self.add(inst, name, inputs)
+            self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:
             self.replay.keep(key, tuple(self.nodes[start:]), self.cur, isinstance(inst, Block))
 

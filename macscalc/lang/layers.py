@@ -178,6 +178,12 @@ def _window(
     return h, w
 
 
+def torch_padding(k: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
+    """``padding: torch``: (k−1)//2·d per axis, torchvision's rule, which keeps the size of
+    an odd kernel at stride 1 (and gives ⌈n/s⌉ at stride s)."""
+    return ((k[0] - 1) // 2 * d[0], (k[1] - 1) // 2 * d[1])
+
+
 def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1) -> str:
     text = f"{k[0]}×{k[1]}/{s[0]}" if s[0] == s[1] else f"{k[0]}×{k[1]}/{s[0]},{s[1]}"
     return text + (f" g{groups}" if groups > 1 else "")
@@ -207,13 +213,16 @@ class Conv2d(ConvArgs, Layer):
             raise ValueError("give groups or group_width, not both")
 
     def resolve(self, ins: Sequence[Shape]) -> Layer:
+        layer = self
+        if self.padding == "torch":
+            layer = layer.replace(padding=torch_padding(self.k, self.d))
         if self.group_width is None:
-            return self
+            return layer
         cin = ins[0].c
         if cin % self.group_width:
             raise ShapeError(f"group_width={self.group_width} must divide the {cin} input "
                              "channels")
-        return self.replace(groups=cin // self.group_width, group_width=None)
+        return layer.replace(groups=cin // self.group_width, group_width=None)
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         cin = ins[0].c
@@ -264,7 +273,7 @@ class DepthwiseArgs:
     m = arg(POS_INT, 1, doc="channel multiplier")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     d = arg(PAIR, (1, 1), doc="dilation")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
 
 @primitive
@@ -272,6 +281,11 @@ class Depthwise(DepthwiseArgs, Layer):
     """Depthwise conv: one k×k filter per input channel (×m with a channel multiplier)."""
 
     kind: ClassVar[str] = "depthwise"
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        if self.padding == "torch":
+            return self.replace(padding=torch_padding(self.k, self.d))
+        return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, self.d, self.padding)
@@ -389,6 +403,11 @@ class Pool(Layer):
                 p > k // 2 for p, k in zip(self.padding, self.k, strict=True)):
             raise ValueError(f"pool padding {list(self.padding)} is more than half the "
                              f"{self.k[0]}×{self.k[1]} window (PyTorch refuses it)")
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        if self.padding == "torch":
+            return self.replace(padding=torch_padding(self.k, (1, 1)))
+        return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding, self.ceil)
@@ -696,7 +715,7 @@ class ConvTranspose2d(Layer):
     output_padding = arg(PAIR_NONNEG, (0, 0), doc="extra rows/columns on one side")
     d = arg(PAIR, (1, 1), doc="dilation")
     groups = arg(POS_INT, 1, doc="groups")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
     def _side(self, n: int, axis: int) -> int:
         return ((n - 1) * self.s[axis] - 2 * self.padding[axis]

@@ -179,7 +179,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 
 def _padding(v: Any) -> str | tuple[int, int]:
-    if v in ("same", "valid"):
+    if v in ("same", "valid", "torch"):
         return v
     return _pair(_bounded(MAX_WINDOW, least=0))(v)
 
@@ -230,8 +230,8 @@ RATIO = ArgType(f"a positive number up to {MAX_RATIO:,} (or a fraction such as '
                 _ratio)
 INTS = ArgType(f"a list of non-negative integers up to {MAX_CHANNELS:,}", _ints)
 POS_INTS = ArgType(f"a list of positive integers up to {MAX_CHANNELS:,}", _pos_ints)
-PADDING = ArgType(f"'same', 'valid', a non-negative integer up to {MAX_WINDOW:,} or a list "
-                  "[h, w] of two", _padding)
+PADDING = ArgType(f"'same', 'valid', 'torch', a non-negative integer up to {MAX_WINDOW:,} or "
+                  "a list [h, w] of two", _padding)
 CHANNELS = ArgType(f"a positive integer up to {MAX_CHANNELS:,} or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)

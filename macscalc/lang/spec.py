@@ -30,7 +30,7 @@ from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
 from macscalc.lang.blocks import BLOCKS, Block
-from macscalc.lang.layers import KINDS, Layer
+from macscalc.lang.layers import KINDS, Layer, torch_padding
 from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
@@ -317,13 +317,48 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     return out
 
 
-def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
+class Default(NamedTuple):
+    """A ``defaults:`` value and where it is written, so that an error it causes in a row
+    can point at it."""
+
+    value: Any
+    line: int
+
+
+def _defaults(r: _Reader, doc: LocDict) -> dict[str, Default]:
     if "defaults" not in doc:
         return {}
     d = r.mapping(doc["defaults"], doc.value_locs["defaults"], "'defaults'")
     allowed = _inheritable()
     r.keys(d, list(allowed), "'defaults'")
-    return {k: r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'") for k in d}
+    return {k: Default(r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'"),
+                       d.value_locs[k][0]) for k in d}
+
+
+def _kernels(item: Layer | Block) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The kernels (size, dilation) a row's ``padding`` applies to: ``k``, or uib's
+    ``k_start``, ``k_mid`` and ``k_end`` that are not 0."""
+    d = getattr(item, "d", (1, 1))
+    found = []
+    for field in ("k", "k_start", "k_mid", "k_end"):
+        k = getattr(item, field, 0) if field in item.args else 0
+        if k:
+            found.append(((k, k) if isinstance(k, int) else k, d))
+    return found
+
+
+def _check_default_padding(item: Layer | Block, default: Default) -> None:
+    """A number in ``defaults: {padding: p}`` is meant for the spec's usual kernel; on any
+    kernel it would not keep at its size (p ≠ (k−1)/2·d) it is refused, never applied:
+    a 5×5 depthwise padded 1 shrinks the network silently."""
+    for k, d in _kernels(item):
+        need = torch_padding(k, d)
+        if default.value != need:
+            raise ValueError(
+                f"padding {list(default.value)} from 'defaults' (line {default.line}) does not "
+                f"fit this row's {k[0]}×{k[1]} kernel, which keeps its size with padding "
+                f"{list(need)}: write 'padding: torch' in defaults for (k−1)/2·d on every "
+                "kernel, or give this row its own padding")
 
 
 def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
@@ -410,7 +445,8 @@ class _Context:
     """Reads rows: primitives and built-in blocks directly, the spec's own blocks by
     substituting a use's arguments into their raw rows (bounded in total size)."""
 
-    def __init__(self, r: _Reader, defaults: dict[str, Any], blocks: dict[str, BlockDef]):
+    def __init__(self, r: _Reader, defaults: dict[str, Default],
+                 blocks: dict[str, BlockDef]):
         self.r = r
         self.defaults = defaults
         self.blocks = blocks
@@ -478,13 +514,17 @@ class _Context:
             for name, a in cls.args.items()
             if name in body
         }
+        inherited = []
         for name, a in cls.args.items():
             if name not in values and a.inherit and name in self.defaults:
-                values[name] = self.defaults[name]
+                values[name] = self.defaults[name].value
+                inherited.append(name)
             if name not in values and a.required:
                 raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
         try:
             instance = cls(**values)
+            if "padding" in inherited and isinstance(values["padding"], tuple):
+                _check_default_padding(instance, self.defaults["padding"])
         except ValueError as e:
             raise r.fail(str(e), body.loc) from None
         return self.make(instance, body, loc, what)
