@@ -129,7 +129,7 @@ def test_free_layers_cost_nothing():
 
 def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
-                                    "global_pool", "add", "mul", "flatten", "dropout",
+                                    "global_pool", "add", "mul", "flatten", "dropout", "drop_path",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
                                     "layernorm", "layer_scale", "upsample", "conv_transpose"])
 

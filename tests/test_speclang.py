@@ -88,3 +88,88 @@ def test_a_numeric_padding_in_defaults_never_reaches_a_kernel_it_does_not_fit():
     net = _net("defaults: {padding: 1}\nlayers:\n  - conv: {c: 8, k: 3, s: 2}\n"
                "  - ir: {t: 2, c: 8, k: 5, s: 2, padding: 2}\n  - dw: {k: 3}\n")
     assert [n.out for n in net.nodes if n.layer.kind == "depthwise"] == [(2, 2, 16), (2, 2, 8)]
+
+
+# -- what PyTorch runs and the spec refused ----------------------------------------------
+
+
+def test_a_residual_projects_at_odd_sizes_as_pytorch_pads():
+    # 41×41 → 3×3/2 conv padded 1 → 21×21 (⌊(41 + 2 − 3)/2⌋ + 1); PyTorch's 1×1/2 shortcut
+    # gives ⌈41/2⌉ = 21 too. Refused before ("an integer stride of it").
+    r = _count("layers:\n  - conv: {c: 8, k: 3, s: 2, padding: 1}\n  - residual: {}\n",
+               size=41)
+    proj = next(lc for lc in r.layers if lc.node.name == "residual1/proj")
+    assert (proj.node.in_shapes[0], proj.node.out) == ((41, 41, 3), (21, 21, 8))
+    assert proj.node.layer.detail() == "1×1/2"
+    assert proj.macs == 3 * 8 * 21 * 21  # 10,584
+    # no strided 1×1 conv makes a larger map: still an error, naming both shapes
+    assert _error("layers:\n  - conv: {c: 8, k: 3}\n  - upsample: {scale: 2}\n"
+                  "  - residual: {}\n") == (
+        "t.yaml:8:5: residual1: residual needs the input's shape 8×8×3 to match the "
+        "output's 16×16×8 or reach its size through a 1×1 conv with a stride (⌈n/s⌉)")
+
+
+def _resnet50_macs(res: int) -> int:
+    """torchvision's ResNet-50 (models/resnet.py) counted independently of the spec
+    language: conv MACs k²·cin·cout·hout·wout with PyTorch's output sizes."""
+    def out(n: int, k: int, s: int, p: int) -> int:
+        return (n + 2 * p - k) // s + 1
+
+    h = out(res, 7, 2, 3)
+    macs = 7 * 7 * 3 * 64 * h * h
+    h = out(h, 3, 2, 1)  # max pool
+    cin = 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for i in range(blocks):
+            s = stride if i == 0 else 1
+            h2 = out(h, 3, s, 1)
+            macs += cin * width * h * h + 9 * width * width * h2 * h2 + width * 4 * width * h2 * h2
+            if i == 0:  # downsample: 1×1/s conv
+                macs += cin * width * 4 * out(h, 1, s, 0) ** 2
+            cin, h = width * 4, h2
+    return macs + 2048 * 1000
+
+
+def test_resnet50_builds_at_any_resolution_and_counts_as_pytorch():
+    from macscalc import load_spec
+
+    spec = load_spec("resnet50")
+    torch_rule = Convention(PARAM_CONVENTIONS["torch"])
+    # the independent count reproduces torchvision's FlopCounterMode figures
+    # (/work/shared/reference/framework-counts.md: 4,089,184,256 at 224, 2,087,321,600 at 160)
+    assert _resnet50_macs(224) == 4_089_184_256
+    assert _resnet50_macs(160) == 2_087_321_600
+    for res in (200, 41, 97):  # 200: 100 → 50 → 25 → 13 → 7, refused before
+        report = count(build(spec, Fraction(1), (res, res)), torch_rule)
+        assert report.macs == _resnet50_macs(res), res
+        assert report.params == 25_557_032
+
+
+def test_what_pytorch_runs_builds():
+    # dropout p 0 (refused before, while p 2 was accepted) and p past 1 refused
+    r = _count("layers:\n  - conv: {c: 8, k: 3}\n  - dropout: {p: 0}\n")
+    assert r.macs == 3 * 3 * 3 * 8 * 8 * 8
+    assert _error("layers:\n  - dropout: {p: 2}\n") == (
+        "t.yaml:6:18: 'p' of 'dropout' must be a probability from 0 to 1 (at most 6 "
+        "decimals, or a fraction such as '1/75'), got 2")
+    # act fn none is nn.Identity: nothing placed, its name stands for its input
+    net = _net("layers:\n  - conv: {c: 8, k: 3}\n  - act: {fn: none, name: ident}\n"
+               "  - conv: {c: 8, k: 1, from: ident}\n")
+    assert [n.name for n in net.nodes] == ["conv1/conv", "conv2/conv"]
+    assert net.nodes[1].inputs == ("conv1/conv",)
+    # booleans as block arguments, in conditions
+    blocks = ("blocks:\n  b:\n    args: {se: false, c: 8}\n    layers:\n"
+              "      - conv: {c: $c, k: 1}\n      - se: {if: $se}\n"
+              "      - act: {fn: relu, if: not $se and $c > 4}\n")
+    kinds = [n.layer.kind for n in _net(blocks + "layers:\n  - b: {se: true}\n").nodes]
+    assert kinds == ["conv2d", "global_pool", "conv2d", "act", "conv2d", "act", "mul"]
+    kinds = [n.layer.kind for n in _net(blocks + "layers:\n  - b: {}\n").nodes]
+    assert kinds == ["conv2d", "act"]
+    # n: 0 places nothing; a bare kind is a row with no arguments
+    net = _net("layers:\n  - conv: {c: 8, k: 3, n: 0}\n  - conv: {c: 4, k: 1}\n  - flatten\n"
+               "  - fc: {c: classes}\n")
+    assert [n.name for n in net.nodes] == ["conv1/conv", "flatten1", "fc1/fc"]
+    assert net.nodes[1].out == (1, 1, 8 * 8 * 4)
+    # a block that uses itself bare is still found
+    assert _error("blocks:\n  b:\n    layers:\n      - b\nlayers:\n  - b\n") == (
+        "t.yaml:8:9: block 'b' uses itself: b → b")

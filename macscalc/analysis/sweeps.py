@@ -76,7 +76,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "adaptive_pool": lambda p: ("size", p.size),
     "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
-    **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
+    **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "drop_path", "shuffle",
                      "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
                     lambda _: None),
 }
@@ -203,7 +203,8 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
 def _branches(net: Network, chain: dict[str, int]) -> tuple[tuple[int, int], ...]:
     """For each add, the chain where its inputs branch off (nearest shared ancestor along
     first inputs) against each input's, where they differ: what a residual compares to
-    choose identity, a projection (whose stride must divide the size evenly) or an error."""
+    choose identity, a projection (a 1×1 conv whose stride must give the size) or an
+    error."""
     first_input = {n.name: n.inputs[0] for n in net.nodes}
 
     def path(name: str) -> list[str]:
@@ -467,7 +468,8 @@ class _Grid:
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
-        with zero; where branches join, whether one divides the other evenly) and by the
+        with zero; where branches join, whether a strided 1×1 conv reaches one from the
+        other) and by the
         sizes flattened: one build holds within a label."""
         key = (plan.chains, plan.flatten, plan.branches, idx.tobytes())
         if key not in self._labels:
@@ -481,7 +483,9 @@ class _Grid:
                 (ha, wa), (hb, wb) = ((self.sizes.h[c][idx], self.sizes.w[c][idx])
                                       for c in (a, b))
                 hb, wb = np.maximum(hb, 1), np.maximum(wb, 1)
-                flags.append((ha % hb == 0) & (wa % wb == 0) & (ha // hb == wa // wb))
+                sh, sw = -(-ha // hb), -(-wa // wb)  # blocks.projection_stride, per axis
+                flags.append((-(-ha // np.maximum(sh, 1)) == hb)
+                             & (-(-wa // np.maximum(sw, 1)) == wb))
             bits = np.packbits(np.vstack(flags), axis=0)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
             sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(

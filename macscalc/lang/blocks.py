@@ -580,12 +580,26 @@ class Split(Block):
             start += c
 
 
+def projection_stride(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int] | None:
+    """The stride of a 1×1 shortcut conv from size ``x`` to ``y`` (PyTorch: ⌈n/s⌉ per
+    axis), the smallest that gives it, or None when none does: 41 → 21 is stride 2, as
+    the strided 3×3 beside it pads. Counts do not depend on which stride gives the size."""
+    stride = []
+    for n, m in zip(x, y, strict=True):
+        s = -(-n // m)
+        if -(-n // s) != m:
+            return None
+        stride.append(s)
+    return (stride[0], stride[1])
+
+
 @block
 class Residual(BnAct, Block):
     """Adds the block's input (or ``from``) to the current output: a residual connection.
 
     When the shapes differ, ``mode: project`` (default) puts a projection shortcut on the
-    input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``), or
+    input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``; at odd
+    sizes the stride that gives ⌈n/s⌉, as PyTorch pads), or
     ResNet-D's 2×2 average pool then 1×1 conv (``proj: avgconv``); ``mode: skip`` leaves the
     residual out (as MobileNet and EfficientNet do at a stride); ``mode: error`` refuses.
     """
@@ -606,18 +620,17 @@ class Residual(BnAct, Block):
         if xs != ys:
             if self.mode == "skip":
                 return
-            if (self.mode == "error" or xs.h % ys.h or xs.w % ys.w
-                    or xs.h // ys.h != xs.w // ys.w):
+            stride = projection_stride((xs.h, xs.w), (ys.h, ys.w))
+            if self.mode == "error" or stride is None:
                 raise b.row_error(f"{name}: residual needs the input's shape {xs} to match "
                                   f"the output's {ys}" + ("" if self.mode == "error" else
-                                                          " or be an integer stride of it"))
-            stride = xs.h // ys.h
+                                                          " or reach its size through a 1×1 "
+                                                          "conv with a stride (⌈n/s⌉)"))
             b.cur = x
             with b.within("shortcut"):
-                if self.proj == "avgconv" and stride > 1:
-                    b.add(Pool(op="avg", k=(stride, stride), s=(stride, stride), ceil=True),
-                          f"{name}/pool")
-                    stride = 1
-                unit(b, f"{name}/proj", Conv2d(c=ys.c, s=(stride, stride)), self.bn, None)
+                if self.proj == "avgconv" and stride != (1, 1):
+                    b.add(Pool(op="avg", k=stride, s=stride, ceil=True), f"{name}/pool")
+                    stride = (1, 1)
+                unit(b, f"{name}/proj", Conv2d(c=ys.c, s=stride), self.bn, None)
             x = b.cur
         b.add(Add(), f"{name}/add" if xs != ys else name, inputs=[y, x])

@@ -277,12 +277,20 @@ class Builder:
                 self.cur = self.row_from[0]
             inst.expand(self, name)
             self.aliases[name] = self.cur
+        elif inst.is_identity():
+            if name in self.shapes or name in self.aliases:
+                raise self._error(f"layer name {name!r} is used twice")
+            if inputs and len(inputs) != 1:
+                raise self._error(f"{inst.kind} takes 1 input(s), got {len(inputs)}")
+            self.cur = self.resolve(inputs[0]) if inputs else self.cur
+            self.aliases[name] = self.cur
         else:
             if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
                 inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
             self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:
-            self.replay.keep(key, tuple(self.nodes[start:]), self.cur, isinstance(inst, Block))
+            self.replay.keep(key, tuple(self.nodes[start:]), self.cur,
+                             isinstance(inst, Block) or inst.is_identity())
 
     def _reads(self, row: Row, j: int, name: str, changes: dict[str, int],
                inputs: tuple[str, ...] | None) -> tuple[Any, ...] | None:

@@ -16,7 +16,7 @@ from typing import ClassVar, NamedTuple
 
 from macscalc.core.errors import ShapeError
 from macscalc.lang.schema import (
-    ACT_FN,
+    ACT_ROW,
     BOOL,
     CHANNELS,
     NONNEG_INT,
@@ -25,7 +25,7 @@ from macscalc.lang.schema import (
     PAIR_NONNEG,
     POOL_OP,
     POS_INT,
-    RATIO,
+    PROB,
     RESIZE_MODE,
     Kind,
     arg,
@@ -123,6 +123,11 @@ class Layer(Kind):
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         """Extra operations by category (``OP_CATEGORIES``), counted only when switched on."""
         return {}
+
+    def is_identity(self) -> bool:
+        """True for a row PyTorch runs as the identity at inference (``act: {fn: none}``,
+        ``drop_path``): the builder places nothing and its name stands for its input."""
+        return False
 
     def label(self, ins: Sequence[Shape]) -> str:
         """The group this layer falls in for the per-kind summary."""
@@ -374,7 +379,10 @@ class Activation(Layer):
     """An element-wise non-linearity; its cost per element is in ``ACT_OPS``."""
 
     kind: ClassVar[str] = "act"
-    fn = arg(ACT_FN, doc="the function")
+    fn = arg(ACT_ROW, doc="the function (none: the identity, nothing placed)")
+
+    def is_identity(self) -> bool:
+        return self.fn == "none"
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         return {"act": ACT_OPS[self.fn] * out.numel}
@@ -512,7 +520,19 @@ class Dropout(Layer):
     """Identity at inference; free."""
 
     kind: ClassVar[str] = "dropout"
-    p = arg(RATIO, None, doc="drop probability (documentation only)")
+    p = arg(PROB, None, doc="drop probability (documentation only)")
+
+
+@primitive
+class DropPath(Layer):
+    """Stochastic depth (timm ``DropPath``): drops a residual branch per sample in
+    training, the identity at inference, so nothing is placed."""
+
+    kind: ClassVar[str] = "drop_path"
+    p = arg(PROB, None, doc="drop probability (documentation only)")
+
+    def is_identity(self) -> bool:
+        return True
 
 
 @primitive

@@ -169,6 +169,13 @@ def _ratio(v: Any) -> Fraction:
     return positive_ratio(v, MAX_RATIO)
 
 
+def _probability(v: Any) -> Fraction:
+    """A drop probability from 0 to 1, exact (``0``, ``0.2``, ``'1/75'``)."""
+    if not isinstance(v, bool) and v in (0, "0"):
+        return Fraction(0)
+    return positive_ratio(v, 1)
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if v not in options:
@@ -213,6 +220,11 @@ def _act(v: Any) -> str | None:
     return _act_fn(v)
 
 
+def _act_or_identity(v: Any) -> str:
+    """An activation row's function; ``none`` is PyTorch's ``nn.Identity``."""
+    return "none" if v in ("none", "identity") else _act_fn(v)
+
+
 def _act_fn(v: Any) -> str:
     return _choice(*ACTIVATIONS)(ACT_ALIASES.get(v, v) if isinstance(v, str) else v)
 
@@ -221,7 +233,8 @@ POS_INT = ArgType(f"a positive integer up to {MAX_CHANNELS:,}", _pos_int)
 PAIR = ArgType(f"a positive integer up to {MAX_WINDOW:,} or a list [h, w] of two",
                _pair(_bounded(MAX_WINDOW)))
 SIZE = ArgType(f"a positive integer up to {MAX_SIZE:,} or [h, w]", _pair(_bounded(MAX_SIZE)))
-REPEATS = ArgType(f"a positive integer up to {MAX_REPEATS:,}", _bounded(MAX_REPEATS))
+REPEATS = ArgType(f"a non-negative integer up to {MAX_REPEATS:,}",
+                  _bounded(MAX_REPEATS, least=0))
 NONNEG_INT = ArgType(f"a non-negative integer up to {MAX_CHANNELS:,}", _nonneg_int)
 PAIR_NONNEG = ArgType(f"a non-negative integer up to {MAX_WINDOW:,} or a list [h, w] of two",
                       _pair(_bounded(MAX_WINDOW, least=0)))
@@ -239,5 +252,8 @@ SAME_ACT = ArgType(f"one of {', '.join(ACTIVATIONS)}, none or same",
                    lambda v: "same" if v == "same" else _act(v))
 CHOICE = _choice  # ArgType(expected, CHOICE(...)) for a kind's own set of words
 ACT_FN = ArgType(f"one of {', '.join(ACTIVATIONS)}", _act_fn)
+ACT_ROW = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act_or_identity)
+PROB = ArgType("a probability from 0 to 1 (at most 6 decimals, or a fraction such as '1/75')",
+               _probability)
 POOL_OP = ArgType("'avg' or 'max'", _choice("avg", "max"))
 RESIZE_MODE = ArgType("'nearest' or 'bilinear'", _choice("nearest", "bilinear"))

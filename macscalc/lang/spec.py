@@ -417,9 +417,11 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
 
 
 def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
-    return [(next(iter(row)), loc) for row, loc in zip(bdef.rows, bdef.rows.item_locs,
-                                                        strict=True)
-            if isinstance(row, LocDict) and len(row) == 1 and next(iter(row)) in blocks]
+    """The blocks a block's rows use, written ``- blk: {...}`` or bare ``- blk``."""
+    kinds = [(row if isinstance(row, str) else next(iter(row)), loc)
+             for row, loc in zip(bdef.rows, bdef.rows.item_locs, strict=True)
+             if isinstance(row, str) or (isinstance(row, LocDict) and len(row) == 1)]
+    return [(kind, loc) for kind, loc in kinds if kind in blocks]
 
 
 def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
@@ -491,6 +493,8 @@ class _Context:
 
     def row(self, item: Any, loc: Loc) -> Row | None:
         r = self.r
+        if isinstance(item, str) and (item in ROW_KINDS or item in self.blocks):
+            item = _bare(item, loc)  # `- flatten`: a kind with no arguments
         if not isinstance(item, LocDict) or len(item) != 1:
             raise r.fail(
                 "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'",
@@ -505,6 +509,8 @@ class _Context:
         if not r.value(body, "if", _condition, "true or false (or an expression of block "
                        "arguments)", what, True):
             return None
+        if r.value(body, "n", REPEATS, REPEATS.expected, what, 1) == 0:
+            return None  # no repeats: placed as an `if` that is false
         if kind in self.blocks:
             return self.use(self.blocks[kind], body, loc)
         cls = ROW_KINDS[kind]
@@ -581,6 +587,15 @@ class _Context:
             if "(in block " in e.message:  # the innermost use says where
                 raise
             raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _bare(kind: str, loc: Loc) -> LocDict:
+    """A row written as its kind alone, as the mapping ``{kind: {}}``."""
+    item = LocDict()
+    item[kind] = None
+    item.loc = loc
+    item.key_locs[kind] = item.value_locs[kind] = loc
+    return item
 
 
 def _condition(v: Any) -> bool:
