@@ -134,7 +134,7 @@ def test_block_arguments_missing_unknown_and_expression_errors():
         "t.yaml:16:20: unknown argument 'cc' of block 'bottle' (its arguments: c, s)")
     bad = BOTTLENECK.replace("$c * 2", "$c / $q")
     assert _error(bad + "layers:\n  - bottle: {c: 4}\n") == (
-        "t.yaml:12:19: unknown argument $q (known: $c, $s) (in block 'bottle' used at line 16)")
+        "t.yaml:12:19: unknown argument $q (known: $c, $s, $i) (in block 'bottle' used at line 16)")
 
 
 def test_recursion_is_reported_with_its_chain():

@@ -173,3 +173,60 @@ def test_what_pytorch_runs_builds():
     # a block that uses itself bare is still found
     assert _error("blocks:\n  b:\n    layers:\n      - b\nlayers:\n  - b\n") == (
         "t.yaml:8:9: block 'b' uses itself: b → b")
+
+
+# -- misleading errors --------------------------------------------------------------------
+
+
+FUSED = """blocks:
+  fusedb:
+    args: {c: required, cin: $c, t: 4}
+    layers:
+      - conv: {c: $cin * $t, k: 3}
+      - conv: {c: $c, k: 1}
+layers:
+"""
+
+
+def test_argument_defaults_use_the_arguments_before_them_and_errors_point_at_the_default():
+    net = _net(FUSED + "  - fusedb: {c: 2}\n  - fusedb: {c: 2, cin: 3, t: 1}\n")
+    assert [n.out.c for n in net.nodes] == [8, 2, 3, 2]  # 2·4, 2, then 3·1, 2
+    # a default that names an argument declared after it: the error is at the default
+    # (was: "'$c' is not a number (in block 'fused' used at line 16)", at the use)
+    bad = FUSED.replace("{c: required, cin: $c, t: 4}", "{cin: $c, c: required, t: 4}")
+    assert _error(bad + "  - fusedb: {c: 2}\n") == (
+        "t.yaml:7:17: unknown argument $c (known: none) (in the default of 'cin' of block "
+        "'fusedb', used at line 12)")
+
+
+# -- constructs --------------------------------------------------------------------------
+
+
+def test_words_and_booleans_in_conditions_and_arguments():
+    spec = ("blocks:\n  b:\n    args: {act: relu, se: false}\n    layers:\n"
+            "      - conv: {c: 8, k: 1, act: $act}\n"
+            "      - act: {fn: hswish, if: $act == relu and not $se}\n"
+            "      - act: {fn: sigmoid, if: \"$act != 'relu'\"}\n"
+            "layers:\n  - b: {}\n  - b: {act: swish}\n")
+    assert [n.layer.label(n.in_shapes) for n in _net(spec).nodes if n.layer.kind == "act"] == [
+        "relu", "hswish", "swish", "sigmoid"]
+    assert "'relu' is not a number" in _error(
+        "blocks:\n  b:\n    args: {act: relu}\n    layers:\n      - conv: {c: $act * 2}\n"
+        "layers:\n  - b: {}\n")
+
+
+def test_the_repeat_index_and_drop_path():
+    # EfficientNet's stochastic depth, 0.2·i/3 over four repeats: free at inference
+    spec = ("blocks:\n  b:\n    args: {s: 1}\n    layers:\n      - conv: {c: 8, k: 3, s: $s}\n"
+            "      - drop_path: {p: 0.2 * $i / 3}\n"
+            "      - conv: {c: 8, k: 1, s: 1, if: $i == 3}\n"
+            "layers:\n  - b: {s: 2, n: 4}\n")
+    net = _net(spec)
+    assert [(n.name, n.out) for n in net.nodes] == [
+        ("b1_1/conv1/conv", (4, 4, 8)), ("b1_2/conv1/conv", (4, 4, 8)),
+        ("b1_3/conv1/conv", (4, 4, 8)), ("b1_4/conv1/conv", (4, 4, 8)),
+        ("b1_4/conv2/conv", (4, 4, 8))]
+    assert "'i' of block 'b' is set by the builder" in _error(
+        "blocks:\n  b:\n    args: {i: 1}\n    layers:\n      - flatten\nlayers:\n  - b\n")
+    assert "'p' of 'drop_path' must be a probability" in _error(
+        "layers:\n  - drop_path: {p: 1.5}\n")

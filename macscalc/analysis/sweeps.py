@@ -540,7 +540,7 @@ def _width_sites(spec: Spec) -> list[Site]:
         for row in rows:
             width = row.width if row.width is not None else outer
             if isinstance(row.item, UserBlock):
-                walk(rule, (*row.item.first, *row.item.rest), width)
+                walk(rule, [r for rows in row.item.repeats for r in rows], width)
             elif width != "fixed":
                 sites.extend((rule, getattr(row.item, name), width) for name in row.item.width_args
                              if getattr(row.item, name) not in (None, "classes"))

@@ -336,7 +336,7 @@ class Builder:
         if row.width is not None:
             self.width.append(row.width)
         try:
-            self.place_rows(item.first if j == 0 else item.rest)
+            self.place_rows(item.rows(j))
         finally:
             self.scopes.pop()
             if row.width is not None:

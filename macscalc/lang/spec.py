@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, kind, show
-from macscalc.core.expr import ExprError, evaluate, is_expression
+from macscalc.core.expr import ExprError, evaluate, is_expression, references
 from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
@@ -53,6 +53,7 @@ BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may
 REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 REQUIRED = "required"  # the default of a block argument that every use must give
+BUILTIN_ARGS = ("i",)  # set by the builder in every block: the repeat index
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -77,12 +78,16 @@ class Row(NamedTuple):
 
 class UserBlock(NamedTuple):
     """A use of a block the spec defines: its rows with the arguments substituted, once as
-    written and once for repeats (``s`` set to 1)."""
+    written and once for repeats (``s`` set to 1), or once per repeat when its rows use the
+    repeat index ``$i``."""
 
     kind: str
     args: dict[str, Any]
-    first: tuple[Row, ...]
-    rest: tuple[Row, ...]
+    repeats: tuple[tuple[Row, ...], ...]
+
+    def rows(self, j: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j`` (from 0)."""
+        return self.repeats[min(j, len(self.repeats) - 1)]
 
 
 class BlockDef(NamedTuple):
@@ -90,7 +95,7 @@ class BlockDef(NamedTuple):
     arguments."""
 
     name: str
-    args: dict[str, Any]  # argument → default (REQUIRED when every use must give it)
+    args: LocDict  # argument → default (REQUIRED when every use must give it)
     rows: LocList
     line: int
     col: int
@@ -411,7 +416,12 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
         if not isinstance(rows, LocList) or not rows:
             raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
                          d.value_locs.get("layers", d.loc))
-        out[name] = BlockDef(name, dict(args), rows, *loc)
+        for a in args:
+            if a in BUILTIN_ARGS:
+                raise r.fail(f"argument {a!r} of block {name!r} is set by the builder "
+                             "($i is the repeat index); choose another name",
+                             args.key_locs[a])
+        out[name] = BlockDef(name, args, rows, *loc)
     _no_recursion(r, out)
     return out
 
@@ -564,29 +574,46 @@ class _Context:
                 raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
                              f"(its arguments: {', '.join(bdef.args) or 'none'})",
                              body.key_locs[key])
-        env = {}
+        env: dict[str, Any] = {}
         for a, default in bdef.args.items():
             if a in body:
                 env[a] = body[a]
             elif default == REQUIRED:
                 raise r.fail(f"{what} needs argument {a!r} (its arguments: "
                              f"{', '.join(bdef.args)})", body.loc)
-            else:
-                env[a] = default
+            else:  # a default may use the arguments declared before it
+                env[a] = self.substitute(
+                    default, bdef.args.value_locs[a], env,
+                    f" (in the default of {a!r} of {what}, used at line {loc[0]})")
         where = f" (in block {bdef.name!r} used at line {loc[0]})"
-        first = self.expand(bdef, env, where)
-        rest = first
-        if "s" in env and env["s"] != 1 and r.value(body, "n", POS_INT, "", what, 1) > 1:
-            rest = self.expand(bdef, {**env, "s": 1}, where)
-        return self.make(UserBlock(bdef.name, env, first, rest), body, loc, what)
+        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        if _uses_index(bdef.rows):
+            repeats = tuple(self.expand(bdef, {**env, "s": 1} if j and "s" in env else env,
+                                        where, j) for j in range(n))
+        else:
+            repeats = (self.expand(bdef, env, where),)
+            if "s" in env and env["s"] != 1 and n > 1:
+                repeats += (self.expand(bdef, {**env, "s": 1}, where),)
+        return self.make(UserBlock(bdef.name, env, repeats), body, loc, what)
 
-    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str) -> tuple[Row, ...]:
+    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str,
+               index: int = 0) -> tuple[Row, ...]:
+        """The block's rows with ``env`` and the repeat index ``$i`` substituted."""
         try:
-            return self.rows(bdef.rows, env, where)
+            return self.rows(bdef.rows, {**env, "i": index}, where)
         except MacscalcError as e:
             if "(in block " in e.message:  # the innermost use says where
                 raise
             raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _uses_index(value: Any) -> bool:
+    """Whether raw rows refer to the repeat index ``$i`` anywhere."""
+    if isinstance(value, dict):
+        return any(_uses_index(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_index(v) for v in value)
+    return is_expression(value) and "i" in references(value)
 
 
 def _bare(kind: str, loc: Loc) -> LocDict:
