@@ -182,11 +182,9 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
-             allow_unknown: bool = False) -> "Network":
+             allow_unknown: bool = False, depth: str | None = None) -> "Network":
     """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
-    --res, --classes options."""
-    from fractions import Fraction
-
+    --res, --classes and --depth options (α and depth default to the spec's own)."""
     from macscalc.core.units import parse_alpha
     from macscalc.lang.graph import build
     from macscalc.lang.spec import load_spec
@@ -194,10 +192,11 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     if ref.lower().endswith(".onnx"):
         from macscalc.models.onnx.reader import read_network, refuse_transforms
 
-        refuse_transforms(ref, alpha=alpha, classes=classes)
+        refuse_transforms(ref, alpha=alpha, classes=classes, depth=depth)
         return read_network(ref, allow_unknown, res)
-    a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-    return build(load_spec(ref), a, (res, res) if res else None, classes)
+    a = parse_alpha(alpha) if alpha is not None else None
+    d = parse_alpha(depth, "depth multiplier") if depth is not None else None
+    return build(load_spec(ref, d), a, (res, res) if res else None, classes)
 
 
 @app.command()
@@ -269,6 +268,10 @@ def count(
     dtype: DtypeOpt = "fp32",
     allow_unknown: UnknownOpt = False,
     device: DeviceOpt = None,
+    depth: Annotated[str | None, typer.Option(
+        "--depth", "-d", metavar="D", help="Depth multiplier: every row's written repeats n "
+        "become ⌈n·D⌉ (EfficientNet B0 → B3: --alpha 1.2 --depth 1.4 --res 300). Default: "
+        "the spec's own depth, else 1.0.")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -285,7 +288,7 @@ def count(
         from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
-        network = _network(spec, alpha, res, classes, allow_unknown)
+        network = _network(spec, alpha, res, classes, allow_unknown, depth)
         report = _with_latency(count_network(network, convention), _profile(device))
         render(count_doc(report, flops=flops), fmt, output)
 

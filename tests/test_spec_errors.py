@@ -65,7 +65,7 @@ def test_bad_rows(spec_file, rows, message):
 def test_missing_top_level_key(spec_file):
     path = spec_file("  - flatten: {}\n", header="name: t\ninput: {size: 8}\nclasses: 10\n")
     _fails(path, "1:1: missing required key 'source' (a spec needs: name, source, input, "
-           "classes, layers)")
+           "classes, and layers, base or both)")
 
 
 def test_bad_top_level_values(spec_file):

@@ -230,3 +230,63 @@ def test_the_repeat_index_and_drop_path():
         "blocks:\n  b:\n    args: {i: 1}\n    layers:\n      - flatten\nlayers:\n  - b\n")
     assert "'p' of 'drop_path' must be a probability" in _error(
         "layers:\n  - drop_path: {p: 1.5}\n")
+
+
+@pytest.mark.parametrize(("alpha", "depth", "res", "params", "gmacs"), [
+    # torchvision models/efficientnet.py: efficientnet_bN = _efficientnet_conf(width_mult,
+    # depth_mult) at the weights' crop; EfficientNet_BN_Weights meta num_params and _ops
+    # (conv + linear multiply-accumulates in billions, three decimals)
+    ("1.0", "1.1", 240, 7_794_184, 0.687),  # B1
+    ("1.1", "1.2", 288, 9_109_994, 1.088),  # B2
+    ("1.2", "1.4", 300, 12_233_232, 1.827),  # B3
+    ("1.4", "1.8", 380, 19_341_616, 4.394),  # B4
+    ("1.6", "2.2", 456, 30_389_784, 10.266),  # B5
+])
+def test_efficientnet_b1_to_b5_from_b0_rows_and_a_depth_multiplier(alpha, depth, res, params,
+                                                                  gmacs):
+    from macscalc import load_spec
+
+    spec = load_spec("efficientnet_b0", Fraction(depth))
+    report = count(build(spec, Fraction(alpha), (res, res)),
+                   Convention(PARAM_CONVENTIONS["torch"]))
+    assert (report.params, round(report.macs / 1e9, 3)) == (params, gmacs)
+
+
+def test_a_spec_fixes_its_own_alpha_and_depth_and_takes_a_whole_base(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from macscalc.cli import app
+
+    runner = CliRunner()
+    # specs/efficientnet_b3.yaml: base efficientnet_b0, alpha 1.2, depth 1.4, 300×300
+    result = runner.invoke(app, ["count", "efficientnet_b3", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["reports"][0]
+    assert report["settings"] == {"alpha": "1.2", "resolution": [300, 300], "classes": 1000,
+                                  "rounding": "make_divisible_8", "depth": "1.4"}
+    assert (report["totals"]["macs"], report["totals"]["params"]) == (1_827_141_392,
+                                                                      12_233_232)
+    # the options replace the spec's own: B0 again; on the command line, B3 from B0
+    result = runner.invoke(app, ["count", "efficientnet_b3", "--alpha", "1", "--depth", "1",
+                                 "--res", "224", "--format", "json"])
+    assert json.loads(result.stdout)["reports"][0]["totals"]["params"] == 5_288_548
+    result = runner.invoke(app, ["count", "efficientnet_b0", "--alpha", "1.2", "--depth",
+                                 "1.4", "--res", "300"])
+    assert result.exit_code == 0, result.output
+    assert "depth 1.4 (each written n → ⌈n·depth⌉)" in result.stdout
+    assert "MACs: 1,827,141,392" in result.stdout
+    result = runner.invoke(app, ["compare", "efficientnet_b0", "efficientnet_b0 --depth 1.4"])
+    assert result.exit_code == 0, result.output
+    assert "efficientnet_b0 α1.0 224 d1.4" in result.stdout
+    # only rows that write n are scaled: ⌈2·1.5⌉ = 3 repeats, the stem stays one
+    net = _net("depth: 1.5\nlayers:\n  - conv: {c: 8, k: 3}\n  - conv: {c: 8, k: 3, n: 2}\n")
+    assert [n.name for n in net.nodes] == ["conv1/conv", "conv2_1/conv", "conv2_2/conv",
+                                          "conv2_3/conv"]
+    assert _error("depth: 0\nlayers:\n  - flatten\n") == (
+        "t.yaml:5:8: 'depth' of the spec must be a positive number up to 16 (at most 6 "
+        "decimals), got 0")
+    assert _error("base: {until: x}\n") == (
+        "t.yaml:5:7: 'base' needs 'spec' (a spec name, and optionally 'until', the layer it "
+        "ends with)")

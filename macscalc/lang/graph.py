@@ -346,26 +346,30 @@ class Builder:
 
 def build(
     spec: Spec,
-    alpha: Fraction = Fraction(1),
+    alpha: Fraction | None = None,
     size: tuple[int, int] | None = None,
     classes: int | None = None,
     replay: Replay | None = None,
 ) -> Network:
     """Apply the transforms and place every primitive; shape errors point at their row.
-    Builds of one spec that share a ``Replay`` place rows that read alike only once."""
-    settings = Settings(alpha, size or spec.size, classes or spec.classes)
+    Builds of one spec that share a ``Replay`` place rows that read alike only once.
+    Without ``alpha``, the spec's own (``alpha:``, else 1)."""
+    settings = Settings(spec.alpha if alpha is None else alpha, size or spec.size,
+                        classes or spec.classes)
     b = Builder(spec, settings, replay)
     if spec.base is not None:
         b.in_base = True
         b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule
         mine = {r.name for r in spec.base.spec.rows if r.name}
+        until = spec.base.until
         for row in spec.base.spec.rows:
             b.place_row(row, mine)
-            if spec.base.until in b.shapes or spec.base.until in b.aliases:
+            if until is not None and (until in b.shapes or until in b.aliases):
                 break
         else:
-            raise MacscalcError(f"base spec {spec.base.spec.name!r} has no layer named "
-                                f"{spec.base.until!r}", spec.file, spec.base.line, spec.base.col)
+            if until is not None:  # without until, the whole base spec
+                raise MacscalcError(f"base spec {spec.base.spec.name!r} has no layer named "
+                                    f"{until!r}", spec.file, spec.base.line, spec.base.col)
         b.in_base = False
         b.rule = spec.rounding
     b.place_rows(spec.rows)

@@ -48,9 +48,11 @@ TOP_KEYS = (
     "budget",
     "base",
     "blocks",
+    "alpha",
+    "depth",
 )
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
-REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
+REQUIRED_TOP = ("name", "source", "input", "classes")  # and layers, base or both
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 REQUIRED = "required"  # the default of a block argument that every use must give
 BUILTIN_ARGS = ("i",)  # set by the builder in every block: the repeat index
@@ -102,10 +104,11 @@ class BlockDef(NamedTuple):
 
 
 class Base(NamedTuple):
-    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer."""
+    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer (all
+    of them without ``until``)."""
 
     spec: Spec
-    until: str
+    until: str | None
     line: int
     col: int
 
@@ -135,6 +138,8 @@ class Spec(NamedTuple):
     budget: dict[str, SpecLimit] = {}
     line: int = 1  # where ``name:`` is written, for annotations about the whole spec
     base: Base | None = None  # rows taken from another spec, placed first
+    alpha: Fraction = Fraction(1)  # the width multiplier a build takes unless given one
+    depth: Fraction = Fraction(1)  # the depth multiplier the rows' ``n`` were scaled by
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -245,27 +250,34 @@ def _inheritable() -> dict[str, Arg]:
     return found
 
 
-def parse(text: str, file: str) -> Spec:
-    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
+def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
+    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`.
+    ``depth`` (default: the spec's own ``depth:``, else 1) multiplies every written ``n``,
+    rounded up as EfficientNet does (⌈n·d⌉)."""
     r = _Reader(file)
     doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
     for key in REQUIRED_TOP:
         if key not in doc:
-            raise r.fail(
-                f"missing required key {key!r} (a spec needs: {', '.join(REQUIRED_TOP)})", doc.loc
-            )
+            raise r.fail(f"missing required key {key!r} (a spec needs: "
+                         f"{', '.join(REQUIRED_TOP)}, and layers, base or both)", doc.loc)
+    if "layers" not in doc and "base" not in doc:
+        raise r.fail("missing required key 'layers' (a spec needs layers, base or both)",
+                     doc.loc)
     inp = r.mapping(doc["input"], doc.value_locs["input"], "'input'")
     r.keys(inp, ("size", "channels"), "'input'")
     if "size" not in inp:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
     rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
-    ctx = _Context(r, defaults, _blocks(r, doc))
-    layers = doc["layers"]
-    if not isinstance(layers, LocList) or not layers:
+    given = depth is not None or "depth" in doc  # a base spec is scaled alike
+    if depth is None:
+        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec", Fraction(1))
+    ctx = _Context(r, defaults, _blocks(r, doc), depth)
+    layers = doc.get("layers")
+    if "layers" in doc and (not isinstance(layers, LocList) or not layers):
         raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
-    rows = ctx.rows(layers)
+    rows = ctx.rows(layers) if layers else ()
     return Spec(
         name=r.value(doc, "name", _text, "a non-empty string", "the spec"),
         title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
@@ -279,29 +291,32 @@ def parse(text: str, file: str) -> Spec:
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
         budget=_budget(r, doc),
-        base=_base(r, doc),
+        base=_base(r, doc, depth if given else None),
         line=doc.key_locs["name"][0],
+        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", Fraction(1)),
+        depth=depth,
     )
 
 
-def _base(r: _Reader, doc: LocDict) -> Base | None:
-    """A backbone taken from another spec, up to (and including) the layer ``until``."""
+def _base(r: _Reader, doc: LocDict, depth: Fraction | None) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``, or
+    the whole spec; its rows' ``n`` scaled by ``depth`` when given."""
     if "base" not in doc:
         return None
     b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
     r.keys(b, ("spec", "until"), "'base'")
-    for key in ("spec", "until"):
-        if key not in b:
-            raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
+    if "spec" not in b:
+        raise r.fail("'base' needs 'spec' (a spec name, and optionally 'until', the layer "
+                     "it ends with)", b.loc)
     ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = _base_spec(ref, r.file)
+        spec = _base_spec(ref, r.file, depth)
     except MacscalcError as e:
         if e.line is not None:
             raise  # a mistake inside the base spec, located there
         raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
-    line, col = b.value_locs["until"]
-    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
+    line, col = b.value_locs.get("until", b.loc)
+    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'", None), line, col)
 
 
 def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
@@ -385,6 +400,16 @@ def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
     return RULES[value]
 
 
+_MULTIPLIER = f"a positive number up to {MAX_ALPHA} (at most 6 decimals)"
+
+
+def _multiplier(v: Any) -> Fraction:
+    """A width or depth multiplier: ``1.4`` → 7/5, exactly."""
+    from macscalc.core.units import positive_ratio
+
+    return positive_ratio(v, MAX_ALPHA)
+
+
 def _min_ratio(v: Any) -> Fraction:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
         raise ValueError
@@ -458,11 +483,17 @@ class _Context:
     substituting a use's arguments into their raw rows (bounded in total size)."""
 
     def __init__(self, r: _Reader, defaults: dict[str, Default],
-                 blocks: dict[str, BlockDef]):
+                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1)):
         self.r = r
         self.defaults = defaults
         self.blocks = blocks
+        self.depth = depth
         self.expanded = 0
+
+    def repeats(self, body: LocDict, what: str) -> int:
+        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉."""
+        n = self.r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        return -(-n * self.depth // 1) if "n" in body else n
 
     def rows(self, items: LocList, env: dict[str, Any] | None = None,
              where: str = "") -> tuple[Row, ...]:
@@ -550,7 +581,7 @@ class _Context:
         self.expanded += 1
         if self.expanded > MAX_EXPANDED_ROWS:
             raise r.fail(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows", loc)
-        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        n = self.repeats(body, what)
         return Row(
             item=item,
             name=r.value(body, "name", _name, "a name (letters, digits, _ and -)", what, None),
@@ -586,7 +617,7 @@ class _Context:
                     default, bdef.args.value_locs[a], env,
                     f" (in the default of {a!r} of {what}, used at line {loc[0]})")
         where = f" (in block {bdef.name!r} used at line {loc[0]})"
-        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        n = self.repeats(body, what)
         if _uses_index(bdef.rows):
             repeats = tuple(self.expand(bdef, {**env, "s": 1} if j and "s" in env else env,
                                         where, j) for j in range(n))
@@ -658,25 +689,26 @@ def builtin_names() -> list[str]:
 _LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", default=())
 
 
-def load_spec(ref: str) -> Spec:
-    """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
+def load_spec(ref: str, depth: Fraction | None = None) -> Spec:
+    """Load a spec by path, or a built-in by name (``mobilenet_v2``), its rows' ``n``
+    scaled by ``depth`` (default: the spec's own ``depth:``)."""
     if _is_file(Path(ref)):
-        return _load(Path(ref), ref)
-    return _builtin(ref)
+        return _load(Path(ref), ref, depth)
+    return _builtin(ref, depth=depth)
 
 
-def _builtin(name: str, note: str = "") -> Spec:
+def _builtin(name: str, note: str = "", depth: Fraction | None = None) -> Spec:
     if name not in builtin_names():
         raise _unknown(name, note)
-    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml")
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth)
 
 
-def _base_spec(ref: str, naming: str) -> Spec:
+def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
     """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
     spec that names it (``naming``), inside its outermost spec's folder or the current one.
     Nothing else is opened, so a spec cannot make macscalc read other files."""
     if not ref.endswith((".yaml", ".yml")):
-        return _builtin(ref, "; a base file's name ends in .yaml or .yml")
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth)
     chain = _LOADING.get()
     here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
     if Path(ref).is_absolute():
@@ -689,10 +721,10 @@ def _base_spec(ref: str, naming: str) -> Spec:
                             f"{chain[0][1] if chain else naming} and the current folder")
     if not _is_file(real):
         raise _unknown(ref)
-    return _load(real, os.path.normpath(Path(naming).parent / ref))
+    return _load(real, os.path.normpath(Path(naming).parent / ref), depth)
 
 
-def _load(path: Path, file: str) -> Spec:
+def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
     chain = _LOADING.get()
     real = _resolved(path)
     if any(real == seen for seen, _ in chain):
@@ -704,7 +736,7 @@ def _load(path: Path, file: str) -> Spec:
     text = read_text(path, file, "spec")
     token = _LOADING.set((*chain, (real, file)))
     try:
-        return parse(text, file)
+        return parse(text, file, depth)
     finally:
         _LOADING.reset(token)
 

@@ -123,8 +123,11 @@ def _peak(report: Report) -> dict[str, Any]:
 def settings_data(network: Network) -> dict[str, Any]:
     """A report's settings: what a saved baseline is matched on."""
     s = network.settings
-    return {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
+    data = {"alpha": fmt_alpha(s.alpha), "resolution": list(s.size), "classes": s.classes,
             "rounding": network.spec.rounding.name}
+    if network.spec.depth != 1:  # the rows' repeats were scaled (--depth, depth:)
+        data["depth"] = fmt_alpha(network.spec.depth)
+    return data
 
 
 def unknown_ops(network: Network) -> dict[str, list[str]]:

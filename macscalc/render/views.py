@@ -63,7 +63,8 @@ def count_doc(report: Report, flops: bool = False) -> Doc:
         tables.append(split[0])
         data["paper_split"] = split[1]
     s = net.settings
-    title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
+    depth = f"depth {fmt_alpha(net.spec.depth)}, " if net.spec.depth != 1 else ""
+    title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {depth}{s.size[0]}×{s.size[1]}, "
              f"{s.classes} classes ({net.spec.source.split(';')[0]})")
     files = weight_file_notes(report)
     if files:
