@@ -290,3 +290,31 @@ def test_a_spec_fixes_its_own_alpha_and_depth_and_takes_a_whole_base(tmp_path):
     assert _error("base: {until: x}\n") == (
         "t.yaml:5:7: 'base' needs 'spec' (a spec name, and optionally 'until', the layer it "
         "ends with)")
+
+
+def test_fused_mbconv_and_efficientnet_v2_s_as_torchvision():
+    # torchvision EfficientNet_V2_S_Weights meta: num_params 21,458,488, _ops 8.366 (G MACs)
+    # at the 384 crop (models/efficientnet.py)
+    from tests.conftest import counted
+
+    report = counted("efficientnet_v2_s")
+    assert (report.params, round(report.macs / 1e9, 3)) == (21_458_488, 8.366)
+    assert report.macs == 8_365_617_152
+    # t = 1: one 3×3 conv to c (with BN, act), the residual where the shapes allow
+    net = _net("defaults: {bn: true, act: swish}\nlayers:\n  - conv: {c: 8, k: 3}\n"
+               "  - fused: {t: 1, c: 8}\n  - fused: {t: 4, c: 16, s: 2, se: 0.25}\n")
+    assert [(n.name, n.out) for n in net.nodes if n.layer.kind in ("conv2d", "add")] == [
+        ("conv1/conv", (8, 8, 8)),
+        ("fused1/conv", (8, 8, 8)), ("fused1/add", (8, 8, 8)),
+        ("fused2/expand", (4, 4, 32)),  # make_divisible(8·4, 8), 3×3/2 fused
+        ("fused2/se/reduce", (1, 1, 8)), ("fused2/se/expand", (1, 1, 32)),  # 32·0.25
+        ("fused2/project", (4, 4, 16))]
+
+
+def test_se_in_defaults_reaches_every_block_that_takes_one():
+    # squeeze-excite stated once (EfficientNet's), a row's own se: false wins
+    body = ("defaults: {bn: true, act: swish, se: {r: 0.25, of: input, divisor: 1, "
+            "gate: sigmoid}}\nlayers:\n  - conv: {c: 16, k: 3}\n  - ir: {t: 4, c: 16}\n"
+            "  - dwsep: {c: 16}\n  - ir: {t: 4, c: 16, se: false}\n")
+    reduce = [n for n in _net(body).nodes if n.name.endswith("se/reduce")]
+    assert [(n.name, n.out.c) for n in reduce] == [("ir1/se/reduce", 4), ("dwsep1/se/reduce", 4)]

@@ -200,7 +200,7 @@ class DwSep(BnAct, Block):
     k = arg(PAIR, (3, 3), doc="depthwise kernel size")
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
-    se = arg(SE, None, doc="squeeze-excite after the depthwise")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the depthwise")
     pw_act = arg(SAME_ACT, "same", doc="activation after the pointwise (same: act)")
     residual = arg(BOOL, False, doc="add the input when stride 1 and cin == cout")
 
@@ -234,7 +234,7 @@ class InvertedResidual(BnAct, Block):
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
-    se = arg(SE, None, doc="squeeze-excite after the depthwise (MobileNet V3)")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the depthwise (MobileNet V3)")
     force_expand = arg(BOOL, False, doc="keep the 1×1 expansion even when t = 1 (FBNet)")
 
     def check(self) -> None:
@@ -259,6 +259,38 @@ class InvertedResidual(BnAct, Block):
 
 
 @block
+class FusedMBConv(BnAct, Block):
+    """EfficientNetV2's Fused-MBConv (arXiv:2104.00298 Fig. 2; torchvision ``FusedMBConv``,
+    timm ``EdgeResidual``): the expansion and the depthwise fused into one k×k conv to
+    make_divisible(cin·t) with the stride, BN and act, an optional squeeze-excite, then the
+    linear 1×1 projection; where the expanded width equals the input (t = 1), one k×k conv
+    to ``c`` with BN and act. Residual add when stride 1 and cin == cout."""
+
+    kind: ClassVar[str] = "fused"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    t = arg(RATIO, doc="expansion ratio (expanded = rounded cin·t)")
+    k = arg(PAIR, (3, 3), doc="kernel size of the fused conv")
+    s = arg(PAIR, (1, 1), doc="stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the fused conv (timm)")
+    residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
+                   "and cin == cout")
+
+    def expand(self, b: Builder, name: str) -> None:
+        x_in = b.cur
+        cin = b.shape().c
+        hidden = b.rule.expand(cin, self.t)
+        conv = Conv2d(k=self.k, s=self.s, padding=self.padding, c=hidden)
+        if hidden == cin:
+            unit(b, f"{name}/conv", conv.replace(c=self.c), self.bn, self.act)
+        else:
+            unit(b, f"{name}/expand", conv, self.bn, self.act)
+            squeeze_excite(b, name, self.se, cin)
+            unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
+        _residual(b, name, x_in, self.residual, self.s)
+
+
+@block
 class UniversalInvertedBottleneck(BnAct, Block):
     """MobileNet V4's universal inverted bottleneck (arXiv:2404.10518; timm
     ``UniversalInvertedResidual``): an optional k×k depthwise before the expansion
@@ -277,7 +309,7 @@ class UniversalInvertedBottleneck(BnAct, Block):
     k_end = arg(NONNEG_INT, 0, doc="depthwise kernel after the projection (0: none)")
     s = arg(PAIR, (1, 1), doc="stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
-    se = arg(SE, None, doc="squeeze-excite after the mid depthwise")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the mid depthwise")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
 
