@@ -272,6 +272,10 @@ def count(
         "--depth", "-d", metavar="D", help="Depth multiplier: every row's written repeats n "
         "become ⌈n·D⌉ (EfficientNet B0 → B3: --alpha 1.2 --depth 1.4 --res 300). Default: "
         "the spec's own depth, else 1.0.")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", metavar="GROUP", help="Also sum MACs, params (and, with --device, estimated "
+        "ms) per block (each row of the spec as placed, one per repeat) or per stage "
+        "(output stride).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -288,9 +292,17 @@ def count(
         from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
+        if by is not None and by not in ("block", "stage"):
+            raise MacscalcError(f"--by must be block or stage, got {show(by)}")
         network = _network(spec, alpha, res, classes, allow_unknown, depth)
-        report = _with_latency(count_network(network, convention), _profile(device))
-        render(count_doc(report, flops=flops), fmt, output)
+        profile = _profile(device)
+        report = _with_latency(count_network(network, convention), profile)
+        doc = count_doc(report, flops=flops)
+        if by is not None:
+            from macscalc.commands.groups import with_groups
+
+            doc = with_groups(doc, report, by, profile)
+        render(doc, fmt, output)
 
 
 @app.command()

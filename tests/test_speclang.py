@@ -318,3 +318,36 @@ def test_se_in_defaults_reaches_every_block_that_takes_one():
             "  - dwsep: {c: 16}\n  - ir: {t: 4, c: 16, se: false}\n")
     reduce = [n for n in _net(body).nodes if n.name.endswith("se/reduce")]
     assert [(n.name, n.out.c) for n in reduce] == [("ir1/se/reduce", 4), ("dwsep1/se/reduce", 4)]
+
+
+def test_count_by_block_and_by_stage_sum_to_the_totals():
+    import json
+
+    from typer.testing import CliRunner
+
+    from macscalc.cli import app
+    from tests.test_schema import SCHEMA, validate
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["count", "resnet18", "--by", "block", "--device", "pixel1",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    validate(doc, SCHEMA)
+    report = doc["reports"][0]
+    blocks = report["by_block"]
+    assert [b["name"] for b in blocks][:4] == ["conv1", "pool1", "basic1_1", "basic1_2"]
+    # every group adds up to the totals, and so does the estimate
+    assert sum(b["macs"] for b in blocks) == report["totals"]["macs"] == 1_814_073_344
+    assert sum(b["params"] for b in blocks) == report["totals"]["params"] == 11_689_512
+    assert abs(sum(b["ms"] for b in blocks) - report["totals"]["latency_ms"]["ms"]) < 1e-3
+    # basic2_1 (3×3/2 and 3×3 convs 64 → 128 on 28×28, 1×1/2 projection): by hand
+    b21 = next(b for b in blocks if b["name"] == "basic2_1")
+    assert b21["macs"] == (9 * 64 * 128 + 9 * 128 * 128 + 64 * 128) * 28 * 28  # 179,830,784
+    assert (b21["in_shape"], b21["out_shape"]) == ([56, 56, 64], [28, 28, 128])
+    result = runner.invoke(app, ["count", "resnet18", "--by", "stage"])
+    assert "stride 2        3   224×224×3  112×112×64  118,013,952    6.51      9,536" in \
+        result.stdout  # the 7×7/2 stem: 7·7·3·64·112·112 MACs, 9,408 + 128 BN params
+    result = runner.invoke(app, ["count", "resnet18", "--by", "layer"])
+    assert (result.exit_code, result.stderr) == (2, "error: --by must be block or stage, "
+                                                    "got 'layer'\n")
