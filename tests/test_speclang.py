@@ -351,3 +351,30 @@ def test_count_by_block_and_by_stage_sum_to_the_totals():
     result = runner.invoke(app, ["count", "resnet18", "--by", "layer"])
     assert (result.exit_code, result.stderr) == (2, "error: --by must be block or stage, "
                                                     "got 'layer'\n")
+
+
+def test_upsample_like_another_tensor_and_a_concat_that_skips_dropped_rows():
+    # F.interpolate(x, size=g.shape[-2:]): 9×9 → 5×5 (3×3/2 'same'), back to 9×9 like g
+    net = _net("layers:\n  - conv: {c: 4, k: 3, name: g}\n  - conv: {c: 8, k: 3, s: 2}\n"
+               "  - upsample: {like: g, mode: bilinear}\n  - concat: {from: [g, prev]}\n",
+               size=9)
+    up = next(n for n in net.nodes if n.layer.kind == "upsample")
+    assert (up.inputs, up.out, up.layer.detail()) == (
+        ("conv2/conv", "g/conv"), (9, 9, 8), "like g bilinear")
+    assert net.nodes[-1].out == (9, 9, 12)
+    from macscalc import sweep
+
+    with pytest.raises(MacscalcError, match=r"sweep cannot follow upsample: \{like: g\}"):
+        sweep(parse(HEAD + "layers:\n  - conv: {c: 4, k: 3, name: g}\n"
+                    "  - upsample: {like: g}\n", "t.yaml"), [1], [8])
+    # an Inception-style block whose optional branch an `if` drops: the concat joins the rest
+    spec = ("blocks:\n  mix:\n    args: {pool: true}\n    layers:\n"
+            "      - conv: {c: 4, k: 1, from: input, name: b1}\n"
+            "      - conv: {c: 4, k: 3, from: input, name: b2}\n"
+            "      - pool: {k: 3, s: 1, padding: 1, from: input, name: b3, if: $pool}\n"
+            "      - concat: {from: [b1, b2, b3]}\nlayers:\n  - mix: {}\n  - mix: {pool: false}\n")
+    assert [n.out.c for n in _net(spec).nodes if n.layer.kind == "concat"] == [11, 8]
+    assert _error("layers:\n  - conv: {c: 4, k: 1, name: a}\n"
+                  "  - conv: {c: 4, k: 1, name: b, n: 0}\n  - concat: {from: [a, b]}\n") == (
+        "t.yaml:8:5: concat needs two or more inputs, and only 1 is left once the rows an if "
+        "dropped ('b') are skipped")

@@ -67,6 +67,13 @@ def _window(layer: Any) -> Rule:
     return ("window", layer.k, layer.s, layer.d, layer.padding, False)
 
 
+def _upsample(layer: Any) -> Rule:
+    if layer.like is not None:
+        raise MacscalcError(f"sweep cannot follow upsample: {{like: {layer.like}}} (its size is "
+                            "another tensor's) yet; use count per point")
+    return ("size", layer.size) if layer.size is not None else ("scale", layer.scale)
+
+
 SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "conv2d": _window,
     "depthwise": _window,
@@ -74,7 +81,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "global_pool": lambda _: ("size", (1, 1)),
     "flatten": lambda _: ("size", (1, 1)),
     "adaptive_pool": lambda p: ("size", p.size),
-    "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
+    "upsample": _upsample,
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "drop_path", "shuffle",
                      "shiftmax", "concat", "slice", "layernorm", "layer_scale"),

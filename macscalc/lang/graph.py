@@ -285,7 +285,9 @@ class Builder:
             self.cur = self.resolve(inputs[0]) if inputs else self.cur
             self.aliases[name] = self.cur
         else:
-            if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
+            if getattr(inst, "like", None) is not None:  # upsample: {like: g} reads g's size
+                inputs = (inputs[0] if inputs else "prev", inst.like, *(inputs or ())[1:])
+            elif inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
                 inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
             self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:

@@ -19,6 +19,7 @@ from macscalc.lang.schema import (
     ACT_ROW,
     BOOL,
     CHANNELS,
+    NAME,
     NONNEG_INT,
     PADDING,
     PAIR,
@@ -702,13 +703,21 @@ class Upsample(Layer):
     kind: ClassVar[str] = "upsample"
     scale = arg(POS_INT, None, doc="integer scale factor")
     size = arg(PAIR, None, doc="output size (instead of scale)")
+    like = arg(NAME, None, doc="a layer whose size to take (F.interpolate(x, "
+               "size=g.shape[-2:])), read as a second input")
     mode = arg(RESIZE_MODE, "nearest", doc="nearest or bilinear")
 
     def check(self) -> None:
-        if (self.scale is None) == (self.size is None):
-            raise ValueError("upsample needs exactly one of scale or size")
+        if sum(v is not None for v in (self.scale, self.size, self.like)) != 1:
+            raise ValueError("upsample needs exactly one of scale, size or like")
+
+    @property
+    def arity(self) -> int:  # type: ignore[override]
+        return 1 if self.like is None else 2
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if self.like is not None:
+            return Shape(ins[1].h, ins[1].w, ins[0].c)
         if self.size is not None:
             return Shape(self.size[0], self.size[1], ins[0].c)
         return Shape(ins[0].h * self.scale, ins[0].w * self.scale, ins[0].c)
@@ -717,6 +726,8 @@ class Upsample(Layer):
         return {"pool": BILINEAR_OPS * out.numel if self.mode == "bilinear" else 0}
 
     def detail(self) -> str:
+        if self.like is not None:
+            return f"like {self.like} {self.mode}"
         return f"×{self.scale} {self.mode}" if self.scale else f"→{self.size[0]}×{self.size[1]}"
 
 

@@ -202,6 +202,12 @@ def _names(v: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError
+    return v
+
+
 def _ints(v: Any) -> tuple[int, ...]:
     if not isinstance(v, list) or not v:
         raise ValueError
@@ -247,6 +253,7 @@ PADDING = ArgType(f"'same', 'valid', 'torch', a non-negative integer up to {MAX_
                   "a list [h, w] of two", _padding)
 CHANNELS = ArgType(f"a positive integer up to {MAX_CHANNELS:,} or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)
+NAME = ArgType("a layer name", _name)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)
 SAME_ACT = ArgType(f"one of {', '.join(ACTIVATIONS)}, none or same",
                    lambda v: "same" if v == "same" else _act(v))

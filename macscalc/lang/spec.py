@@ -498,14 +498,19 @@ class _Context:
     def rows(self, items: LocList, env: dict[str, Any] | None = None,
              where: str = "") -> tuple[Row, ...]:
         out = []
+        dropped: set[str] = set()  # names of rows an `if` (or n: 0) left out
         for item, loc in zip(items, items.item_locs, strict=True):
             if env is not None:
                 item = self.substitute(item, loc, env, where)
                 if item is None:
                     continue
             row = self.row(item, loc)
-            if row is not None:
-                out.append(row)
+            if row is None:
+                name = _written_name(item)
+                if name is not None:
+                    dropped.add(name)
+            else:
+                out.append(_skip_dropped(row, dropped))
         return tuple(out)
 
     def substitute(self, value: Any, loc: Loc, env: dict[str, Any], where: str) -> Any:
@@ -636,6 +641,29 @@ class _Context:
             if "(in block " in e.message:  # the innermost use says where
                 raise
             raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _written_name(item: Any) -> str | None:
+    """The ``name`` a raw row writes, if any."""
+    body = next(iter(item.values()), None) if isinstance(item, dict) and len(item) == 1 else None
+    name = body.get("name") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _skip_dropped(row: Row, dropped: set[str]) -> Row:
+    """A concat or add reads only the rows that were placed: ``from: [b1, b2, b3]`` where
+    an ``if`` dropped ``b2`` joins b1 and b3. Fewer than two left is an error, never a
+    join with the previous output."""
+    if not dropped or not row.inputs or getattr(row.item, "arity", 1) is not None:
+        return row
+    kept = tuple(n for n in row.inputs if n not in dropped)
+    if len(kept) == len(row.inputs):
+        return row
+    if len(kept) < 2:
+        gone = ", ".join(repr(n) for n in row.inputs if n in dropped)
+        raise row.error(f"{row.item.kind} needs two or more inputs, and only "
+                        f"{len(kept)} is left once the rows an if dropped ({gone}) are skipped")
+    return row._replace(inputs=kept)
 
 
 def _uses_index(value: Any) -> bool:
