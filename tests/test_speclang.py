@@ -378,3 +378,31 @@ def test_upsample_like_another_tensor_and_a_concat_that_skips_dropped_rows():
                   "  - conv: {c: 4, k: 1, name: b, n: 0}\n  - concat: {from: [a, b]}\n") == (
         "t.yaml:8:5: concat needs two or more inputs, and only 1 is left once the rows an if "
         "dropped ('b') are skipped")
+
+
+def test_inception_v3_as_torchvision():
+    # torchvision Inception_V3_Weights meta (models/inception.py): num_params 27,161,264
+    # with the auxiliary classifier, _ops 5.713 G MACs at 299 (eval mode: no aux). The aux
+    # head by hand: 1×1 768→128 + BN (98,304 + 256), 5×5 128→768 + BN (2,457,600 + 1,536),
+    # fc 768→1000 (769,000): 3,326,696
+    from tests.conftest import counted
+
+    aux = 768 * 128 + 2 * 128 + 5 * 5 * 128 * 768 + 2 * 768 + 768 * 1000 + 1000
+    report = counted("inception_v3")
+    assert report.params == 27_161_264 - aux == 23_834_568
+    assert round(report.macs / 1e9, 3) == 5.713
+    assert report.macs == 5_713_216_096
+
+
+@pytest.mark.parametrize(("spec", "limit"), [
+    # issue 20's aims, lines that are neither blank nor comments
+    ("efficientnet_b3", 10),  # B0's rows and a depth multiplier
+    ("efficientnet_v2_s", 25),
+    ("inception_v3", 84),  # the aim is 45: not met (five module kinds, one row a layer)
+])
+def test_new_specs_are_compact(spec, limit):
+    from macscalc.lang.spec import builtin_dir
+
+    text = (builtin_dir() / f"{spec}.yaml").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert len(lines) <= limit
