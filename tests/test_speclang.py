@@ -406,3 +406,20 @@ def test_new_specs_are_compact(spec, limit):
     text = (builtin_dir() / f"{spec}.yaml").read_text(encoding="utf-8")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert len(lines) <= limit
+
+
+def test_a_spec_on_a_base_takes_its_alpha_and_depth_unless_it_sets_its_own(tmp_path):
+    from macscalc import load_spec
+
+    (tmp_path / "on_b3.yaml").write_text(HEAD + "base: {spec: efficientnet_b3}\n",
+                                         encoding="utf-8")
+    (tmp_path / "on_b3_d1.yaml").write_text(HEAD + "depth: 1\nalpha: 1\n"
+                                            "base: {spec: efficientnet_b3}\n", encoding="utf-8")
+    on_b3 = load_spec(str(tmp_path / "on_b3.yaml"))
+    assert (on_b3.alpha, on_b3.depth) == (Fraction(6, 5), Fraction(7, 5))
+    torch_rule = Convention(PARAM_CONVENTIONS["torch"])
+    # B3's rows at 10 classes: 12,233,232 − 1537·990 (990 fewer classifier rows and biases)
+    assert count(build(on_b3), torch_rule).params == 12_233_232 - 1537 * 990
+    # its own depth and alpha replace B3's: B0 at 10 classes
+    on_b0 = load_spec(str(tmp_path / "on_b3_d1.yaml"))
+    assert count(build(on_b0), torch_rule).params == 5_288_548 - 1281 * 990

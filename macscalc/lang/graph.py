@@ -17,7 +17,7 @@ from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.core.limits import MAX_LAYERS
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
-from macscalc.lang.spec import Row, Spec, UserBlock, Width
+from macscalc.lang.spec import Base, Row, Spec, UserBlock, Width
 
 
 class Node(NamedTuple):
@@ -361,18 +361,28 @@ def build(
     b = Builder(spec, settings, replay)
     if spec.base is not None:
         b.in_base = True
-        b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule
-        mine = {r.name for r in spec.base.spec.rows if r.name}
-        until = spec.base.until
-        for row in spec.base.spec.rows:
-            b.place_row(row, mine)
-            if until is not None and (until in b.shapes or until in b.aliases):
-                break
-        else:
-            if until is not None:  # without until, the whole base spec
-                raise MacscalcError(f"base spec {spec.base.spec.name!r} has no layer named "
-                                    f"{until!r}", spec.file, spec.base.line, spec.base.col)
+        _place_base(b, spec.base, spec.file)
         b.in_base = False
         b.rule = spec.rounding
     b.place_rows(spec.rows)
     return Network(spec, settings, b.input, tuple(b.nodes))
+
+
+def _place_base(b: Builder, base: Base, file: str) -> None:
+    """A base spec's rows (after its own base's) up to the layer ``until``, or all of them;
+    each spec's rows keep that spec's width rule."""
+    spec, until = base.spec, base.until
+    placed = lambda: until in b.shapes or until in b.aliases  # noqa: E731
+    if spec.base is not None:
+        _place_base(b, spec.base, spec.file)
+        if until is not None and placed():
+            return
+    b.rule = spec.rounding
+    mine = {r.name for r in spec.rows if r.name}
+    for row in spec.rows:
+        b.place_row(row, mine)
+        if until is not None and placed():
+            return
+    if until is not None:
+        raise MacscalcError(f"base spec {spec.name!r} has no layer named {until!r}", file,
+                            base.line, base.col)

@@ -270,9 +270,12 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
     rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
-    given = depth is not None or "depth" in doc  # a base spec is scaled alike
+    if depth is None and "depth" in doc:
+        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec")
+    base = _base(r, doc, depth)  # scaled alike; else its own depth and alpha carry over
     if depth is None:
-        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec", Fraction(1))
+        depth = base.spec.depth if base is not None else Fraction(1)
+    alpha = base.spec.alpha if base is not None else Fraction(1)
     ctx = _Context(r, defaults, _blocks(r, doc), depth)
     layers = doc.get("layers")
     if "layers" in doc and (not isinstance(layers, LocList) or not layers):
@@ -291,16 +294,16 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
         budget=_budget(r, doc),
-        base=_base(r, doc, depth if given else None),
+        base=base,
         line=doc.key_locs["name"][0],
-        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", Fraction(1)),
+        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", alpha),
         depth=depth,
     )
 
 
 def _base(r: _Reader, doc: LocDict, depth: Fraction | None) -> Base | None:
     """A backbone taken from another spec, up to (and including) the layer ``until``, or
-    the whole spec; its rows' ``n`` scaled by ``depth`` when given."""
+    the whole spec; its rows' ``n`` scaled by ``depth`` when given (else by its own)."""
     if "base" not in doc:
         return None
     b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
