@@ -423,3 +423,14 @@ def test_a_spec_on_a_base_takes_its_alpha_and_depth_unless_it_sets_its_own(tmp_p
     # its own depth and alpha replace B3's: B0 at 10 classes
     on_b0 = load_spec(str(tmp_path / "on_b3_d1.yaml"))
     assert count(build(on_b0), torch_rule).params == 5_288_548 - 1281 * 990
+
+
+def test_a_depthwise_projection_shortcut_as_ghostnet():
+    # timm GhostBottleneck: shortcut = k×k depthwise with the stride + BN, 1×1 + BN where
+    # the shape changes (specs/ghostnet_100.yaml now writes one residual row for it and
+    # stays exact in test_zoo); 8×8×3 → 4×4×8: dw 5·5·3·4·4 = 1,200 MACs, pw 3·8·4·4 = 384
+    net = _net("defaults: {bn: true}\nlayers:\n  - conv: {c: 8, k: 3, s: 2}\n"
+               "  - residual: {proj: dwconv, k: 5}\n")
+    proj = [(n.name, n.layer.detail(), n.layer.macs(n.in_shapes, n.out)) for n in net.nodes
+            if n.name.startswith("residual1/proj") and n.layer.kind != "batchnorm"]
+    assert proj == [("residual1/proj_dw", "5×5/2 dw", 1200), ("residual1/proj", "1×1/1", 384)]

@@ -631,7 +631,8 @@ class Residual(BnAct, Block):
 
     When the shapes differ, ``mode: project`` (default) puts a projection shortcut on the
     input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``; at odd
-    sizes the stride that gives ⌈n/s⌉, as PyTorch pads), or
+    sizes the stride that gives ⌈n/s⌉, as PyTorch pads), GhostNet's k×k depthwise with the
+    stride + BN then 1×1 + BN (``proj: dwconv``), or
     ResNet-D's 2×2 average pool then 1×1 conv (``proj: avgconv``); ``mode: skip`` leaves the
     residual out (as MobileNet and EfficientNet do at a stride); ``mode: error`` refuses.
     """
@@ -640,8 +641,9 @@ class Residual(BnAct, Block):
     takes_from: ClassVar[bool] = True
     mode = arg(ArgType("project, skip or error", CHOICE("project", "skip", "error")),
                "project", doc="what to do when the shapes differ")
-    proj = arg(ArgType("conv or avgconv", CHOICE("conv", "avgconv")), "conv",
+    proj = arg(ArgType("conv, avgconv or dwconv", CHOICE("conv", "avgconv", "dwconv")), "conv",
                doc="the projection")
+    k = arg(PAIR, (3, 3), doc="kernel of the dwconv projection's depthwise")
 
     def expand(self, b: Builder, name: str) -> None:
         y = b.cur
@@ -662,6 +664,10 @@ class Residual(BnAct, Block):
             with b.within("shortcut"):
                 if self.proj == "avgconv" and stride != (1, 1):
                     b.add(Pool(op="avg", k=stride, s=stride, ceil=True), f"{name}/pool")
+                    stride = (1, 1)
+                if self.proj == "dwconv":
+                    unit(b, f"{name}/proj_dw", Depthwise(k=self.k, s=stride, padding="torch"),
+                         self.bn, None)
                     stride = (1, 1)
                 unit(b, f"{name}/proj", Conv2d(c=ys.c, s=stride), self.bn, None)
             x = b.cur

@@ -277,6 +277,8 @@ class Builder:
                 self.cur = self.row_from[0]
             inst.expand(self, name)
             self.aliases[name] = self.cur
+        elif inputs and row.optional:
+            self.add(inst, name, self._joined(row, inputs))
         elif inst.is_identity():
             if name in self.shapes or name in self.aliases:
                 raise self._error(f"layer name {name!r} is used twice")
@@ -293,6 +295,23 @@ class Builder:
         if key is not None:
             self.replay.keep(key, tuple(self.nodes[start:]), self.cur,
                              isinstance(inst, Block) or inst.is_identity())
+
+    def _joined(self, row: Row, inputs: tuple[str, ...]) -> list[str]:
+        """A concat's or add's inputs without the rows an ``if`` dropped; fewer than two
+        left is an error, never a join with the previous output."""
+        kept, gone = [], []
+        for n in inputs:
+            try:
+                kept.append(self.resolve(n))
+            except MacscalcError:
+                if n not in row.optional:
+                    raise
+                gone.append(repr(n))
+        if len(kept) < 2:
+            raise self._error(f"{row.item.kind} needs two or more inputs, and only "
+                              f"{len(kept)} is left once the rows an if dropped "
+                              f"({', '.join(gone)}) are skipped")
+        return kept
 
     def _reads(self, row: Row, j: int, name: str, changes: dict[str, int],
                inputs: tuple[str, ...] | None) -> tuple[Any, ...] | None:

@@ -73,6 +73,7 @@ class Row(NamedTuple):
     line: int
     col: int
     role: str | None = None  # groups the row's primitives in the per-kind summary
+    optional: tuple[str, ...] = ()  # ``from`` names of rows an ``if`` dropped: skipped if absent
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
@@ -654,19 +655,12 @@ def _written_name(item: Any) -> str | None:
 
 
 def _skip_dropped(row: Row, dropped: set[str]) -> Row:
-    """A concat or add reads only the rows that were placed: ``from: [b1, b2, b3]`` where
-    an ``if`` dropped ``b2`` joins b1 and b3. Fewer than two left is an error, never a
-    join with the previous output."""
+    """A concat or add may skip the names of rows an ``if`` dropped (``from: [b1, b2,
+    b3]`` joins b1 and b3 when b2 is gone); the builder skips them only where no other
+    layer of that name exists (a split's ``x.0``)."""
     if not dropped or not row.inputs or getattr(row.item, "arity", 1) is not None:
         return row
-    kept = tuple(n for n in row.inputs if n not in dropped)
-    if len(kept) == len(row.inputs):
-        return row
-    if len(kept) < 2:
-        gone = ", ".join(repr(n) for n in row.inputs if n in dropped)
-        raise row.error(f"{row.item.kind} needs two or more inputs, and only "
-                        f"{len(kept)} is left once the rows an if dropped ({gone}) are skipped")
-    return row._replace(inputs=kept)
+    return row._replace(optional=tuple(n for n in row.inputs if n in dropped))
 
 
 def _uses_index(value: Any) -> bool:
