@@ -223,7 +223,7 @@ def test_upsample():
     assert out == Shape(16, 16, 4)
     assert up.ops([X], out) == {"pool": 7 * 16 * 16 * 4}
     assert Upsample(size=(5, 7)).out_shape([X]) == Shape(5, 7, 4)
-    with pytest.raises(ValueError, match="exactly one of scale or size"):
+    with pytest.raises(ValueError, match="exactly one of scale, size or like"):
         Upsample()
 
 
