@@ -434,3 +434,17 @@ def test_a_depthwise_projection_shortcut_as_ghostnet():
     proj = [(n.name, n.layer.detail(), n.layer.macs(n.in_shapes, n.out)) for n in net.nodes
             if n.name.startswith("residual1/proj") and n.layer.kind != "batchnorm"]
     assert proj == [("residual1/proj_dw", "5×5/2 dw", 1200), ("residual1/proj", "1×1/1", 384)]
+
+
+def test_a_spec_that_fixes_alpha_means_what_its_name_says(tmp_path):
+    # tv_mnasnet0_75.yaml: torchvision MNASNet0_75_Weights meta, num_params 3,170,208 and
+    # _ops 0.215 (G MACs), as test_zoo checks through --alpha 0.75
+    from macscalc import load_spec
+
+    path = tmp_path / "tv_mnasnet0_75.yaml"
+    path.write_text("name: tv_mnasnet0_75\nsource: torchvision mnasnet0_75\n"
+                    "input: {size: 224}\nclasses: 1000\nalpha: 0.75\n"
+                    "base: {spec: mnasnet1_0}\n", encoding="utf-8")
+    report = count(build(load_spec(str(path))), Convention(PARAM_CONVENTIONS["torch"]))
+    assert (report.params, round(report.macs / 1e9, 3)) == (3_170_208, 0.215)
+    assert report.network.settings.alpha == Fraction(3, 4)
