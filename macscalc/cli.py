@@ -790,7 +790,6 @@ def measure(
     calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
     """
     with user_errors():
-        from fractions import Fraction
 
         from macscalc.analysis.calibrate import Measurement
         from macscalc.core.units import parse_alpha
@@ -802,7 +801,7 @@ def measure(
         if grid is not None:
             points, base = grid_points(grid), Path(grid).parent
         else:
-            a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+            a = parse_alpha(alpha) if alpha is not None else None
             points, base = [Measurement(spec, a, res, classes, None)], None
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
                                       progress=grid is not None)

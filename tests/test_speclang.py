@@ -448,3 +448,15 @@ def test_a_spec_that_fixes_alpha_means_what_its_name_says(tmp_path):
     report = count(build(load_spec(str(path))), Convention(PARAM_CONVENTIONS["torch"]))
     assert (report.params, round(report.macs / 1e9, 3)) == (3_170_208, 0.215)
     assert report.network.settings.alpha == Fraction(3, 4)
+
+
+def test_measure_and_calibrate_rows_without_alpha_take_the_specs_own():
+    # "empty alpha, res, classes: the spec's defaults": efficientnet_b3 is at α 1.2
+    from macscalc.analysis.calibrate import Measurement
+    from macscalc.models.measure import grid_points
+
+    (point,) = grid_points("efficientnet_b3")
+    assert point.alpha is None
+    assert point.network().settings.alpha == Fraction(6, 5)
+    assert Measurement("efficientnet_b3", Fraction(1), None, None, None).network(
+    ).settings.alpha == 1
