@@ -4,8 +4,8 @@
 In process, ``macscalc.sweep`` runs over two grids: ~1M points with fine α steps (951 α,
 291 distinct channel configurations) and ~1M points with coarser α (101 α × 9,901
 resolutions); then ResNet-50 over the first grid, a network outside the MobileNet family
-whose residuals fail at most resolutions (odd sizes), so each α builds one network per
-class of resolutions. Then both MobileNet V2 commands run as fresh processes,
+whose strided shortcuts change with the resolution (odd sizes), so each α builds one
+network per class of resolutions. Then both MobileNet V2 commands run as fresh processes,
 interleaved; the report gives medians of wall time and of CPU time (user + system,
 steadier on a shared machine) and their ratio.
 

@@ -193,11 +193,11 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
 
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
-             allow_unknown: bool = False, output_stride: int | None = None) -> "Network":
+             allow_unknown: bool = False, depth: str | None = None,
+             output_stride: int | None = None) -> "Network":
     """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
-    --res, --classes, --output-stride options."""
-    from fractions import Fraction
-
+    --res, --classes, --depth and --output-stride options (α and depth default to the
+    spec's own)."""
     from macscalc.core.units import parse_alpha
     from macscalc.lang.graph import build
     from macscalc.lang.spec import load_spec
@@ -205,10 +205,12 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     if ref.lower().endswith(".onnx"):
         from macscalc.models.onnx.reader import read_network, refuse_transforms
 
-        refuse_transforms(ref, alpha=alpha, classes=classes, output_stride=output_stride)
+        refuse_transforms(ref, alpha=alpha, classes=classes, depth=depth,
+                          output_stride=output_stride)
         return read_network(ref, allow_unknown, res)
-    a = parse_alpha(alpha) if alpha is not None else Fraction(1)
-    return build(load_spec(ref), a, (res, res) if res else None, classes,
+    a = parse_alpha(alpha) if alpha is not None else None
+    d = parse_alpha(depth, "depth multiplier") if depth is not None else None
+    return build(load_spec(ref, d), a, (res, res) if res else None, classes,
                  output_stride=output_stride)
 
 
@@ -282,6 +284,14 @@ def count(
     allow_unknown: UnknownOpt = False,
     device: DeviceOpt = None,
     output_stride: OutputStrideOpt = None,
+    depth: Annotated[str | None, typer.Option(
+        "--depth", "-d", metavar="D", help="Depth multiplier: every row's written repeats n "
+        "become ⌈n·D⌉ (EfficientNet B0 → B3: --alpha 1.2 --depth 1.4 --res 300). Default: "
+        "the spec's own depth, else 1.0.")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", metavar="GROUP", help="Also sum MACs, params (and, with --device, estimated "
+        "ms) per block (each row of the spec as placed, one per repeat) or per stage "
+        "(output stride).")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
@@ -299,9 +309,17 @@ def count(
         from macscalc.render.views import count_doc
 
         convention = _convention(params, ops, dtype)
-        network = _network(spec, alpha, res, classes, allow_unknown, output_stride)
-        report = _with_latency(count_network(network, convention), _profile(device))
-        render(count_doc(report, flops, check_published(report)), fmt, output)
+        if by is not None and by not in ("block", "stage"):
+            raise MacscalcError(f"--by must be block or stage, got {show(by)}")
+        network = _network(spec, alpha, res, classes, allow_unknown, depth, output_stride)
+        profile = _profile(device)
+        report = _with_latency(count_network(network, convention), profile)
+        doc = count_doc(report, flops, check_published(report))
+        if by is not None:
+            from macscalc.commands.groups import with_groups
+
+            doc = with_groups(doc, report, by, profile)
+        render(doc, fmt, output)
 
 
 @app.command()
@@ -795,7 +813,6 @@ def measure(
     calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
     """
     with user_errors():
-        from fractions import Fraction
 
         from macscalc.analysis.calibrate import Measurement
         from macscalc.core.units import parse_alpha
@@ -807,7 +824,7 @@ def measure(
         if grid is not None:
             points, base = grid_points(grid), Path(grid).parent
         else:
-            a = parse_alpha(alpha) if alpha is not None else Fraction(1)
+            a = parse_alpha(alpha) if alpha is not None else None
             points, base = [Measurement(spec, a, res, classes, None)], None
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
                                       progress=grid is not None)

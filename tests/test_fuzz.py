@@ -150,7 +150,7 @@ def _templates() -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for name in builtin_names():
         doc = yaml.safe_load((builtin_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
-        for row in doc["layers"]:
+        for row in doc.get("layers", []):  # a spec on a whole base may have none
             (kind, body), = row.items()
             found.setdefault(kind, []).append(body or {})
     return found
@@ -209,7 +209,8 @@ def random_spec(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         doc = yaml.safe_load((builtin_dir() / f"{pick.choice(builtin_names())}.yaml")
                              .read_text(encoding="utf-8"))
-        doc["layers"] = doc["layers"][: pick.randrange(len(doc["layers"]))] + rows
+        own = doc.get("layers", [])
+        doc["layers"] = own[: pick.randrange(len(own) or 1)] + rows
         doc["input"]["size"] = pick.choice([224, 64, 33, 8])
     else:
         doc = {"name": "fuzz", "source": "fuzz",

@@ -134,7 +134,7 @@ def test_block_arguments_missing_unknown_and_expression_errors():
         "t.yaml:16:20: unknown argument 'cc' of block 'bottle' (its arguments: c, s)")
     bad = BOTTLENECK.replace("$c * 2", "$c / $q")
     assert _error(bad + "layers:\n  - bottle: {c: 4}\n") == (
-        "t.yaml:12:19: unknown argument $q (known: $c, $s) (in block 'bottle' used at line 16)")
+        "t.yaml:12:19: unknown argument $q (known: $c, $s, $i) (in block 'bottle' used at line 16)")
 
 
 def test_recursion_is_reported_with_its_chain():
@@ -252,4 +252,4 @@ def test_block_expansion_and_network_size_are_bounded():
               "    layers:\n      - a: {n: 1000}\nlayers:\n  - b: {n: 1000}\n")
     assert _error(nested) == "t.yaml:9:9: the network has more than 20,000 layers"
     assert _error("layers:\n  - act: {fn: relu, n: 1001}\n") == (
-        "t.yaml:7:24: 'n' of 'act' must be a positive integer up to 1,000, got 1001")
+        "t.yaml:7:24: 'n' of 'act' must be a non-negative integer up to 1,000, got 1001")

@@ -129,7 +129,7 @@ def test_free_layers_cost_nothing():
 
 def test_every_kind_is_registered_once():
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
-                                    "global_pool", "add", "mul", "flatten", "dropout",
+                                    "global_pool", "add", "mul", "flatten", "dropout", "drop_path",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
                                     "layernorm", "layer_scale", "upsample", "conv_transpose",
                                     "space_to_depth", "l2norm"])
@@ -224,7 +224,7 @@ def test_upsample():
     assert out == Shape(16, 16, 4)
     assert up.ops([X], out) == {"pool": 7 * 16 * 16 * 4}
     assert Upsample(size=(5, 7)).out_shape([X]) == Shape(5, 7, 4)
-    with pytest.raises(ValueError, match="exactly one of scale or size"):
+    with pytest.raises(ValueError, match="exactly one of scale, size or like"):
         Upsample()
 
 

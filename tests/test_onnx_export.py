@@ -69,8 +69,9 @@ NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vg
                  "ssd300_vgg16", "ssd512_vgg16"}
 
 
-# SSD on VGG-16's unpadded extra layers (3×3 to 1×1) need 268 px at least
-SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268}
+# SSD on VGG-16's unpadded extra layers (3×3 to 1×1) need 268 px at least; Inception-v3's
+# unpadded stem and reductions need torchvision's min_size
+SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268, "inception_v3": 75}
 
 
 @pytest.mark.parametrize("name", builtin_names())

@@ -96,8 +96,8 @@ def test_compare_totals_and_stage_deltas():
 @pytest.mark.parametrize(("args", "message"), [
     (["mobilenet_v2"], "error: compare needs two or more variants\n"),
     (["mobilenet_v2", "mobilenet_v2 --width 2"],
-     "error: in variant 'mobilenet_v2 --width 2': expected --alpha A, --res R or --classes N, "
-     "got '--width'\n"),
+     "error: in variant 'mobilenet_v2 --width 2': expected --alpha A, --res R, --depth D or "
+     "--classes N, got '--width'\n"),
     (["mobilenet_v2", "mobilenet_v2 --res 0"], "error: --res must be a positive integer up to "
                                                "16,384, got '0'\n"),
 ])

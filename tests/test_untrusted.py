@@ -204,8 +204,8 @@ def test_a_merge_key_may_be_overridden(here):
      "1,000 (or a fraction such as '88/24'), got '88/0'"),
     ("layers:\n  - se: {r: 1/0}\n", "6:13: 'r' of 'se' must be a positive number up to 1,000 (or "
      "a fraction such as '88/24'), got '1/0'"),
-    ("layers:\n  - dropout: {p: 1/0}\n", "6:18: 'p' of 'dropout' must be a positive number up to "
-     "1,000 (or a fraction such as '88/24'), got '1/0'"),
+    ("layers:\n  - dropout: {p: 1/0}\n", "6:18: 'p' of 'dropout' must be a probability from 0 to "
+     "1 (at most 6 decimals, or a fraction such as '1/75'), got '1/0'"),
     ("layers:\n  - conv: {c: 1.0e+160}\n", "6:15: 'c' of 'conv' must be a positive integer up to "
      "1,000,000 or 'classes', got 1e+160"),
     ("layers:\n  - conv: {c: 8, k: .inf}\n", "6:21: 'k' of 'conv' must be a positive integer up "
@@ -216,7 +216,7 @@ def test_a_merge_key_may_be_overridden(here):
      "1,000 (or a fraction such as '88/24'), got nan"),
     ("layers:\n  - ir: {t: 1.0e+300, c: 8}\n", "6:13: 't' of 'ir' must be a positive number up "
      "to 1,000 (or a fraction such as '88/24'), got 1e+300"),
-    ("layers:\n  - conv: {c: 8, n: 1000000000}\n", "6:21: 'n' of 'conv' must be a positive "
+    ("layers:\n  - conv: {c: 8, n: 1000000000}\n", "6:21: 'n' of 'conv' must be a non-negative "
      "integer up to 1,000, got 1000000000"),
     ("layers:\n  - conv: {c: 8, n: " + "1" * 201 + "}\n", "6:21: a number longer than 100 "
      "characters"),

@@ -29,7 +29,7 @@ class Measurement(NamedTuple):
     """One CSV row: a spec with its settings and, unless it is a grid to measure, its ms."""
 
     spec: str
-    alpha: Fraction
+    alpha: Fraction | None  # None: the spec's own (its ``alpha:``, else 1)
     res: int | None
     classes: int | None
     ms: float | None
@@ -39,8 +39,8 @@ class Measurement(NamedTuple):
     def label(self) -> str:
         from macscalc.core.units import fmt_alpha
 
-        return f"{Path(self.spec).stem} α{fmt_alpha(self.alpha)}" + (f" {self.res}" if self.res
-                                                                    else "")
+        alpha = f" α{fmt_alpha(self.alpha)}" if self.alpha is not None else ""
+        return f"{Path(self.spec).stem}{alpha}" + (f" {self.res}" if self.res else "")
 
     def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
@@ -123,7 +123,7 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
             if not cells[0]:
                 raise ValueError("spec must name a built-in spec or a spec file")
             column = 1
-            alpha = parse_alpha(cells[1]) if cells[1] else Fraction(1)
+            alpha = parse_alpha(cells[1]) if cells[1] else None
             column = 2
             res = _positive_int(cells[2], "res") if cells[2] else None
             column = 3
@@ -210,7 +210,8 @@ def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: st
         kinds=tuple(sorted(set().union(*(kinds(r.network) for r in reports)))),
         rows=len(ms), in_sample=Errors.of(fitted, ms), loo=Errors.of(held_out, ms),
         fitted_on=fitted_on)
-    rows = [{"spec": m.spec, "alpha": m.alpha, "res": r.network.settings.size[0],
+    rows = [{"spec": m.spec, "alpha": r.network.settings.alpha,
+             "res": r.network.settings.size[0],
              "line": m.line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
              "loo_ms": h, "loo_error_pct": 100 * (h / t - 1),
              "dw_share_pct": 100 * feat["dw"] / max(feat["dw"] + feat["dense"], 1),

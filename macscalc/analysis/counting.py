@@ -105,6 +105,8 @@ def settings_text(network: Network) -> str:
     s = network.settings
     scaling = (network.origin if network.origin is not None else
                f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
+    if network.spec.depth != 1:
+        scaling += f"; depth {fmt_alpha(network.spec.depth)} (each written n → ⌈n·depth⌉)"
     return (f"{s.classes} classes; {scaling}; input {s.size[0]}×{s.size[1]}×"
             f"{network.spec.channels}; batch 1")
 

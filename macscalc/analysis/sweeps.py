@@ -67,6 +67,13 @@ def _window(layer: Any) -> Rule:
     return ("window", layer.k, layer.s, layer.d, layer.padding, False)
 
 
+def _upsample(layer: Any) -> Rule:
+    if layer.like is not None:
+        raise MacscalcError(f"sweep cannot follow upsample: {{like: {layer.like}}} (its size is "
+                            "another tensor's) yet; use count per point")
+    return ("size", layer.size) if layer.size is not None else ("scale", layer.scale)
+
+
 SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "conv2d": _window,
     "depthwise": _window,
@@ -74,12 +81,13 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "global_pool": lambda _: ("size", (1, 1)),
     "flatten": lambda _: ("size", (1, 1)),
     "adaptive_pool": lambda p: ("size", p.size),
-    "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
+    "upsample": _upsample,
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     "space_to_depth": lambda b: ("window", (b.block,) * 2, (b.block,) * 2, (1, 1), "valid",
                                  False),
-    **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
-                     "shiftmax", "concat", "slice", "layernorm", "layer_scale", "l2norm"),
+    **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "drop_path",
+                     "shuffle", "shiftmax", "concat", "slice", "layernorm", "layer_scale",
+                     "l2norm"),
                     lambda _: None),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
@@ -205,7 +213,8 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
 def _branches(net: Network, chain: dict[str, int]) -> tuple[tuple[int, int], ...]:
     """For each add, the chain where its inputs branch off (nearest shared ancestor along
     first inputs) against each input's, where they differ: what a residual compares to
-    choose identity, a projection (whose stride must divide the size evenly) or an error."""
+    choose identity, a projection (a 1×1 conv whose stride must give the size) or an
+    error."""
     first_input = {n.name: n.inputs[0] for n in net.nodes}
 
     def path(name: str) -> list[str]:
@@ -469,7 +478,8 @@ class _Grid:
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
-        with zero; where branches join, whether one divides the other evenly) and by the
+        with zero; where branches join, whether a strided 1×1 conv reaches one from the
+        other) and by the
         sizes flattened: one build holds within a label."""
         key = (plan.chains, plan.flatten, plan.branches, idx.tobytes())
         if key not in self._labels:
@@ -483,7 +493,9 @@ class _Grid:
                 (ha, wa), (hb, wb) = ((self.sizes.h[c][idx], self.sizes.w[c][idx])
                                       for c in (a, b))
                 hb, wb = np.maximum(hb, 1), np.maximum(wb, 1)
-                flags.append((ha % hb == 0) & (wa % wb == 0) & (ha // hb == wa // wb))
+                sh, sw = -(-ha // hb), -(-wa // wb)  # blocks.projection_stride, per axis
+                flags.append((-(-ha // np.maximum(sh, 1)) == hb)
+                             & (-(-wa // np.maximum(sw, 1)) == wb))
             bits = np.packbits(np.vstack(flags), axis=0)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
             sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(
@@ -538,7 +550,7 @@ def _width_sites(spec: Spec) -> list[Site]:
         for row in rows:
             width = row.width if row.width is not None else outer
             if isinstance(row.item, UserBlock):
-                walk(rule, (*row.item.first, *row.item.rest), width)
+                walk(rule, [r for rows in row.item.repeats for r in rows], width)
             elif width != "fixed":
                 sites.extend((rule, getattr(row.item, name), width) for name in row.item.width_args
                              if getattr(row.item, name) not in (None, "classes"))

@@ -24,7 +24,7 @@ from macscalc.render.output import Column, Doc, Table
 from macscalc.render.report import envelope, report_data
 
 _OPTIONS = {"--alpha": "alpha", "-a": "alpha", "--res": "res", "-r": "res",
-            "--classes": "classes"}
+            "--classes": "classes", "--depth": "depth"}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -40,8 +40,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     while rest:
         flag = rest.pop(0)
         if flag not in _OPTIONS or not rest:
-            raise MacscalcError(f"in variant {show(text)}: expected --alpha A, --res R or "
-                                f"--classes N, got {show(flag)}")
+            raise MacscalcError(f"in variant {show(text)}: expected --alpha A, --res R, "
+                                f"--depth D or --classes N, got {show(flag)}")
         options[_OPTIONS[flag]] = rest.pop(0)
     return words[0], options
 
@@ -49,18 +49,22 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 def variant_report(text: str, convention: Convention,
                    allow_unknown: bool = False) -> tuple[str, Report]:
     ref, opts = parse_variant(text)
-    alpha = parse_alpha(opts["alpha"]) if "alpha" in opts else Fraction(1)
+    alpha = parse_alpha(opts["alpha"]) if "alpha" in opts else None
+    depth = parse_alpha(opts["depth"], "depth multiplier") if "depth" in opts else None
     res = parse_int(opts["res"], "--res", MAX_SIZE) if "res" in opts else None
     classes = parse_int(opts["classes"], "--classes", MAX_CHANNELS) if "classes" in opts else None
     if ref.lower().endswith(".onnx"):
         from macscalc.models.onnx.reader import read_network, refuse_transforms
 
-        refuse_transforms(ref, alpha=opts.get("alpha"), classes=opts.get("classes"))
+        refuse_transforms(ref, alpha=opts.get("alpha"), classes=opts.get("classes"),
+                          depth=opts.get("depth"))
         net = read_network(ref, allow_unknown, res)
     else:
-        net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
+        net = build(load_spec(ref, depth), alpha, (res, res) if res else None, classes)
     s = net.settings
     label = f"{ref} α{fmt_alpha(s.alpha)} {s.size[0]}"
+    if net.spec.depth != 1:
+        label += f" d{fmt_alpha(net.spec.depth)}"
     return label, count(net, convention)
 
 

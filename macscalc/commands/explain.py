@@ -248,7 +248,7 @@ def _law(dims: int, spatial: bool) -> str:
 def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
     """How α and ρ scale each layer, and where rounding moves the real cost off α²·ρ²."""
     conv = Convention(PARAM_CONVENTIONS["torch"])
-    base = count(build(spec), conv)
+    base = count(build(spec, Fraction(1)), conv)  # the paper widths, whatever the spec fixes
     scaled = count(build(spec, alpha, (res, res)), conv)
     rho = Fraction(res, spec.size[0])
     by_name = {lc.node.name: lc for lc in scaled.layers}

@@ -109,7 +109,7 @@ class Pw(BnAct, Block):
     s = arg(PAIR, (1, 1), doc="stride")
     groups = arg(POS_INT, 1, doc="groups")
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
     def expand(self, b: Placer, name: str) -> None:
         conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,
@@ -203,7 +203,7 @@ class DwSep(BnAct, Block):
     s = arg(PAIR, (1, 1), doc="depthwise stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     d = arg(PAIR, (1, 1), doc="dilation of the depthwise (atrous rate)")
-    se = arg(SE, None, doc="squeeze-excite after the depthwise")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the depthwise")
     pw_act = arg(SAME_ACT, "same", doc="activation after the pointwise (same: act)")
     residual = arg(BOOL, False, doc="add the input when stride 1 and cin == cout")
 
@@ -238,7 +238,7 @@ class InvertedResidual(BnAct, Block):
     d = arg(PAIR, (1, 1), doc="dilation of the depthwise (atrous rate)")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
-    se = arg(SE, None, doc="squeeze-excite after the depthwise (MobileNet V3)")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the depthwise (MobileNet V3)")
     force_expand = arg(BOOL, False, doc="keep the 1×1 expansion even when t = 1 (FBNet)")
 
     def check(self) -> None:
@@ -263,6 +263,38 @@ class InvertedResidual(BnAct, Block):
 
 
 @block
+class FusedMBConv(BnAct, Block):
+    """EfficientNetV2's Fused-MBConv (arXiv:2104.00298 Fig. 2; torchvision ``FusedMBConv``,
+    timm ``EdgeResidual``): the expansion and the depthwise fused into one k×k conv to
+    make_divisible(cin·t) with the stride, BN and act, an optional squeeze-excite, then the
+    linear 1×1 projection; where the expanded width equals the input (t = 1), one k×k conv
+    to ``c`` with BN and act. Residual add when stride 1 and cin == cout."""
+
+    kind: ClassVar[str] = "fused"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    t = arg(RATIO, doc="expansion ratio (expanded = rounded cin·t)")
+    k = arg(PAIR, (3, 3), doc="kernel size of the fused conv")
+    s = arg(PAIR, (1, 1), doc="stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the fused conv (timm)")
+    residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
+                   "and cin == cout")
+
+    def expand(self, b: Placer, name: str) -> None:
+        x_in = b.cur
+        cin = b.shape().c
+        hidden = b.rule.expand(cin, self.t)
+        conv = Conv2d(k=self.k, s=self.s, padding=self.padding, c=hidden)
+        if hidden == cin:
+            unit(b, f"{name}/conv", conv.replace(c=self.c), self.bn, self.act)
+        else:
+            unit(b, f"{name}/expand", conv, self.bn, self.act)
+            squeeze_excite(b, name, self.se, cin)
+            unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
+        _residual(b, name, x_in, self.residual, self.s)
+
+
+@block
 class UniversalInvertedBottleneck(BnAct, Block):
     """MobileNet V4's universal inverted bottleneck (arXiv:2404.10518; timm
     ``UniversalInvertedResidual``): an optional k×k depthwise before the expansion
@@ -282,7 +314,7 @@ class UniversalInvertedBottleneck(BnAct, Block):
     s = arg(PAIR, (1, 1), doc="stride")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     d = arg(PAIR, (1, 1), doc="dilation of every depthwise (atrous rate)")
-    se = arg(SE, None, doc="squeeze-excite after the mid depthwise")
+    se = arg(SE, None, inherit=True, doc="squeeze-excite after the mid depthwise")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
 
@@ -585,12 +617,27 @@ class Split(Block):
             start += c
 
 
+def projection_stride(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int] | None:
+    """The stride of a 1×1 shortcut conv from size ``x`` to ``y`` (PyTorch: ⌈n/s⌉ per
+    axis), the smallest that gives it, or None when none does: 41 → 21 is stride 2, as
+    the strided 3×3 beside it pads. Counts do not depend on which stride gives the size."""
+    stride = []
+    for n, m in zip(x, y, strict=True):
+        s = -(-n // m)
+        if -(-n // s) != m:
+            return None
+        stride.append(s)
+    return (stride[0], stride[1])
+
+
 @block
 class Residual(BnAct, Block):
     """Adds the block's input (or ``from``) to the current output: a residual connection.
 
     When the shapes differ, ``mode: project`` (default) puts a projection shortcut on the
-    input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``), or
+    input, as ResNet does: a 1×1 conv with the spatial stride and BN (``proj: conv``; at odd
+    sizes the stride that gives ⌈n/s⌉, as PyTorch pads), GhostNet's k×k depthwise with the
+    stride + BN then 1×1 + BN (``proj: dwconv``), or
     ResNet-D's 2×2 average pool then 1×1 conv (``proj: avgconv``); ``mode: skip`` leaves the
     residual out (as MobileNet and EfficientNet do at a stride); ``mode: error`` refuses.
     """
@@ -599,8 +646,9 @@ class Residual(BnAct, Block):
     takes_from: ClassVar[bool] = True
     mode = arg(ArgType("project, skip or error", CHOICE("project", "skip", "error")),
                "project", doc="what to do when the shapes differ")
-    proj = arg(ArgType("conv or avgconv", CHOICE("conv", "avgconv")), "conv",
+    proj = arg(ArgType("conv, avgconv or dwconv", CHOICE("conv", "avgconv", "dwconv")), "conv",
                doc="the projection")
+    k = arg(PAIR, (3, 3), doc="kernel of the dwconv projection's depthwise")
 
     def expand(self, b: Placer, name: str) -> None:
         y = b.cur
@@ -611,18 +659,21 @@ class Residual(BnAct, Block):
         if xs != ys:
             if self.mode == "skip":
                 return
-            if (self.mode == "error" or xs.h % ys.h or xs.w % ys.w
-                    or xs.h // ys.h != xs.w // ys.w):
+            stride = projection_stride((xs.h, xs.w), (ys.h, ys.w))
+            if self.mode == "error" or stride is None:
                 raise b.row_error(f"{name}: residual needs the input's shape {xs} to match "
                                   f"the output's {ys}" + ("" if self.mode == "error" else
-                                                          " or be an integer stride of it"))
-            stride = xs.h // ys.h
+                                                          " or reach its size through a 1×1 "
+                                                          "conv with a stride (⌈n/s⌉)"))
             b.cur = x
             with b.within("shortcut"):
-                if self.proj == "avgconv" and stride > 1:
-                    b.add(Pool(op="avg", k=(stride, stride), s=(stride, stride), ceil=True),
-                          f"{name}/pool")
-                    stride = 1
-                unit(b, f"{name}/proj", Conv2d(c=ys.c, s=(stride, stride)), self.bn, None)
+                if self.proj == "avgconv" and stride != (1, 1):
+                    b.add(Pool(op="avg", k=stride, s=stride, ceil=True), f"{name}/pool")
+                    stride = (1, 1)
+                if self.proj == "dwconv":
+                    unit(b, f"{name}/proj_dw", Depthwise(k=self.k, s=stride, padding="torch"),
+                         self.bn, None)
+                    stride = (1, 1)
+                unit(b, f"{name}/proj", Conv2d(c=ys.c, s=stride), self.bn, None)
             x = b.cur
         b.add(Add(), f"{name}/add" if xs != ys else name, inputs=[y, x])

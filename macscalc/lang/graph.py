@@ -19,7 +19,7 @@ from macscalc.lang.atrous import Atrous
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.placing import Scope, Settings
-from macscalc.lang.spec import Row, Spec, UserBlock, Width
+from macscalc.lang.spec import Base, Row, Spec, UserBlock, Width
 
 
 class Node(NamedTuple):
@@ -140,12 +140,14 @@ class Builder:
         return self.shapes[self.resolve(name) if name else self.cur]
 
     def add(self, layer: Layer, name: str, inputs: Sequence[str] | None = None) -> str:
-        """Place ``layer`` on ``inputs`` (default: the previous output) and make it current."""
+        """Place ``layer`` on ``inputs`` (default: the previous output) and make it current.
+        Inputs are tensors' full names, never resolved again: a block's input ``conv1``
+        must not be read as the block's own ``blk/conv1``."""
         if name in self.shapes or name in self.aliases:
             raise self._error(f"layer name {name!r} is used twice")
         if len(self.nodes) >= MAX_LAYERS:
             raise self._error(f"the network has more than {MAX_LAYERS:,} layers")
-        names = tuple(self.resolve(n) for n in inputs) if inputs else (self.cur,)
+        names = tuple(inputs) if inputs else (self.cur,)
         ins = tuple(self.shapes[n] for n in names)
         if layer.arity is not None and len(ins) != layer.arity:
             raise self._error(f"{layer.kind} takes {layer.arity} input(s), got {len(ins)}")
@@ -268,12 +270,41 @@ class Builder:
                 self.cur = self.row_from[0]
             inst.expand(self, name)
             self.aliases[name] = self.cur
+        elif inputs and row.optional:
+            self.add(inst, name, self._joined(row, inputs))
+        elif inst.is_identity():
+            if name in self.shapes or name in self.aliases:
+                raise self._error(f"layer name {name!r} is used twice")
+            if inputs and len(inputs) != 1:
+                raise self._error(f"{inst.kind} takes 1 input(s), got {len(inputs)}")
+            self.cur = self.resolve(inputs[0]) if inputs else self.cur
+            self.aliases[name] = self.cur
         else:
-            if inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
+            if getattr(inst, "like", None) is not None:  # upsample: {like: g} reads g's size
+                inputs = (inputs[0] if inputs else "prev", inst.like, *(inputs or ())[1:])
+            elif inputs and (inst.arity is None or inst.arity > 1) and len(inputs) == 1:
                 inputs = ("prev", *inputs)  # `add: {from: x}` adds x to the previous output
-            self.add(inst, name, inputs)
+            self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:
-            self.replay.keep(key, tuple(self.nodes[start:]), self.cur, isinstance(inst, Block))
+            self.replay.keep(key, tuple(self.nodes[start:]), self.cur,
+                             isinstance(inst, Block) or inst.is_identity())
+
+    def _joined(self, row: Row, inputs: tuple[str, ...]) -> list[str]:
+        """A concat's or add's inputs without the rows an ``if`` dropped; fewer than two
+        left is an error, never a join with the previous output."""
+        kept, gone = [], []
+        for n in inputs:
+            try:
+                kept.append(self.resolve(n))
+            except MacscalcError:
+                if n not in row.optional:
+                    raise
+                gone.append(repr(n))
+        if len(kept) < 2:
+            raise self._error(f"{row.item.kind} needs two or more inputs, and only "
+                              f"{len(kept)} is left once the rows an if dropped "
+                              f"({', '.join(gone)}) are skipped")
+        return kept
 
     def _reads(self, row: Row, j: int, name: str, changes: dict[str, int],
                inputs: tuple[str, ...] | None) -> tuple[Any, ...] | None:
@@ -319,7 +350,7 @@ class Builder:
         if row.width is not None:
             self.width.append(row.width)
         try:
-            self.place_rows(item.first if j == 0 else item.rest)
+            self.place_rows(item.rows(j))
         finally:
             self.scopes.pop()
             if row.width is not None:
@@ -329,7 +360,7 @@ class Builder:
 
 def build(
     spec: Spec,
-    alpha: Fraction = Fraction(1),
+    alpha: Fraction | None = None,
     size: tuple[int, int] | None = None,
     classes: int | None = None,
     replay: Replay | None = None,
@@ -337,26 +368,39 @@ def build(
 ) -> Network:
     """Apply the transforms and place every primitive; shape errors point at their row.
     Builds of one spec that share a ``Replay`` place rows that read alike only once.
-    ``output_stride`` (default: the spec's ``output_stride:``, else none) turns the
-    backbone's strides past it into dilations (``atrous.py``)."""
-    settings = Settings(alpha, size or spec.size, classes or spec.classes,
-                        output_stride or spec.output_stride)
+    Without ``alpha``, the spec's own (``alpha:``, else 1). ``output_stride`` (default: the
+    spec's ``output_stride:``, else none) turns the backbone's strides past it into
+    dilations (``atrous.py``)."""
+    settings = Settings(spec.alpha if alpha is None else alpha, size or spec.size,
+                        classes or spec.classes, output_stride or spec.output_stride)
     b = Builder(spec, settings, replay)
     if spec.base is not None:
         b.in_base = True
-        b.rule = spec.base.spec.rounding  # the backbone keeps its own width rule
-        mine = {r.name for r in spec.base.spec.rows if r.name}
-        for row in spec.base.spec.rows:
-            b.place_row(row, mine)
-            if spec.base.until in b.shapes or spec.base.until in b.aliases:
-                break
-        else:
-            raise MacscalcError(f"base spec {spec.base.spec.name!r} has no layer named "
-                                f"{spec.base.until!r}", spec.file, spec.base.line, spec.base.col)
+        _place_base(b, spec.base, spec.file)
         b.in_base = False
         b.rule = spec.rounding
     b.place_rows(spec.rows)
     return Network(spec, settings, b.input, tuple(b.nodes))
+
+
+def _place_base(b: Builder, base: Base, file: str) -> None:
+    """A base spec's rows (after its own base's) up to the layer ``until``, or all of them;
+    each spec's rows keep that spec's width rule."""
+    spec, until = base.spec, base.until
+    placed = lambda: until in b.shapes or until in b.aliases  # noqa: E731
+    if spec.base is not None:
+        _place_base(b, spec.base, spec.file)
+        if until is not None and placed():
+            return
+    b.rule = spec.rounding
+    mine = {r.name for r in spec.rows if r.name}
+    for row in spec.rows:
+        b.place_row(row, mine)
+        if until is not None and placed():
+            return
+    if until is not None:
+        raise MacscalcError(f"base spec {spec.name!r} has no layer named {until!r}", file,
+                            base.line, base.col)
 
 
 def unknown_ops(network: Network) -> dict[str, list[str]]:

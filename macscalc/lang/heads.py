@@ -15,7 +15,7 @@ from macscalc.lang.layers import Add, Concat, Conv2d, Depthwise, GlobalPool, Mul
 from macscalc.lang.schema import BOOL, CHANNELS, POS_INT, ArgType, arg
 
 if TYPE_CHECKING:
-    from macscalc.lang.graph import Builder
+    from macscalc.lang.placing import Placer
 
 
 def _rates(v: Any) -> tuple[int, ...]:
@@ -29,7 +29,7 @@ RATES = ArgType(f"a list of atrous rates (positive integers up to {MAX_WINDOW:,}
                 _rates)
 
 
-def _to_input(b: Builder, name: str) -> None:
+def _to_input(b: Placer, name: str) -> None:
     """Bilinear upsampling of the current tensor to the network's input size."""
     b.add(Upsample(size=(b.input.h, b.input.w), mode="bilinear"), name)
 
@@ -51,7 +51,7 @@ class Aspp(BnAct, Block):
     pool = arg(BOOL, True, doc="with the image-pooling branch")
     sep = arg(BOOL, False, doc="depthwise-separable 3×3 branches")
 
-    def _scaled(self, b: Builder, name: str) -> list[int]:
+    def _scaled(self, b: Placer, name: str) -> list[int]:
         os = b.settings.output_stride
         scale = Fraction(self.at, os) if os else Fraction(1)
         rates = [r * scale for r in self.rates]
@@ -60,7 +60,7 @@ class Aspp(BnAct, Block):
                               f"not scale to whole rates at output stride {os}")
         return [int(r) for r in rates]
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         x, shape = b.cur, b.shape()
         branches = []
         with b.within("aspp"):
@@ -94,7 +94,7 @@ class Logits(Block):
     kind: ClassVar[str] = "logits"
     c = arg(CHANNELS, "classes", width=True, doc="output channels (default: classes)")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         b.add(Conv2d(c=self.c, bias=True), f"{name}/conv")
         _to_input(b, f"{name}/resize")
 
@@ -113,7 +113,7 @@ class LrAspp(Block):
     c = arg(CHANNELS, 128, width=True, doc="the head's filters (F)")
     classes = arg(CHANNELS, "classes", width=True, doc="output channels (default: classes)")
 
-    def expand(self, b: Builder, name: str) -> None:
+    def expand(self, b: Placer, name: str) -> None:
         if not b.row_from or len(b.row_from) != 1:
             raise b.row_error(f"{name}: lr_aspp needs from: the low-level feature map")
         x, (low,) = b.cur, b.row_from

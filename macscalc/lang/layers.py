@@ -16,16 +16,17 @@ from typing import ClassVar, NamedTuple
 
 from macscalc.core.errors import ShapeError
 from macscalc.lang.schema import (
-    ACT_FN,
+    ACT_ROW,
     BOOL,
     CHANNELS,
+    NAME,
     NONNEG_INT,
     PADDING,
     PAIR,
     PAIR_NONNEG,
     POOL_OP,
     POS_INT,
-    RATIO,
+    PROB,
     RESIZE_MODE,
     Kind,
     arg,
@@ -124,6 +125,11 @@ class Layer(Kind):
         """Extra operations by category (``OP_CATEGORIES``), counted only when switched on."""
         return {}
 
+    def is_identity(self) -> bool:
+        """True for a row PyTorch runs as the identity at inference (``act: {fn: none}``,
+        ``drop_path``): the builder places nothing and its name stands for its input."""
+        return False
+
     def label(self, ins: Sequence[Shape]) -> str:
         """The group this layer falls in for the per-kind summary."""
         return self.kind
@@ -181,6 +187,12 @@ def _window(
     return h, w
 
 
+def torch_padding(k: tuple[int, int], d: tuple[int, int]) -> tuple[int, int]:
+    """``padding: torch``: (k−1)//2·d per axis, torchvision's rule, which keeps the size of
+    an odd kernel at stride 1 (and gives ⌈n/s⌉ at stride s)."""
+    return ((k[0] - 1) // 2 * d[0], (k[1] - 1) // 2 * d[1])
+
+
 def _kernel_text(k: tuple[int, int], s: tuple[int, int], groups: int = 1,
                  d: tuple[int, int] = (1, 1)) -> str:
     text = f"{k[0]}×{k[1]}/{s[0]}" if s[0] == s[1] else f"{k[0]}×{k[1]}/{s[0]},{s[1]}"
@@ -212,13 +224,16 @@ class Conv2d(ConvArgs, Layer):
             raise ValueError("give groups or group_width, not both")
 
     def resolve(self, ins: Sequence[Shape]) -> Layer:
+        layer = self
+        if self.padding == "torch":
+            layer = layer.replace(padding=torch_padding(self.k, self.d))
         if self.group_width is None:
-            return self
+            return layer
         cin = ins[0].c
         if cin % self.group_width:
             raise ShapeError(f"group_width={self.group_width} must divide the {cin} input "
                              "channels")
-        return self.replace(groups=cin // self.group_width, group_width=None)
+        return layer.replace(groups=cin // self.group_width, group_width=None)
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         cin = ins[0].c
@@ -269,7 +284,7 @@ class DepthwiseArgs:
     m = arg(POS_INT, 1, doc="channel multiplier")
     padding = arg(PADDING, "same", inherit=True, doc="padding")
     d = arg(PAIR, (1, 1), doc="dilation")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
 
 @primitive
@@ -277,6 +292,11 @@ class Depthwise(DepthwiseArgs, Layer):
     """Depthwise conv: one k×k filter per input channel (×m with a channel multiplier)."""
 
     kind: ClassVar[str] = "depthwise"
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        if self.padding == "torch":
+            return self.replace(padding=torch_padding(self.k, self.d))
+        return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, self.d, self.padding)
@@ -366,7 +386,10 @@ class Activation(Layer):
     """An element-wise non-linearity; its cost per element is in ``ACT_OPS``."""
 
     kind: ClassVar[str] = "act"
-    fn = arg(ACT_FN, doc="the function")
+    fn = arg(ACT_ROW, doc="the function (none: the identity, nothing placed)")
+
+    def is_identity(self) -> bool:
+        return self.fn == "none"
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
         return {"act": ACT_OPS[self.fn] * out.numel}
@@ -395,6 +418,11 @@ class Pool(Layer):
                 p > k // 2 for p, k in zip(self.padding, self.k, strict=True)):
             raise ValueError(f"pool padding {list(self.padding)} is more than half the "
                              f"{self.k[0]}×{self.k[1]} window (PyTorch refuses it)")
+
+    def resolve(self, ins: Sequence[Shape]) -> Layer:
+        if self.padding == "torch":
+            return self.replace(padding=torch_padding(self.k, (1, 1)))
+        return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         h, w = _window(ins[0].h, ins[0].w, self.k, self.s, (1, 1), self.padding, self.ceil)
@@ -499,7 +527,19 @@ class Dropout(Layer):
     """Identity at inference; free."""
 
     kind: ClassVar[str] = "dropout"
-    p = arg(RATIO, None, doc="drop probability (documentation only)")
+    p = arg(PROB, None, doc="drop probability (documentation only)")
+
+
+@primitive
+class DropPath(Layer):
+    """Stochastic depth (timm ``DropPath``): drops a residual branch per sample in
+    training, the identity at inference, so nothing is placed."""
+
+    kind: ClassVar[str] = "drop_path"
+    p = arg(PROB, None, doc="drop probability (documentation only)")
+
+    def is_identity(self) -> bool:
+        return True
 
 
 @primitive
@@ -705,13 +745,21 @@ class Upsample(Layer):
     kind: ClassVar[str] = "upsample"
     scale = arg(POS_INT, None, doc="integer scale factor")
     size = arg(PAIR, None, doc="output size (instead of scale)")
+    like = arg(NAME, None, doc="a layer whose size to take (F.interpolate(x, "
+               "size=g.shape[-2:])), read as a second input")
     mode = arg(RESIZE_MODE, "nearest", doc="nearest or bilinear")
 
     def check(self) -> None:
-        if (self.scale is None) == (self.size is None):
-            raise ValueError("upsample needs exactly one of scale or size")
+        if sum(v is not None for v in (self.scale, self.size, self.like)) != 1:
+            raise ValueError("upsample needs exactly one of scale, size or like")
+
+    @property
+    def arity(self) -> int:  # type: ignore[override]
+        return 1 if self.like is None else 2
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if self.like is not None:
+            return Shape(ins[1].h, ins[1].w, ins[0].c)
         if self.size is not None:
             return Shape(self.size[0], self.size[1], ins[0].c)
         return Shape(ins[0].h * self.scale, ins[0].w * self.scale, ins[0].c)
@@ -720,6 +768,8 @@ class Upsample(Layer):
         return {"pool": BILINEAR_OPS * out.numel if self.mode == "bilinear" else 0}
 
     def detail(self) -> str:
+        if self.like is not None:
+            return f"like {self.like} {self.mode}"
         return f"×{self.scale} {self.mode}" if self.scale else f"→{self.size[0]}×{self.size[1]}"
 
 
@@ -738,7 +788,7 @@ class ConvTranspose2d(Layer):
     output_padding = arg(PAIR_NONNEG, (0, 0), doc="extra rows/columns on one side")
     d = arg(PAIR, (1, 1), doc="dilation")
     groups = arg(POS_INT, 1, doc="groups")
-    bias = arg(BOOL, False, doc="with a bias")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
 
     def _side(self, n: int, axis: int) -> int:
         return ((n - 1) * self.s[axis] - 2 * self.padding[axis]

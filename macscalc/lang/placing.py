@@ -40,6 +40,7 @@ class Placer(Protocol):
     """The builder's side that blocks use: place primitives, read shapes, report errors."""
 
     cur: str  # the tensor the next primitive reads by default
+    input: Shape  # the network's input
     shapes: Mapping[str, Shape]
     rule: RoundingRule
     settings: Settings

@@ -169,6 +169,13 @@ def _ratio(v: Any) -> Fraction:
     return positive_ratio(v, MAX_RATIO)
 
 
+def _probability(v: Any) -> Fraction:
+    """A drop probability from 0 to 1, exact (``0``, ``0.2``, ``'1/75'``)."""
+    if not isinstance(v, bool) and v in (0, "0"):
+        return Fraction(0)
+    return positive_ratio(v, 1)
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if v not in options:
@@ -179,7 +186,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 
 def _padding(v: Any) -> str | tuple[int, int]:
-    if v in ("same", "valid"):
+    if v in ("same", "valid", "torch"):
         return v
     return _pair(_bounded(MAX_WINDOW, least=0))(v)
 
@@ -193,6 +200,12 @@ def _names(v: Any) -> tuple[str, ...]:
     if not items or not all(isinstance(i, str) and i for i in items):
         raise ValueError
     return tuple(items)
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError
+    return v
 
 
 def _ints(v: Any) -> tuple[int, ...]:
@@ -213,6 +226,11 @@ def _act(v: Any) -> str | None:
     return _act_fn(v)
 
 
+def _act_or_identity(v: Any) -> str:
+    """An activation row's function; ``none`` is PyTorch's ``nn.Identity``."""
+    return "none" if v in ("none", "identity") else _act_fn(v)
+
+
 def _act_fn(v: Any) -> str:
     return _choice(*ACTIVATIONS)(ACT_ALIASES.get(v, v) if isinstance(v, str) else v)
 
@@ -221,7 +239,8 @@ POS_INT = ArgType(f"a positive integer up to {MAX_CHANNELS:,}", _pos_int)
 PAIR = ArgType(f"a positive integer up to {MAX_WINDOW:,} or a list [h, w] of two",
                _pair(_bounded(MAX_WINDOW)))
 SIZE = ArgType(f"a positive integer up to {MAX_SIZE:,} or [h, w]", _pair(_bounded(MAX_SIZE)))
-REPEATS = ArgType(f"a positive integer up to {MAX_REPEATS:,}", _bounded(MAX_REPEATS))
+REPEATS = ArgType(f"a non-negative integer up to {MAX_REPEATS:,}",
+                  _bounded(MAX_REPEATS, least=0))
 NONNEG_INT = ArgType(f"a non-negative integer up to {MAX_CHANNELS:,}", _nonneg_int)
 PAIR_NONNEG = ArgType(f"a non-negative integer up to {MAX_WINDOW:,} or a list [h, w] of two",
                       _pair(_bounded(MAX_WINDOW, least=0)))
@@ -230,14 +249,18 @@ RATIO = ArgType(f"a positive number up to {MAX_RATIO:,} (or a fraction such as '
                 _ratio)
 INTS = ArgType(f"a list of non-negative integers up to {MAX_CHANNELS:,}", _ints)
 POS_INTS = ArgType(f"a list of positive integers up to {MAX_CHANNELS:,}", _pos_ints)
-PADDING = ArgType(f"'same', 'valid', a non-negative integer up to {MAX_WINDOW:,} or a list "
-                  "[h, w] of two", _padding)
+PADDING = ArgType(f"'same', 'valid', 'torch', a non-negative integer up to {MAX_WINDOW:,} or "
+                  "a list [h, w] of two", _padding)
 CHANNELS = ArgType(f"a positive integer up to {MAX_CHANNELS:,} or 'classes'", _channels)
 NAMES = ArgType("a layer name or a list of layer names", _names)
+NAME = ArgType("a layer name", _name)
 ACT = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act)
 SAME_ACT = ArgType(f"one of {', '.join(ACTIVATIONS)}, none or same",
                    lambda v: "same" if v == "same" else _act(v))
 CHOICE = _choice  # ArgType(expected, CHOICE(...)) for a kind's own set of words
 ACT_FN = ArgType(f"one of {', '.join(ACTIVATIONS)}", _act_fn)
+ACT_ROW = ArgType(f"one of {', '.join(ACTIVATIONS)} or none", _act_or_identity)
+PROB = ArgType("a probability from 0 to 1 (at most 6 decimals, or a fraction such as '1/75')",
+               _probability)
 POOL_OP = ArgType("'avg' or 'max'", _choice("avg", "max"))
 RESIZE_MODE = ArgType("'nearest' or 'bilinear'", _choice("nearest", "bilinear"))

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, kind, show
-from macscalc.core.expr import ExprError, evaluate, is_expression
+from macscalc.core.expr import ExprError, evaluate, is_expression, references
 from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
 from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmentation heads)
 from macscalc.lang.blocks import BLOCKS, Block
-from macscalc.lang.layers import KINDS, Layer
+from macscalc.lang.layers import KINDS, Layer, torch_padding
 from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
@@ -50,11 +50,14 @@ TOP_KEYS = (
     "base",
     "blocks",
     "output_stride",
+    "alpha",
+    "depth",
 )
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
-REQUIRED_TOP = ("name", "source", "input", "classes", "layers")
+REQUIRED_TOP = ("name", "source", "input", "classes")  # and layers, base or both
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 REQUIRED = "required"  # the default of a block argument that every use must give
+BUILTIN_ARGS = ("i",)  # set by the builder in every block: the repeat index
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -72,6 +75,7 @@ class Row(NamedTuple):
     line: int
     col: int
     role: str | None = None  # groups the row's primitives in the per-kind summary
+    optional: tuple[str, ...] = ()  # ``from`` names of rows an ``if`` dropped: skipped if absent
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
@@ -79,12 +83,16 @@ class Row(NamedTuple):
 
 class UserBlock(NamedTuple):
     """A use of a block the spec defines: its rows with the arguments substituted, once as
-    written and once for repeats (``s`` set to 1)."""
+    written and once for repeats (``s`` set to 1), or once per repeat when its rows use the
+    repeat index ``$i``."""
 
     kind: str
     args: dict[str, Any]
-    first: tuple[Row, ...]
-    rest: tuple[Row, ...]
+    repeats: tuple[tuple[Row, ...], ...]
+
+    def rows(self, j: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j`` (from 0)."""
+        return self.repeats[min(j, len(self.repeats) - 1)]
 
 
 class BlockDef(NamedTuple):
@@ -92,17 +100,18 @@ class BlockDef(NamedTuple):
     arguments."""
 
     name: str
-    args: dict[str, Any]  # argument → default (REQUIRED when every use must give it)
+    args: LocDict  # argument → default (REQUIRED when every use must give it)
     rows: LocList
     line: int
     col: int
 
 
 class Base(NamedTuple):
-    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer."""
+    """``base: {spec: mobilenet_v2, until: pw18}``: another spec's rows up to a layer (all
+    of them without ``until``)."""
 
     spec: Spec
-    until: str
+    until: str | None
     line: int
     col: int
 
@@ -133,6 +142,8 @@ class Spec(NamedTuple):
     line: int = 1  # where ``name:`` is written, for annotations about the whole spec
     base: Base | None = None  # rows taken from another spec, placed first
     output_stride: int | None = None  # past it, the backbone's strides become dilations
+    alpha: Fraction = Fraction(1)  # the width multiplier a build takes unless given one
+    depth: Fraction = Fraction(1)  # the depth multiplier the rows' ``n`` were scaled by
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -243,27 +254,37 @@ def _inheritable() -> dict[str, Arg]:
     return found
 
 
-def parse(text: str, file: str) -> Spec:
-    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`."""
+def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
+    """Parse and validate spec text; every mistake is a located :class:`MacscalcError`.
+    ``depth`` (default: the spec's own ``depth:``, else 1) multiplies every written ``n``,
+    rounded up as EfficientNet does (⌈n·d⌉)."""
     r = _Reader(file)
     doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
     for key in REQUIRED_TOP:
         if key not in doc:
-            raise r.fail(
-                f"missing required key {key!r} (a spec needs: {', '.join(REQUIRED_TOP)})", doc.loc
-            )
+            raise r.fail(f"missing required key {key!r} (a spec needs: "
+                         f"{', '.join(REQUIRED_TOP)}, and layers, base or both)", doc.loc)
+    if "layers" not in doc and "base" not in doc:
+        raise r.fail("missing required key 'layers' (a spec needs layers, base or both)",
+                     doc.loc)
     inp = r.mapping(doc["input"], doc.value_locs["input"], "'input'")
     r.keys(inp, ("size", "channels"), "'input'")
     if "size" not in inp:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
     rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
-    ctx = _Context(r, defaults, _blocks(r, doc))
-    layers = doc["layers"]
-    if not isinstance(layers, LocList) or not layers:
+    if depth is None and "depth" in doc:
+        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec")
+    base = _base(r, doc, depth)  # scaled alike; else its own depth and alpha carry over
+    if depth is None:
+        depth = base.spec.depth if base is not None else Fraction(1)
+    alpha = base.spec.alpha if base is not None else Fraction(1)
+    ctx = _Context(r, defaults, _blocks(r, doc), depth)
+    layers = doc.get("layers")
+    if "layers" in doc and (not isinstance(layers, LocList) or not layers):
         raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
-    rows = ctx.rows(layers)
+    rows = ctx.rows(layers) if layers else ()
     return Spec(
         name=r.value(doc, "name", _text, "a non-empty string", "the spec"),
         title=r.value(doc, "title", _text, "a non-empty string", "the spec", doc["name"]),
@@ -277,31 +298,34 @@ def parse(text: str, file: str) -> Spec:
         family=r.value(doc, "family", _text, "a non-empty string", "the spec", None),
         notes=r.value(doc, "notes", _text, "a non-empty string", "the spec", ""),
         budget=_budget(r, doc),
-        base=_base(r, doc),
+        base=base,
         output_stride=r.value(doc, "output_stride", POS_INT, POS_INT.expected, "the spec",
                               None),
         line=doc.key_locs["name"][0],
+        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", alpha),
+        depth=depth,
     )
 
 
-def _base(r: _Reader, doc: LocDict) -> Base | None:
-    """A backbone taken from another spec, up to (and including) the layer ``until``."""
+def _base(r: _Reader, doc: LocDict, depth: Fraction | None) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``, or
+    the whole spec; its rows' ``n`` scaled by ``depth`` when given (else by its own)."""
     if "base" not in doc:
         return None
     b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
     r.keys(b, ("spec", "until"), "'base'")
-    for key in ("spec", "until"):
-        if key not in b:
-            raise r.fail(f"'base' needs {key!r} (a spec name and the layer it ends with)", b.loc)
+    if "spec" not in b:
+        raise r.fail("'base' needs 'spec' (a spec name, and optionally 'until', the layer "
+                     "it ends with)", b.loc)
     ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = _base_spec(ref, r.file)
+        spec = _base_spec(ref, r.file, depth)
     except MacscalcError as e:
         if e.line is not None:
             raise  # a mistake inside the base spec, located there
         raise r.fail(f"base spec: {e.message}", b.value_locs["spec"]) from None
-    line, col = b.value_locs["until"]
-    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'"), line, col)
+    line, col = b.value_locs.get("until", b.loc)
+    return Base(spec, r.value(b, "until", _text, "a layer name", "'base'", None), line, col)
 
 
 def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
@@ -322,13 +346,48 @@ def _budget(r: _Reader, doc: LocDict) -> dict[str, SpecLimit]:
     return out
 
 
-def _defaults(r: _Reader, doc: LocDict) -> dict[str, Any]:
+class Default(NamedTuple):
+    """A ``defaults:`` value and where it is written, so that an error it causes in a row
+    can point at it."""
+
+    value: Any
+    line: int
+
+
+def _defaults(r: _Reader, doc: LocDict) -> dict[str, Default]:
     if "defaults" not in doc:
         return {}
     d = r.mapping(doc["defaults"], doc.value_locs["defaults"], "'defaults'")
     allowed = _inheritable()
     r.keys(d, list(allowed), "'defaults'")
-    return {k: r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'") for k in d}
+    return {k: Default(r.value(d, k, allowed[k].type, allowed[k].type.expected, "'defaults'"),
+                       d.value_locs[k][0]) for k in d}
+
+
+def _kernels(item: Layer | Block) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The kernels (size, dilation) a row's ``padding`` applies to: ``k``, or uib's
+    ``k_start``, ``k_mid`` and ``k_end`` that are not 0."""
+    d = getattr(item, "d", (1, 1))
+    found = []
+    for field in ("k", "k_start", "k_mid", "k_end"):
+        k = getattr(item, field, 0) if field in item.args else 0
+        if k:
+            found.append(((k, k) if isinstance(k, int) else k, d))
+    return found
+
+
+def _check_default_padding(item: Layer | Block, default: Default) -> None:
+    """A number in ``defaults: {padding: p}`` is meant for the spec's usual kernel; on any
+    kernel it would not keep at its size (p ≠ (k−1)/2·d) it is refused, never applied:
+    a 5×5 depthwise padded 1 shrinks the network silently."""
+    for k, d in _kernels(item):
+        need = torch_padding(k, d)
+        if default.value != need:
+            raise ValueError(
+                f"padding {list(default.value)} from 'defaults' (line {default.line}) does not "
+                f"fit this row's {k[0]}×{k[1]} kernel, which keeps its size with padding "
+                f"{list(need)}: write 'padding: torch' in defaults for (k−1)/2·d on every "
+                "kernel, or give this row its own padding")
 
 
 def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
@@ -348,6 +407,16 @@ def _rounding(r: _Reader, doc: LocDict) -> RoundingRule:
             loc,
         )
     return RULES[value]
+
+
+_MULTIPLIER = f"a positive number up to {MAX_ALPHA} (at most 6 decimals)"
+
+
+def _multiplier(v: Any) -> Fraction:
+    """A width or depth multiplier: ``1.4`` → 7/5, exactly."""
+    from macscalc.core.units import positive_ratio
+
+    return positive_ratio(v, MAX_ALPHA)
 
 
 def _min_ratio(v: Any) -> Fraction:
@@ -381,15 +450,22 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
         if not isinstance(rows, LocList) or not rows:
             raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
                          d.value_locs.get("layers", d.loc))
-        out[name] = BlockDef(name, dict(args), rows, *loc)
+        for a in args:
+            if a in BUILTIN_ARGS:
+                raise r.fail(f"argument {a!r} of block {name!r} is set by the builder "
+                             "($i is the repeat index); choose another name",
+                             args.key_locs[a])
+        out[name] = BlockDef(name, args, rows, *loc)
     _no_recursion(r, out)
     return out
 
 
 def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
-    return [(next(iter(row)), loc) for row, loc in zip(bdef.rows, bdef.rows.item_locs,
-                                                        strict=True)
-            if isinstance(row, LocDict) and len(row) == 1 and next(iter(row)) in blocks]
+    """The blocks a block's rows use, written ``- blk: {...}`` or bare ``- blk``."""
+    kinds = [(row if isinstance(row, str) else next(iter(row)), loc)
+             for row, loc in zip(bdef.rows, bdef.rows.item_locs, strict=True)
+             if isinstance(row, str) or (isinstance(row, LocDict) and len(row) == 1)]
+    return [(kind, loc) for kind, loc in kinds if kind in blocks]
 
 
 def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
@@ -415,23 +491,35 @@ class _Context:
     """Reads rows: primitives and built-in blocks directly, the spec's own blocks by
     substituting a use's arguments into their raw rows (bounded in total size)."""
 
-    def __init__(self, r: _Reader, defaults: dict[str, Any], blocks: dict[str, BlockDef]):
+    def __init__(self, r: _Reader, defaults: dict[str, Default],
+                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1)):
         self.r = r
         self.defaults = defaults
         self.blocks = blocks
+        self.depth = depth
         self.expanded = 0
+
+    def repeats(self, body: LocDict, what: str) -> int:
+        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉."""
+        n = self.r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        return -(-n * self.depth // 1) if "n" in body else n
 
     def rows(self, items: LocList, env: dict[str, Any] | None = None,
              where: str = "") -> tuple[Row, ...]:
         out = []
+        dropped: set[str] = set()  # names of rows an `if` (or n: 0) left out
         for item, loc in zip(items, items.item_locs, strict=True):
             if env is not None:
                 item = self.substitute(item, loc, env, where)
                 if item is None:
                     continue
             row = self.row(item, loc)
-            if row is not None:
-                out.append(row)
+            if row is None:
+                name = _written_name(item)
+                if name is not None:
+                    dropped.add(name)
+            else:
+                out.append(_skip_dropped(row, dropped))
         return tuple(out)
 
     def substitute(self, value: Any, loc: Loc, env: dict[str, Any], where: str) -> Any:
@@ -460,6 +548,8 @@ class _Context:
 
     def row(self, item: Any, loc: Loc) -> Row | None:
         r = self.r
+        if isinstance(item, str) and (item in ROW_KINDS or item in self.blocks):
+            item = _bare(item, loc)  # `- flatten`: a kind with no arguments
         if not isinstance(item, LocDict) or len(item) != 1:
             raise r.fail(
                 "a row must be one kind with its arguments, e.g. '- conv: {c: 32, k: 3, s: 2}'",
@@ -474,6 +564,8 @@ class _Context:
         if not r.value(body, "if", _condition, "true or false (or an expression of block "
                        "arguments)", what, True):
             return None
+        if r.value(body, "n", REPEATS, REPEATS.expected, what, 1) == 0:
+            return None  # no repeats: placed as an `if` that is false
         if kind in self.blocks:
             return self.use(self.blocks[kind], body, loc)
         cls = ROW_KINDS[kind]
@@ -483,13 +575,17 @@ class _Context:
             for name, a in cls.args.items()
             if name in body
         }
+        inherited = []
         for name, a in cls.args.items():
             if name not in values and a.inherit and name in self.defaults:
-                values[name] = self.defaults[name]
+                values[name] = self.defaults[name].value
+                inherited.append(name)
             if name not in values and a.required:
                 raise r.fail(f"{what} needs {name!r} ({a.doc})", body.loc)
         try:
             instance = cls(**values)
+            if "padding" in inherited and isinstance(values["padding"], tuple):
+                _check_default_padding(instance, self.defaults["padding"])
         except ValueError as e:
             raise r.fail(str(e), body.loc) from None
         return self.make(instance, body, loc, what)
@@ -499,7 +595,7 @@ class _Context:
         self.expanded += 1
         if self.expanded > MAX_EXPANDED_ROWS:
             raise r.fail(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows", loc)
-        n = r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
+        n = self.repeats(body, what)
         return Row(
             item=item,
             name=r.value(body, "name", _name, "a name (letters, digits, _ and -)", what, None),
@@ -523,29 +619,71 @@ class _Context:
                 raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
                              f"(its arguments: {', '.join(bdef.args) or 'none'})",
                              body.key_locs[key])
-        env = {}
+        env: dict[str, Any] = {}
         for a, default in bdef.args.items():
             if a in body:
                 env[a] = body[a]
             elif default == REQUIRED:
                 raise r.fail(f"{what} needs argument {a!r} (its arguments: "
                              f"{', '.join(bdef.args)})", body.loc)
-            else:
-                env[a] = default
+            else:  # a default may use the arguments declared before it
+                env[a] = self.substitute(
+                    default, bdef.args.value_locs[a], env,
+                    f" (in the default of {a!r} of {what}, used at line {loc[0]})")
         where = f" (in block {bdef.name!r} used at line {loc[0]})"
-        first = self.expand(bdef, env, where)
-        rest = first
-        if "s" in env and env["s"] != 1 and r.value(body, "n", POS_INT, "", what, 1) > 1:
-            rest = self.expand(bdef, {**env, "s": 1}, where)
-        return self.make(UserBlock(bdef.name, env, first, rest), body, loc, what)
+        n = self.repeats(body, what)
+        if _uses_index(bdef.rows):
+            repeats = tuple(self.expand(bdef, {**env, "s": 1} if j and "s" in env else env,
+                                        where, j) for j in range(n))
+        else:
+            repeats = (self.expand(bdef, env, where),)
+            if "s" in env and env["s"] != 1 and n > 1:
+                repeats += (self.expand(bdef, {**env, "s": 1}, where),)
+        return self.make(UserBlock(bdef.name, env, repeats), body, loc, what)
 
-    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str) -> tuple[Row, ...]:
+    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str,
+               index: int = 0) -> tuple[Row, ...]:
+        """The block's rows with ``env`` and the repeat index ``$i`` substituted."""
         try:
-            return self.rows(bdef.rows, env, where)
+            return self.rows(bdef.rows, {**env, "i": index}, where)
         except MacscalcError as e:
             if "(in block " in e.message:  # the innermost use says where
                 raise
             raise MacscalcError(e.message + where, e.file, e.line, e.col) from None
+
+
+def _written_name(item: Any) -> str | None:
+    """The ``name`` a raw row writes, if any."""
+    body = next(iter(item.values()), None) if isinstance(item, dict) and len(item) == 1 else None
+    name = body.get("name") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _skip_dropped(row: Row, dropped: set[str]) -> Row:
+    """A concat or add may skip the names of rows an ``if`` dropped (``from: [b1, b2,
+    b3]`` joins b1 and b3 when b2 is gone); the builder skips them only where no other
+    layer of that name exists (a split's ``x.0``)."""
+    if not dropped or not row.inputs or getattr(row.item, "arity", 1) is not None:
+        return row
+    return row._replace(optional=tuple(n for n in row.inputs if n in dropped))
+
+
+def _uses_index(value: Any) -> bool:
+    """Whether raw rows refer to the repeat index ``$i`` anywhere."""
+    if isinstance(value, dict):
+        return any(_uses_index(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_index(v) for v in value)
+    return is_expression(value) and "i" in references(value)
+
+
+def _bare(kind: str, loc: Loc) -> LocDict:
+    """A row written as its kind alone, as the mapping ``{kind: {}}``."""
+    item = LocDict()
+    item[kind] = None
+    item.loc = loc
+    item.key_locs[kind] = item.value_locs[kind] = loc
+    return item
 
 
 def _condition(v: Any) -> bool:
@@ -581,25 +719,26 @@ def builtin_names() -> list[str]:
 _LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", default=())
 
 
-def load_spec(ref: str) -> Spec:
-    """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
+def load_spec(ref: str, depth: Fraction | None = None) -> Spec:
+    """Load a spec by path, or a built-in by name (``mobilenet_v2``), its rows' ``n``
+    scaled by ``depth`` (default: the spec's own ``depth:``)."""
     if _is_file(Path(ref)):
-        return _load(Path(ref), ref)
-    return _builtin(ref)
+        return _load(Path(ref), ref, depth)
+    return _builtin(ref, depth=depth)
 
 
-def _builtin(name: str, note: str = "") -> Spec:
+def _builtin(name: str, note: str = "", depth: Fraction | None = None) -> Spec:
     if name not in builtin_names():
         raise _unknown(name, note)
-    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml")
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth)
 
 
-def _base_spec(ref: str, naming: str) -> Spec:
+def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
     """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
     spec that names it (``naming``), inside its outermost spec's folder or the current one.
     Nothing else is opened, so a spec cannot make macscalc read other files."""
     if not ref.endswith((".yaml", ".yml")):
-        return _builtin(ref, "; a base file's name ends in .yaml or .yml")
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth)
     chain = _LOADING.get()
     here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
     if Path(ref).is_absolute():
@@ -612,10 +751,10 @@ def _base_spec(ref: str, naming: str) -> Spec:
                             f"{chain[0][1] if chain else naming} and the current folder")
     if not _is_file(real):
         raise _unknown(ref)
-    return _load(real, os.path.normpath(Path(naming).parent / ref))
+    return _load(real, os.path.normpath(Path(naming).parent / ref), depth)
 
 
-def _load(path: Path, file: str) -> Spec:
+def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
     chain = _LOADING.get()
     real = _resolved(path)
     if any(real == seen for seen, _ in chain):
@@ -627,7 +766,7 @@ def _load(path: Path, file: str) -> Spec:
     text = read_text(path, file, "spec")
     token = _LOADING.set((*chain, (real, file)))
     try:
-        return parse(text, file)
+        return parse(text, file, depth)
     finally:
         _LOADING.reset(token)
 

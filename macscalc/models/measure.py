@@ -159,7 +159,6 @@ def csv_header() -> str:
 def grid_points(text: str) -> list[Measurement]:
     """``--grid``: a CSV file (spec,alpha,res,classes[,ms]), or a comma list of family
     names (their published grid points) and specs (at their defaults)."""
-    from fractions import Fraction
 
     from macscalc.published.tables import families, load_family
 
@@ -175,7 +174,7 @@ def grid_points(text: str) -> list[Measurement]:
             out += [Measurement(r.spec, r.alpha, r.res, None, None)
                     for r in load_family(item).primary.rows]
         else:
-            out.append(Measurement(item, Fraction(1), None, None, None))
+            out.append(Measurement(item, None, None, None, None))
     if not out:
         raise MacscalcError(f"--grid {text!r} names no specs (a CSV file, or families such as "
                             f"{', '.join(known)}, or specs, comma-separated)")

@@ -117,6 +117,8 @@ def settings_data(network: Network) -> dict[str, Any]:
            "rounding": network.spec.rounding.name}
     if s.output_stride is not None:
         out["output_stride"] = s.output_stride
+    if network.spec.depth != 1:  # the rows' repeats were scaled (--depth, depth:)
+        out["depth"] = fmt_alpha(network.spec.depth)
     return out
 
 

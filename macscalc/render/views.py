@@ -61,7 +61,8 @@ def count_doc(report: Report, flops: bool = False, checks: Checks | None = None)
         table, data["paper_split"] = _split_table(checks.split)
         tables.append(table)
     s = net.settings
-    title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {s.size[0]}×{s.size[1]}, "
+    depth = f"depth {fmt_alpha(net.spec.depth)}, " if net.spec.depth != 1 else ""
+    title = (f"{net.spec.title} — α {fmt_alpha(s.alpha)}, {depth}{s.size[0]}×{s.size[1]}, "
              f"{s.classes} classes"
              + (f", output stride {s.output_stride}" if s.output_stride else "")
              + f" ({net.spec.source.split(';')[0]})")
