@@ -765,6 +765,13 @@ def measure(
         "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
         "micronet: their published grid points) and specs, comma-separated, or a CSV file "
         "with the header spec,alpha,res,classes.")] = None,
+    max_runs: Annotated[int | None, typer.Option(
+        "--max-runs", min=1, help="Where a timing's interquartile range exceeds 5 % of its "
+        "median, time it again in batches of --runs, up to this many runs. Default: "
+        "4 × --runs.")] = None,
+    cpu: Annotated[int | None, typer.Option(
+        "--cpu", min=0, help="Pin the process to this CPU (Linux), so the timings do not move "
+        "with the scheduler on a shared machine.")] = None,
     output: OutputOpt = None,
 ) -> None:
     """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
@@ -790,7 +797,9 @@ def measure(
             a = parse_alpha(alpha) if alpha is not None else Fraction(1)
             points, base = [Measurement(spec, a, res, classes, None)], None
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
-                                      progress=grid is not None)
+                                      progress=grid is not None,
+                                      max_runs=4 * runs if max_runs is None else max_runs,
+                                      cpu=cpu)
         for line in summaries:
             typer.echo(line, err=True)
         if output is None:
