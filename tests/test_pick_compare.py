@@ -62,10 +62,10 @@ def test_pick_unpublished_points_are_marked_and_unranked():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--max-latency", "10"], "error: --max-latency needs --device (published: pixel1, pixel2, "
-                              "pixel3; profiles: cpu_epyc_2t, pixel1 or a file from macscalc "
+                              "pixel3; profiles: cpu_epyc_1t, pixel1 or a file from macscalc "
                               "calibrate)\n"),
     (["--device", "iphone"], "error: no published latencies or profile for device 'iphone' "
-                             "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_2t, "
+                             "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_1t, "
                              "pixel1 or a file from macscalc calibrate)\n"),
     (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, v1, v2, "
                          "v3, zoo)\n"),
