@@ -383,3 +383,20 @@ def test_plain_count_imports_no_numpy():
                          check=True).stdout
     assert out.splitlines()[-1] == "[]"
 
+
+
+def test_count_device_gives_each_layer_its_estimate_and_the_time_by_kind():
+    data = _json("count", "shufflenet_v2_x1_0", "--device", "cpu_epyc_1t")
+    report = data["reports"][0]
+    lat = report["totals"]["latency_ms"]
+    layers = report["layers"]
+    # every kernel's µs sits under the layer that launches it; fused BN/relu rows get 0
+    assert sum(r["est_us"] for r in layers) / 1000 == pytest.approx(lat["ms"], abs=1e-3)
+    assert {r["est_us"] for r in layers if r["kind"] == "batchnorm"} == {0.0}
+    kinds_ = {k["kind"]: k for k in lat["by_kind"]}
+    assert sum(k["ms"] for k in lat["by_kind"]) == pytest.approx(lat["ms"], abs=1e-3)
+    # ShuffleNet V2 1.0: 16 shuffles, and 33 layout conversions around its splits,
+    # concatenations and shuffles (test_kernels_by_hand shows the rule)
+    assert (kinds_["shuffle"]["kernels"], kinds_["layout conversion"]["kernels"]) == (16, 33)
+    out = runner.invoke(app, ["count", "shufflenet_v2_x1_0", "--device", "cpu_epyc_1t"]).stdout
+    assert "Estimated time by layer kind on cpu_epyc_1t" in out and "est. µs" in out

@@ -365,6 +365,8 @@ class Estimate(NamedTuple):
     unseen: tuple[str, ...]  # kinds of work the calibration never saw
     published: str | None = None  # ms as published for this model on the device
     published_source: str | None = None
+    layer_us: dict[str, float] = {}  # each kernel's µs, under the layer that launches it
+    by_kind: tuple[tuple[str, int, float], ...] = ()  # (layer kind, kernels, ms)
 
     def text(self) -> str:
         pub = (f"; published {self.published} ms ({self.published_source})"
@@ -379,15 +381,41 @@ class Estimate(NamedTuple):
                 "high": round(self.high, 4), "profile": self.profile,
                 "band_pct": self.band_pct, "estimated": True,
                 "unseen_kinds": list(self.unseen), "published_ms": self.published,
-                "published_source": self.published_source}
+                "published_source": self.published_source,
+                "by_kind": [{"kind": k, "kernels": n, "ms": round(ms, 4),
+                             "share_pct": round(100 * ms / self.ms, 1) if self.ms else 0.0}
+                            for k, n, ms in self.by_kind]}
 
 
 def estimate(report: Counted, profile: Profile,
              published: tuple[str, str] | None = None) -> Estimate:
     """The profile's estimate, with the published latency (ms as printed, source) beside it
     when the caller found one (``published.published_latency``)."""
-    ms = profile.predict(report.network)
+    network = report.network
+    ms = profile.predict(network)
     p = profile.loo.p90 / 100
+    layer_us, by_kind = per_layer(network, profile.kernel_times(network))
     return Estimate(ms, ms / (1 + p), ms / (1 - p) if p < 1 else math.inf, profile.name,
-                    profile.loo.p90, tuple(sorted(kinds(report.network) - set(profile.kinds))),
-                    *(published or (None, None)))
+                    profile.loo.p90, tuple(sorted(kinds(network) - set(profile.kinds))),
+                    *(published or (None, None)), layer_us, by_kind)
+
+
+def per_layer(network: Network, times: list[KernelTime]
+              ) -> tuple[dict[str, float], tuple[tuple[str, int, float], ...]]:
+    """Each kernel's µs under the layer that launches it (a layout conversion under the
+    layer whose output it converts), and the time by layer kind, largest first."""
+    nodes = {n.name: n for n in network.nodes}
+    first = network.nodes[0].name if network.nodes else "input"
+    us: dict[str, float] = {}
+    kinds_: dict[str, list[float]] = {}
+    for t in times:
+        head = t.kernel.nodes[0] if t.kernel.nodes[0] in nodes else first
+        us[head] = us.get(head, 0.0) + 1e3 * t.ms
+        n = nodes.get(head)
+        label = "layout conversion" if t.kernel.what == "reorder" or n is None else (
+            n.role or n.layer.label(n.in_shapes))
+        row = kinds_.setdefault(label, [0, 0.0])
+        row[0] += 1
+        row[1] += t.ms
+    return us, tuple(sorted(((k, int(n), ms) for k, (n, ms) in kinds_.items()),
+                            key=lambda r: -r[2]))
