@@ -27,18 +27,22 @@ def test_suggest_is_deterministic_and_pins_every_constant():
     names = [n for n in builtin_names() if not n.startswith("ssd")]
     nets = _networks(names)
     ref = load_profile("cpu_epyc_1t")
-    first = suggest(nets, 8, ref)
-    assert suggest(nets, 8, ref) == first
-    assert len(set(first.picks)) == 8
-    # the built-ins exercise all 8 terms, and the 8 picks identify all of them: the
+    n = len(TERMS)  # 9 constants need 9 models
+    first = suggest(nets, n, ref)
+    assert suggest(nets, n, ref) == first
+    assert len(set(first.picks)) == n
+    # the built-ins exercise all 9 terms, and the 9 picks identify all of them: the
     # chosen rows (as the fit weights them) have full column rank
     assert first.terms == [t.name for t in TERMS]
     x = np.array([[features(nets[i])[t.name] for t in TERMS] for i in first.picks])
     t = x @ np.array(ref.coefs())
-    assert np.linalg.matrix_rank(x / t[:, None]) == len(TERMS) == first.rank
-    # 8 MobileNets alone cannot: no grouped convs, no swish (rank below 8)
+    assert np.linalg.matrix_rank(x / t[:, None]) == n == first.rank
+    # 8 picks are the first 8 of these (greedy) and leave one direction unpinned
+    eight = suggest(nets, 8, ref)
+    assert (eight.picks, eight.rank) == (first.picks[:8], 8)
+    # MobileNets alone cannot: no grouped convs, no swish, no FC-heavy model
     mobilenets = _networks([n for n in names if n.startswith("mobilenet")])
-    assert suggest(mobilenets, 8, ref).rank < len(TERMS)
+    assert suggest(mobilenets, 9, ref).rank < n
 
 
 def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
@@ -49,7 +53,7 @@ def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
     assert lines[0] == ("# macscalc calibrate --suggest 3: of 4 candidates, the 3 whose timings "
                         "best pin the latency model's constants (greedy D-optimal design over "
                         "their features)")
-    assert lines[1].endswith(": too few models to pin them all")  # 3 rows, 7 terms used
+    assert lines[1].endswith(": too few models to pin them all")  # 3 rows, 8 terms used
     assert lines[3] == "spec,alpha,res,classes,ms"
     rows = lines[4:]
     assert len(rows) == 3 and all(r.endswith(",1.0,224,1000,") for r in rows)

@@ -43,11 +43,11 @@ GRID = [("resnet18", "1.0", 96), ("regnet_x_400mf", "1.0", 96), ("mobilenet_v2",
         ("mobilenet_v3_small", "1.0", 160), ("ghostnet_100", "1.0", 96),
         ("micronet_m0", "1.0", 160), ("efficientnet_b0", "1.0", 128),
         ("regnet_x_400mf", "1.0", 128), ("mobilenet_v3_large", "1.0", 128),
-        ("googlenet", "1.0", 96)]
+        ("googlenet", "1.0", 96), ("resnet50", "1.0", 96), ("squeezenet1_0", "1.0", 128)]
 # constants to recover, in the profile's physical units
 KNOWN = {"conv1x1_gmacs_per_s": 40.0, "conv_gmacs_per_s": 30.0, "group_gmacs_per_s": 20.0,
-         "dw_gmacs_per_s": 10.0, "dw_gouts_per_s": 2.0, "exp_gelems_per_s": 3.0,
-         "gbytes_per_s": 25.0, "us_per_kernel": 2.5}
+         "dw_gmacs_per_s": 10.0, "dw_mplanes_per_s": 20.0, "exp_gelems_per_s": 3.0,
+         "gbytes_per_s": 25.0, "weight_gbytes_per_s": 8.0, "us_per_kernel": 2.5}
 HAND = ("  - conv: {c: 8, k: 3, bn: true, act: relu}\n"
         "  - dw: {k: 5, bn: true, act: hswish}\n"
         "  - shuffle: {groups: 2}\n"
@@ -73,24 +73,25 @@ def test_kernels_by_hand(spec_file):
     net = counted(str(spec_file(HAND))).network
     got = [(k.nodes[0], k.what, k.features) for k in kernels(net)]
     assert got == [
-        # 3·3·3·8·64 MACs; bytes 4·(192 in + 512 out + 216 weights); BN, relu fused
-        ("conv1/conv", "conv2d", {"macs_conv": 13_824, "bytes": 3_680}),
-        # 5·5·8·64 MACs, 512 outputs; 4·(512 + 512 + 200); h-swish fused
-        ("dw1/dw", "depthwise", {"macs_dw": 12_800, "bytes": 4_896, "dw_out": 512}),
+        # 3·3·3·8·64 MACs; bytes 4·(192 in + 512 out), weights 4·216; BN, relu fused
+        ("conv1/conv", "conv2d", {"macs_conv": 13_824, "bytes": 2_816, "wbytes": 864}),
+        # 5·5·8·64 MACs, 8 channel planes; 4·(512 + 512), weights 4·200; h-swish fused
+        ("dw1/dw", "depthwise", {"macs_dw": 12_800, "bytes": 4_096, "wbytes": 800,
+                                 "dw_planes": 8}),
         # the shuffle runs in plain layout: its input converted (read + write 512), itself
         # (read + write), and its output converted back for the conv
         ("dw1/dw.hswish", "reorder", {"bytes": 4_096}),
         ("shuffle1", "shuffle", {"bytes": 4_096}),
         ("shuffle1", "reorder", {"bytes": 4_096}),
-        # 8·8·64 MACs; 4·(512 + 512 + 64); swish is not fused: exp on 512 elements
-        ("pw1/pw", "conv2d", {"macs_conv1x1": 4_096, "bytes": 4_352}),
+        # 8·8·64 MACs; 4·(512 + 512), weights 4·64; swish is not fused: exp on 512
+        ("pw1/pw", "conv2d", {"macs_conv1x1": 4_096, "bytes": 4_096, "wbytes": 256}),
         ("pw1/pw.swish", "act", {"bytes": 4_096, "exp": 512}),
         ("global_pool1", "global_pool", {"bytes": 4 * (512 + 8)}),
         ("global_pool1", "reorder", {"bytes": 2 * 4 * 8}),  # FC runs in plain layout
-        ("fc1/fc", "linear", {"macs_fc": 80, "bytes": 4 * (8 + 10 + 80)})]
+        ("fc1/fc", "linear", {"macs_fc": 80, "bytes": 4 * (8 + 10), "wbytes": 4 * 80})]
     assert features(net) == {"macs_conv1x1": 4_176, "macs_conv": 13_824, "macs_group": 0,
-                             "macs_dw": 12_800, "dw_out": 512, "exp": 512, "bytes": 31_848,
-                             "kernels": 10}
+                             "macs_dw": 12_800, "dw_planes": 8, "exp": 512, "bytes": 29_608,
+                             "wbytes": 2_240, "kernels": 10}
 
 
 def test_features_of_mobilenet_v2_match_onnxruntime_kernels():
@@ -167,9 +168,10 @@ def test_errors_summary():
 def test_estimate_by_hand(spec_file):
     report = counted(str(spec_file(HAND)))
     # the features of test_kernels_by_hand at KNOWN's rates, each amount / (rate · 1e6) ms:
-    # 4,176 / 40 + 13,824 / 30 + 12,800 / 10 + 512 / 2 + 512 / 3 (× 1e-6 ms) + 31,848 B at
-    # 25 GB/s + 10 kernels × 2.5 µs
-    ms = (4176 / 40 + 13824 / 30 + 12800 / 10 + 512 / 2 + 512 / 3 + 31848 / 25) * 1e-6 + 0.025
+    # 4,176 / 40 + 13,824 / 30 + 12,800 / 10 + 512 / 3 (× 1e-6 ms) + 29,608 B at 25 GB/s +
+    # 2,240 weight bytes at 8 GB/s; 8 planes at 20 M/s (8 / 20e3 ms); 10 kernels × 2.5 µs
+    ms = ((4176 / 40 + 13824 / 30 + 12800 / 10 + 512 / 3 + 29608 / 25 + 2240 / 8) * 1e-6
+          + 8 / 20e3 + 0.025)
     est = estimate(report, profile())
     assert est.ms == pytest.approx(ms, rel=1e-12)
     # band from the leave-one-out p90 of 20 %: [ms / 1.2, ms / 0.8]
@@ -193,10 +195,10 @@ def test_profile_round_trips(tmp_path):
     path = tmp_path / "toy.yaml"
     path.write_text(profile_yaml(p), encoding="utf-8")
     assert load_profile(str(path)) == p
-    zero_rate = profile(constants={**KNOWN, "dw_gouts_per_s": math.inf})
+    zero_rate = profile(constants={**KNOWN, "dw_mplanes_per_s": math.inf})
     path.write_text(profile_yaml(zero_rate), encoding="utf-8")
     loaded = load_profile(str(path))
-    assert loaded.constants["dw_gouts_per_s"] == math.inf and loaded.coefs()[4] == 0
+    assert loaded.constants["dw_mplanes_per_s"] == math.inf and loaded.coefs()[4] == 0
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -279,10 +281,10 @@ def test_calibrate_recovers_constants_and_is_deterministic(tmp_path):
     p = load_profile(str(tmp_path / "a.yaml"))
     # written to 4 significant digits
     assert p.constants == pytest.approx(KNOWN, rel=5e-4)
-    assert (p.rows, p.loo.within_10, p.name) == (16, 100.0, "toy")
-    assert p.fitted_on == "m.csv, 16 rows (measured by hand)"
+    assert (p.rows, p.loo.within_10, p.name) == (18, 100.0, "toy")
+    assert p.fitted_on == "m.csv, 18 rows (measured by hand)"
     data = json.loads(result.stdout)
-    assert [round(r["loo_error_pct"], 6) for r in data["rows"]] == [0.0] * 16
+    assert [round(r["loo_error_pct"], 6) for r in data["rows"]] == [0.0] * 18
     assert data["warnings"] == []
 
 
@@ -293,7 +295,7 @@ def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
                            "mobilenet_v1,1.0,160,,16"])
     result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
     assert result.exit_code == 0, result.output
-    assert "WARNING: only 3 rows for 8 constants" in result.stdout
+    assert "WARNING: only 3 rows for 9 constants" in result.stdout
     assert "WARNING: no depthwise-heavy model" in result.stdout
     assert ("WARNING: no row has grouped conv MACs: group_gmacs_per_s is not fitted (taken as "
             "conv1x1_gmacs_per_s)") in result.stdout

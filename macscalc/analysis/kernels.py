@@ -6,10 +6,11 @@ what is left as kernels of their own, and (onnxruntime on x86) converts tensors 
 its blocked conv layout and plain NCHW wherever a layer outside the blocked set (split,
 slice, channel shuffle, the SE product, FC, layer norm, ...) meets one inside it. Each
 kernel here carries quantities that mean the same in every family: its MACs by class
-(1×1, dense k×k, grouped, depthwise, FC), its depthwise outputs, the bytes it reads and
-writes (activations and weights at the runtime's dtype), and the elements that go through
-an exponential (swish, sigmoid, GELU, ...). The rules follow onnxruntime's CPU graph
-optimisations (checked against its own profiling of the exported built-ins).
+(1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
+bytes it reads and writes, the weight bytes it streams (at the runtime's dtype), and the
+elements that go through an exponential (swish, sigmoid, GELU, ...). The rules follow
+onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
+built-ins).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def work_class(node: Node) -> str | None:
 
 class Kernel(NamedTuple):
     """One kernel the runtime runs: the nodes fused into it (the first launches it) and
-    its features, by name (``macs_<class>``, ``dw_out``, ``bytes``, ``exp``)."""
+    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``wbytes``, ``exp``)."""
 
     nodes: tuple[str, ...]
     what: str  # the first node's kind, or ``reorder`` for a layout conversion
@@ -153,9 +154,10 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             # MACs per output position (per input position for a transposed conv)
             per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
             f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
-            f["bytes"] = DTYPE_BYTES * (sizes(n) + one * n.layer.params(n.in_shapes).weights)
+            f["bytes"] = DTYPE_BYTES * sizes(n)
+            f["wbytes"] = one * DTYPE_BYTES * n.layer.params(n.in_shapes).weights
             if cls == "dw":
-                f["dw_out"] = numel(n.name, n.out)
+                f["dw_planes"] = one * n.out.c
         else:
             f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)
             if kind == "act" and n.layer.fn in EXP_ACTS:

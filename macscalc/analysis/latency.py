@@ -5,13 +5,16 @@ misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and spl
 5×5 depthwise convs that do more MACs per second than 3×3). Here each kernel the runtime
 runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them) costs::
 
-    t = Σ_class MACs_class / R_class + depthwise outputs / R_dw_out
-        + exp elements / R_exp + bytes / B + τ_kernel
+    t = Σ_class MACs_class / R_class + depthwise planes / R_plane
+        + exp elements / R_exp + activation bytes / B + weight bytes / B_w + τ_kernel
 
-with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise outputs (a
-k×k depthwise costs per output as well as per MAC, so a 5×5 does more MACs per second
-than a 3×3), elements through an exponential (swish, sigmoid, GELU), bytes read and
-written (activations and weights, float32) and a fixed launch cost. The terms add (a
+with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
+planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
+second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
+(swish, sigmoid, GELU), activation bytes read and written, weight bytes (float32) and a
+fixed launch cost. Weights have their own rate: a network's weights are read once per
+inference from beyond the core's caches, while activations pass between consecutive
+kernels through them (AlexNet's 61 M FC weights, 244 MB). The terms add (a
 fitted blend, not a roofline maximum: chosen by held-out error across families in
 ``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
 relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
@@ -76,10 +79,11 @@ TERMS = (
     Term("macs_group", "group_gmacs_per_s", "grouped conv MACs", "G MACs/s", 1e-6,
          "macs_conv1x1"),
     Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6),
-    Term("dw_out", "dw_gouts_per_s", "depthwise outputs", "G outputs/s", 1e-6),
+    Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
     Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
          "G elements/s", 1e-6),
-    Term("bytes", "gbytes_per_s", "bytes read and written (float32 activations, weights)",
+    Term("bytes", "gbytes_per_s", "activation bytes read and written (float32)", "GB/s", 1e-6),
+    Term("wbytes", "weight_gbytes_per_s", "weight bytes, streamed once per inference (float32)",
          "GB/s", 1e-6),
     Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3),
 )
@@ -235,15 +239,16 @@ class Profile(NamedTuple):
         out = []
         for k in kernels(network):
             f = kernel_features(k)
-            memory = coef["bytes"] * f["bytes"]
-            launch = coef["kernels"]
+            memory = coef["bytes"] * f["bytes"] + coef["wbytes"] * f["wbytes"]
+            launch = coef["kernels"] * f["kernels"]
             compute = sum(coef[n] * v for n, v in f.items()) - memory - launch
             out.append(KernelTime(k, compute, memory, launch))
         return out
 
 
 class KernelTime(NamedTuple):
-    """One kernel's estimated ms: compute (MACs, depthwise outputs, exp), memory, launch."""
+    """One kernel's estimated ms: compute (MACs, depthwise planes, exp), memory (activation
+    and weight bytes), launch."""
 
     kernel: Kernel
     compute: float

@@ -388,23 +388,25 @@ def latency_doc(network: Network, profile: Profile) -> Doc:
              "Model, per kernel the runtime runs (BN, most activations and a residual add "
              "fused into the conv before them; layout conversions where a plain-layout "
              "layer meets the blocked conv layout): t = Σ MACs_class / R_class + depthwise "
-             "outputs / R_dw_out + exp elements / R_exp + bytes / B + τ_kernel",
+             "planes / R_plane + exp elements / R_exp + activation bytes / B + weight bytes "
+             "/ B_w + τ_kernel",
              "  " + ", ".join(f"{t.key} = {c[t.key]:.4g} {t.unit}" for t in TERMS),
              f"  fitted on {profile.fitted_on}",
              f"{len(kernel_rows)} kernels: {bound['compute']} compute-bound (their MACs, "
-             f"depthwise outputs or exponentials take the most time), {bound['memory']} "
-             f"memory-bound (the bytes they read and write at {c['gbytes_per_s']:.4g} GB/s "
-             f"take the most), {bound['launch']} launch-bound (the fixed "
+             f"depthwise planes or exponentials take the most time), {bound['memory']} "
+             f"memory-bound (the activations they read and write at {c['gbytes_per_s']:.4g} "
+             f"GB/s and the weights they stream at {c['weight_gbytes_per_s']:.4g} GB/s take "
+             f"the most), {bound['launch']} launch-bound (the fixed "
              f"{c['us_per_kernel']:.4g} µs per kernel is the largest part).", ""]
     dense, dw = c["conv1x1_gmacs_per_s"], c["dw_gmacs_per_s"]
     if 0 < dw < float("inf") and dense > 0:
         intro += [f"A depthwise MAC costs R_1×1 / R_dw = {dense:.4g} / {dw:.4g} = "
-                  f"{dense / dw:.1f} 1×1-conv MACs here, plus its per-output cost.",
+                  f"{dense / dw:.1f} 1×1-conv MACs here, plus its per-plane cost.",
                   "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
                   "output channel and each weight at every position, so it runs near the "
                   "arithmetic peak. A depthwise k×k conv does only k² MACs per output and "
-                  "reuses nothing across channels: a fixed cost per output plus k² MACs, so "
-                  "a 5×5 does more MACs per second than a 3×3."]
+                  "reuses nothing across channels; it also pays per channel plane, so a 5×5 "
+                  "does more MACs per second than a 3×3."]
     if est.unseen:
         intro.append(f"WARNING: the calibration never saw {', '.join(est.unseen)}.")
     ms = lambda v: f"{v:.3f}"  # noqa: E731

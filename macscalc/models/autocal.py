@@ -51,21 +51,23 @@ def designs() -> list[Design]:
     covers every kind."""
     out = []
     for i, (s, c) in enumerate(SHAPES):
+        pw = f"pw: {{c: {c}}}"  # a 1×1 conv first: the layer under test reads a conv's
+        # output in the runtime's blocked layout, as inside a network
         kinds = [
             ("pw", c, [f"pw: {{c: {2 * c}}}"]),
             ("conv3", c, [f"conv: {{c: {c}, k: 3}}"]),
             ("group3 w16", c, [f"conv: {{c: {c}, k: 3, group_width: 16}}"]),
-            ("dw3", 2 * c, ["dw: {k: 3}"]),
-            ("dw5", 2 * c, ["dw: {k: 5}"]),
-            ("dw7", 2 * c, ["dw: {k: 7}"]),
-            ("dw3 s2", 2 * c, ["dw: {k: 3, s: 2}"]),
-            ("swish", c, ["act: {fn: swish}"]),
-            ("shuffle", c, [f"pw: {{c: {c}}}", "shuffle: {groups: 2}"]),
-            ("split concat", c, [f"pw: {{c: {c}}}", "split: {parts: 2, name: x}",
+            ("dw3", c, [pw, "dw: {k: 3}"]),
+            ("dw5", c, [pw, "dw: {k: 5}"]),
+            ("dw7", c, [pw, "dw: {k: 7}"]),
+            ("dw3 s2", c, [pw, "dw: {k: 3, s: 2}"]),
+            ("swish", c, [pw, "act: {fn: swish}"]),
+            ("shuffle", c, [pw, "shuffle: {groups: 2}"]),
+            ("split concat", c, [pw, "split: {parts: 2, name: x}",
                                  "concat: {from: [x.1, x.0]}"]),
-            ("maxpool", c, ["pool: {op: max, k: 3, s: 2, padding: 1}"]),
-            ("ir", c, [f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
-            ("ir se", c, [f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
+            ("maxpool", c, [pw, "pool: {op: max, k: 3, s: 2, padding: 1}"]),
+            ("ir", c, [pw, f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
+            ("ir se", c, [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
             ("residual", c, [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
         ]
         out += [Design(f"{k} c{ch} {s}", s, ch, tuple(rows)) for k, ch, rows in kinds]
