@@ -773,6 +773,11 @@ def measure(
     cpu: Annotated[int | None, typer.Option(
         "--cpu", min=0, help="Pin the process to this CPU (Linux), so the timings do not move "
         "with the scheduler on a shared machine.")] = None,
+    layers: Annotated[bool, typer.Option(
+        "--layers", help="onnxruntime's own time per kernel beside the estimate on --device "
+        "(default cpu_epyc_1t): where the latency model is wrong.")] = False,
+    device: DeviceOpt = None,
+    fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
     """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
@@ -792,6 +797,20 @@ def measure(
 
         if (spec is None) == (grid is None):
             raise MacscalcError("give a SPEC or --grid GRID (not both)")
+        if layers:
+            from macscalc.analysis.latency import load_profile
+            from macscalc.commands.layers import layers_doc
+            from macscalc.models.measure import kernel_times, pin
+            from macscalc.render.output import render
+
+            if spec is None:
+                raise MacscalcError("--layers measures one SPEC, not a --grid")
+            network = _network(spec, alpha, res, classes)
+            pin(cpu)
+            measured = kernel_times(network, threads, runs, warmup)
+            render(layers_doc(network, measured, load_profile(device or "cpu_epyc_1t")), fmt,
+                   output)
+            return
         if grid is not None:
             points, base = grid_points(grid), Path(grid).parent
         else:

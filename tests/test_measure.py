@@ -132,3 +132,28 @@ def test_noise_is_reported(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 1.0, 1.0))
     assert noise_warnings([steady])[0].startswith("WARNING: the machine is busy (load average "
                                                    "64.0 on ")
+
+
+def test_layers_sets_measured_time_per_kernel_beside_the_estimate(spec_file):
+    import json
+
+    # the hand network of tests/test_latency.py: 10 kernels, 3 of them layout conversions
+    path = spec_file("  - conv: {c: 8, k: 3, bn: true, act: relu}\n"
+                     "  - dw: {k: 5, bn: true, act: hswish}\n"
+                     "  - shuffle: {groups: 2}\n"
+                     "  - pw: {c: 8, bn: true, act: swish}\n"
+                     "  - global_pool: {}\n  - fc: {c: classes}\n")
+    result = runner.invoke(app, ["measure", str(path), "--layers", "--runs", "3", "--warmup",
+                                 "1", "--device", "cpu_epyc_1t", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {r["layer"]: r for r in data["kernels"]}
+    # each spec kernel once, by the layer that launches it, and the conversions as one row
+    assert list(rows) == ["conv1/conv", "dw1/dw", "shuffle1", "pw1/pw", "pw1/pw.swish",
+                          "global_pool1", "fc1/fc", "layout conversion"]
+    # onnxruntime ran every one of them (its names trimmed back to the spec's layers)
+    assert all(r["measured_us"] and r["measured_us"] > 0 for r in rows.values())
+    assert data["estimated_us"] == pytest.approx(sum(r["est_us"] for r in rows.values()))
+    result = runner.invoke(app, ["measure", "--grid", "v1", "--layers"])
+    assert (result.exit_code, result.stderr) == (2, "error: --layers measures one SPEC, not a "
+                                                    "--grid\n")

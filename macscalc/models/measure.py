@@ -64,7 +64,7 @@ def _timing(times: list[float], threads: int) -> Timing:
 class Runner:
     """One network loaded into onnxruntime, ready to time."""
 
-    def __init__(self, network: Network, threads: int) -> None:
+    def __init__(self, network: Network, threads: int, profile_dir: str | None = None) -> None:
         ort = require("onnxruntime", "measure")
         onnx = require("onnx", "measure")
         import numpy as np
@@ -77,6 +77,9 @@ class Runner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profile_dir) / "ort-profile")
         with tempfile.TemporaryDirectory(prefix="macscalc-") as tmp:
             path = Path(tmp) / "model.onnx"
             onnx.save(export(network), path)
@@ -280,3 +283,24 @@ def noise_warnings(timings: list[Timing]) -> list[str]:
         out.append(f"WARNING: {noisy} of {len(timings)} timings spread widely (upper quartile "
                    "over 1.25 × the lower): measure again, or with more --runs and --rounds")
     return out
+
+
+def kernel_times(network: Network, threads: int, runs: int, warmup: int) -> dict[str, float]:
+    """onnxruntime's own profile: the median µs of each kernel it ran over ``runs`` runs
+    after ``warmup`` (profiled too, then dropped), by node name as the runtime renamed it
+    (``conv1/conv.relu_nchwc``, ``ReorderOutput_token_12``)."""
+    import json
+
+    if runs < 1 or warmup < 0 or threads < 1:
+        raise MacscalcError("--runs and --threads must be at least 1, --warmup at least 0")
+    with tempfile.TemporaryDirectory(prefix="macscalc-prof-") as tmp:
+        runner = Runner(network, threads, tmp)
+        runner.run(warmup + runs, timed=False)
+        events = json.loads(Path(runner.session.end_profiling()).read_text(encoding="utf-8"))
+    durations: dict[str, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            durations.setdefault(name.removesuffix("_kernel_time"), []).append(
+                float(e.get("dur", 0)))
+    return {k: statistics.median(v[warmup:] or v) for k, v in durations.items()}
