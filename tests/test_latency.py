@@ -81,7 +81,8 @@ def test_kernels_by_hand(spec_file):
         # the shuffle runs in plain layout: its input converted (read + write 512), itself
         # (read + write), and its output converted back for the conv
         ("dw1/dw.hswish", "reorder", {"bytes": 4_096}),
-        ("shuffle1", "shuffle", {"bytes": 4_096}),
+        # a shuffle is three kernels to onnxruntime: reshape, transpose, reshape
+        ("shuffle1", "shuffle", {"launches": 3, "bytes": 4_096}),
         ("shuffle1", "reorder", {"bytes": 4_096}),
         # 8·8·64 MACs; 4·(512 + 512), weights 4·64; swish is not fused: exp on 512
         ("pw1/pw", "conv2d", {"macs_conv1x1": 4_096, "bytes": 4_096, "wbytes": 256}),
@@ -91,7 +92,18 @@ def test_kernels_by_hand(spec_file):
         ("fc1/fc", "linear", {"macs_fc": 80, "bytes": 4 * (8 + 10), "wbytes": 4 * 80})]
     assert features(net) == {"macs_conv1x1": 4_176, "macs_conv": 13_824, "macs_group": 0,
                              "macs_dw": 12_800, "dw_planes": 8, "exp": 512, "bytes": 29_608,
-                             "wbytes": 2_240, "kernels": 10}
+                             "wbytes": 2_240, "kernels": 12}
+
+
+def test_a_split_is_one_kernel(spec_file):
+    # onnxruntime fuses the slices of one tensor into a Split: it reads 8×8×8 once and
+    # writes both halves (4·(512 + 256 + 256) bytes); the concat reads plain-layout parts
+    path = spec_file("  - pw: {c: 8}\n  - split: {parts: 2, name: x}\n"
+                     "  - concat: {from: [x.1, x.0]}\n")
+    net = counted(str(path)).network
+    got = [(k.nodes, k.what, k.features.get("bytes")) for k in kernels(net)]
+    assert got[2] == (("x.0", "x.1"), "slice", 4 * (512 + 256 + 256))
+    assert [w for _, w, _ in got] == ["conv2d", "reorder", "slice", "concat (plain)"]
 
 
 def test_features_of_mobilenet_v2_match_onnxruntime_kernels():
@@ -169,9 +181,9 @@ def test_estimate_by_hand(spec_file):
     report = counted(str(spec_file(HAND)))
     # the features of test_kernels_by_hand at KNOWN's rates, each amount / (rate · 1e6) ms:
     # 4,176 / 40 + 13,824 / 30 + 12,800 / 10 + 512 / 3 (× 1e-6 ms) + 29,608 B at 25 GB/s +
-    # 2,240 weight bytes at 8 GB/s; 8 planes at 20 M/s (8 / 20e3 ms); 10 kernels × 2.5 µs
+    # 2,240 weight bytes at 8 GB/s; 8 planes at 20 M/s (8 / 20e3 ms); 12 launches × 2.5 µs
     ms = ((4176 / 40 + 13824 / 30 + 12800 / 10 + 512 / 3 + 29608 / 25 + 2240 / 8) * 1e-6
-          + 8 / 20e3 + 0.025)
+          + 8 / 20e3 + 0.030)
     est = estimate(report, profile())
     assert est.ms == pytest.approx(ms, rel=1e-12)
     # band from the leave-one-out p90 of 20 %: [ms / 1.2, ms / 0.8]

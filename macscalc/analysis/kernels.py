@@ -84,6 +84,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     alias: dict[str, str] = {}  # a free node's output → the tensor it views
     tail: dict[str, bool] = {}  # conv-kernel output → whether it already fused an add
     reordered: set[str] = set()
+    split: dict[str, int] = {}  # a sliced tensor → the kernel splitting it
 
     def source(name: str) -> str:
         while name in alias:
@@ -132,6 +133,14 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 tail.pop(fused[0])
                 tail[n.name] = True
                 continue
+        if kind == "slice" and src[0] in split:
+            # slices of one tensor run as one Split kernel: it reads the input once
+            k = split[src[0]]
+            f = dict(out[k].features)
+            f["bytes"] += DTYPE_BYTES * numel(n.name, n.out)
+            out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
+            owner[n.name] = k
+            continue
         what = kind
         if kind == "concat" and not all(blocked(s) for s in src):
             what = "concat (plain)"  # a concat of plain-layout inputs runs in plain layout
@@ -147,6 +156,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 if blocked(name):
                     reorder(name, shape)
         f: dict[str, Any] = {}
+        if kind == "shuffle":
+            f["launches"] = 3  # reshape, transpose, reshape
         if kind == "shiftmax":
             f.update(_shiftmax(n.layer.j, n.layer.k, DTYPE_BYTES * numel(n.name, n.out)))
         cls = work_class(n)
@@ -164,6 +175,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 f["exp"] = numel(n.name, n.out)
         out.append(Kernel((n.name,), what, f))
         owner[n.name] = len(out) - 1
+        if kind == "slice":
+            split[src[0]] = len(out) - 1
         if kind in CONVS:
             tail[n.name] = False
     if nodes and blocked(nodes[-1].name):
