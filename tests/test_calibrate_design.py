@@ -69,10 +69,22 @@ def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
     (["--auto", "m.csv", "-o", "p.yaml"], "error: give MEASURED.csv or --auto (not both)\n"),
     (["m.csv", "-o", "p.yaml", "--figure", "mean"],
      "error: --figure must be one of median, min, got 'mean'\n"),
+    (["--auto", "--budget", "0", "-o", "p.yaml"],
+     "error: --budget must be a positive number of seconds\n"),
 ])
 def test_calibrate_bad_input(args, message):
     result = runner.invoke(app, ["calibrate", *args])
     assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_suggest_locates_a_bad_candidate_row(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("spec,alpha,res,classes\nmobilenet_v2,1.0,224,\nnot_a_spec,,,\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", "--suggest", "1", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.replace(str(tmp_path) + "/", "").startswith(
+        "error: c.csv:3:1: spec 'not_a_spec': no spec file or built-in spec named 'not_a_spec'")
 
 
 def test_figure_min_fits_the_minimum_column(tmp_path):
