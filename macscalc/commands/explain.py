@@ -400,13 +400,16 @@ def latency_doc(network: Network, profile: Profile) -> Doc:
              f"{c['us_per_kernel']:.4g} µs per kernel is the largest part).", ""]
     dense, dw = c["conv1x1_gmacs_per_s"], c["dw_gmacs_per_s"]
     if 0 < dw < float("inf") and dense > 0:
-        intro += [f"A depthwise MAC costs R_1×1 / R_dw = {dense:.4g} / {dw:.4g} = "
-                  f"{dense / dw:.1f} 1×1-conv MACs here, plus its per-plane cost.",
-                  "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
-                  "output channel and each weight at every position, so it runs near the "
-                  "arithmetic peak. A depthwise k×k conv does only k² MACs per output and "
-                  "reuses nothing across channels; it also pays per channel plane, so a 5×5 "
-                  "does more MACs per second than a 3×3."]
+        intro.append(f"A depthwise MAC costs R_1×1 / R_dw = {dense:.4g} / {dw:.4g} = "
+                     f"{dense / dw:.1f} 1×1-conv MACs here, plus its per-plane cost.")
+        intro.append(
+            "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
+            "output channel and each weight at every position, so it runs near the "
+            "arithmetic peak. A depthwise k×k conv does only k² MACs per output and reuses "
+            "nothing across channels; it also pays per channel plane, so a 5×5 does more "
+            "MACs per second than a 3×3." if dense > dw else
+            "Here its arithmetic is not the cost: a depthwise conv's time is mostly the "
+            "activation bytes it reads and writes (see the memory-bound kernels).")
     if est.unseen:
         intro.append(f"WARNING: the calibration never saw {', '.join(est.unseen)}.")
     ms = lambda v: f"{v:.3f}"  # noqa: E731
