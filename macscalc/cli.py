@@ -859,8 +859,8 @@ def calibrate(
         "the constants, as the CSV calibrate reads (ms empty).")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Fit a device profile to measured latencies: MAC rates by kind of conv, depthwise
-    output, exponential and memory rates, and a cost per kernel.
+    """Fit a device profile to measured latencies: MAC rates by kind of conv, a depthwise
+    per-plane rate, exponential, activation and weight memory rates, a cost per kernel.
 
     Prints the constants, the in-sample and held-out errors (MAPE, share within ±10 %)
     and every row's residual, and warns when the rows cannot pin a constant down.
