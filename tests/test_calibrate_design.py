@@ -108,6 +108,9 @@ def test_auto_runs_end_to_end_on_a_tiny_budget(tmp_path):
                                  str(tmp_path / "auto.yaml"), "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    from tests.test_schema import SCHEMA, validate
+
+    validate(data, SCHEMA)
     sets = [r["set"] for r in data["rows"]]
     assert len(sets) >= 10 and sets[:5] == ["fit"] * 4 + ["held out"]
     p = load_profile(str(tmp_path / "auto.yaml"))

@@ -154,6 +154,9 @@ def test_layers_sets_measured_time_per_kernel_beside_the_estimate(spec_file):
     # onnxruntime ran every one of them (its names trimmed back to the spec's layers)
     assert all(r["measured_us"] and r["measured_us"] > 0 for r in rows.values())
     assert data["estimated_us"] == pytest.approx(sum(r["est_us"] for r in rows.values()))
+    from tests.test_schema import SCHEMA, validate
+
+    validate(data, SCHEMA)
     result = runner.invoke(app, ["measure", "--grid", "v1", "--layers"])
     assert (result.exit_code, result.stderr) == (2, "error: --layers measures one SPEC, not a "
                                                     "--grid\n")
