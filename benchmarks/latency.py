@@ -1,22 +1,31 @@
-"""Latency model benchmark: held-out accuracy of the profile fit, and the forms it beat.
+"""Latency model benchmark: held-out accuracy per family (issue 21).
 
-Protocol (the one issue 12 judges by): sort a data set's models by MACs, calibrate on 8
-spread evenly over that order, predict the rest; report the share within ±10 % and the
-mean absolute percentage error (MAPE). Leave-one-out over all rows is shown beside.
-Data: the published Pixel-1 latencies (slim MobileNet V2 grid, 22 rows, and the slim
-V3 table, 6 rows; macscalc/data/v2.yaml, v3.yaml) and every CSV that ``macscalc
-measure --grid`` wrote under benchmarks/data/ (each names its machine and runtime).
+Reports, per family, the share of networks predicted within ±10 % and the mean absolute
+percentage error (MAPE), for:
 
-    python benchmarks/latency.py [--write-profiles]
+(a) leave-one-out on the published Pixel-1 rows (slim V2 grid, 22 rows; slim V3 table,
+    6 rows: macscalc/data/v2.yaml, v3.yaml);
+(b) the profile ``calibrate --auto`` fits to single layers timed on this machine
+    (benchmarks/data/auto_epyc_1t_pinned.csv) predicting every measured built-in and
+    MobileNet (benchmarks/data/*_epyc_1t_pinned.csv, minimum of each row's runs);
+(c) the 8 whole models ``calibrate --suggest 8`` picks from those, fitted, predicting
+    all the others;
+(d) leave-one-out over all of them (the built-in cpu_epyc_1t profile's band), beside
+    simpler model forms;
+(e) the same forms on the older 1- and 2-thread MobileNet grids of another host.
 
-``--write-profiles`` regenerates the built-in profiles in macscalc/data/profiles/ from
-the same data (pixel1 from the published rows, cpu_epyc_2t from the 2-thread CSV).
+    python benchmarks/latency.py [--write-profiles] [--measure-auto]
+
+``--measure-auto`` re-times the auto graphs (pinned to CPU 1) into the CSV above;
+``--write-profiles`` regenerates macscalc/data/profiles/ (pixel1 from the published rows,
+cpu_epyc_1t from every measured whole model here).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,125 +34,210 @@ sys.path.insert(0, str(ROOT))
 from macscalc.analysis.calibrate import (  # noqa: E402
     Measurement,
     calibrate,
-    calibrate_file,
+    calibrate_networks,
     comments,
+    fit_split,
     read_measurements,
 )
-from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, count  # noqa: E402
+from macscalc.analysis.design import suggest  # noqa: E402
 from macscalc.analysis.latency import (  # noqa: E402
     PROFILE_DIR,
     TERMS,
     Errors,
     features,
-    fit,
     leave_one_out,
-    predict,
+    load_profile,
     profile_yaml,
+    term_ties,
 )
+from macscalc.lang.graph import Network  # noqa: E402
+from macscalc.models.autocal import designs  # noqa: E402
 from macscalc.published.tables import load_family  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
-CPU_PROFILE = ("cpu_epyc_2t", "mobilenets_epyc_2t.csv")
-CALIBRATION_ROWS = 8
-
-# Model forms compared; the chosen one is TERMS (dense, dw, layers, ops).
+MEASURED = ("builtins_epyc_1t_pinned.csv", "mobilenets_epyc_1t_pinned.csv")
+AUTO = DATA / "auto_epyc_1t_pinned.csv"
+SUGGESTED = 8
+FAMILIES = (("mobilenet", "MobileNet V1–V4"), ("ssd", "SSD/SSDLite"), ("resnet", "ResNet"),
+            ("shufflenet", "ShuffleNet V2"), ("micronet", "MicroNet"),
+            ("squeezenet", "SqueezeNet"), ("efficientnet", "NAS (IR blocks)"),
+            ("mnasnet", "NAS (IR blocks)"), ("fbnet", "NAS (IR blocks)"),
+            ("spnasnet", "NAS (IR blocks)"), ("lcnet", "NAS (IR blocks)"),
+            ("ghostnet", "GhostNet"), ("regnet", "RegNet"), ("alexnet", "classic"),
+            ("vgg", "classic"), ("googlenet", "classic"), ("convnext", "ConvNeXt"))
 FORMS = {
     "MACs": ("macs",),
-    "MACs + constant": ("macs", "one"),
-    "dense + dw": ("dense", "dw"),
-    "dense + dw + layers": ("dense", "dw", "layers"),
-    "dense + dw + layers + ops (chosen)": tuple(t.name for t in TERMS),
-    "chosen + constant": (*(t.name for t in TERMS), "one"),
+    "MACs + kernels": ("macs", "kernels"),
+    "MACs by class + kernels": ("macs_conv1x1", "macs_conv", "macs_group", "macs_dw",
+                                "kernels"),
+    "per kernel, one byte rate for activations and weights": (
+        "macs_conv1x1", "macs_conv", "macs_group", "macs_dw", "dw_planes", "exp", "all_bytes",
+        "kernels"),
+    "per kernel, weights at their own rate (chosen)": tuple(t.name for t in TERMS),
 }
+
+
+def family(spec: str) -> str:
+    return next((f for prefix, f in FAMILIES if Path(spec).stem.startswith(prefix)), spec)
 
 
 def pixel1() -> tuple[list[Measurement], list[str]]:
     """The 28 published Pixel-1 latencies, as measurements, with their sources."""
     rows, sources = [], []
-    for family in ("v2", "v3"):
-        table = load_family(family).primary
+    for fam in ("v2", "v3"):
+        table = load_family(fam).primary
         sources.append(f"{table.source} ({table.title}; {table.devices['pixel1']})")
         rows += [Measurement(r.spec, r.alpha, r.res, table.classes, float(r.latency["pixel1"]))
                  for r in table.rows if "pixel1" in r.latency]
     return rows, sources
 
 
-def columns(measured: list[Measurement]) -> list[dict[str, float]]:
-    convention = Convention(PARAM_CONVENTIONS["torch"])
+def measured(figure: str = "min") -> list[Measurement]:
+    return [m for name in MEASURED for m in read_measurements(DATA / name, figure=figure)]
+
+
+def columns(nets: list[Network]) -> list[dict[str, float]]:
     out = []
-    for m in measured:
-        f = features(count(m.network(DATA), convention))
-        out.append({**f, "macs": f["dense"] + f["dw"], "one": 1.0})
+    for n in nets:
+        f = features(n)
+        out.append({**f, "macs": sum(v for k, v in f.items() if k.startswith("macs_")),
+                    "all_bytes": f["bytes"] + f["wbytes"]})
     return out
 
 
-def calibration_rows(feats: list[dict[str, float]]) -> list[int]:
-    """8 rows spread evenly over the models sorted by MACs."""
-    order = sorted(range(len(feats)), key=lambda i: feats[i]["macs"])
-    n = len(order)
-    return sorted({order[round(i * (n - 1) / (CALIBRATION_ROWS - 1))]
-                   for i in range(CALIBRATION_ROWS)})
+def per_family(label: str, specs: list[str], pred: list[float], ms: list[float]) -> None:
+    """One line for all, then one per family, naming every miss."""
+    e = Errors.of(pred, ms)
+    print(f"  {label}: {len(ms)} networks, {e.within_10:.0f} % within ±10 %, MAPE "
+          f"{e.mape:.1f} %")
+    groups: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for s, p, t in zip(specs, pred, ms, strict=True):
+        groups[family(s)].append((s, p, t))
+    for fam, rows in sorted(groups.items()):
+        ef = Errors.of([p for _, p, _ in rows], [t for *_, t in rows])
+        misses = [f"{Path(s).stem} {100 * (p / t - 1):+.0f} %" for s, p, t in rows
+                  if abs(p / t - 1) > 0.1 + 1e-12]
+        print(f"    {fam:18} {len(rows):3}  {ef.within_10:5.0f} %  MAPE {ef.mape:5.1f} %"
+              + (f"   misses: {', '.join(misses)}" if misses else ""))
 
 
-def random_rows(n: int, draws: int = 20) -> list[list[int]]:
-    """Seeded random calibration sets of 8 rows: how much the choice of rows matters."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    return [sorted(rng.choice(n, CALIBRATION_ROWS, replace=False).tolist())
-            for _ in range(draws)]
+def labels(ms: list[Measurement], nets: list[Network]) -> list[str]:
+    return [f"{m.spec}@{n.settings.size[0]}" for m, n in zip(ms, nets, strict=True)]
 
 
-def held_out(feats: list[dict[str, float]], ms: list[float], form: tuple[str, ...],
-             cal: list[int] | None = None) -> Errors:
-    cal = calibration_rows(feats) if cal is None else cal
-    x = [[f[k] for k in form] for f in feats]
-    coefs = fit([x[i] for i in cal], [ms[i] for i in cal])
-    rest = [i for i in range(len(ms)) if i not in cal]
-    return Errors.of([predict(coefs, x[i]) for i in rest], [ms[i] for i in rest])
+def report_pixel1() -> None:
+    rows, _ = pixel1()
+    nets = [m.network() for m in rows]
+    x = [[features(n)[t.name] for t in TERMS] for n in nets]
+    ms = [m.ms for m in rows]
+    print("\n(a) Pixel 1, published (slim V2 grid + V3 table), leave-one-out")
+    per_family("per-kernel model", [m.spec for m in rows], leave_one_out(x, ms, term_ties()),
+               ms)
 
 
-def report(name: str, measured: list[Measurement]) -> None:
-    feats = columns(measured)
-    ms = [m.ms for m in measured]
-    print(f"\n{name}: {len(ms)} models; calibrate on {CALIBRATION_ROWS} spread evenly in MACs, "
-          f"predict the other {len(ms) - CALIBRATION_ROWS}")
-    print(f"  {'model form':38} {'held-out ±10 %':>15} {'MAPE':>7}   {'LOO ±10 %':>10} "
-          f"{'MAPE':>7}   {'20 random 8-row sets: mean, worst ±10 %':>40}")
-    draws = random_rows(len(ms))
+def auto_rows() -> tuple[list[Network], list[float], list[str], list[bool]]:
+    """The auto graphs' timings as committed, rebuilt by label."""
+    from macscalc.models.autocal import HOLD_OUT
+
+    by_label = {d.label: d for d in designs()}
+    nets, ms, names = [], [], []
+    for line in AUTO.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip() or line == "graph,ms":
+            continue
+        label, value = line.rsplit(",", 1)
+        nets.append(by_label[label].network())
+        ms.append(float(value))
+        names.append(label)
+    return nets, ms, names, [i % HOLD_OUT == HOLD_OUT - 1 for i in range(len(ms))]
+
+
+def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> None:
+    print(f"\n(b) calibrate --auto on this machine ({AUTO.name}), predicting every measured "
+          "whole model")
+    cal = fit_split(*auto_rows(), fitted_on=AUTO.name)
+    p = cal.profile
+    print(f"  auto fit: {p.rows} graphs fitted, in sample {p.in_sample.within_10:.0f} % within "
+          f"±10 %; held-out graphs {p.loo.within_10:.0f} % within ±10 %, MAPE "
+          f"{p.loo.mape:.1f} %")
+    print("  constants: " + ", ".join(f"{t.key} {p.constants[t.key]:.4g}" for t in TERMS))
+    per_family("auto profile", [m.spec for m in ms_rows], [p.predict(n) for n in nets],
+               [m.ms for m in ms_rows])
+
+
+def report_suggest(ms_rows: list[Measurement], nets: list[Network]) -> None:
+    s = suggest(nets, SUGGESTED, load_profile("cpu_epyc_1t"))
+    names = labels(ms_rows, nets)
+    print(f"\n(c) calibrate --suggest {SUGGESTED} over the {len(nets)} measured models picks "
+          f"{', '.join(names[i] for i in s.picks)} (rank {s.rank} of {len(s.terms)}); fitted "
+          "on them, predicting the others")
+    cal = calibrate_networks([nets[i] for i in s.picks], [ms_rows[i].ms for i in s.picks],
+                             "suggested", "this machine", "suggested", [names[i] for i in s.picks],
+                             [None] * len(s.picks))
+    rest = [i for i in range(len(nets)) if i not in s.picks]
+    per_family("8 suggested models", [ms_rows[i].spec for i in rest],
+               [cal.profile.predict(nets[i]) for i in rest], [ms_rows[i].ms for i in rest])
+
+
+def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
+                 family_lines: bool) -> None:
+    feats = columns(nets)
+    ms = [m.ms for m in ms_rows]
+    print(f"\n{title}: leave-one-out over {len(ms)} networks, by model form")
     for label, form in FORMS.items():
-        h = held_out(feats, ms, form)
-        loo = Errors.of(leave_one_out([[f[k] for k in form] for f in feats], ms), ms)
-        rand = [held_out(feats, ms, form, cal).within_10 for cal in draws]
-        print(f"  {label:38} {h.within_10:14.0f}% {h.mape:6.1f}%   {loo.within_10:9.0f}% "
-              f"{loo.mape:6.1f}%   {sum(rand) / len(rand):33.0f}%, {min(rand):3.0f}%")
+        x = [[f[k] for k in form] for f in feats]
+        held = leave_one_out(x, ms, term_ties(form))
+        if family_lines and form == FORMS[list(FORMS)[-1]]:
+            per_family(label, [m.spec for m in ms_rows], held, ms)
+        else:
+            e = Errors.of(held, ms)
+            print(f"  {label:56} {e.within_10:4.0f} % within ±10 %, MAPE {e.mape:5.1f} %")
 
 
-def write_profiles() -> None:
+def measure_auto() -> None:
+    from macscalc.models.autocal import auto_calibrate
+
+    cal, notes = auto_calibrate(1, 600, "min", 1)
+    lines = [*notes, "# the minimum of each graph's runs (calibrate --auto --figure min)",
+             "graph,ms", *(f"{r['spec']},{r['ms']:.5f}" for r in cal.rows)]
+    AUTO.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {AUTO}")
+
+
+def write_profiles(ms_rows: list[Measurement]) -> None:
     rows, sources = pixel1()
     cal = calibrate(rows, "pixel1", "Google Pixel 1, one big CPU core, TFLite float (published "
                     "figures)", "the published Pixel-1 latencies: slim MobileNet V2 grid (22 "
                     "rows) and slim MobileNet V3 table (6 rows)")
     profile = cal.profile._replace(published="pixel1", sources=tuple(sources))
     (PROFILE_DIR / "pixel1.yaml").write_text(profile_yaml(profile), encoding="utf-8")
-    name, csv = CPU_PROFILE
-    cal = calibrate_file(DATA / csv, name)
-    (PROFILE_DIR / f"{name}.yaml").write_text(profile_yaml(cal.profile), encoding="utf-8")
-    print(f"wrote {PROFILE_DIR / 'pixel1.yaml'} and {PROFILE_DIR / (name + '.yaml')}")
+    notes = "; ".join(comments(DATA / MEASURED[0]))
+    machine = next(n.split(":", 1)[1].strip() for n in comments(DATA / MEASURED[0])
+                   if n.startswith("machine:"))
+    cal = calibrate(ms_rows, "cpu_epyc_1t", machine, f"{' and '.join(MEASURED)}, "
+                    f"{len(ms_rows)} rows, the minimum of each row's runs ({notes})", DATA)
+    (PROFILE_DIR / "cpu_epyc_1t.yaml").write_text(profile_yaml(cal.profile), encoding="utf-8")
+    print(f"wrote {PROFILE_DIR / 'pixel1.yaml'} and {PROFILE_DIR / 'cpu_epyc_1t.yaml'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write-profiles", action="store_true")
+    parser.add_argument("--measure-auto", action="store_true")
     args = parser.parse_args()
-    report("Pixel 1 (published, slim V2 grid + V3 table)", pixel1()[0])
-    for path in sorted(DATA.glob("*.csv")):
-        if path.name.endswith(".grid.csv"):
-            continue
-        machine = "; ".join(comments(path))
-        report(f"{path.name} ({machine})", read_measurements(path))
+    if args.measure_auto:
+        measure_auto()
+    ms_rows = measured()
     if args.write_profiles:
-        write_profiles()
+        write_profiles(ms_rows)
+    nets = [m.network(DATA) for m in ms_rows]
+    report_pixel1()
+    report_auto(ms_rows, nets)
+    report_suggest(ms_rows, nets)
+    report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True)
+    for name in ("mobilenets_epyc_1t.csv", "mobilenets_epyc_2t.csv"):
+        rows = read_measurements(DATA / name)
+        report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows,
+                     [m.network(DATA) for m in rows], False)
 
 
 if __name__ == "__main__":

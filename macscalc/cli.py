@@ -28,6 +28,7 @@ from macscalc.core.limits import (
 )
 
 if TYPE_CHECKING:
+    from macscalc.analysis.calibrate import Calibration
     from macscalc.analysis.counting import Convention, Report
     from macscalc.analysis.latency import Profile
     from macscalc.lang.graph import Network
@@ -148,7 +149,7 @@ def _main(
     pass
 
 DeviceOpt = Annotated[str | None, typer.Option(
-    "--device", metavar="PROFILE", help="A device profile (built-in: pixel1, cpu_epyc_2t; or a "
+    "--device", metavar="PROFILE", help="A device profile (built-in: pixel1, cpu_epyc_1t; or a "
     "file from macscalc calibrate): adds the estimated latency, marked as such, with its "
     "error band from the profile's leave-one-out error.")]
 
@@ -803,6 +804,18 @@ def measure(
         "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
         "micronet: their published grid points) and specs, comma-separated, or a CSV file "
         "with the header spec,alpha,res,classes.")] = None,
+    max_runs: Annotated[int | None, typer.Option(
+        "--max-runs", min=1, help="Where a timing's interquartile range exceeds 5 % of its "
+        "median, time it again in batches of --runs, up to this many runs. Default: "
+        "4 × --runs.")] = None,
+    cpu: Annotated[int | None, typer.Option(
+        "--cpu", min=0, help="Pin the process to this CPU (Linux), so the timings do not move "
+        "with the scheduler on a shared machine.")] = None,
+    layers: Annotated[bool, typer.Option(
+        "--layers", help="onnxruntime's own time per kernel beside the estimate on --device "
+        "(default cpu_epyc_1t): where the latency model is wrong.")] = False,
+    device: DeviceOpt = None,
+    fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
     """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
@@ -821,13 +834,29 @@ def measure(
 
         if (spec is None) == (grid is None):
             raise MacscalcError("give a SPEC or --grid GRID (not both)")
+        if layers:
+            from macscalc.analysis.latency import load_profile
+            from macscalc.commands.layers import layers_doc
+            from macscalc.models.measure import kernel_times, pin
+            from macscalc.render.output import render
+
+            if spec is None:
+                raise MacscalcError("--layers measures one SPEC, not a --grid")
+            network = _network(spec, alpha, res, classes)
+            pin(cpu)
+            measured = kernel_times(network, threads, runs, warmup)
+            render(layers_doc(network, measured, load_profile(device or "cpu_epyc_1t")), fmt,
+                   output)
+            return
         if grid is not None:
             points, base = grid_points(grid), Path(grid).parent
         else:
             a = parse_alpha(alpha) if alpha is not None else None
             points, base = [Measurement(spec, a, res, classes, None)], None
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
-                                      progress=grid is not None)
+                                      progress=grid is not None,
+                                      max_runs=4 * runs if max_runs is None else max_runs,
+                                      cpu=cpu)
         for line in summaries:
             typer.echo(line, err=True)
         if output is None:
@@ -838,31 +867,123 @@ def measure(
 
 @app.command()
 def calibrate(
-    measured: Annotated[Path, typer.Argument(
-        metavar="MEASURED.csv", dir_okay=False, help="Measured latencies: the header "
-        "spec,alpha,res,classes,ms (as measure writes); empty alpha, res, classes: the spec's "
-        "defaults.")],
-    profile: Annotated[Path, typer.Option(
+    measured: Annotated[Path | None, typer.Argument(
+        metavar="[MEASURED.csv | CANDIDATES]", dir_okay=False, help="Measured latencies: the "
+        "header spec,alpha,res,classes,ms (as measure writes); empty alpha, res, classes: the "
+        "spec's defaults. With --suggest: the candidates (a CSV spec,alpha,res,classes, or "
+        "families and specs, comma-separated).")] = None,
+    profile: Annotated[Path | None, typer.Option(
         "--output", "-o", dir_okay=False, metavar="PROFILE.yaml", help="The device profile to "
-        "write, for --device.")],
+        "write, for --device.")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="The profile's name. Default: the CSV's file name.")] = None,
+    figure: Annotated[str, typer.Option(
+        "--figure", metavar="median|min", help="The figure to fit: each row's median (the "
+        "ms column) or its minimum (min_ms: on a shared machine, the undisturbed time).")
+    ] = "median",
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Time single layers and small blocks on this machine with onnxruntime "
+        "and fit to them: no model zoo needed.")] = False,
+    budget: Annotated[float, typer.Option(
+        "--budget", metavar="SECONDS", help="With --auto: stop timing new graphs after this "
+        "long.")] = 180.0,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="With --auto: intra-op "
+                                         "threads.")] = 1,
+    cpu: Annotated[int | None, typer.Option("--cpu", min=0, help="With --auto: pin to this "
+                                            "CPU.")] = None,
+    suggest_n: Annotated[int | None, typer.Option(
+        "--suggest", metavar="N", min=1, help="Print the N candidates whose timings best pin "
+        "the constants, as the CSV calibrate reads (ms empty).")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Fit a device profile to measured latencies: dense and depthwise MAC rates, a cost per
-    layer and per element-wise op.
+    """Fit a device profile to measured latencies: MAC rates by kind of conv, a depthwise
+    per-plane rate, exponential, activation and weight memory rates, a cost per kernel.
 
-    Prints the constants, the in-sample and leave-one-out errors (MAPE, share within
-    ±10 %) and every row's residual, and warns when the rows cannot pin a constant down.
+    Prints the constants, the in-sample and held-out errors (MAPE, share within ±10 %)
+    and every row's residual, and warns when the rows cannot pin a constant down.
+    --auto times single layers on this machine instead; --suggest N CANDIDATES says which
+    whole models to time on a device where only whole models run.
     """
     with user_errors():
-        from macscalc.analysis.calibrate import calibrate_doc, calibrate_file
+        from macscalc.analysis.calibrate import FIGURES, calibrate_doc, calibrate_file
         from macscalc.analysis.latency import profile_yaml
         from macscalc.render.output import render, write_atomic
 
-        cal = calibrate_file(measured, name)
+        if figure not in FIGURES:
+            raise MacscalcError(f"--figure must be one of {', '.join(FIGURES)}, got {figure!r}")
+        if suggest_n is not None:
+            if measured is None or auto:
+                raise MacscalcError("--suggest N needs CANDIDATES (and no --auto)")
+            text = _suggest_csv(str(measured), suggest_n)
+            if profile is None:
+                typer.echo(text, nl=False)
+            else:
+                write_atomic(profile, text)
+            return
+        if profile is None:
+            raise MacscalcError("give the profile to write with -o PROFILE.yaml")
+        if auto == (measured is not None):
+            raise MacscalcError("give MEASURED.csv or --auto (not both)")
+        if auto:
+            cal = _auto(threads, budget, figure, cpu, name)
+        else:
+            cal = calibrate_file(measured, name, figure)
         write_atomic(profile, profile_yaml(cal.profile))
         render(calibrate_doc(cal, str(profile)), fmt)
+
+
+def _auto(threads: int, budget: float, figure: str, cpu: int | None, name: str | None
+          ) -> "Calibration":
+    """calibrate --auto with a progress bar on stderr when it is a terminal."""
+    import sys
+
+    from macscalc.models.autocal import auto_calibrate
+
+    if not sys.stderr.isatty():
+        cal, _ = auto_calibrate(threads, budget, figure, cpu)
+    else:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("timing graphs", total=None)
+
+            def step(done: int, total: int, label: str) -> None:
+                bar.update(task, completed=done, total=total, description=label)
+
+            cal, _ = auto_calibrate(threads, budget, figure, cpu, step)
+    return cal._replace(profile=cal.profile._replace(name=name or "auto"))
+
+
+def _suggest_csv(candidates: str, n: int) -> str:
+    """calibrate --suggest: the chosen candidates as the CSV calibrate reads."""
+    from macscalc.analysis.design import suggest
+    from macscalc.analysis.latency import load_profile
+    from macscalc.core.units import fmt_alpha
+    from macscalc.models.measure import grid_points
+
+    points = grid_points(candidates)
+    base = Path(candidates).parent if Path(candidates).is_file() else None
+    networks = [p.network(base) for p in points]
+    s = suggest(networks, n, load_profile(REFERENCE_PROFILE))
+    lines = [f"# macscalc calibrate --suggest {n}: of {len(points)} candidates, the {len(s.picks)} "
+             "whose timings best pin the latency model's constants (greedy D-optimal design "
+             "over their features)",
+             f"# the design has rank {s.rank} over the {len(s.terms)} constants these "
+             f"candidates exercise ({', '.join(s.terms)})"
+             + ("" if s.rank == len(s.terms) else ": too few models to pin them all"),
+             "# time each model, put the ms in the last column, then: macscalc calibrate "
+             "FILE -o PROFILE.yaml",
+             "spec,alpha,res,classes,ms"]
+    for i in s.picks:
+        p, net = points[i], networks[i]
+        st = net.settings
+        lines.append(f"{p.spec},{fmt_alpha(st.alpha)},{st.size[0]},{st.classes},")
+    return "\n".join(lines) + "\n"
+
+
+REFERENCE_PROFILE = "cpu_epyc_1t"  # scales --suggest's rows by an estimated time
 
 
 class _ExplainGroup(TyperGroup):

@@ -14,7 +14,8 @@ LAYERS = [  # lowest first; a module may import only from its own layer or those
     {"core.limits", "core.errors", "lang.schema", "core.expr", "core.rounding", "core.units",
      "core.yamlload", "lang.layers", "lang.placing", "lang.blocks", "lang.spec", "lang.graph",
      "lang.atrous", "lang.heads"},
-    {"analysis.counting", "analysis.memory", "analysis.latency", "analysis.sweeps"},
+    {"analysis.counting", "analysis.memory", "analysis.kernels", "analysis.latency",
+     "analysis.design", "analysis.sweeps"},
     {"published.tables", "published.grid"},
     {"render.report", "render.output", "render.views", "render.plot", "render.sweep_view"},
 ]

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from macscalc.analysis.calibrate import read_measurements
 from macscalc.cli import app
+from macscalc.core.errors import MacscalcError
 from macscalc.models.measure import grid_points, time_networks
 from tests.conftest import counted
 
@@ -16,7 +17,7 @@ runner = CliRunner()
 
 def test_measure_prints_a_row_calibrate_reads(tmp_path):
     result = runner.invoke(app, ["measure", "mobilenet_v3_small", "--res", "32", "--runs", "3",
-                                 "--warmup", "1", "--threads", "1"])
+                                 "--warmup", "1", "--threads", "1", "--max-runs", "3"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "# macscalc measure: median of 3 runs after 1 warm-up"
@@ -41,6 +42,55 @@ def test_grid_interleaves_rounds():
     assert seen == [0, 1, 0, 1, 0, 1]
     assert [t.runs for t in timings] == [5, 5]
     assert all(t.min <= t.q1 <= t.ms <= t.q3 <= t.max for t in timings)
+
+
+def test_provenance_names_the_stability_rule_and_the_pinned_cpu():
+    from macscalc.models.measure import provenance
+
+    lines = provenance(threads=1, runs=20, warmup=3, rounds=4, max_runs=100, cpu=1)
+    assert lines[0] == ("# macscalc measure: median of 20 runs after 3 warm-up, in 4 interleaved "
+                        "rounds; up to 100 where the interquartile range exceeds 5 % of the "
+                        "median")
+    assert lines[1].endswith(" CPUExecutionProvider, 1 intra-op thread, pinned to CPU 1")
+
+
+def test_unstable_timings_get_more_runs_up_to_the_limit(monkeypatch):
+    # every timing made unstable: each network gets batches of --runs until --max-runs
+    import macscalc.models.measure as measure
+
+    monkeypatch.setattr(measure.Timing, "stable", lambda self: False)
+    nets = [counted("mobilenet_v3_small", res=32).network]
+    (t,) = time_networks(nets, threads=1, runs=3, warmup=0, max_runs=10)
+    assert t.runs == 9  # 3, then 6, then 9; a fourth batch would pass 10
+    monkeypatch.setattr(measure.Timing, "stable", lambda self: True)
+    (t,) = time_networks(nets, threads=1, runs=3, warmup=0, max_runs=10)
+    assert t.runs == 3
+
+
+def test_stability_is_the_interquartile_range_against_the_median():
+    from macscalc.models.measure import Timing
+
+    assert Timing(10.0, 9.8, 10.3, 9.7, 12.0, 1, 20).stable()  # 0.5 ≤ 5 % of 10
+    assert not Timing(10.0, 9.7, 10.3, 9.7, 12.0, 1, 20).stable()  # 0.6 > 0.5
+    assert Timing(10.0, 9.7, 10.3, 9.7, 12.0, 1, 20).describe().endswith(", UNSTABLE")
+
+
+def test_pinning_to_a_cpu(monkeypatch):
+    import os
+
+    from macscalc.models.measure import pin
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this system")
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    try:
+        pin(cpu)
+        assert os.sched_getaffinity(0) == {cpu}
+    finally:
+        os.sched_setaffinity(0, before)
+    with pytest.raises(MacscalcError, match=r"^cannot pin to CPU 100000: "):
+        pin(100_000)
 
 
 def test_grid_sources(tmp_path):
@@ -83,3 +133,31 @@ def test_noise_is_reported(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 1.0, 1.0))
     assert noise_warnings([steady])[0].startswith("WARNING: the machine is busy (load average "
                                                    "64.0 on ")
+
+
+def test_layers_sets_measured_time_per_kernel_beside_the_estimate(spec_file):
+    import json
+
+    # the hand network of tests/test_latency.py: 10 kernels, 3 of them layout conversions
+    path = spec_file("  - conv: {c: 8, k: 3, bn: true, act: relu}\n"
+                     "  - dw: {k: 5, bn: true, act: hswish}\n"
+                     "  - shuffle: {groups: 2}\n"
+                     "  - pw: {c: 8, bn: true, act: swish}\n"
+                     "  - global_pool: {}\n  - fc: {c: classes}\n")
+    result = runner.invoke(app, ["measure", str(path), "--layers", "--runs", "3", "--warmup",
+                                 "1", "--device", "cpu_epyc_1t", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {r["layer"]: r for r in data["kernels"]}
+    # each spec kernel once, by the layer that launches it, and the conversions as one row
+    assert list(rows) == ["conv1/conv", "dw1/dw", "shuffle1", "pw1/pw", "pw1/pw.swish",
+                          "global_pool1", "fc1/fc", "layout conversion"]
+    # onnxruntime ran every one of them (its names trimmed back to the spec's layers)
+    assert all(r["measured_us"] and r["measured_us"] > 0 for r in rows.values())
+    assert data["estimated_us"] == pytest.approx(sum(r["est_us"] for r in rows.values()))
+    from tests.test_schema import SCHEMA, validate
+
+    validate(data, SCHEMA)
+    result = runner.invoke(app, ["measure", "--grid", "v1", "--layers"])
+    assert (result.exit_code, result.stderr) == (2, "error: --layers measures one SPEC, not a "
+                                                    "--grid\n")

@@ -45,11 +45,14 @@ def test_pick_with_a_profile_prefers_published_latencies_and_estimates_the_rest(
                          ("v2_0.35_96", "4.5")]
     assert all(c["latency_estimated_ms"] is None for c in data["candidates"] if c["latency_ms"])
     estimated = [c for c in data["candidates"] if not c["latency_ms"]]
-    assert {c["family"] for c in estimated} == {"v1", "micronet"}
+    assert {c["family"] for c in estimated} == {"v1", "micronet", "zoo"}
     assert all(c["latency_estimated_ms"] <= 10 for c in estimated)
-    # pixel1 is fitted on MobileNets: MicroNet's shuffles and shift-max were never seen
-    assert all(c["unseen_kinds"] == (["group conv2d", "shiftmax", "shuffle"]
-                                     if c["family"] == "micronet" else []) for c in estimated)
+    # pixel1 is fitted on MobileNets: MicroNet's shuffles and shift-max, ShuffleNet's
+    # splits, concatenations and shuffles were never seen, and each estimate says so
+    unseen = {"micronet": ["group conv2d", "shiftmax", "shuffle"],
+              "zoo": ["concat", "pool", "shuffle", "slice"], "v1": []}
+    assert all(c["unseen_kinds"] == unseen[c["family"]] for c in estimated)
+    assert [c["model"] for c in estimated if c["family"] == "zoo"] == ["ShuffleNet_V2_X0_5"]
 
 
 def test_pick_unpublished_points_are_marked_and_unranked():
@@ -62,10 +65,10 @@ def test_pick_unpublished_points_are_marked_and_unranked():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--max-latency", "10"], "error: --max-latency needs --device (published: pixel1, pixel2, "
-                              "pixel3; profiles: cpu_epyc_2t, pixel1 or a file from macscalc "
+                              "pixel3; profiles: cpu_epyc_1t, pixel1 or a file from macscalc "
                               "calibrate)\n"),
     (["--device", "iphone"], "error: no published latencies or profile for device 'iphone' "
-                             "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_2t, "
+                             "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_1t, "
                              "pixel1 or a file from macscalc calibrate)\n"),
     (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, "
                          "segmentation, v1, v2, v3, zoo)\n"),

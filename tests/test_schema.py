@@ -113,7 +113,7 @@ def _passes(value, schema) -> bool:
     ["sweep", "mobilenet_v2", "--alpha", "0.5,1.0", "--res", "128", "--device", "pixel1",
      "--max-latency", "30"],
     ["count", "mobilenet_v3_small", "--device", "pixel1"],
-    ["check", "mobilenet_v2", "--max-latency", "500", "--device", "cpu_epyc_2t"],
+    ["check", "mobilenet_v2", "--max-latency", "500", "--device", "cpu_epyc_1t"],
     ["compare", "mobilenet_v2", "mobilenet_v1", "--device", "pixel1"],
     ["table", "v2", "--device", "pixel1"],
 ])

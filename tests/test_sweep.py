@@ -298,14 +298,14 @@ def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
     # every point's estimate equals what count --device gives there (latency.estimate)
     from macscalc.analysis.latency import estimate, load_profile
 
-    profile = load_profile("cpu_epyc_2t")
+    profile = load_profile("cpu_epyc_1t")
     grid = sweep("mobilenet_v3_large", ["0.5", "1.0"], [160, 224], profile=profile)
     for i, a in enumerate(grid.alphas):
         for j, r in enumerate(grid.resolutions.tolist()):
             report = count(build(load_spec("mobilenet_v3_large"), a, (r, r)), TORCH)
             assert grid.latency[i, j] == pytest.approx(estimate(report, profile).ms, rel=1e-12)
     data = json.loads(runner.invoke(app, ["sweep", "mobilenet_v2", "--alpha", "0.5,1.0",
-                                          "--res", "128,224", "--device", "cpu_epyc_2t",
+                                          "--res", "128,224", "--device", "cpu_epyc_1t",
                                           "--max-latency", "5", "-f", "json"]).stdout)
     assert {p["latency_ms"] <= 5 for p in data["points"]} == {True}
     assert len(data["points"]) == 3  # 1.0 at 224 is estimated above 5 ms

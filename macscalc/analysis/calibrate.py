@@ -86,8 +86,13 @@ def _ms(text: str) -> float:
     return value
 
 
-def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
-    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional)."""
+FIGURES = {"median": "ms", "min": "min_ms"}  # calibrate --figure: the column it fits
+
+
+def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
+                      ) -> list[Measurement]:
+    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional);
+    ``figure`` names the column taken as the latency (``FIGURES``)."""
     from macscalc.core.units import parse_alpha
 
     file = str(path)
@@ -109,6 +114,12 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
                                 f"is {header[j] if j < len(header) else 'missing'!r}",
                                 file, head_line, col)
     has_ms = len(header) > 4 and header[4] == "ms"
+    ms_col = 4
+    if figure != "median":
+        if FIGURES[figure] not in header:
+            raise MacscalcError(f"--figure {figure} needs a {FIGURES[figure]!r} column (as "
+                                "measure writes)", file, head_line, len(head_text) + 1)
+        ms_col = header.index(FIGURES[figure])
     out = []
     for line_no, text in rows[1:]:
         cells = [c.strip() for c in next(csv.reader([text]))]
@@ -128,8 +139,8 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
             res = _positive_int(cells[2], "res") if cells[2] else None
             column = 3
             classes = _positive_int(cells[3], "classes") if cells[3] else None
-            column = 4
-            ms = _ms(cells[4]) if has_ms and (need_ms or cells[4]) else None
+            column = ms_col
+            ms = _ms(cells[ms_col]) if has_ms and (need_ms or cells[ms_col]) else None
         except (ValueError, MacscalcError) as e:
             message = e.message if isinstance(e, MacscalcError) else str(e)
             raise MacscalcError(message, file, line_no, starts[column]) from None
@@ -166,7 +177,9 @@ def _identifiability(x: list[list[float]], ms: list[float]) -> list[str]:
     for j, term in enumerate(TERMS):
         col = a[:, j]
         if not col.any():
-            out.append(f"no row has {term.what}: {term.key} is not fitted (0 cost)")
+            tied = next((t for t in TERMS if t.name == term.tie), None)
+            out.append(f"no row has {term.what}: {term.key} is not fitted ("
+                       + (f"taken as {tied.key})" if tied else "0 cost)"))
             continue
         others = np.delete(a, j, axis=1)
         fitted = others @ np.linalg.lstsq(others, col, rcond=None)[0]
@@ -176,11 +189,29 @@ def _identifiability(x: list[list[float]], ms: list[float]) -> list[str]:
     return out
 
 
+def dw_share(f: dict[str, float]) -> float:
+    """The depthwise share of a network's MACs, in %."""
+    macs = sum(v for k, v in f.items() if k.startswith("macs_"))
+    return 100 * f["macs_dw"] / max(macs, 1)
+
+
 def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: str,
               base: Path | None = None) -> Calibration:
     """Fit a profile to measurements, with in-sample and leave-one-out errors; spec paths
     are looked up in ``base`` first."""
-    from macscalc.analysis.counting import PARAM_CONVENTIONS, Convention, count
+    networks = [m.network(base) for m in measured]
+    if len(measured) < 2:
+        raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
+                            f"from the others), got {len(measured)}",
+                            measured[0].file if measured else None)
+    return calibrate_networks(networks, [m.ms for m in measured], name, device, fitted_on,
+                              [m.spec for m in measured], [m.line for m in measured])
+
+
+def calibrate_networks(networks: list[Network], ms: list[float], name: str, device: str,
+                       fitted_on: str, labels: list[str], lines: list[int | None]
+                       ) -> Calibration:
+    """The fit itself, on placed networks (whole models, or ``auto``'s single layers)."""
     from macscalc.analysis.latency import (
         TERMS,
         Errors,
@@ -190,39 +221,32 @@ def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: st
         kinds,
         leave_one_out,
         predict,
+        term_ties,
     )
 
-    reports = [count(m.network(base), Convention(PARAM_CONVENTIONS["torch"]))
-               for m in measured]
-    if len(measured) < 2:
-        raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
-                            f"from the others), got {len(measured)}",
-                            measured[0].file if measured else None)
-    feats = [features(r) for r in reports]
+    feats = [features(n) for n in networks]
     x = [[f[t.name] for t in TERMS] for f in feats]
-    ms = [m.ms for m in measured]
-    coefs = fit(x, ms)
+    ties = term_ties()
+    coefs = fit(x, ms, ties)
     fitted = [predict(coefs, row) for row in x]
-    held_out = leave_one_out(x, ms)
+    held_out = leave_one_out(x, ms, ties)
     profile = Profile(
         name=name, device=device,
         constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs, strict=True)},
-        kinds=tuple(sorted(set().union(*(kinds(r.network) for r in reports)))),
+        kinds=tuple(sorted(set().union(*(kinds(n) for n in networks)))),
         rows=len(ms), in_sample=Errors.of(fitted, ms), loo=Errors.of(held_out, ms),
         fitted_on=fitted_on)
-    rows = [{"spec": m.spec, "alpha": r.network.settings.alpha,
-             "res": r.network.settings.size[0],
-             "line": m.line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
-             "loo_ms": h, "loo_error_pct": 100 * (h / t - 1),
-             "dw_share_pct": 100 * feat["dw"] / max(feat["dw"] + feat["dense"], 1),
+    rows = [{"spec": label, "alpha": n.settings.alpha, "res": n.settings.size[0],
+             "line": line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
+             "loo_ms": h, "loo_error_pct": 100 * (h / t - 1), "dw_share_pct": dw_share(feat),
              "_warn": abs(h / t - 1) > 0.1}
-            for m, r, feat, t, f, h in zip(measured, reports, feats, ms, fitted, held_out,
-                                           strict=True)]
+            for label, line, n, feat, t, f, h in zip(labels, lines, networks, feats, ms, fitted,
+                                                     held_out, strict=True)]
     warnings = []
     if len(ms) < 2 * len(TERMS):
         warnings.append(f"only {len(ms)} rows for {len(TERMS)} constants: too few to fit them "
-                        f"and to judge the fit; measure at least {2 * len(TERMS)}, spread over "
-                        "the sizes you care about")
+                        f"and to judge the fit; measure at least {2 * len(TERMS)} (macscalc "
+                        "calibrate --suggest picks the models that pin them best)")
     if not any(row["dw_share_pct"] >= 100 * DW_HEAVY for row in rows):
         warnings.append(f"no depthwise-heavy model (depthwise ≥ {100 * DW_HEAVY:.0f} % of "
                         "MACs): the depthwise rate rests on small differences; add one, such "
@@ -231,14 +255,55 @@ def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: st
     return Calibration(profile, rows, warnings)
 
 
-def calibrate_file(path: Path, name: str | None = None) -> Calibration:
+def fit_split(networks: list[Network], ms: list[float], labels: list[str], held: list[bool],
+              fitted_on: str, name: str = "auto", device: str | None = None) -> Calibration:
+    """Fit on the rows not ``held`` out and predict those (``calibrate --auto``). Each row
+    is a graph of its own, run once per inference: a per-graph overhead is fitted beside
+    the terms and left out of the profile (a whole model pays it once, a few µs)."""
+    from macscalc.analysis.latency import (
+        TERMS,
+        Errors,
+        Profile,
+        features,
+        fit,
+        kinds,
+        predict,
+        term_ties,
+    )
+
+    feats = [features(n) for n in networks]
+    x = [[f[t.name] for t in TERMS] + [1.0] for f in feats]
+    fit_rows = [i for i, h in enumerate(held) if not h]
+    coefs = fit([x[i] for i in fit_rows], [ms[i] for i in fit_rows], term_ties())
+    pred = [predict(coefs, row) for row in x]
+    test = [i for i, h in enumerate(held) if h]
+    profile = Profile(
+        name=name, device=device or "this machine (calibrate --auto)",
+        constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs[:-1], strict=True)},
+        kinds=tuple(sorted(set().union(*(kinds(networks[i]) for i in fit_rows)))),
+        rows=len(fit_rows), in_sample=Errors.of([pred[i] for i in fit_rows],
+                                                [ms[i] for i in fit_rows]),
+        loo=Errors.of([pred[i] for i in test], [ms[i] for i in test]), fitted_on=fitted_on)
+    rows = [{"spec": label, "alpha": n.settings.alpha, "res": n.settings.size[0], "line": i + 1,
+             "ms": t, "fitted_ms": p, "error_pct": 100 * (p / t - 1), "loo_ms": p,
+             "loo_error_pct": 100 * (p / t - 1), "dw_share_pct": dw_share(f),
+             "set": "held out" if h else "fit", "_warn": h and abs(p / t - 1) > 0.1}
+            for i, (label, n, f, t, p, h) in enumerate(zip(labels, networks, feats, ms, pred,
+                                                            held, strict=True))]
+    return Calibration(profile, rows, _identifiability([x[i][:-1] for i in fit_rows],
+                                                       [ms[i] for i in fit_rows]))
+
+
+def calibrate_file(path: Path, name: str | None = None, figure: str = "median"
+                   ) -> Calibration:
     """``macscalc calibrate``: the CSV's rows; its comments say what measured them."""
     notes = comments(path)
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
-    measured = read_measurements(path)
+    measured = read_measurements(path, figure=figure)
+    what = "" if figure == "median" else f", the {figure} of each row's runs"
     return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
-                     f"{path.name}, {len(measured)} rows" + (f" ({'; '.join(notes)})"
-                                                             if notes else ""), path.parent)
+                     f"{path.name}, {len(measured)} rows{what}" + (f" ({'; '.join(notes)})"
+                                                                  if notes else ""), path.parent)
 
 
 def calibrate_doc(cal: Calibration, profile_file: str) -> Doc:
@@ -250,28 +315,40 @@ def calibrate_doc(cal: Calibration, profile_file: str) -> Doc:
 
     p = cal.profile
     const_rows = [{"term": t.what, "key": t.key, "value": p.constants[t.key],
-                   "unit": "G per second" if t.rate else "µs each"} for t in TERMS]
+                   "unit": t.unit} for t in TERMS]
     consts = Table("Fitted constants", [Column("term", "term", left=True),
                                         Column("constant", "key", left=True),
                                         Column("value", "value", lambda v: f"{v:.4g}"),
                                         Column("unit", "unit", left=True)], const_rows)
     pct = lambda v: f"{v:+.1f} %"  # noqa: E731
     ms = lambda v: f"{v:.3f}"  # noqa: E731
-    residuals = Table("Each row: fitted, and predicted without it (leave-one-out)", [
-        Column("line", "line"), Column("spec", "spec", left=True),
-        Column("α", "alpha", fmt_alpha), Column("res", "res"),
-        Column("dw % MACs", "dw_share_pct", lambda v: f"{v:.1f}"),
-        Column("measured ms", "ms", ms), Column("fitted ms", "fitted_ms", ms),
-        Column("error", "error_pct", pct), Column("held-out ms", "loo_ms", ms),
-        Column("held-out error", "loo_error_pct", pct)], cal.rows)
+    auto = bool(cal.rows) and "set" in cal.rows[0]
+    if auto:
+        residuals = Table("Each graph: fitted on, or held out and predicted", [
+            Column("#", "line"), Column("graph", "spec", left=True), Column("set", "set"),
+            Column("measured ms", "ms", ms), Column("predicted ms", "fitted_ms", ms),
+            Column("error", "error_pct", pct)], cal.rows)
+    else:
+        residuals = Table("Each row: fitted, and predicted without it (leave-one-out)", [
+            Column("line", "line"), Column("spec", "spec", left=True),
+            Column("α", "alpha", fmt_alpha), Column("res", "res"),
+            Column("dw % MACs", "dw_share_pct", lambda v: f"{v:.1f}"),
+            Column("measured ms", "ms", ms), Column("fitted ms", "fitted_ms", ms),
+            Column("error", "error_pct", pct), Column("held-out ms", "loo_ms", ms),
+            Column("held-out error", "loo_error_pct", pct)], cal.rows)
     e, h = p.in_sample, p.loo
-    ratio = (p.constants["dense_gmacs_per_s"] / p.constants["depthwise_gmacs_per_s"]
-             if 0 < p.constants["depthwise_gmacs_per_s"] < float("inf") else None)
+    held_line = (f"Held out (graphs the fit never saw): MAPE {h.mape:.1f} %, {h.within_10:.0f} % "
+                 f"within ±10 %, 90 % within ±{h.p90:.1f} % (the band every estimate carries)."
+                 if auto else
+                 f"Leave-one-out (each row predicted by a fit on the others): MAPE {h.mape:.1f} "
+                 f"%, {h.within_10:.0f} % within ±10 %, 90 % within ±{h.p90:.1f} % (the band "
+                 "every estimate carries).")
+    ratio = (p.constants["conv1x1_gmacs_per_s"] / p.constants["dw_gmacs_per_s"]
+             if 0 < p.constants["dw_gmacs_per_s"] < float("inf") else None)
     notes = [f"In sample: MAPE {e.mape:.1f} %, {e.within_10:.0f} % of rows within ±10 %.",
-             f"Leave-one-out (each row predicted by a fit on the others): MAPE {h.mape:.1f} %, "
-             f"{h.within_10:.0f} % within ±10 %, 90 % within ±{h.p90:.1f} % (the band every "
-             "estimate carries).",
-             *([f"A depthwise MAC costs {ratio:.1f} dense MACs on this device."] if ratio else []),
+             held_line,
+             *([f"A depthwise MAC costs {ratio:.1f} 1×1-conv MACs on this device (before "
+                "its per-output cost)."] if ratio else []),
              f"Profile written to {profile_file}; use it with --device {profile_file}.",
              *[f"WARNING: {w}" for w in cal.warnings]]
     finite = {k: (None if math.isinf(v) else v) for k, v in p.constants.items()}

@@ -1,20 +1,26 @@
-"""Latency estimates from counts, with a device profile fitted on a few measurements.
+"""Latency estimates from the kernels a network runs, with a device profile.
 
-Why a model and not MACs: on a real device a depthwise MAC costs several dense ones (it
-reuses nothing across output channels), and every layer and every small element-wise op
-has a fixed cost (a kernel launch, a thread barrier). The model, chosen by held-out
-error in ``benchmarks/latency.py``::
+Why per kernel: a model of whole-network totals fits the family it was calibrated on and
+misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and splits,
+5×5 depthwise convs that do more MACs per second than 3×3). Here each kernel the runtime
+runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them) costs::
 
-    t = dense MACs / R_dense + depthwise MACs / R_dw + τ_layer · conv/FC layers
-        + τ_op · other ops
+    t = Σ_class MACs_class / R_class + depthwise planes / R_plane
+        + exp elements / R_exp + activation bytes / B + weight bytes / B_w + τ_kernel
 
-fitted by non-negative least squares on relative error (each row weighted by 1/t, so a
-1 ms model counts as much as a 100 ms one). "Other ops" are the primitives a runtime
-runs as kernels of their own: residual adds, squeeze-excite's pool, gate and product,
-pooling, and activations that do not fold into the conv before them (batch norm always
-folds; relu and relu6 fold; hard-swish does not). A profile is a small YAML file of
-these constants in physical units, with what it was fitted on and its own
-leave-one-out error, which gives every estimate its band.
+with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
+planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
+second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
+(swish, sigmoid, GELU), activation bytes read and written, weight bytes (float32) and a
+fixed launch cost. Weights have their own rate: a network's weights are read once per
+inference from beyond the core's caches, while activations pass between consecutive
+kernels through them (AlexNet's 61 M FC weights, 244 MB). The terms add (a
+fitted blend, not a roofline maximum: chosen by held-out error across families in
+``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
+relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
+one). A profile is a small YAML file of these constants in physical units, with what it
+was fitted on and its own held-out error, which gives every estimate its band. A rate
+that no calibration row exercises is tied to a related one (``Term.tie``), never zero.
 
 numpy is imported only by the fit; estimating from a profile needs none.
 """
@@ -23,52 +29,95 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from macscalc.analysis.kernels import FREE, Kernel, is_depthwise, kernels
 from macscalc.core.errors import MacscalcError
 
 if TYPE_CHECKING:
-    from macscalc.analysis.counting import Report
     from macscalc.lang.graph import Network, Node
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
-FOLDED_ACTS = frozenset({"relu", "relu6"})  # fold into the conv before them
-FREE = frozenset({"dropout", "flatten"})  # no work at inference
+
+
+class Counted(Protocol):
+    """Anything that carries its placed network (a counting report)."""
+
+    network: Network
 
 
 class Term(NamedTuple):
-    """One term of the model: a feature of the network and its constant in the profile."""
+    """One term of the model: a feature of a kernel and its constant in the profile."""
 
     name: str
     key: str  # the constant's key in a profile
     what: str
-    rate: bool  # stored as G per second (1 / cost) rather than µs each
+    unit: str
+    scale: float  # the constant's unit in feature units per ms (rates), or ms per µs
+    tie: str | None = None  # the term whose constant stands in when no row exercises this
+
+    @property
+    def rate(self) -> bool:
+        return self.name != "kernels"
 
     def constant(self, coef: float) -> float:
         """A fitted cost in ms per unit as the profile's physical constant."""
         if self.rate:
-            return math.inf if coef == 0 else 1e-6 / coef
+            return math.inf if coef == 0 else self.scale / coef
         return coef * 1e3
 
     def coef(self, constant: float) -> float:
         if self.rate:
-            return 0.0 if math.isinf(constant) else 1e-6 / constant
+            return 0.0 if math.isinf(constant) else self.scale / constant
         return constant / 1e3
 
 
 TERMS = (
-    Term("dense", "dense_gmacs_per_s", "dense conv and FC MACs", True),
-    Term("dw", "depthwise_gmacs_per_s", "depthwise MACs", True),
-    Term("layers", "us_per_layer", "conv and FC layers", False),
-    Term("ops", "us_per_op", "element-wise, pooling and SE ops outside convolutions", False),
+    Term("macs_conv1x1", "conv1x1_gmacs_per_s", "1×1 conv and FC MACs", "G MACs/s", 1e-6),
+    Term("macs_conv", "conv_gmacs_per_s", "dense k×k conv MACs", "G MACs/s", 1e-6,
+         "macs_conv1x1"),
+    Term("macs_group", "group_gmacs_per_s", "grouped conv MACs", "G MACs/s", 1e-6,
+         "macs_conv1x1"),
+    Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6),
+    Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
+    Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
+         "G elements/s", 1e-6),
+    Term("bytes", "gbytes_per_s", "activation bytes read and written (float32)", "GB/s", 1e-6),
+    Term("wbytes", "weight_gbytes_per_s", "weight bytes, streamed once per inference (float32)",
+         "GB/s", 1e-6),
+    Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3),
 )
+TERM_NAMES = tuple(t.name for t in TERMS)
 
 
-def is_depthwise(node: Node) -> bool:
-    layer = node.layer
-    if layer.kind == "depthwise":
-        return True
-    return layer.kind == "conv2d" and 1 < layer.groups == node.in_shapes[0].c
+def kernel_features(k: Kernel) -> dict[str, Any]:
+    """A kernel's features by term name (every kernel launches once; FC MACs are 1×1
+    conv MACs at one position)."""
+    f: dict[str, Any] = dict.fromkeys(TERM_NAMES, 0.0)
+    for name, v in k.features.items():
+        if name != "launches":
+            f["macs_conv1x1" if name == "macs_fc" else name] += v
+    f["kernels"] = float(k.features.get("launches", 1))
+    return f
+
+
+def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any = 1) -> Any:
+    """The estimate in ms (``kernels``' area and one: as coefficients of the areas)."""
+    coef = dict(zip(TERM_NAMES, coefs, strict=True))
+    total: Any = 0.0
+    for k in kernels(network, area, one):
+        for name, v in kernel_features(k).items():
+            total = total + coef[name] * (one * v if name == "kernels" else v)
+    return total
+
+
+def features(network: Network) -> dict[str, float]:
+    """The model's features of one network (its kernels summed), by term name."""
+    out = dict.fromkeys(TERM_NAMES, 0.0)
+    for k in kernels(network):
+        for name, v in kernel_features(k).items():
+            out[name] += v
+    return out
 
 
 def kind_key(node: Node) -> str:
@@ -81,36 +130,6 @@ def kind_key(node: Node) -> str:
     if layer.kind == "conv2d" and layer.groups > 1:
         return "group conv2d"
     return layer.kind
-
-
-def node_features(report: Report) -> list[dict[str, float]]:
-    """What each layer adds to the model's features (empty: folded or free)."""
-    out: list[dict[str, float]] = []
-    tails: set[str] = set()  # outputs a following batch norm or relu folds into
-    for lc in report.layers:
-        n = lc.node
-        kind = n.layer.kind
-        if kind in ("conv2d", "depthwise", "linear"):
-            out.append({"dw" if is_depthwise(n) else "dense": lc.macs, "layers": 1})
-            tails.add(n.name)
-        elif kind == "batchnorm" and n.inputs[0] in tails:
-            out.append({})
-            tails.add(n.name)
-        elif (kind == "act" and n.layer.fn in FOLDED_ACTS and n.inputs[0] in tails) or \
-                kind in FREE:
-            out.append({})
-        else:
-            out.append({"ops": 1})
-    return out
-
-
-def features(report: Report) -> dict[str, float]:
-    """The model's features of one counted network, by term name."""
-    out = dict.fromkeys((t.name for t in TERMS), 0.0)
-    for f in node_features(report):
-        for name, v in f.items():
-            out[name] += v
-    return out
 
 
 def kinds(network: Network) -> set[str]:
@@ -160,21 +179,37 @@ def nnls(a: Any, b: Any) -> Any:
     return best_x / norms
 
 
-def fit(x: list[list[float]], ms: list[float]) -> list[float]:
-    """Costs in ms per unit of each feature column, ≥ 0, minimising relative error."""
+def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None
+        ) -> list[float]:
+    """Costs in ms per unit of each feature column, ≥ 0, minimising relative error; a
+    column the rows leave at zero cost (none exercises it, or too little to pin it) takes
+    the cost of the column ``ties`` names for it: a conv is never free."""
     import numpy as np
 
     t = np.asarray(ms, dtype=float)
-    return [float(c) for c in nnls(np.asarray(x, dtype=float) / t[:, None], np.ones(len(t)))]
+    coefs = [float(c) for c in nnls(np.asarray(x, dtype=float) / t[:, None], np.ones(len(t)))]
+    for j, k in (ties or {}).items():
+        if coefs[j] == 0:
+            coefs[j] = coefs[k]
+    return coefs
+
+
+def term_ties(names: tuple[str, ...] = TERM_NAMES) -> dict[int, int]:
+    """``fit``'s ties for these columns (each term's ``tie``, where both are columns)."""
+    index = {n: i for i, n in enumerate(names)}
+    return {index[t.name]: index[t.tie] for t in TERMS
+            if t.tie and t.name in index and t.tie in index}
 
 
 def predict(coefs: list[float], row: list[float]) -> float:
     return sum(c * f for c, f in zip(coefs, row, strict=True))
 
 
-def leave_one_out(x: list[list[float]], ms: list[float]) -> list[float]:
+def leave_one_out(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None
+                  ) -> list[float]:
     """Each row predicted by a fit on all the other rows (never on itself)."""
-    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:]), x[i]) for i in range(len(x))]
+    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:], ties), x[i])
+            for i in range(len(x))]
 
 
 class Profile(NamedTuple):
@@ -194,9 +229,41 @@ class Profile(NamedTuple):
     def coefs(self) -> list[float]:
         return [t.coef(self.constants[t.key]) for t in TERMS]
 
-    def predict(self, report: Report) -> float:
-        f = features(report)
+    def predict(self, network: Network) -> float:
+        f = features(network)
         return predict(self.coefs(), [f[t.name] for t in TERMS])
+
+    def kernel_times(self, network: Network) -> list[KernelTime]:
+        """Every kernel with its estimated time, split into compute, memory and launch."""
+        coef = dict(zip(TERM_NAMES, self.coefs(), strict=True))
+        out = []
+        for k in kernels(network):
+            f = kernel_features(k)
+            memory = coef["bytes"] * f["bytes"] + coef["wbytes"] * f["wbytes"]
+            launch = coef["kernels"] * f["kernels"]
+            compute = sum(coef[n] * v for n, v in f.items()) - memory - launch
+            out.append(KernelTime(k, compute, memory, launch))
+        return out
+
+
+class KernelTime(NamedTuple):
+    """One kernel's estimated ms: compute (MACs, depthwise planes, exp), memory (activation
+    and weight bytes), launch."""
+
+    kernel: Kernel
+    compute: float
+    memory: float
+    launch: float
+
+    @property
+    def ms(self) -> float:
+        return self.compute + self.memory + self.launch
+
+    @property
+    def bound(self) -> str:
+        """Which part dominates: ``compute``, ``memory`` or ``launch``."""
+        parts = {"compute": self.compute, "memory": self.memory, "launch": self.launch}
+        return max(parts, key=parts.__getitem__)
 
 
 def _num(v: float) -> float | str:
@@ -219,8 +286,7 @@ def profile_yaml(p: Profile) -> str:
                      "they exist")
     lines.append("constants:")
     for t in TERMS:
-        unit = "G per second" if t.rate else "µs each"
-        lines.append(f"  {t.key}: {_num(p.constants[t.key])}  # {t.what}, {unit}")
+        lines.append(f"  {t.key}: {_num(p.constants[t.key])}  # {t.what}, {t.unit}")
     lines += ["calibration:", f"  fitted_on: {q(p.fitted_on)}", f"  rows: {p.rows}",
               f"  kinds: {q(list(p.kinds))}",
               f"  in_sample: {q(p.in_sample.data())}",
@@ -304,6 +370,8 @@ class Estimate(NamedTuple):
     unseen: tuple[str, ...]  # kinds of work the calibration never saw
     published: str | None = None  # ms as published for this model on the device
     published_source: str | None = None
+    layer_us: dict[str, float] = {}  # each kernel's µs, under the layer that launches it
+    by_kind: tuple[tuple[str, int, float], ...] = ()  # (layer kind, kernels, ms)
 
     def text(self) -> str:
         pub = (f"; published {self.published} ms ({self.published_source})"
@@ -318,15 +386,41 @@ class Estimate(NamedTuple):
                 "high": round(self.high, 4), "profile": self.profile,
                 "band_pct": self.band_pct, "estimated": True,
                 "unseen_kinds": list(self.unseen), "published_ms": self.published,
-                "published_source": self.published_source}
+                "published_source": self.published_source,
+                "by_kind": [{"kind": k, "kernels": n, "ms": round(ms, 4),
+                             "share_pct": round(100 * ms / self.ms, 1) if self.ms else 0.0}
+                            for k, n, ms in self.by_kind]}
 
 
-def estimate(report: Report, profile: Profile,
+def estimate(report: Counted, profile: Profile,
              published: tuple[str, str] | None = None) -> Estimate:
     """The profile's estimate, with the published latency (ms as printed, source) beside it
     when the caller found one (``published.published_latency``)."""
-    ms = profile.predict(report)
+    network = report.network
+    ms = profile.predict(network)
     p = profile.loo.p90 / 100
+    layer_us, by_kind = per_layer(network, profile.kernel_times(network))
     return Estimate(ms, ms / (1 + p), ms / (1 - p) if p < 1 else math.inf, profile.name,
-                    profile.loo.p90, tuple(sorted(kinds(report.network) - set(profile.kinds))),
-                    *(published or (None, None)))
+                    profile.loo.p90, tuple(sorted(kinds(network) - set(profile.kinds))),
+                    *(published or (None, None)), layer_us, by_kind)
+
+
+def per_layer(network: Network, times: list[KernelTime]
+              ) -> tuple[dict[str, float], tuple[tuple[str, int, float], ...]]:
+    """Each kernel's µs under the layer that launches it (a layout conversion under the
+    layer whose output it converts), and the time by layer kind, largest first."""
+    nodes = {n.name: n for n in network.nodes}
+    first = network.nodes[0].name if network.nodes else "input"
+    us: dict[str, float] = {}
+    kinds_: dict[str, list[float]] = {}
+    for t in times:
+        head = t.kernel.nodes[0] if t.kernel.nodes[0] in nodes else first
+        us[head] = us.get(head, 0.0) + 1e3 * t.ms
+        n = nodes.get(head)
+        label = "layout conversion" if t.kernel.what == "reorder" or n is None else (
+            n.role or n.layer.label(n.in_shapes))
+        row = kinds_.setdefault(label, [0, 0.0])
+        row[0] += 1
+        row[1] += t.ms
+    return us, tuple(sorted(((k, int(n), ms) for k, (n, ms) in kinds_.items()),
+                            key=lambda r: -r[2]))

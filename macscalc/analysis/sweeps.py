@@ -169,8 +169,7 @@ class _Plan(NamedTuple):
     live: np.ndarray  # rows × chains: channels live while a layer runs (dominated rows dropped)
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
     branches: tuple[tuple[int, int], ...]  # (branch point, joined input) chains that differ
-    dw: np.ndarray | None = None  # per chain: the depthwise share of ``macs`` (latency)
-    fixed_ms: float = 0.0  # the latency terms that do not scale with resolution
+    latency: np.ndarray | None = None  # ms per position of each chain, then fixed ms
 
 
 class _Skeleton(NamedTuple):
@@ -330,7 +329,6 @@ class _Facts(NamedTuple):
     token: int  # its name, inputs, kind and spatial rule, numbered: skeletons' keys
     k: int  # MACs per position
     params: int  # in the sweep's convention
-    dw: int  # MACs per position if it is a depthwise conv (latency), else 0
 
 
 class _Grid:
@@ -423,15 +421,10 @@ class _Grid:
         if len(self._facts) >= self.FACTS_LIMIT:
             self._facts.clear()
         k = _per_position(n)
-        dw = 0
-        if self.coefs is not None:
-            from macscalc.analysis.latency import is_depthwise
-
-            dw = k if is_depthwise(n) else 0
         token = self._tokens.setdefault((n.name, n.inputs, n.layer.kind, _rule(n.layer)),
                                         len(self._tokens))
         params = sum(map(n.layer.params(n.in_shapes).__getitem__, self.picked))
-        facts = self._facts[id(n)] = _Facts(n, token, k, params, dw)
+        facts = self._facts[id(n)] = _Facts(n, token, k, params)
         return facts
 
     def _plan(self, net: Network, at: int) -> _Plan:
@@ -448,10 +441,8 @@ class _Grid:
             _check(net, sk, self.sizes, at)
             self._checked.add((key, at))
         macs = [0] * len(sk.chains)
-        dw = [0] * len(sk.chains)
         for i, col in sk.with_macs:
             macs[col] += facts[i].k
-            dw[col] += facts[i].dw
         params = sum(f.params for f in facts)
         width = np.array([nodes[w].out.c if w >= 0 else net.input.c for w in sk.writers],
                          dtype=np.int64)
@@ -460,21 +451,19 @@ class _Grid:
         np.add.at(change, sk.end_cells, -width)
         live = np.cumsum(change.reshape(len(nodes) + 2, len(sk.chains)), axis=0)[sk.running]
         return _Plan(sk.chains, np.array(macs, dtype=object), params, _undominated(live),
-                     sk.flatten, sk.branches, *self._latency_terms(net, dw))
+                     sk.flatten, sk.branches, self._latency_terms(net, sk))
 
-    def _latency_terms(self, net: Network, dw: list[int]) -> tuple[np.ndarray | None, float]:
-        """For a device profile: the depthwise MACs per position of each chain, and the
-        per-layer and per-op terms, which the resolution does not change."""
+    def _latency_terms(self, net: Network, sk: _Skeleton) -> np.ndarray | None:
+        """For a device profile: the estimate as ms per position of each chain (each
+        tensor's features scale with its chain's area), then the ms that do not scale."""
         if self.coefs is None:
-            return None, 0.0
-        from macscalc.analysis.counting import PARAM_CONVENTIONS, count
-        from macscalc.analysis.latency import TERMS, node_features
+            return None
+        from macscalc.analysis.latency import network_ms
 
-        coef = dict(zip((t.name for t in TERMS), self.coefs, strict=True))
-        fixed = sum(coef[k] * v for f in node_features(count(
-            net, Convention(PARAM_CONVENTIONS["torch"]))) for k, v in f.items()
-            if k in ("layers", "ops"))
-        return np.array(dw, dtype=object), fixed
+        units = np.eye(len(sk.chains) + 1)
+        column = {"input": sk.chains.index(0),
+                  **{n.name: c for n, c in zip(net.nodes, sk.column, strict=True)}}
+        return network_ms(self.coefs, net, lambda name: units[column[name]], units[-1])
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
@@ -531,10 +520,8 @@ class _Grid:
         for start in range(0, len(live), step):
             np.maximum(peak, (live[start:start + step] @ area).max(axis=0), out=peak)
         out[2][idx] = peak * self.nbytes
-        if plan.dw is not None and latency is not None and self.coefs is not None:
-            dw = (np.array(plan.dw, dtype=area.dtype) @ area).astype(float)
-            dense = out[0][idx].astype(float) - dw
-            latency[idx] = self.coefs[0] * dense + self.coefs[1] * dw + plan.fixed_ms
+        if plan.latency is not None and latency is not None:
+            latency[idx] = plan.latency[:-1] @ area.astype(float) + plan.latency[-1]
 
 
 Site = tuple[Any, int, Fraction | None]  # rounding rule, declared width, floor multiplier

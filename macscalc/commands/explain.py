@@ -344,79 +344,95 @@ def layer_doc(network: Network, name: str) -> Doc:
 
 
 def latency_doc(network: Network, profile: Profile) -> Doc:
-    """Where the estimated time goes on a device, and why a depthwise MAC costs more."""
-    from macscalc.analysis.latency import TERMS, estimate, node_features
+    """Where the estimated time goes on a device: by term, by layer kind, and per kernel
+    whether compute, memory traffic or the launch dominates, and why."""
+    from macscalc.analysis.latency import TERMS, estimate, kernel_features
     from macscalc.published.tables import published_latency
 
     report = count(network, Convention(PARAM_CONVENTIONS["torch"]))
     est = estimate(report, profile, published_latency(network, profile.published)
                    if profile.published else None)
     coefs = dict(zip((t.name for t in TERMS), profile.coefs(), strict=True))
-    per_node = node_features(report)
-    terms = {t.name: [t, 0.0, 0.0] for t in TERMS}  # term, amount, ms
-    kinds: dict[str, list[float]] = {}  # label → [layers, MACs, ms]
-    for lc, f in zip(report.layers, per_node, strict=True):
-        ms = sum(coefs[k] * v for k, v in f.items())
-        for k, v in f.items():
-            terms[k][1] += v
-            terms[k][2] += coefs[k] * v
-        n = lc.node
-        row = kinds.setdefault(n.role or n.layer.label(n.in_shapes), [0, 0, 0.0])
-        row[0] += 1
-        row[1] += lc.macs
-        row[2] += ms
+    times = profile.kernel_times(network)
     total = est.ms or 1.0
+    terms = {t.name: [0.0, 0.0] for t in TERMS}  # amount, ms
+    node_of = {n.name: n for n in network.nodes}
+    kinds: dict[str, list[float]] = {}  # label → [kernels, ms]
+    kernel_rows = []
+    for kt in times:
+        for name, v in kernel_features(kt.kernel).items():
+            terms[name][0] += v
+            terms[name][1] += coefs[name] * v
+        head = node_of.get(kt.kernel.nodes[0])
+        label = "layout conversion" if kt.kernel.what == "reorder" or head is None else (
+            head.role or head.layer.label(head.in_shapes))
+        row = kinds.setdefault(label, [0, 0.0])
+        row[0] += 1
+        row[1] += kt.ms
+        kernel_rows.append({"kernel": " + ".join(kt.kernel.nodes), "what": kt.kernel.what,
+                            "us": 1e3 * kt.ms, "compute_us": 1e3 * kt.compute,
+                            "memory_us": 1e3 * kt.memory, "launch_us": 1e3 * kt.launch,
+                            "bound": kt.bound, "share_pct": 100 * kt.ms / total})
     term_rows = [{"term": t.what, "amount": amount,
-                  "constant": f"{profile.constants[t.key]:.4g} "
-                              f"{'G/s' if t.rate else 'µs each'}",
-                  "ms": ms, "share_pct": 100 * ms / total} for t, amount, ms in terms.values()]
-    kind_rows = [{"kind": label, "layers": int(n), "macs": int(macs),
-                  "macs_pct": 100 * macs / max(report.macs, 1), "ms": ms,
-                  "share_pct": 100 * ms / total}
-                 for label, (n, macs, ms) in kinds.items() if ms > 0]
-    kind_rows.sort(key=lambda r: -r["ms"])
-    dense, dw = profile.constants["dense_gmacs_per_s"], profile.constants["depthwise_gmacs_per_s"]
-    dw_macs = terms["dw"][1]
+                  "constant": f"{profile.constants[t.key]:.4g} {t.unit}",
+                  "ms": ms, "share_pct": 100 * ms / total}
+                 for t, (amount, ms) in zip(TERMS, terms.values(), strict=True)]
+    kind_rows = sorted(({"kind": label, "kernels": int(n), "ms": ms,
+                         "share_pct": 100 * ms / total} for label, (n, ms) in kinds.items()),
+                       key=lambda r: -r["ms"])
+    bound = {b: sum(1 for r in kernel_rows if r["bound"] == b)
+             for b in ("compute", "memory", "launch")}
+    c = profile.constants
     intro = [f"Estimated on {profile.name} ({profile.device}): {est.ms:.2f} ms, "
              f"{est.low:.2f}–{est.high:.2f} ms for 9 in 10 held-out rows of its calibration.",
-             "Model: t = dense MACs / R_dense + depthwise MACs / R_dw + τ_layer · conv/FC "
-             "layers + τ_op · other ops",
-             f"  R_dense = {dense:.4g} G MACs/s, R_dw = {dw:.4g} G MACs/s, "
-             f"τ_layer = {profile.constants['us_per_layer']:.4g} µs, "
-             f"τ_op = {profile.constants['us_per_op']:.4g} µs",
-             f"  fitted on {profile.fitted_on}", ""]
+             "Model, per kernel the runtime runs (BN, most activations and a residual add "
+             "fused into the conv before them; layout conversions where a plain-layout "
+             "layer meets the blocked conv layout): t = Σ MACs_class / R_class + depthwise "
+             "planes / R_plane + exp elements / R_exp + activation bytes / B + weight bytes "
+             "/ B_w + τ_kernel",
+             "  " + ", ".join(f"{t.key} = {c[t.key]:.4g} {t.unit}" for t in TERMS),
+             f"  fitted on {profile.fitted_on}",
+             f"{len(kernel_rows)} kernels: {bound['compute']} compute-bound (their MACs, "
+             f"depthwise planes or exponentials take the most time), {bound['memory']} "
+             f"memory-bound (the activations they read and write at {c['gbytes_per_s']:.4g} "
+             f"GB/s and the weights they stream at {c['weight_gbytes_per_s']:.4g} GB/s take "
+             f"the most), {bound['launch']} launch-bound (the fixed "
+             f"{c['us_per_kernel']:.4g} µs per kernel is the largest part).", ""]
+    dense, dw = c["conv1x1_gmacs_per_s"], c["dw_gmacs_per_s"]
     if 0 < dw < float("inf") and dense > 0:
-        ratio = dense / dw
-        intro += [f"A depthwise MAC costs R_dense / R_dw = {dense:.4g} / {dw:.4g} = {ratio:.1f} "
-                  "dense MACs here.",
-                  "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
-                  "output channel and each weight at every position, so it runs near the "
-                  "arithmetic peak. A depthwise k×k conv does only k² MACs per output, reuses "
-                  "nothing across channels and fills vector lanes poorly: it is bound by "
-                  "memory traffic, not arithmetic.",
-                  f"So depthwise layers do {100 * dw_macs / max(report.macs, 1):.1f} % of the "
-                  f"MACs but take {terms['dw'][2] / total * 100:.1f} % of the estimated time "
-                  "(before their per-layer cost)."]
-    else:
-        intro.append("This profile did not fit a separate depthwise rate (no depthwise rows, "
-                     "or none needed): see its calibration.")
+        intro.append(f"A depthwise MAC costs R_1×1 / R_dw = {dense:.4g} / {dw:.4g} = "
+                     f"{dense / dw:.1f} 1×1-conv MACs here, plus its per-plane cost.")
+        intro.append(
+            "Why: a 1×1 or dense conv is a matrix product; each input is reused by every "
+            "output channel and each weight at every position, so it runs near the "
+            "arithmetic peak. A depthwise k×k conv does only k² MACs per output and reuses "
+            "nothing across channels; it also pays per channel plane, so a 5×5 does more "
+            "MACs per second than a 3×3." if dense > dw else
+            "Here its arithmetic is not the cost: a depthwise conv's time is mostly the "
+            "activation bytes it reads and writes (see the memory-bound kernels).")
     if est.unseen:
         intro.append(f"WARNING: the calibration never saw {', '.join(est.unseen)}.")
     ms = lambda v: f"{v:.3f}"  # noqa: E731
+    us = lambda v: f"{v:.1f}"  # noqa: E731
     pct = lambda v: f"{v:.1f}"  # noqa: E731
     tables = [Table("By term of the model", [
         Column("term", "term", left=True), Column("amount", "amount", lambda v: fmt_int(int(v))),
         Column("cost", "constant"), Column("ms", "ms", ms), Column("% time", "share_pct", pct)],
         term_rows),
-        Table("By layer kind (each with its layers' MACs, per-layer and per-op costs)", [
-            Column("kind", "kind", left=True), Column("layers", "layers"),
-            Column("MACs", "macs", fmt_int), Column("% MACs", "macs_pct", pct),
-            Column("ms", "ms", ms), Column("% time", "share_pct", pct)], kind_rows)]
+        Table("By layer kind (the kernel's first layer)", [
+            Column("kind", "kind", left=True), Column("kernels", "kernels"),
+            Column("ms", "ms", ms), Column("% time", "share_pct", pct)], kind_rows),
+        Table("Each kernel: what bounds it", [
+            Column("kernel (fused layers)", "kernel", left=True, cut=40),
+            Column("est. µs", "us", us), Column("compute µs", "compute_us", us),
+            Column("memory µs", "memory_us", us), Column("launch µs", "launch_us", us),
+            Column("bound", "bound", left=True), Column("% time", "share_pct", pct)],
+            kernel_rows)]
     s = network.settings
     data = envelope("explain", topic="latency", spec=network.spec.name,
                     settings={"alpha": fmt_alpha(s.alpha), "resolution": list(s.size),
                               "classes": s.classes}, latency_ms=est.data(), terms=term_rows,
-                    kinds=kind_rows)
+                    kinds=kind_rows, kernels=kernel_rows)
     return Doc(f"Where the time goes: {network.spec.title} (α {fmt_alpha(s.alpha)}, "
                f"{s.size[0]}×{s.size[1]}) on {profile.name}", tables,
                ["Estimated, not measured: the profile's constants times this network's counts."],

@@ -4,9 +4,14 @@ Why: a latency profile (``latency.py``) is only as good as its measurements, and
 should get a profile of their own CPU in minutes. Protocol: the spec exported with
 seeded weights (``onnx_export.py``), one session with the intra-op threads pinned, one
 inter-op thread, sequential execution and full graph optimisation (what a deployment
-gets: batch norm and activations fused into convolutions); warm-up runs, then the
-median of N timed runs with its spread. Rows are the CSV that ``calibrate`` reads, with
-the machine and runtime in comment lines.
+gets: batch norm and activations fused into convolutions); warm-up runs, then N timed
+runs, optionally pinned to one CPU. A timing is *stable* when its interquartile range is
+within ``STABLE_IQR`` of its median; an unstable one gets further rounds of runs, up to
+``max_runs``, because on a shared machine a burst of other work widens the spread and a
+longer sample lets the median and minimum settle. Both the median (the ``ms`` column,
+what ``calibrate`` fits: it is what a deployment sees on average) and the minimum (the
+least disturbed run) are recorded. Rows are the CSV that ``calibrate`` reads, with the
+machine, runtime, threads and pinning in comment lines.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from macscalc.core.units import fmt_alpha
 from macscalc.lang.graph import Network
 
 EXTRA_COLUMNS = ("q1_ms", "q3_ms", "min_ms", "max_ms", "threads", "runs")
+STABLE_IQR = 0.05  # a timing is stable when (q3 − q1) ≤ 5 % of its median
 
 
 class Timing(NamedTuple):
@@ -42,7 +48,11 @@ class Timing(NamedTuple):
     def describe(self) -> str:
         return (f"median {self.ms:.3f} ms (quartiles {self.q1:.3f}–{self.q3:.3f}, "
                 f"min {self.min:.3f}, max {self.max:.3f}) over {self.runs} runs, "
-                f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+                f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+                + ("" if self.stable() else ", UNSTABLE"))
+
+    def stable(self) -> bool:
+        return self.q3 - self.q1 <= STABLE_IQR * self.ms
 
 
 def _timing(times: list[float], threads: int) -> Timing:
@@ -54,7 +64,7 @@ def _timing(times: list[float], threads: int) -> Timing:
 class Runner:
     """One network loaded into onnxruntime, ready to time."""
 
-    def __init__(self, network: Network, threads: int) -> None:
+    def __init__(self, network: Network, threads: int, profile_dir: str | None = None) -> None:
         ort = require("onnxruntime", "measure")
         onnx = require("onnx", "measure")
         import numpy as np
@@ -67,6 +77,9 @@ class Runner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profile_dir) / "ort-profile")
         with tempfile.TemporaryDirectory(prefix="macscalc-") as tmp:
             path = Path(tmp) / "model.onnx"
             onnx.save(export(network), path)
@@ -90,15 +103,36 @@ def effective_rounds(networks: int, rounds: int, runs: int) -> int:
     return min(rounds, runs) if networks > 1 else 1
 
 
+def pin(cpu: int | None) -> None:
+    """Run this process (and onnxruntime's threads, which it starts later) on one CPU, so
+    the timings do not move with the scheduler on a shared machine."""
+    import os
+
+    if cpu is None:
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise MacscalcError("--cpu needs an operating system with CPU affinity (Linux)")
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError) as e:
+        raise MacscalcError(f"cannot pin to CPU {cpu}: {e}") from None
+
+
 def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
-                  rounds: int = 1, step: Callable[[int], None] | None = None) -> list[Timing]:
+                  rounds: int = 1, step: Callable[[int], None] | None = None,
+                  max_runs: int | None = None) -> list[Timing]:
     """Time each network ``runs`` times after ``warmup`` untimed runs. With several
     networks the runs are spread over ``rounds`` interleaved rounds (one untimed run
     before each visit), so a burst of load on the machine touches every network a little
-    instead of spoiling a few; ``step(i)`` is called as network i finishes a round."""
+    instead of spoiling a few; ``step(i)`` is called as network i finishes a round. Then,
+    while a timing is not stable and has fewer than ``max_runs`` runs, it gets another
+    ``runs`` (the unstable ones interleaved)."""
     if runs < 1 or warmup < 0 or threads < 1 or rounds < 1:
         raise MacscalcError("--runs, --threads and --rounds must be at least 1, --warmup at "
                             "least 0")
+    max_runs = runs if max_runs is None else max_runs
+    if max_runs < runs:
+        raise MacscalcError(f"--max-runs ({max_runs}) must be at least --runs ({runs})")
     runners = []
     for i, network in enumerate(networks):
         runners.append(Runner(network, threads))
@@ -114,6 +148,14 @@ def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
             runner.run(share)
             if step:
                 step(i)
+    while True:
+        again = [r for r in runners if len(r.times) + runs <= max_runs
+                 and not _timing(r.times, threads).stable()]
+        if not again:
+            break
+        for _ in range(runs):
+            for runner in again:
+                runner.run(1)
     return [_timing(runner.times, threads) for runner in runners]
 
 
@@ -128,7 +170,8 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(threads: int, runs: int, warmup: int, rounds: int) -> list[str]:
+def provenance(threads: int, runs: int, warmup: int, rounds: int,
+               max_runs: int | None = None, cpu: int | None = None) -> list[str]:
     """Comment lines saying what measured a CSV; ``calibrate`` takes the device from the
     ``machine:`` line and keeps them all in the profile."""
     import os
@@ -136,10 +179,13 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int) -> list[str]:
     ort = require("onnxruntime", "measure")
     load = f"; load average (1 min) when timing began: {os.getloadavg()[0]:.2f}" \
         if hasattr(os, "getloadavg") else ""
+    more = (f"; up to {max_runs} where the interquartile range exceeds "
+            f"{100 * STABLE_IQR:.0f} % of the median" if max_runs and max_runs > runs else "")
     return [f"# macscalc measure: median of {runs} runs after {warmup} warm-up"
-            + (f", in {rounds} interleaved rounds" if rounds > 1 else ""),
+            + (f", in {rounds} interleaved rounds" if rounds > 1 else "") + more,
             f"# machine: {machine()} ({os.cpu_count()} CPUs), onnxruntime {ort.__version__} "
-            f"CPUExecutionProvider, {threads} intra-op thread{'s' if threads > 1 else ''}",
+            f"CPUExecutionProvider, {threads} intra-op thread{'s' if threads > 1 else ''}"
+            + (f", pinned to CPU {cpu}" if cpu is not None else ""),
             f"# system: {platform.system()} {platform.release()}, Python "
             f"{platform.python_version()}{load}"]
 
@@ -182,13 +228,15 @@ def grid_points(text: str) -> list[Measurement]:
 
 
 def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
-                rounds: int = 1, base: Path | None = None, progress: bool = False
+                rounds: int = 1, base: Path | None = None, progress: bool = False,
+                max_runs: int | None = None, cpu: int | None = None
                 ) -> tuple[str, list[str]]:
     """Time every point; returns the CSV (comments, header, a row each) and one line per
     point for people. Every spec is built first, so a bad one fails before any timing."""
     networks = [p.network(base) for p in points]
     effective = effective_rounds(len(networks), rounds, runs)
-    head = [*provenance(threads, runs, warmup, effective), csv_header()]
+    pin(cpu)
+    head = [*provenance(threads, runs, warmup, effective, max_runs, cpu), csv_header()]
     labels = [f"{p.spec} α{fmt_alpha(n.settings.alpha)} {n.settings.size[0]}"
               for p, n in zip(points, networks, strict=True)]
     if progress:
@@ -209,9 +257,9 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
             def step(i: int) -> None:
                 bar.update(task, advance=1, description=labels[i])
 
-            timings = time_networks(networks, threads, runs, warmup, rounds, step)
+            timings = time_networks(networks, threads, runs, warmup, rounds, step, max_runs)
     else:
-        timings = time_networks(networks, threads, runs, warmup, rounds)
+        timings = time_networks(networks, threads, runs, warmup, rounds, max_runs=max_runs)
     lines = head + [csv_row(n, p.spec, t)
                     for p, n, t in zip(points, networks, timings, strict=True)]
     summaries = [f"{label}: {t.describe()}" for label, t in zip(labels, timings, strict=True)]
@@ -234,3 +282,24 @@ def noise_warnings(timings: list[Timing]) -> list[str]:
         out.append(f"WARNING: {noisy} of {len(timings)} timings spread widely (upper quartile "
                    "over 1.25 × the lower): measure again, or with more --runs and --rounds")
     return out
+
+
+def kernel_times(network: Network, threads: int, runs: int, warmup: int) -> dict[str, float]:
+    """onnxruntime's own profile: the median µs of each kernel it ran over ``runs`` runs
+    after ``warmup`` (profiled too, then dropped), by node name as the runtime renamed it
+    (``conv1/conv.relu_nchwc``, ``ReorderOutput_token_12``)."""
+    import json
+
+    if runs < 1 or warmup < 0 or threads < 1:
+        raise MacscalcError("--runs and --threads must be at least 1, --warmup at least 0")
+    with tempfile.TemporaryDirectory(prefix="macscalc-prof-") as tmp:
+        runner = Runner(network, threads, tmp)
+        runner.run(warmup + runs, timed=False)
+        events = json.loads(Path(runner.session.end_profiling()).read_text(encoding="utf-8"))
+    durations: dict[str, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            durations.setdefault(name.removesuffix("_kernel_time"), []).append(
+                float(e.get("dur", 0)))
+    return {k: statistics.median(v[warmup:] or v) for k, v in durations.items()}

@@ -40,6 +40,11 @@ def count_doc(report: Report, flops: bool = False, checks: Checks | None = None)
         columns.append(Column("extra ops", "extra_ops", fmt_int, drop=4))
     if flops:
         columns.append(Column("FLOPs", "flops", fmt_int, drop=4))
+    est = report.latency
+    if est is not None:
+        for row in data["layers"]:
+            row["est_us"] = round(est.layer_us.get(row["name"], 0.0), 3)
+        columns.append(Column("est. µs", "est_us", lambda v: f"{v:.1f}", drop=4))
     folded = fold(data["layers"])
     layers = Table(f"Layers ({len(folded)} rows; batch norm and activation shown with the "
                    "layer they follow)", columns, folded)
@@ -57,6 +62,12 @@ def count_doc(report: Report, flops: bool = False, checks: Checks | None = None)
                      "paper counts.")
     by_kind = Table("By layer kind", kind_cols, data["by_kind"], notes)
     tables = [layers, by_kind]
+    if est is not None:
+        tables.append(Table(f"Estimated time by layer kind on {est.profile} (each kernel under "
+                            "the layer that launches it)", [
+            Column("kind", "kind", left=True), Column("kernels", "kernels"),
+            Column("est. ms", "ms", lambda v: f"{v:.3f}"), Column("% time", "share_pct")],
+            est.data()["by_kind"]))
     if checks is not None and checks.split is not None:
         table, data["paper_split"] = _split_table(checks.split)
         tables.append(table)

@@ -1,0 +1,193 @@
+"""The kernels a runtime runs for a placed network, and the work and traffic of each.
+
+Why: latency follows what the hardware executes, not the spec's rows. A runtime fuses
+batch norm, most activations and a residual add into the convolution before them, runs
+what is left as kernels of their own, and (onnxruntime on x86) converts tensors between
+its blocked conv layout and plain NCHW wherever a layer outside the blocked set (split,
+slice, channel shuffle, the SE product, FC, layer norm, ...) meets one inside it. Each
+kernel here carries quantities that mean the same in every family: its MACs by class
+(1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
+bytes it reads and writes, the weight bytes it streams (at the runtime's dtype), and the
+elements that go through an exponential (swish, sigmoid, GELU, ...). The rules follow
+onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
+built-ins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from macscalc.lang.graph import Network, Node
+from macscalc.lang.layers import Shape
+
+DTYPE_BYTES = 4  # the runtime computes in float32
+FUSED_ACTS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "sigmoid", "leaky_relu", "tanh"})
+EXP_ACTS = frozenset({"swish", "sigmoid", "gelu", "mish", "softmax", "tanh"})
+FREE = frozenset({"dropout", "flatten"})  # no work at inference (views)
+CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
+# kinds that run in the blocked layout, so no conversion between them
+BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
+                     "concat", "act", "batchnorm"})
+IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a conversion
+
+
+def is_depthwise(node: Node) -> bool:
+    layer = node.layer
+    if layer.kind == "depthwise":
+        return True
+    return layer.kind == "conv2d" and 1 < layer.groups == node.in_shapes[0].c
+
+
+def work_class(node: Node) -> str | None:
+    """What kind of MACs a node does: ``conv1x1``, dense k×k ``conv``, ``group``ed, ``dw``
+    (depthwise) or ``fc``; None for a node without MACs."""
+    layer = node.layer
+    if layer.kind == "linear":
+        return "fc"
+    if is_depthwise(node):
+        return "dw"
+    if layer.kind in ("conv2d", "conv_transpose"):
+        if getattr(layer, "groups", 1) > 1:
+            return "group"
+        return "conv1x1" if tuple(layer.k) == (1, 1) else "conv"
+    return None
+
+
+class Kernel(NamedTuple):
+    """One kernel the runtime runs: the nodes fused into it (the first launches it) and
+    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``wbytes``, ``exp``)."""
+
+    nodes: tuple[str, ...]
+    what: str  # the first node's kind, or ``reorder`` for a layout conversion
+    features: dict[str, Any]  # numbers, or a sweep's coefficients (``kernels``' area)
+
+
+def kernels(network: Network, area: Callable[[str], Any] | None = None,
+            one: Any = 1) -> list[Kernel]:
+    """The network as the runtime runs it, in order (layout conversions where they occur).
+
+    Every feature is a sum of per-position amounts times a tensor's area (h·w), and of
+    constants (weights): ``area(tensor name)`` and ``one`` may stand for those, so that a
+    sweep gets each feature as coefficients of its resolution-dependent areas."""
+    nodes = network.nodes
+    if area is None:
+        areas = {"input": network.input.h * network.input.w,
+                 **{n.name: n.out.h * n.out.w for n in nodes}}
+        area = areas.__getitem__
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers[i] = consumers.get(i, 0) + 1
+    out: list[Kernel] = []
+    owner: dict[str, int] = {}  # tensor → index of the kernel that writes it
+    alias: dict[str, str] = {}  # a free node's output → the tensor it views
+    tail: dict[str, bool] = {}  # conv-kernel output → whether it already fused an add
+    reordered: set[str] = set()
+    split: dict[str, int] = {}  # a sliced tensor → the kernel splitting it
+
+    def source(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    def blocked(name: str) -> bool:
+        k = owner.get(source(name))
+        return k is not None and out[k].what in BLOCKED
+
+    def numel(name: str, shape: Shape) -> Any:
+        return shape.c * area(name)
+
+    def reorder(name: str, shape: Shape) -> None:
+        key = source(name)
+        if key in reordered or (key not in owner and key != "input"):
+            return
+        reordered.add(key)
+        out.append(Kernel((key,), "reorder", {"bytes": 2 * DTYPE_BYTES * numel(name, shape)}))
+
+    def sizes(n: Node) -> Any:
+        return sum(numel(i, s) for i, s in zip(n.inputs, n.in_shapes, strict=True)) + \
+            numel(n.name, n.out)
+
+    for n in nodes:
+        kind = n.layer.kind
+        if kind in FREE:
+            alias[n.name] = n.inputs[0]
+            continue
+        src = [source(i) for i in n.inputs]
+        single = len(n.inputs) == 1 and consumers.get(n.inputs[0], 0) == 1 and src[0] in tail
+        if single and (kind == "batchnorm" or (kind == "act" and n.layer.fn in FUSED_ACTS)):
+            k = owner[src[0]]
+            out[k] = out[k]._replace(nodes=(*out[k].nodes, n.name))
+            owner[n.name] = k
+            tail[n.name] = tail.pop(src[0])
+            continue
+        if kind == "add":
+            fused = [s for s in src if s in tail and not tail[s] and consumers.get(s, 0) == 1]
+            if fused and all(blocked(s) for s in src):
+                k = owner[fused[0]]
+                f = dict(out[k].features)
+                f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * numel(n.name, n.out)
+                out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
+                owner[n.name] = k
+                tail.pop(fused[0])
+                tail[n.name] = True
+                continue
+        if kind == "slice" and src[0] in split:
+            # slices of one tensor run as one Split kernel: it reads the input once
+            k = split[src[0]]
+            f = dict(out[k].features)
+            f["bytes"] += DTYPE_BYTES * numel(n.name, n.out)
+            out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
+            owner[n.name] = k
+            continue
+        what = kind
+        if kind == "concat" and not all(blocked(s) for s in src):
+            what = "concat (plain)"  # a concat of plain-layout inputs runs in plain layout
+        if what in BLOCKED:
+            for name, shape in zip(n.inputs, n.in_shapes, strict=True):
+                # the network's input enters the blocked layout directly when it has few
+                # channels (an image); a wider one is converted
+                plain_input = source(name) == "input" and shape.c > IMAGE_CHANNELS
+                if (source(name) in owner or plain_input) and not blocked(name):
+                    reorder(name, shape)
+        else:
+            for name, shape in zip(n.inputs, n.in_shapes, strict=True):
+                if blocked(name):
+                    reorder(name, shape)
+        f: dict[str, Any] = {}
+        if kind == "shuffle":
+            f["launches"] = 3  # reshape, transpose, reshape
+        if kind == "shiftmax":
+            f.update(_shiftmax(n.layer.j, n.layer.k, DTYPE_BYTES * numel(n.name, n.out)))
+        cls = work_class(n)
+        if cls is not None:
+            # MACs per output position (per input position for a transposed conv)
+            per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
+            f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
+            f["bytes"] = DTYPE_BYTES * sizes(n)
+            f["wbytes"] = one * DTYPE_BYTES * n.layer.params(n.in_shapes).weights
+            if cls == "dw":
+                f["dw_planes"] = one * n.out.c
+        else:
+            f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)
+            if kind == "act" and n.layer.fn in EXP_ACTS:
+                f["exp"] = numel(n.name, n.out)
+        out.append(Kernel((n.name,), what, f))
+        owner[n.name] = len(out) - 1
+        if kind == "slice":
+            split[src[0]] = len(out) - 1
+        if kind in CONVS:
+            tail[n.name] = False
+    if nodes and blocked(nodes[-1].name):
+        reorder(nodes[-1].name, nodes[-1].out)  # the output leaves in plain layout
+    return out
+
+
+def _shiftmax(j: int, k: int, out_bytes: Any) -> dict[str, Any]:
+    """Dynamic Shift-Max as the runtime runs it: J−1 channel gathers, J·K coefficient
+    slices and products, (J−1)·K sums and a maximum over K, each a kernel of its own
+    reading and writing a tensor of the output's size (beside the node's own bytes)."""
+    launches = (j - 1) + 2 * j * k + (j - 1) * k + (k > 1)
+    passes = 2 * (j - 1) + 2 * j * k + 3 * (j - 1) * k + (k + 1) * (k > 1)
+    return {"launches": launches, "bytes": passes * out_bytes}

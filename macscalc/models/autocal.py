@@ -1,0 +1,118 @@
+"""``macscalc calibrate --auto``: a device profile from timed single layers and small blocks.
+
+Why: a user should not need a model zoo to calibrate. Every constant of the latency model
+(``latency.TERMS``) is pinned by layers that exercise it alone: 1×1 and k×k convs,
+grouped convs, depthwise 3×3/5×5/7×7 at stride 1 and 2, FC layers from small to
+weight-streaming, swish, channel shuffles, splits and concatenations, pooling, and
+inverted-residual and squeeze-excite blocks (fusions and layout conversions as whole
+networks have them), over channel counts and feature-map sizes from compute-bound to
+memory-bound. Each graph is a spec of one or two rows, exported and timed with
+``measure``'s protocol; every fifth is held out of the fit and predicted, so the profile
+carries its error on layers it never saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from typing import NamedTuple
+
+from macscalc.analysis.calibrate import Calibration
+from macscalc.core.errors import MacscalcError
+from macscalc.lang.graph import Network, build
+from macscalc.lang.spec import parse
+
+HOLD_OUT = 5  # every fifth graph is held out of the fit
+# (feature-map size, channels): from large maps with few channels to small maps with many
+SHAPES = ((56, 32), (14, 256), (28, 64), (7, 512), (112, 16), (28, 128), (14, 128), (7, 256),
+          (56, 64))
+FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
+
+
+class Design(NamedTuple):
+    """One graph to time: a label, its input and its rows (spec YAML)."""
+
+    label: str
+    size: int
+    channels: int
+    rows: tuple[str, ...]
+
+    def network(self) -> Network:
+        text = "\n".join([f"name: auto_{self.label.replace(' ', '_')}", "source: calibrate --auto",
+                          "classes: 1", f"input: {{size: {self.size}, channels: {self.channels}}}",
+                          "defaults: {bn: true, act: relu}", "layers:",
+                          *(f"  - {r}" for r in self.rows)])
+        return build(parse(text, f"<auto {self.label}>"), Fraction(1), None, None)
+
+
+def designs() -> list[Design]:
+    """The designed grid, kinds inner and shapes outer, so that a short budget still
+    covers every kind."""
+    out = []
+    for i, (s, c) in enumerate(SHAPES):
+        pw = f"pw: {{c: {c}}}"  # a 1×1 conv first: the layer under test reads a conv's
+        # output in the runtime's blocked layout, as inside a network
+        kinds = [
+            ("pw", c, [f"pw: {{c: {2 * c}}}"]),
+            ("conv3", c, [f"conv: {{c: {c}, k: 3}}"]),
+            ("group3 w16", c, [f"conv: {{c: {c}, k: 3, group_width: 16}}"]),
+            ("dw3", c, [pw, "dw: {k: 3}"]),
+            ("dw5", c, [pw, "dw: {k: 5}"]),
+            ("dw7", c, [pw, "dw: {k: 7}"]),
+            ("dw3 s2", c, [pw, "dw: {k: 3, s: 2}"]),
+            ("swish", c, [pw, "act: {fn: swish}"]),
+            ("shuffle", c, [pw, "shuffle: {groups: 2}"]),
+            ("split concat", c, [pw, "split: {parts: 2, name: x}",
+                                 "concat: {from: [x.1, x.0]}"]),
+            ("maxpool", c, [pw, "pool: {op: max, k: 3, s: 2, padding: 1}"]),
+            ("ir", c, [pw, f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
+            ("ir se", c, [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
+            ("residual", c, [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
+        ]
+        out += [Design(f"{k} c{ch} {s}", s, ch, tuple(rows)) for k, ch, rows in kinds]
+        if i < len(FC):
+            cin, cout = FC[i]
+            out.append(Design(f"fc {cin}-{cout}", 1, cin, (f"fc: {{c: {cout}, bn: false, "
+                                                            "act: none}",)))
+    return out
+
+
+def auto_calibrate(threads: int, budget: float, figure: str = "median", cpu: int | None = None,
+                   step: Callable[[int, int, str], None] | None = None,
+                   limit: int | None = None) -> tuple[Calibration, list[str]]:
+    """Time the designed graphs until ``budget`` seconds have passed (at most ``limit``),
+    fit on four in five and predict the rest; returns the calibration (its rows: every
+    graph, fitted or held out) and the provenance lines."""
+    from macscalc.analysis.calibrate import fit_split
+    from macscalc.models.measure import pin, provenance, time_networks
+
+    if budget <= 0:
+        raise MacscalcError("--budget must be a positive number of seconds")
+    pin(cpu)
+    todo = designs()[:limit]
+    start = time.monotonic()
+    done: list[tuple[Design, Network, float]] = []
+    batch = 2 * HOLD_OUT
+    for at in range(0, len(todo), batch):
+        if time.monotonic() - start > budget and len(done) >= 2 * HOLD_OUT:
+            break
+        chunk = todo[at:at + batch]
+        nets = [d.network() for d in chunk]
+        timings = time_networks(nets, threads, runs=10, warmup=3, rounds=2, max_runs=40)
+        for d, n, t in zip(chunk, nets, timings, strict=True):
+            done.append((d, n, t.min if figure == "min" else t.ms))
+        if step:
+            step(len(done), len(todo), chunk[-1].label)
+    if len(done) < 2 * HOLD_OUT:
+        raise MacscalcError(f"only {len(done)} graphs timed; --auto needs at least "
+                            f"{2 * HOLD_OUT}")
+    held = [i % HOLD_OUT == HOLD_OUT - 1 for i in range(len(done))]
+    notes = provenance(threads, 10, 3, 2, 40, cpu)
+    elapsed = time.monotonic() - start
+    cal = fit_split([n for _, n, _ in done], [ms for *_, ms in done],
+                    [d.label for d, *_ in done], held,
+                    fitted_on=f"calibrate --auto: {len(done)} single-layer and block graphs "
+                    f"({sum(held)} held out), the {figure} of each, timed in {elapsed:.0f} s ("
+                    + "; ".join(n.lstrip("# ") for n in notes) + ")")
+    return cal, notes

@@ -1,0 +1,122 @@
+"""calibrate --suggest (which whole models to time), --auto (single layers timed here) and
+--figure (which column of measure's CSV is fitted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from macscalc.analysis.calibrate import read_measurements
+from macscalc.analysis.design import suggest
+from macscalc.analysis.latency import TERMS, features, load_profile
+from macscalc.cli import app
+from macscalc.lang.spec import builtin_names
+from tests.conftest import counted
+
+np = pytest.importorskip("numpy", reason="the design needs numpy")
+runner = CliRunner()
+
+
+def _networks(names: list[str]) -> list:
+    return [counted(n).network for n in names]
+
+
+def test_suggest_is_deterministic_and_pins_every_constant():
+    names = [n for n in builtin_names() if not n.startswith("ssd")]
+    nets = _networks(names)
+    ref = load_profile("cpu_epyc_1t")
+    n = len(TERMS)  # 9 constants need 9 models
+    first = suggest(nets, n, ref)
+    assert suggest(nets, n, ref) == first
+    assert len(set(first.picks)) == n
+    # the built-ins exercise all 9 terms, and the 9 picks identify all of them: the
+    # chosen rows (as the fit weights them) have full column rank
+    assert first.terms == [t.name for t in TERMS]
+    x = np.array([[features(nets[i])[t.name] for t in TERMS] for i in first.picks])
+    t = x @ np.array(ref.coefs())
+    assert np.linalg.matrix_rank(x / t[:, None]) == n == first.rank
+    # 8 picks are the first 8 of these (greedy) and leave one direction unpinned
+    eight = suggest(nets, 8, ref)
+    assert (eight.picks, eight.rank) == (first.picks[:8], 8)
+    # MobileNets alone cannot: no grouped convs, no swish, no FC-heavy model
+    mobilenets = _networks([n for n in names if n.startswith("mobilenet")])
+    assert suggest(mobilenets, 9, ref).rank < n
+
+
+def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
+    result = runner.invoke(app, ["calibrate", "--suggest", "3",
+                                 "mobilenet_v2,resnet18,efficientnet_b0,shufflenet_v2_x1_0"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("# macscalc calibrate --suggest 3: of 4 candidates, the 3 whose timings "
+                        "best pin the latency model's constants (greedy D-optimal design over "
+                        "their features)")
+    assert lines[1].endswith(": too few models to pin them all")  # 3 rows, 8 terms used
+    assert lines[3] == "spec,alpha,res,classes,ms"
+    rows = lines[4:]
+    assert len(rows) == 3 and all(r.endswith(",1.0,224,1000,") for r in rows)
+    path = tmp_path / "todo.csv"
+    path.write_text(result.stdout, encoding="utf-8")
+    assert [m.ms for m in read_measurements(path, need_ms=False)] == [None] * 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--suggest", "2"], "error: --suggest N needs CANDIDATES (and no --auto)\n"),
+    (["m.csv"], "error: give the profile to write with -o PROFILE.yaml\n"),
+    (["-o", "p.yaml"], "error: give MEASURED.csv or --auto (not both)\n"),
+    (["--auto", "m.csv", "-o", "p.yaml"], "error: give MEASURED.csv or --auto (not both)\n"),
+    (["m.csv", "-o", "p.yaml", "--figure", "mean"],
+     "error: --figure must be one of median, min, got 'mean'\n"),
+    (["--auto", "--budget", "0", "-o", "p.yaml"],
+     "error: --budget must be a positive number of seconds\n"),
+])
+def test_calibrate_bad_input(args, message):
+    result = runner.invoke(app, ["calibrate", *args])
+    assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_suggest_locates_a_bad_candidate_row(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("spec,alpha,res,classes\nmobilenet_v2,1.0,224,\nnot_a_spec,,,\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", "--suggest", "1", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.replace(str(tmp_path) + "/", "").startswith(
+        "error: c.csv:3:1: spec 'not_a_spec': no spec file or built-in spec named 'not_a_spec'")
+
+
+def test_figure_min_fits_the_minimum_column(tmp_path):
+    head = "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,threads,runs"
+    path = tmp_path / "m.csv"
+    path.write_text(f"{head}\nmobilenet_v2,1.0,224,,12.0,11,13,9.5,30,1,100\n", encoding="utf-8")
+    assert [m.ms for m in read_measurements(path)] == [12.0]
+    assert [m.ms for m in read_measurements(path, figure="min")] == [9.5]
+    path.write_text("spec,alpha,res,classes,ms\nmobilenet_v2,1.0,224,,12.0\n", encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml"),
+                                 "--figure", "min"])
+    assert result.exit_code == 2
+    assert result.stderr.replace(str(tmp_path) + "/", "") == (
+        "error: m.csv:1:26: --figure min needs a 'min_ms' column (as measure writes)\n")
+
+
+def test_auto_runs_end_to_end_on_a_tiny_budget(tmp_path):
+    pytest.importorskip("onnxruntime", reason="--auto times graphs with onnxruntime")
+    # a budget of 1 s stops after the first batch of 10 graphs: 8 fitted, 2 held out
+    result = runner.invoke(app, ["calibrate", "--auto", "--budget", "1", "-o",
+                                 str(tmp_path / "auto.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    from tests.test_schema import SCHEMA, validate
+
+    validate(data, SCHEMA)
+    sets = [r["set"] for r in data["rows"]]
+    assert len(sets) >= 10 and sets[:5] == ["fit"] * 4 + ["held out"]
+    p = load_profile(str(tmp_path / "auto.yaml"))
+    assert p.name == "auto" and p.rows == sets.count("fit")
+    assert p.fitted_on.startswith(f"calibrate --auto: {len(sets)} single-layer and block graphs "
+                                  f"({sets.count('held out')} held out), the median of each")
+    # the held-out band is the error on graphs the fit never saw
+    held = [abs(r["error_pct"]) for r in data["rows"] if r["set"] == "held out"]
+    assert data["leave_one_out"]["mape_pct"] == pytest.approx(sum(held) / len(held), abs=0.01)
