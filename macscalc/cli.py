@@ -319,7 +319,7 @@ def count(
         if by is not None:
             from macscalc.commands.groups import with_groups
 
-            doc = with_groups(doc, report, by, profile)
+            doc = with_groups(doc, report, by)
         render(doc, fmt, output)
 
 
