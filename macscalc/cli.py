@@ -190,12 +190,10 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     from macscalc.core.units import parse_alpha
     from macscalc.lang.graph import build
     from macscalc.lang.spec import load_spec
+    from macscalc.models.files import model_format, read_model
 
-    if ref.lower().endswith(".onnx"):
-        from macscalc.models.onnx.reader import read_network, refuse_transforms
-
-        refuse_transforms(ref, alpha=alpha, classes=classes)
-        return read_network(ref, allow_unknown, res)
+    if model_format(ref):
+        return read_model(ref, allow_unknown, res, alpha, classes)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
     return build(load_spec(ref), a, (res, res) if res else None, classes)
 
@@ -622,12 +620,13 @@ def import_(
     """
     with user_errors():
         from macscalc.lang.spec_writer import spec_text
-        from macscalc.models.onnx.reader import read_network
+        from macscalc.models.files import model_format, read_model
         from macscalc.render.output import write_atomic
 
-        if not model.lower().endswith(".onnx"):
-            raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
-        text = spec_text(read_network(model, res=res), rounding, name)
+        if not model_format(model):
+            raise MacscalcError(f"import reads an ONNX (.onnx) or TFLite (.tflite) model, got "
+                                f"{model!r}")
+        text = spec_text(read_model(model, res=res), rounding, name)
         if output is None:
             typer.echo(text, nl=False)
         else:
@@ -694,9 +693,12 @@ def sweep(
             limits["memory"] = parse_bytes(max_memory, "--max-memory")
         if max_latency is not None:
             limits["latency"] = max_latency
-        if spec.lower().endswith(".onnx"):
-            raise MacscalcError("sweep needs a spec: α and ρ do not apply to an ONNX file; "
-                                "write one with 'macscalc import MODEL -o spec.yaml'")
+        from macscalc.models.files import FORMATS_A, model_format
+
+        if model_format(spec):
+            raise MacscalcError(f"sweep needs a spec: α and ρ do not apply to "
+                                f"{FORMATS_A[model_format(spec)]} file; write one with "
+                                "'macscalc import MODEL -o spec.yaml'")
         s = load_spec(spec)
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
@@ -954,11 +956,13 @@ def scaling(
         from macscalc.commands.explain import scaling_doc
         from macscalc.core.units import parse_alpha
         from macscalc.lang.spec import load_spec
+        from macscalc.models.files import FORMATS_A, model_format
         from macscalc.render.output import render
 
-        if spec.lower().endswith(".onnx"):
-            raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
-                                "file; write one with 'macscalc import MODEL -o spec.yaml'")
+        if model_format(spec):
+            raise MacscalcError(f"explain scaling needs a spec: α and ρ do not apply to "
+                                f"{FORMATS_A[model_format(spec)]} file; write one with "
+                                "'macscalc import MODEL -o spec.yaml'")
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
 
 

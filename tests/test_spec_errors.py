@@ -23,7 +23,8 @@ def _fails(path, message: str) -> None:
 @pytest.mark.parametrize(("rows", "message"), [
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
-     "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, shuffle, shiftmax, "
+     "linear, batchnorm, act, pool, global_pool, add, mul, eltwise, flatten, dropout, shuffle, "
+     "shiftmax, "
      "adaptive_pool, concat, slice, layernorm, layer_scale, upsample, conv_transpose, conv, pw, "
      "dw, fc, dwsep, ir, uib, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, "
      "residual)"),
