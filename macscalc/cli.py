@@ -719,24 +719,48 @@ ClassesOpt = Annotated[int | None, typer.Option(
 def export(
     spec: SpecArg,
     output: Annotated[Path, typer.Option(
-        "--output", "-o", dir_okay=False, help="The .onnx file to write (whole or not at all).")],
+        "--output", "-o", dir_okay=False, help="The .onnx or .tflite file to write (whole or "
+        "not at all).")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     classes: ClassesOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
                                       "the same file.")] = 0,
+    model_format: Annotated[str | None, typer.Option(
+        "--format", metavar="onnx|tflite", help="The file format. Default: from the -o "
+        "suffix (.tflite: tflite, else onnx).")] = None,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="TFLite only: fp32, fp16 (float16 weights) or int8 (full integer, "
+        "per-channel weight scales).")] = "fp32",
 ) -> None:
-    """Write a runnable ONNX graph of a spec: opset 17, NCHW, batch 1, seeded weights.
+    """Write a runnable ONNX graph or TFLite model of a spec, batch 1, seeded weights.
 
-    Batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish; onnx.checker passes
-    and onnxruntime runs it with the output shape the spec predicts. Needs the onnx
-    extra: pip install 'macscalc[onnx]'.
+    ONNX: opset 17, NCHW; batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish;
+    onnx.checker passes and onnxruntime runs it with the output shape the spec predicts
+    (needs pip install 'macscalc[onnx]'). TFLite: NHWC, BN folded into the conv bias and
+    relu/relu6 fused as the converter writes them; LiteRT runs it (needs pip install
+    'macscalc[tflite]').
     """
     with user_errors():
+        fmt = model_format or ("tflite" if output.suffix.lower() == ".tflite" else "onnx")
+        if fmt not in ("onnx", "tflite"):
+            raise MacscalcError(f"--format is onnx or tflite, not {show(fmt)}")
+        network = _network(spec, alpha, res, classes)
+        if fmt == "tflite":
+            from macscalc.models.tflite.export import export as to_tflite
+            from macscalc.render.output import write_atomic
+
+            data = to_tflite(network, seed, dtype)
+            write_atomic(output, data)
+            dims = lambda s: f"1×{s.h}×{s.w}×{s.c}"  # noqa: E731
+            typer.echo(f"wrote {output}: TFLite, {dtype}, {len(data):,} bytes, input "
+                       f"{dims(network.input)}, NHWC")
+            return
+        if dtype != "fp32":
+            raise MacscalcError("--dtype applies to a TFLite export; ONNX is written in fp32")
         from macscalc.models.onnx.export import OPSET, save
         from macscalc.models.onnx.export import export as to_onnx
 
-        network = _network(spec, alpha, res, classes)
         model = to_onnx(network, seed)
         save(model, output)
         shape = lambda d: "×".join(str(x.dim_value) for x in d.type.tensor_type.shape.dim)  # noqa: E731

@@ -19,8 +19,9 @@ INSTALL_HINT = ("writing TFLite needs the tflite extra: pip install 'macscalc[tf
 # builtin_options: the union's type code of each operator's options table
 OPTION_TYPES = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "AVERAGE_POOL_2D": 5, "MAX_POOL_2D": 5,
                 "FULLY_CONNECTED": 8, "SOFTMAX": 9, "CONCATENATION": 10, "ADD": 11,
-                "MUL": 21, "PAD": 22, "MEAN": 27, "SUB": 28, "DIV": 29, "DEQUANTIZE": 38,
-                "TRANSPOSE_CONV": 49, "QUANTIZE": 89, "HARD_SWISH": 91, "BATCH_MATMUL": 101}
+                "MUL": 21, "PAD": 22, "GATHER": 23, "MEAN": 27, "SUB": 28, "DIV": 29,
+                "DEQUANTIZE": 38, "TRANSPOSE_CONV": 49, "LEAKY_RELU": 75, "QUANTIZE": 89,
+                "HARD_SWISH": 91, "BATCH_MATMUL": 101}
 _SLOT = {"b": "PrependInt8Slot", "B": "PrependBoolSlot", "i": "PrependInt32Slot",
          "f": "PrependFloat32Slot"}
 

@@ -28,11 +28,13 @@ from macscalc.lang.layers import (
     Mul,
     Pool,
     Shape,
+    Shuffle,
+    Slice,
     Upsample,
 )
 from macscalc.models.onnx.values import Unsupported
 from macscalc.models.tflite.model import Operator, Tensor
-from macscalc.models.tflite.values import PADDING, Act, Const, Padded, image_shape
+from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded, image_shape
 
 if TYPE_CHECKING:
     from macscalc.models.tflite.reader import Importer
@@ -279,6 +281,8 @@ def _binary(kind: str) -> Callable[[Importer, Operator], None]:
                 x, y = y, x  # the gate second, as the primitive reads it
         else:
             raise Unsupported(f"{op.op} of two images")
+        if y.shape != x.shape and not (kind == "mul" and y.shape == Shape(1, 1, x.shape.c)):
+            raise Unsupported(f"{op.op} broadcasting over channels or positions")
         imp.finish(op, imp.place(op, layer, [x, y]), fused)
     return rule
 
@@ -305,19 +309,50 @@ def _free(imp: Importer, op: Operator) -> None:
 
 def _reshape(imp: Importer, op: Operator) -> None:
     """RESHAPE, SQUEEZE, EXPAND_DIMS: free when they keep the image, a flatten when they
-    make it one vector; any other regrouping is not counted."""
+    make it one vector, the ends of a channel shuffle (h×w×c → h×w×g×c/g, transposed,
+    back); any other regrouping is not counted."""
+    v = imp.values.get(op.inputs[0])
+    out = imp.out(op).shape
+    if isinstance(v, Grouped):
+        if not v.swapped or out != (1, v.act.shape.h, v.act.shape.w, v.act.shape.c):
+            raise Unsupported(f"{op.op} of regrouped channels other than a shuffle")
+        imp.finish(op, imp.place(op, Shuffle(groups=v.groups), [v.act]))
+        return
     x = imp.act(op)
-    out = imp.out(op)
+    if len(out) == 5 and out[:3] == (1, x.shape.h, x.shape.w) and out[3] * out[4] == x.shape.c:
+        imp.values[op.outputs[0]] = Grouped(x, out[3], False)
+        return
     try:
-        s = image_shape(out)
+        s = image_shape(imp.out(op))
     except ShapeError:
-        raise Unsupported(f"{op.op} to shape {list(out.shape)}") from None
+        raise Unsupported(f"{op.op} to shape {list(out)}") from None
     if s == x.shape:
         imp.alias(op, x)
     elif s == Shape(1, 1, x.shape.numel):
         imp.finish(op, imp.place(op, Flatten(), [x]))
     else:
-        raise Unsupported(f"{op.op} from {x.shape} to {list(out.shape)}")
+        raise Unsupported(f"{op.op} from {x.shape} to {list(out)}")
+
+
+def _transpose(imp: Importer, op: Operator) -> None:
+    """The middle of a channel shuffle: groups and channels per group swapped."""
+    v = imp.values.get(op.inputs[0])
+    if not isinstance(v, Grouped) or v.swapped or imp.ints(op, 1) != [0, 1, 2, 4, 3]:
+        raise Unsupported("TRANSPOSE other than a channel shuffle's")
+    imp.values[op.outputs[0]] = v._replace(swapped=True)
+
+
+def _slice(imp: Importer, op: Operator) -> None:
+    """SLICE or STRIDED_SLICE of whole positions and a run of channels: a view, free."""
+    x = imp.act(op)
+    rank = len(imp.tensor(op, 0).shape)
+    begin = imp.ints(op, 1)
+    out = image_shape(imp.out(op))
+    if rank != 4 or len(begin) != 4 or begin[:3] != [0, 0, 0] \
+            or (out.h, out.w) != (x.shape.h, x.shape.w) \
+            or (op.op == "STRIDED_SLICE" and imp.ints(op, 3) != [1, 1, 1, 1]):
+        raise Unsupported(f"{op.op} of other than a run of channels")
+    imp.finish(op, imp.place(op, Slice(c=out.c, start=begin[3]), [x]))
 
 
 def _concat(imp: Importer, op: Operator) -> None:
@@ -376,6 +411,9 @@ RULES: dict[str, Callable[[Importer, Operator], None]] = {
     "RESHAPE": _reshape,
     "SQUEEZE": _reshape,
     "EXPAND_DIMS": _reshape,
+    "TRANSPOSE": _transpose,
+    "SLICE": _slice,
+    "STRIDED_SLICE": _slice,
     "CONCATENATION": _concat,
     "PAD": _pad,
     "PADV2": _pad,

@@ -248,7 +248,7 @@ class Importer:
             self.values[o] = Dead()
 
     def _unknown(self, op: Operator, label: str, record_only: bool = False) -> None:
-        self.unknown.setdefault(short(label, 40), []).append(self.name(op))
+        self.unknown.setdefault(label, []).append(self.name(op))
         if record_only or not self.allow_unknown:
             self._kill(op)
             return
@@ -260,7 +260,7 @@ class Importer:
             s = image_shape(self.out(op))
         except ShapeError as e:
             raise self.fail(f"{label} cannot be counted as unknown: {e}", op) from None
-        a = self.place(op, Unknown(op=short(label, 40), h=s.h, w=s.w, c=s.c), acts)
+        a = self.place(op, Unknown(op=label, h=s.h, w=s.w, c=s.c), acts)
         self.values[op.outputs[0]] = a
         for o in op.outputs[1:]:
             self.values[o] = Dead()

@@ -33,11 +33,20 @@ class Padded(NamedTuple):
     pads: tuple[int, int, int, int]  # top, left, bottom, right
 
 
+class Grouped(NamedTuple):
+    """The channels split into (groups, channels / groups) by a rank-5 ``RESHAPE``: the first
+    step of a channel shuffle; ``swapped`` after its ``TRANSPOSE``."""
+
+    act: Act
+    groups: int
+    swapped: bool
+
+
 class Dead(NamedTuple):
     """What follows an operator with no rule (reported, not counted)."""
 
 
-Value = Act | Const | Padded | Dead
+Value = Act | Const | Padded | Grouped | Dead
 
 
 def image_shape(t: Tensor) -> Shape:
