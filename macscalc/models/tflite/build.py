@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.extras import require
 from macscalc.models.tflite.model import BUILTINS, IDENT, TYPES
-
-INSTALL_HINT = ("writing TFLite needs the tflite extra: pip install 'macscalc[tflite]' "
-                "(flatbuffers; LiteRT to run the file)")
 
 # builtin_options: the union's type code of each operator's options table
 OPTION_TYPES = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 2, "AVERAGE_POOL_2D": 5, "MAX_POOL_2D": 5,
@@ -50,14 +47,6 @@ class _Op(NamedTuple):
     options: tuple[tuple[int, str, Any], ...]  # (field, format, value) of the options table
 
 
-def require_flatbuffers() -> Any:
-    try:
-        import flatbuffers
-    except ImportError:
-        raise MacscalcError(INSTALL_HINT) from None
-    return flatbuffers
-
-
 class Assembler:
     """One subgraph under construction: add tensors and operators, then :meth:`bytes`."""
 
@@ -85,7 +74,7 @@ class Assembler:
               "serving_default") -> bytes:
         """The whole file: a model of this one subgraph, with a signature naming its
         input and output tensors."""
-        fb = require_flatbuffers()
+        fb = require("flatbuffers", "writing TFLite")
         b = fb.Builder(1 << 16)
         b.ForceDefaults(True)  # every option as given, even where it equals the default
         codes = list(dict.fromkeys(o.code for o in self.ops))

@@ -107,11 +107,9 @@ class Writer:
             return self.a.tensor(name, (n,), "float32", np.zeros(n, np.float32).tobytes())
         w = self.a.tensors[weight].quant
         assert w is not None
-        scales = tuple(ACT_SCALE * s for s in w.scales)
-        if len(scales) == 1:
-            scales *= n
+        scales = tuple(ACT_SCALE * s for s in w.scales)  # one per weight scale
         return self.a.tensor(name, (n,), "int32", np.zeros(n, np.int32).tobytes(),
-                             Quant(scales, (0,) * n))
+                             Quant(scales, (0,) * len(scales)))
 
     def op(self, code: str, ins: list[int], name: str, shape: tuple[int, ...],
            options: tuple[tuple[int, str, Any], ...] = ()) -> int:

@@ -138,7 +138,7 @@ class Importer:
                   "biases by the converter; α and ρ do not apply to a file (macscalc import "
                   "writes a spec they apply to)")
         settings = Settings(Fraction(1), spec.size, classes)
-        return Network(spec, settings, x, tuple(self.nodes), origin)
+        return Network(spec, settings, x, tuple(self.nodes), origin, self.stored.data())
 
     # -- values ------------------------------------------------------------------------
     def tensor(self, op: Operator, k: int) -> Tensor:
