@@ -85,19 +85,19 @@ class Assembler:
             prepend = {"i": b.PrependInt32, "q": b.PrependInt64, "f": b.PrependFloat32}[fmt]
             for v in reversed(values):
                 prepend(v)
-            return b.EndVector(len(values))
+            return b.EndVector()
 
         def offsets(items: list[int]) -> int:
             b.StartVector(4, len(items), 4)
             for o in reversed(items):
                 b.PrependUOffsetTRelative(o)
-            return b.EndVector(len(items))
+            return b.EndVector()
 
         def data(raw: bytes) -> int:
             b.StartVector(1, len(raw), 16)
             b.head -= len(raw)
             b.Bytes[b.head:b.head + len(raw)] = raw
-            return b.EndVector(len(raw))
+            return b.EndVector()
 
         buffers = []
         for raw in reversed(self.buffers):
