@@ -791,21 +791,30 @@ def measure(
         "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
         "micronet: their published grid points) and specs, comma-separated, or a CSV file "
         "with the header spec,alpha,res,classes.")] = None,
+    runtime: Annotated[str, typer.Option(
+        "--runtime", metavar="onnxruntime|litert", help="onnxruntime (an ONNX export) or "
+        "litert (a TFLite export run by LiteRT with XNNPACK, as the MobileNet papers time "
+        "with TFLite).")] = "onnxruntime",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="With --runtime litert: fp32, fp16 (float16 weights) or int8 (full "
+        "integer).")] = "fp32",
     output: OutputOpt = None,
 ) -> None:
-    """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
+    """Measure latency on this machine with onnxruntime or LiteRT; prints CSV that calibrate
+    reads.
 
-    The spec is exported to ONNX and run after warm-up; the median of --runs timings is
-    the figure, with its spread. Comment lines name the machine, runtime and threads.
-    Example: macscalc measure --grid v1,v2,v3 --threads 4 -o cpu.csv; macscalc
-    calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
+    The spec is exported (ONNX, or TFLite for --runtime litert) and run after warm-up; the
+    median of --runs timings is the figure, with its spread. Comment lines name the
+    machine, runtime, threads and number type. Example: macscalc measure --grid v1,v2,v3
+    --threads 4 -o cpu.csv; macscalc calibrate cpu.csv -o cpu.yaml. Needs the onnx extra
+    (pip install 'macscalc[onnx]') or, for LiteRT, the tflite extra.
     """
     with user_errors():
         from fractions import Fraction
 
         from macscalc.analysis.calibrate import Measurement
         from macscalc.core.units import parse_alpha
-        from macscalc.models.measure import grid_points, measure_csv
+        from macscalc.models.measure import grid_points, measure_csv, runner_check
         from macscalc.render.output import write_atomic
 
         if (spec is None) == (grid is None):
@@ -815,8 +824,9 @@ def measure(
         else:
             a = parse_alpha(alpha) if alpha is not None else Fraction(1)
             points, base = [Measurement(spec, a, res, classes, None)], None
+        runner_check(runtime, dtype)
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
-                                      progress=grid is not None)
+                                      progress=grid is not None, runtime=runtime, dtype=dtype)
         for line in summaries:
             typer.echo(line, err=True)
         if output is None:

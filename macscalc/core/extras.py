@@ -14,7 +14,7 @@ from macscalc.core.errors import MacscalcError
 
 # module → the extra that installs it
 EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx", "flatbuffers": "tflite",
-          "ai_edge_litert": "tflite"}
+          "ai_edge_litert.interpreter": "tflite"}
 
 
 def require(module: str, what: str) -> ModuleType:
