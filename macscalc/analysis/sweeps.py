@@ -77,7 +77,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
-                     "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
+                     "shiftmax", "concat", "slice", "layernorm", "layer_scale", "eltwise"),
                     lambda _: None),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
