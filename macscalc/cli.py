@@ -466,13 +466,18 @@ def memory(
     res: ResOpt = None,
     dtype: DtypeOpt = "fp16",
     allow_unknown: UnknownOpt = False,
+    planner: Annotated[str | None, typer.Option(
+        "--planner", metavar="tflm", help="tflm: the tensor arena TFLite Micro's greedy "
+        "planner lays out for a .tflite file, or for the spec exported at --dtype int8 or "
+        "fp32.")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
     """Activation memory: the largest tensor at each resolution and the peak of live tensors.
 
     Both with and without MobileNet V2's streaming of inverted residuals (§5). For V1 and
-    V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
+    V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit). With --planner tflm:
+    the tensor arena a TFLite Micro interpreter plans, tensor by tensor.
     """
     with user_errors():
         from macscalc.core.units import DTYPE_BYTES, dtype_name
@@ -480,6 +485,17 @@ def memory(
         from macscalc.render.views import memory_doc
 
         name = dtype_name(dtype)
+        if planner is not None:
+            from macscalc.commands.arena import arena_doc, tflm_model
+            from macscalc.models.files import model_format
+
+            if planner != "tflm":
+                raise MacscalcError(f"--planner is tflm, not {show(planner)}")
+            network = None if model_format(spec) else _network(spec, alpha, res)
+            model, what = tflm_model(spec, alpha, res, name, network)
+            label = network.spec.name if network is not None else Path(spec).name
+            render(arena_doc(model, label, what), fmt, output)
+            return
         network = _network(spec, alpha, res, None, allow_unknown)
         render(memory_doc(network, name, DTYPE_BYTES[name]), fmt, output)
 

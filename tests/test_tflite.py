@@ -346,3 +346,45 @@ def test_fused_activation_code_without_a_rule_is_listed(tmp_path):
     p = n.save(tmp_path / "f.tflite", x, y)
     assert error(p).startswith("no counting rule for these TFLite operators: CONV_2D with "
                                "fused activation 5 (1: conv)")
+
+
+# -- the TFLite Micro arena -------------------------------------------------------------------
+
+def test_tflm_arena_of_the_small_int8_network(tmp_path):
+    """Worked by hand with TFLite Micro's rules (16-byte aligned, largest first, ties in
+    reverse tensor order, lowest free offset for the lifetime); tflite-micro's recording
+    allocator reports the same 960-byte head for this file (benchmarks/tflm_arena.py)."""
+    from macscalc.models.tflite.arena import plan
+    from macscalc.models.tflite.model import load
+
+    arena = plan(load(str(small(tmp_path / "q.tflite", "int8"))))
+    placed = {b.tensor.name: (b.size, b.first, b.last, b.offset) for b in arena.buffers}
+    assert placed == {
+        "input": (768, 0, 0, 0),  # 8·8·3 float32, read by QUANTIZE (op 0)
+        "model/dw/Relu": (256, 2, 3, 0),  # 4·4·16 int8; of the two 256s the later first
+        "model/conv/Relu6_model/conv/BiasAdd": (256, 1, 2, 256),  # alive with the dw out
+        "input/q": (192, 0, 1, 768),  # alive with the input (0…768) and the conv out
+        "output": (48, 6, 6, 0),  # 10 float32 = 40, aligned to 48
+        "model/softmax/Softmax": (16, 5, 6, 48),  # 10 bytes, aligned; above the output
+        "model/fc/BiasAdd": (16, 4, 5, 0),
+        "model/pool/Mean": (16, 3, 4, 256),  # above the dw out (0…256)
+    }
+    assert arena.bytes == 960 and arena.peak_at() == 0
+
+
+def test_memory_planner_tflm_on_a_file_and_a_spec(tmp_path):
+    p = small(tmp_path / "q.tflite", "int8")
+    out = runner.invoke(app, ["memory", str(p), "--planner", "tflm", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert (doc["arena_bytes"], doc["peak_operator"], doc["source"]) == \
+        (960, 0, "as stored in the file")
+    out = runner.invoke(app, ["memory", "mobilenet_v2", "--alpha", "0.35", "--res", "96",
+                              "--planner", "tflm", "--dtype", "int8", "--format", "json"])
+    doc = json.loads(out.output)
+    # the float input 96·96·3·4 = 110,592 B beside its int8 copy 27,648 B: 138,240 B
+    assert doc["arena_bytes"] == 138240
+    assert doc["source"] == "the spec as 'export --format tflite --dtype int8' writes it"
+    out = runner.invoke(app, ["memory", "mobilenet_v2", "--planner", "tflm"])
+    assert out.exit_code == 2
+    assert "give --dtype int8 or fp32, not fp16" in out.output
