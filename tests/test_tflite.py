@@ -388,3 +388,35 @@ def test_memory_planner_tflm_on_a_file_and_a_spec(tmp_path):
     out = runner.invoke(app, ["memory", "mobilenet_v2", "--planner", "tflm"])
     assert out.exit_code == 2
     assert "give --dtype int8 or fp32, not fp16" in out.output
+
+
+def test_offline_planned_offsets_are_kept(tmp_path):
+    # the small network with the input fixed at offset 1,024 by the file: the others are
+    # planned around it (below it: 960 − 768 = 192 fits under 1,024), and the arena ends
+    # at 1,024 + 768 = 1,792
+    from macscalc.models.tflite.arena import plan
+    from macscalc.models.tflite.model import load
+
+    n = len(load(str(small(tmp_path / "q.tflite", "int8"))).graphs[0].tensors)
+    net = Net("int8")
+    net.a.meta("OfflineMemoryAllocation", struct.pack(f"<{3 + n}i", 0, 0, n, 1024,
+                                                      *[-1] * (n - 1)))
+    arena = plan(load(str(small(tmp_path / "offline.tflite", "int8", net))))
+    assert {b.tensor.name: b.offset for b in arena.buffers}["input"] == 1024
+    assert arena.bytes == 1792
+    net = Net("int8")
+    net.a.meta("OfflineMemoryAllocation", struct.pack("<3i", 0, 0, n + 1))
+    with pytest.raises(MacscalcError, match="does not describe subgraph 0's 15 tensors"):
+        plan(load(str(small(tmp_path / "bad.tflite", "int8", net))))
+
+
+def test_check_gates_flash_and_sram_of_a_tflite_file(tmp_path):
+    # stored weights 736 B + biases 168 B = 904 B of flash; the TFLM arena 960 B of SRAM
+    p = small(tmp_path / "q.tflite", "int8")
+    ok = runner.invoke(app, ["check", str(p), "--max-size", "904", "--max-memory", "960",
+                             "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    checks = json.loads(ok.output)["reports"][0]["checks"]
+    assert [(c["metric"], c["value"]) for c in checks] == [("memory", 960), ("size", 904)]
+    over = runner.invoke(app, ["check", str(p), "--max-size", "903", "--max-memory", "959"])
+    assert over.exit_code == 1

@@ -90,9 +90,10 @@ class Net:
         return path
 
 
-def small(path: Path, scheme: str = "float32") -> Path:
-    """8×8×3 → conv 3×3/2 16 (relu6) → dw 3×3 16 (relu) → mean → FC 10 → softmax."""
-    n = Net(scheme)
+def small(path: Path, scheme: str = "float32", net: Net | None = None) -> Path:
+    """8×8×3 → conv 3×3/2 16 (relu6) → dw 3×3 16 (relu) → mean → FC 10 → softmax
+    (written through ``net`` when given, e.g. one that holds metadata)."""
+    n = net or Net(scheme)
     x, h = n.input((1, 8, 8, 3))
     w = n.weight("conv/weights", (16, 3, 3, 3), 0)
     y = n.act("model/conv/Relu6;model/conv/BiasAdd", (1, 4, 4, 16))

@@ -21,6 +21,7 @@ from macscalc.core.errors import MacscalcError
 from macscalc.models.tflite.model import Model, Tensor
 
 ALIGN = 16  # TFLM's kBufferAlignment
+MAX_PLANNED = 5_000  # tensors: placement is quadratic in them (EfficientNet-B7 has ~2,000)
 ELEMENT_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1,
                  "int16": 2, "int8": 1, "float64": 8, "uint64": 8, "uint32": 4,
                  "uint16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16}
@@ -83,12 +84,32 @@ def _lifetimes(model: Model, graph: int) -> dict[int, list[int]]:
     return {i: span for i, span in life.items() if not model.stored(g.tensors[i])}
 
 
-def plan(model: Model, graph: int = 0, offline: dict[int, int] | None = None) -> Arena:
-    """Greedy placement of every planned tensor of ``graph`` (``offline``: tensor → offset
-    the file fixes)."""
+def offline_offsets(model: Model, graph: int) -> dict[int, int]:
+    """Offsets the file plans itself: ``OfflineMemoryAllocation`` metadata, int32 values
+    [version, subgraph, tensors, one offset per tensor (-1: planned online)]."""
+    buffer = model.metadata.get("OfflineMemoryAllocation")
+    if buffer is None:
+        return {}
+    head = model.int32s(buffer, 3)
+    n = len(model.graphs[graph].tensors)
+    if len(head) < 3 or head[1] != graph or head[2] != n:
+        raise MacscalcError("the OfflineMemoryAllocation metadata does not describe subgraph "
+                            f"{graph}'s {n} tensors", model.file)
+    values = model.int32s(buffer, 3 + n)[3:]
+    if len(values) != n or any(v < -1 for v in values):
+        raise MacscalcError("the OfflineMemoryAllocation metadata is malformed", model.file)
+    return {i: v for i, v in enumerate(values) if v >= 0}
+
+
+def plan(model: Model, graph: int = 0) -> Arena:
+    """Greedy placement of every planned tensor of ``graph`` around the offsets the file
+    fixes."""
     g = model.graphs[graph]
     life = _lifetimes(model, graph)
-    offline = offline or {}
+    if len(life) > MAX_PLANNED:
+        raise MacscalcError(f"{len(life):,} tensors to plan, more than the {MAX_PLANNED:,} "
+                            "TFLite Micro planning is bounded to here", model.file)
+    offline = offline_offsets(model, graph)
     placed: list[Buffer] = [Buffer(g.tensors[i], _nbytes(g.tensors[i], model), *life[i], off)
                             for i, off in offline.items() if i in life]
     fixed = {b.tensor.index for b in placed}

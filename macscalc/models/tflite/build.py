@@ -55,6 +55,12 @@ class Assembler:
         self.tensors: list[_Tensor] = []
         self.buffers: list[bytes] = [b""]  # buffer 0: the empty one of every activation
         self.ops: list[_Op] = []
+        self.metadata: dict[str, int] = {}  # name → buffer index
+
+    def meta(self, name: str, data: bytes) -> None:
+        """A metadata entry (e.g. ``OfflineMemoryAllocation``) holding ``data``."""
+        self.buffers.append(data)
+        self.metadata[name] = len(self.buffers) - 1
 
     def tensor(self, name: str, shape: tuple[int, ...], dtype: str = "float32",
                data: bytes | None = None, quant: Quant | None = None) -> int:
@@ -180,6 +186,14 @@ class Assembler:
             b.PrependUOffsetTRelativeSlot(2, key, 0)
             b.PrependUint32Slot(4, 0, 0)
             sigs.append(b.EndObject())
+        metas = []
+        for key, index in self.metadata.items():
+            n = b.CreateString(key)
+            b.StartObject(2)
+            b.PrependUOffsetTRelativeSlot(0, n, 0)
+            b.PrependUint32Slot(1, index, 0)
+            metas.append(b.EndObject())
+        meta_vec = offsets(metas)
         desc = b.CreateString("macscalc")
         codes_vec, graphs_vec = offsets(code_tables), offsets([graph])
         buf_vec, sig_vec = offsets(buffers), offsets(sigs)
@@ -189,6 +203,7 @@ class Assembler:
         b.PrependUOffsetTRelativeSlot(2, graphs_vec, 0)
         b.PrependUOffsetTRelativeSlot(3, desc, 0)
         b.PrependUOffsetTRelativeSlot(4, buf_vec, 0)
+        b.PrependUOffsetTRelativeSlot(6, meta_vec, 0)
         b.PrependUOffsetTRelativeSlot(7, sig_vec, 0)
         b.Finish(b.EndObject(), file_identifier=IDENT)
         return bytes(b.Output())

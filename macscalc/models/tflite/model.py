@@ -100,10 +100,17 @@ class Model(NamedTuple):
     signatures: tuple[Signature, ...]
     buffers: tuple[Buffer, ...]
     file_bytes: int
+    metadata: dict[str, int] = {}  # metadata name → buffer index
 
     def stored(self, t: Tensor) -> int:
         """Bytes of ``t``'s data in the file (0: computed at run time)."""
         return self.buffers[t.buffer].size if 0 < t.buffer < len(self.buffers) else 0
+
+    def int32s(self, buffer: int, most: int) -> list[int]:
+        """A buffer's data as int32 values (at most ``most`` of them)."""
+        b = self.buffers[buffer]
+        n = min(b.size // 4, most)
+        return list(struct.unpack_from(f"<{n}i", self.flat.data, b.start)) if n else []
 
     def ints(self, t: Tensor) -> list[int] | None:
         """The values of a small integer constant, or None when it has none in the file."""
@@ -202,8 +209,11 @@ def parse(data: Any, file: str) -> Model:
     if not graphs:
         raise MacscalcError("not a TFLite model: it has no subgraph", file)
     sigs = tuple(_signature(s, len(graphs)) for s in m.tables(7, MAX_GRAPHS))
+    metadata = {short(t.string(0)): t.scalar(1, "I") for t in m.tables(6, 1024)}
+    if any(b >= len(buffers) for b in metadata.values()):
+        raise flat.fail("a metadata entry names a buffer that does not exist", m.at)
     return Model(file, flat, m.scalar(0, "I"), short(m.string(3), 64), graphs, sigs, buffers,
-                 flat.size)
+                 flat.size, metadata)
 
 
 def load(path: str) -> Model:

@@ -25,8 +25,9 @@ class Part(NamedTuple):
 class Stored:
     """The conv, depthwise, FC and transposed-conv constants of one subgraph, by part."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, graph: int = 0) -> None:
         self.model = model
+        self.graph = graph
         self.parts: dict[Part, list[int]] = {}  # → [values, bytes]
         self.buffers: set[int] = set()
         self.activations: set[str] = set()
@@ -48,7 +49,8 @@ class Stored:
         return {"parts": [{"role": p.role, "dtype": p.dtype, "scales": p.scales or None,
                            "values": v, "bytes": b} for p, (v, b) in self.parts.items()],
                 "weight_bytes": self.bytes("weights"), "bias_bytes": self.bytes("biases"),
-                "activations": sorted(self.activations), "file_bytes": self.model.file_bytes}
+                "activations": sorted(self.activations), "file_bytes": self.model.file_bytes,
+                "subgraph": self.graph}
 
     def bytes(self, role: str) -> int:
         return sum(b for p, (_, b) in self.parts.items() if p.role == role)

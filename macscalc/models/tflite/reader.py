@@ -47,7 +47,7 @@ class Importer:
         self.nodes: list[Node] = []
         self.used: set[str] = {"input"}
         self.unknown: dict[str, list[str]] = {}
-        self.stored = Stored(model)
+        self.stored = Stored(model, self.index)
         self.consumers: dict[int, list[int]] = {}
         self.swish: dict[int, int] = {}  # LOGISTIC operator → the MUL that makes it swish
 
