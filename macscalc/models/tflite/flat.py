@@ -88,6 +88,10 @@ class Table:
             raise self.flat.fail("a list runs past the end of the file", start)
         return start + 4, n
 
+    def length(self, i: int, width: int, most: int) -> int:
+        """The number of entries of vector field ``i``, bounds checked, none read."""
+        return self._vector(i, width, most)[1]
+
     def span(self, i: int, width: int, most: int) -> tuple[int, int]:
         """Start and length in bytes of vector field ``i`` of ``width``-byte elements."""
         start, n = self._vector(i, width, most)

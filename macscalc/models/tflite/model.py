@@ -15,7 +15,7 @@ import struct
 from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError
-from macscalc.core.limits import MAX_LAYERS
+from macscalc.core.limits import MAX_CHANNELS, MAX_LAYERS
 from macscalc.models.onnx.file import short
 from macscalc.models.tflite.flat import Flat, Table
 
@@ -141,7 +141,7 @@ def _tensor(k: int, t: Table, n_buffers: int) -> Tensor:
     q = t.table(4)
     scales = axis = 0
     if q is not None:
-        scales = len(q.scalars(2, "f", MAX_TENSORS * 16))
+        scales = q.length(2, 4, MAX_CHANNELS)
         axis = q.scalar(6, "i")
     return Tensor(k, short(t.string(3)), shape, TYPES[code], buffer, scales, axis)
 
