@@ -362,7 +362,7 @@ def test_tflm_arena_of_the_small_int8_network(tmp_path):
     assert placed == {
         "input": (768, 0, 0, 0),  # 8·8·3 float32, read by QUANTIZE (op 0)
         "model/dw/Relu": (256, 2, 3, 0),  # 4·4·16 int8; of the two 256s the later first
-        "model/conv/Relu6_model/conv/BiasAdd": (256, 1, 2, 256),  # alive with the dw out
+        "model/conv/Relu6": (256, 1, 2, 256),  # alive with the dw out
         "input/q": (192, 0, 1, 768),  # alive with the input (0…768) and the conv out
         "output": (48, 6, 6, 0),  # 10 float32 = 40, aligned to 48
         "model/softmax/Softmax": (16, 5, 6, 48),  # 10 bytes, aligned; above the output

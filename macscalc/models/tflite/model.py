@@ -143,7 +143,9 @@ def _tensor(k: int, t: Table, n_buffers: int) -> Tensor:
     if q is not None:
         scales = q.length(2, 4, MAX_CHANNELS)
         axis = q.scalar(6, "i")
-    return Tensor(k, short(t.string(3)), shape, TYPES[code], buffer, scales, axis)
+    # a converter joins the names of fused ops with ';': the first is the tensor's own
+    return Tensor(k, short(t.string(3).split(";")[0], 96), shape, TYPES[code], buffer, scales,
+                  axis)
 
 
 def _operator(k: int, o: Table, codes: list[str], n_tensors: int) -> Operator:

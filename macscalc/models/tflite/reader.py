@@ -172,7 +172,7 @@ class Importer:
     def name(self, op: Operator) -> str:
         """A readable name from the output tensor's: the converter's first path
         (``model/block_1_expand/Relu6;model/...`` → ``block_1_expand``)."""
-        text = self.out(op).name.split(";")[0].removeprefix("serving_default_").split(":")[0]
+        text = self.out(op).name.removeprefix("serving_default_").split(":")[0]
         parts = [p for p in text.split("/") if p]
         if len(parts) > 2:
             parts = parts[1:-1]
