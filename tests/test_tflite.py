@@ -420,3 +420,25 @@ def test_check_gates_flash_and_sram_of_a_tflite_file(tmp_path):
     assert [(c["metric"], c["value"]) for c in checks] == [("memory", 960), ("size", 904)]
     over = runner.invoke(app, ["check", str(p), "--max-size", "903", "--max-memory", "959"])
     assert over.exit_code == 1
+
+
+def test_shape_arithmetic_of_a_symbolic_batch_counts_nothing(tmp_path):
+    # Keras' Reshape((classes,)) under a symbolic batch, as the converter writes it:
+    # SHAPE → STRIDED_SLICE → PACK gives the target of the RESHAPE; only the FC counts
+    n = Net()
+    x, _ = n.input((1, 1, 1, 8))
+    w = n.weight("w", (4, 8))
+    y = n.act("model/fc/BiasAdd", (1, 1, 1, 4))
+    n.a.op("FULLY_CONNECTED", [x, w, -1], [y], ((0, "b", 0), (1, "b", 0), (2, "B", True)))
+    shape = n.a.tensor("model/reshape/Shape", (4,), "int32")
+    n.a.op("SHAPE", [y], [shape])
+    batch = n.a.tensor("model/reshape/strided_slice", (), "int32")
+    n.a.op("STRIDED_SLICE", [shape, n.ints("b", [0]), n.ints("e", [1]), n.ints("s", [1])],
+           [batch])
+    target = n.a.tensor("model/reshape/Reshape/shape", (2,), "int32")
+    n.a.op("PACK", [batch, n.a.tensor("four", (), "int32", struct.pack("<i", 4))], [target])
+    out = n.act("model/reshape/Reshape", (1, 4))
+    n.a.op("RESHAPE", [y, target], [out])
+    p = n.save(tmp_path / "shape.tflite", x, out)
+    assert kinds(p) == ["linear"]
+    assert counted(p).macs == 32  # 8·4

@@ -30,7 +30,7 @@ from macscalc.models.onnx.values import Unknown, Unsupported
 from macscalc.models.tflite.model import Graph, Model, Operator, Tensor, load
 from macscalc.models.tflite.ops import RULES
 from macscalc.models.tflite.quant import Stored
-from macscalc.models.tflite.values import FUSED_ACT, Act, Const, Dead, Value, image_shape
+from macscalc.models.tflite.values import FUSED_ACT, Act, Const, Dead, Known, Value, image_shape
 
 
 class Importer:
@@ -231,6 +231,11 @@ class Importer:
         if any(i >= 0 and i not in self.values for i in op.inputs):
             raise self.fail("reads a tensor no earlier operator writes and the file holds no "
                             "data for", op)
+        if op.op == "SHAPE" or (op.op in SHAPE_OPS and all(isinstance(v, Const | Known)
+                                                               for v in ins)):
+            for o in op.outputs:
+                self.values[o] = Known()
+            return
         try:
             if op.op not in RULES:
                 raise Unsupported(op.op)
@@ -265,6 +270,11 @@ class Importer:
         for o in op.outputs[1:]:
             self.values[o] = Dead()
 
+
+# Operators that only compute shapes when every input is a constant or a shape
+SHAPE_OPS = frozenset({"STRIDED_SLICE", "SLICE", "PACK", "UNPACK", "CONCATENATION", "GATHER",
+                       "CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "ADD", "SUB", "MUL", "DIV",
+                       "FLOOR_DIV", "FILL", "RANGE", "REDUCE_PROD"})
 
 # What a rule raises on an operator that does not fit its definition (a short input
 # list, a zero stride, missing options).

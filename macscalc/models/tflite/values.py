@@ -42,11 +42,17 @@ class Grouped(NamedTuple):
     swapped: bool
 
 
+class Known(NamedTuple):
+    """Shape arithmetic (``SHAPE``, then ``STRIDED_SLICE``, ``PACK``, ... of it and of
+    constants), as a converter writes a reshape with a symbolic batch: computed from
+    what the file declares, it counts nothing."""
+
+
 class Dead(NamedTuple):
     """What follows an operator with no rule (reported, not counted)."""
 
 
-Value = Act | Const | Padded | Grouped | Dead
+Value = Act | Const | Padded | Grouped | Known | Dead
 
 
 def image_shape(t: Tensor) -> Shape:
