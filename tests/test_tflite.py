@@ -284,7 +284,9 @@ def test_file_commands_and_refusals(tmp_path):
     assert out.exit_code == 2
     assert "--alpha cannot apply to a TFLite file" in out.output
     out = runner.invoke(app, ["count", str(p), "--res", "96"])
-    assert out.exit_code == 2 and "--res cannot apply to a TFLite file" in out.output
+    assert out.exit_code == 2
+    assert ("--res applies only to a model whose input size is symbolic; this one's is 8×8"
+            in out.output)
     spec = tmp_path / "m.yaml"
     assert runner.invoke(app, ["import", str(p), "-o", str(spec)]).exit_code == 0
     assert runner.invoke(app, ["check", str(spec), "--against", str(p)]).exit_code == 0
@@ -442,3 +444,27 @@ def test_shape_arithmetic_of_a_symbolic_batch_counts_nothing(tmp_path):
     p = n.save(tmp_path / "shape.tflite", x, out)
     assert kinds(p) == ["linear"]
     assert counted(p).macs == 32  # 8·4
+
+
+def test_symbolic_image_size_needs_res(tmp_path):
+    # Keras' MobileNetV3 and EfficientNet default to a symbolic input size: the converter
+    # writes 1×1 shapes with -1 in shape_signature. Counted at --res 8: conv 3·3·3·16 at
+    # 4×4 = 6,912 MACs, FC 16·10 = 160
+    n = Net()
+    x = n.a.tensor("input", (1, 1, 1, 3), signature=(-1, -1, -1, 3))
+    w = n.weight("w", (16, 3, 3, 3))
+    y = n.a.tensor("model/conv/Relu", (1, 1, 1, 16), signature=(-1, -1, -1, 16))
+    n.a.op("CONV_2D", [x, w, n.bias("b", 16, w)], [y],
+           ((0, "b", 0), (1, "i", 2), (2, "i", 2), (3, "b", RELU)))
+    pooled = n.a.tensor("model/pool/Mean", (1, 16), signature=(-1, 16))
+    n.a.op("MEAN", [y, n.ints("axes", [1, 2])], [pooled], ((0, "B", False),))
+    w = n.weight("fc", (10, 16))
+    out = n.a.tensor("model/fc/BiasAdd", (1, 10), signature=(-1, 10))
+    n.a.op("FULLY_CONNECTED", [pooled, w, n.bias("fb", 10, w)], [out], ((0, "b", 0),))
+    p = n.save(tmp_path / "sym.tflite", x, out)
+    assert error(p) == ("input 'input' has a symbolic height and width: give the image size "
+                        "with --res R")
+    r = count(read_network(str(p), res=8), Convention(PARAM_CONVENTIONS["weights"]))
+    assert (r.macs, r.params, r.network.input) == (6912 + 160, 432 + 160, (8, 8, 3))
+    out = runner.invoke(app, ["count", str(p), "--res", "16", "--format", "json"])
+    assert json.loads(out.output)["reports"][0]["totals"]["macs"] == 6912 * 4 + 160

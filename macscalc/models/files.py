@@ -38,17 +38,14 @@ def refuse_transforms(ref: str, **given: Any) -> None:
 
 def read_model(ref: str, allow_unknown: bool = False, res: int | None = None,
                alpha: str | None = None, classes: Any = None) -> Network:
-    """The network in the model file ``ref``; ``res`` sizes an ONNX input exported with a
-    symbolic height and width (a TFLite file's sizes are fixed)."""
+    """The network in the model file ``ref``; ``res`` sizes an input whose height and width
+    are symbolic in the file."""
     fmt = model_format(ref)
     refuse_transforms(ref, alpha=alpha, classes=classes)
     if fmt == "TFLite":
         from macscalc.models.tflite.reader import read_network as read_tflite
 
-        if res is not None:
-            raise MacscalcError("--res cannot apply to a TFLite file: its input size is fixed. "
-                                "Write a spec with 'macscalc import' to change it", ref)
-        return read_tflite(ref, allow_unknown)
+        return read_tflite(ref, allow_unknown, res)
     from macscalc.models.onnx.reader import read_network as read_onnx
 
     return read_onnx(ref, allow_unknown, res)

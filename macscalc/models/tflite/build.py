@@ -38,6 +38,7 @@ class _Tensor(NamedTuple):
     dtype: str
     buffer: int
     quant: Quant | None
+    signature: tuple[int, ...] | None  # shape_signature: -1 for a symbolic dimension
 
 
 class _Op(NamedTuple):
@@ -63,13 +64,15 @@ class Assembler:
         self.metadata[name] = len(self.buffers) - 1
 
     def tensor(self, name: str, shape: tuple[int, ...], dtype: str = "float32",
-               data: bytes | None = None, quant: Quant | None = None) -> int:
-        """A tensor (with its data when it is a constant); its index."""
+               data: bytes | None = None, quant: Quant | None = None,
+               signature: tuple[int, ...] | None = None) -> int:
+        """A tensor (with its data when it is a constant; ``signature`` where a dimension is
+        symbolic); its index."""
         buffer = 0
         if data is not None:
             self.buffers.append(data)
             buffer = len(self.buffers) - 1
-        self.tensors.append(_Tensor(name, tuple(shape), dtype, buffer, quant))
+        self.tensors.append(_Tensor(name, tuple(shape), dtype, buffer, quant, signature))
         return len(self.tensors) - 1
 
     def op(self, code: str, inputs: list[int], outputs: list[int],
@@ -116,6 +119,7 @@ class Assembler:
         tensors = []
         for t in self.tensors:
             name, shape = b.CreateString(t.name), ints(t.shape)
+            symbolic = ints(t.signature) if t.signature is not None else None
             q = None
             if t.quant is not None:
                 scales, zps = ints(t.quant.scales, "f"), ints(t.quant.zero_points, "q")
@@ -131,6 +135,8 @@ class Assembler:
             b.PrependUOffsetTRelativeSlot(3, name, 0)
             if q is not None:
                 b.PrependUOffsetTRelativeSlot(4, q, 0)
+            if symbolic is not None:
+                b.PrependUOffsetTRelativeSlot(7, symbolic, 0)
             tensors.append(b.EndObject())
         ops = []
         for o in self.ops:

@@ -61,6 +61,7 @@ class Tensor(NamedTuple):
     buffer: int  # index into Model.buffers; 0 is the empty buffer of every activation
     scales: int  # quantization scales: 0 none, 1 per tensor, more per channel
     axis: int  # the quantized dimension when per channel
+    dynamic: bool = False  # a dimension past the batch is symbolic (shape_signature -1)
 
 
 class Operator(NamedTuple):
@@ -144,8 +145,10 @@ def _tensor(k: int, t: Table, n_buffers: int) -> Tensor:
         scales = q.length(2, 4, MAX_CHANNELS)
         axis = q.scalar(6, "i")
     # a converter joins the names of fused ops with ';': the first is the tensor's own
+    signature = t.scalars(7, "i", MAX_RANK)
+    dynamic = any(d < 0 for d in signature[1:])
     return Tensor(k, short(t.string(3).split(";")[0], 96), shape, TYPES[code], buffer, scales,
-                  axis)
+                  axis, dynamic)
 
 
 def _operator(k: int, o: Table, codes: list[str], n_tensors: int) -> Operator:

@@ -34,7 +34,7 @@ from macscalc.lang.layers import (
 )
 from macscalc.models.onnx.values import Unsupported
 from macscalc.models.tflite.model import Operator, Tensor
-from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded, image_shape
+from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded
 
 if TYPE_CHECKING:
     from macscalc.models.tflite.reader import Importer
@@ -70,9 +70,17 @@ def _input(imp: Importer, op: Operator, k: int = 0) -> tuple[Act, tuple[int, int
     return imp.act(op, k), (0, 0, 0, 0)
 
 
+def _tflite_len(n: int, k: int, s: int, d: int, padding: str, pads: tuple[int, int]) -> int:
+    """TFLite's output length of one axis: SAME ⌈n/s⌉, VALID over the (PAD-ed) input."""
+    if padding == "same":
+        return -(-n // s)
+    return (n + pads[0] + pads[1] - d * (k - 1) - 1) // s + 1
+
+
 def _placed(imp: Importer, op: Operator, x: Act, pads: tuple[int, int, int, int], padding: str,
-            make: Callable[[Any], Layer]) -> Act:
-    """Place the layer ``make(p)`` whose output is the file's, trying the macscalc padding
+            make: Callable[[Any], Layer], k: tuple[int, int], s: tuple[int, int],
+            d: tuple[int, int] = (1, 1)) -> Act:
+    """Place the layer ``make(p)`` whose output is TFLite's, trying the macscalc padding
     ``p`` a folded ``PAD`` amounts to (TF 'same' first: the converter writes an asymmetric
     'same' pad as ``PAD`` + VALID)."""
     t, left, b, r = pads
@@ -84,14 +92,18 @@ def _placed(imp: Importer, op: Operator, x: Act, pads: tuple[int, int, int, int]
         choices = [(t, left), "same"]
     else:
         choices = ["same", ((t + b) // 2, (left + r) // 2), ((t + b + 1) // 2, (left + r + 1) // 2)]
-    want = image_shape(imp.out(op))
+    want = (_tflite_len(x.shape.h, k[0], s[0], d[0], padding, (t, b)),
+            _tflite_len(x.shape.w, k[1], s[1], d[1], padding, (left, r)))
+    if min(want) <= 0:
+        raise imp.fail(f"a {k[0]}×{k[1]} window with stride {s[0]}×{s[1]} collapses a "
+                       f"{x.shape.h}×{x.shape.w} input", op)
     for p in choices:
         try:
             layer = make(p)
             out = layer.out_shape((x.shape,))
         except (ValueError, ArithmeticError, ShapeError):
             continue
-        if out == want:
+        if (out.h, out.w) == want:
             return imp.place(op, layer, [x])
     raise Unsupported(f"{op.op} with pads {list(pads)}")
 
@@ -134,7 +146,7 @@ def _conv(imp: Importer, op: Operator) -> None:
     groups = x.shape.c // per_group
     a = _placed(imp, op, x, pads, _padding(imp, op, o.get(0, "b")),
                 lambda p: Conv2d(c=cout, k=(kh, kw), s=s, padding=p, d=d, groups=groups,
-                                 bias=bias is not None))
+                                 bias=bias is not None), (kh, kw), s, d)
     _count(imp, op, 0, w, bias)
     imp.finish(op, a, o.get(3, "b"))
 
@@ -153,7 +165,7 @@ def _depthwise(imp: Importer, op: Operator) -> None:
     m = cout // x.shape.c
     a = _placed(imp, op, x, pads, _padding(imp, op, o.get(0, "b")),
                 lambda p: Depthwise(k=(kh, kw), s=s, m=m, padding=p, d=d,
-                                    bias=bias is not None))
+                                    bias=bias is not None), (kh, kw), s, d)
     _count(imp, op, 0, w, bias)
     imp.finish(op, a, o.get(4, "b"))
 
@@ -168,7 +180,14 @@ def _transpose_conv(imp: Importer, op: Operator) -> None:
     o = Options(op)
     s = (o.get(2, "i"), o.get(1, "i"))
     _window_args(imp, op, kh, kw, *s)
-    want = image_shape(imp.out(op))
+    shape = imp.const(op, 0)
+    given = imp.model.ints(shape) if shape is not None else None
+    if given is not None and len(given) == 4:
+        want = Shape(given[1], given[2], given[3])
+    elif _padding(imp, op, o.get(0, "b")) == "same":
+        want = Shape(x.shape.h * s[0], x.shape.w * s[1], cout)
+    else:
+        want = Shape((x.shape.h - 1) * s[0] + kh, (x.shape.w - 1) * s[1] + kw, cout)
     pad, extra = [], []
     for n, k, st, out in ((x.shape.h, kh, s[0], want.h), (x.shape.w, kw, s[1], want.w)):
         total = (n - 1) * st + k - out  # rows the padding removes: 2·p − output_padding
@@ -221,7 +240,7 @@ def _pool(kind: str) -> Callable[[Importer, Operator], None]:
         k, s = (o.get(4, "i"), o.get(3, "i")), (o.get(2, "i"), o.get(1, "i"))
         _window_args(imp, op, *k, *s)
         a = _placed(imp, op, x, pads, _padding(imp, op, o.get(0, "b")),
-                    lambda p: Pool(op=kind, k=k, s=s, padding=p))
+                    lambda p: Pool(op=kind, k=k, s=s, padding=p), k, s)
         imp.finish(op, a, o.get(5, "b"))
     return rule
 
@@ -310,22 +329,26 @@ def _free(imp: Importer, op: Operator) -> None:
 def _reshape(imp: Importer, op: Operator) -> None:
     """RESHAPE, SQUEEZE, EXPAND_DIMS: free when they keep the image, a flatten when they
     make it one vector, the ends of a channel shuffle (h×w×c → h×w×g×c/g, transposed,
-    back); any other regrouping is not counted."""
+    back); any other regrouping is not counted. Where the file's sizes are symbolic only
+    the channels are compared."""
     v = imp.values.get(op.inputs[0])
-    out = imp.out(op).shape
+    t = imp.out(op)
+    out = t.shape
     if isinstance(v, Grouped):
-        if not v.swapped or out != (1, v.act.shape.h, v.act.shape.w, v.act.shape.c):
+        a = v.act.shape
+        if not v.swapped or len(out) != 4 or out[3] != a.c or \
+                (not t.dynamic and out != (1, a.h, a.w, a.c)):
             raise Unsupported(f"{op.op} of regrouped channels other than a shuffle")
         imp.finish(op, imp.place(op, Shuffle(groups=v.groups), [v.act]))
         return
     x = imp.act(op)
-    if len(out) == 5 and out[:3] == (1, x.shape.h, x.shape.w) and out[3] * out[4] == x.shape.c:
+    if len(out) == 5 and out[3] * out[4] == x.shape.c and \
+            (t.dynamic or out[:3] == (1, x.shape.h, x.shape.w)):
         imp.values[op.outputs[0]] = Grouped(x, out[3], False)
         return
-    try:
-        s = image_shape(imp.out(op))
-    except ShapeError:
-        raise Unsupported(f"{op.op} to shape {list(out)}") from None
+    s = imp.declared(op) if len(out) in (2, 3, 4) else None
+    if s is None and t.dynamic and len(out) == 4 and out[3] == x.shape.c:
+        s = x.shape
     if s == x.shape:
         imp.alias(op, x)
     elif s == Shape(1, 1, x.shape.numel):
@@ -347,8 +370,12 @@ def _slice(imp: Importer, op: Operator) -> None:
     x = imp.act(op)
     rank = len(imp.tensor(op, 0).shape)
     begin = imp.ints(op, 1)
-    out = image_shape(imp.out(op))
-    if rank != 4 or len(begin) != 4 or begin[:3] != [0, 0, 0] \
+    out = imp.declared(op)
+    if out is None and op.op == "SLICE":  # symbolic sizes: the channels from its size
+        size = imp.ints(op, 2)
+        c = size[3] if len(size) == 4 and size[3] >= 0 else x.shape.c - begin[3]
+        out = Shape(x.shape.h, x.shape.w, c)
+    if out is None or rank != 4 or len(begin) != 4 or begin[:3] != [0, 0, 0] \
             or (out.h, out.w) != (x.shape.h, x.shape.w) \
             or (op.op == "STRIDED_SLICE" and imp.ints(op, 3) != [1, 1, 1, 1]):
         raise Unsupported(f"{op.op} of other than a run of channels")
@@ -376,8 +403,10 @@ def _pad(imp: Importer, op: Operator) -> None:
 def _resize(mode: str) -> Callable[[Importer, Operator], None]:
     def rule(imp: Importer, op: Operator) -> None:
         x = imp.act(op)
-        s = image_shape(imp.out(op))
-        imp.finish(op, imp.place(op, Upsample(size=(s.h, s.w), mode=mode), [x]))
+        size = imp.ints(op, 1)
+        if len(size) != 2:
+            raise Unsupported(f"{op.op} to a size of {len(size)} values")
+        imp.finish(op, imp.place(op, Upsample(size=(size[0], size[1]), mode=mode), [x]))
     return rule
 
 

@@ -37,8 +37,9 @@ class Importer:
     """One walk over one subgraph, in the file's order (TFLite stores operators in
     execution order; a tensor read before it is written is an error)."""
 
-    def __init__(self, model: Model, allow_unknown: bool) -> None:
+    def __init__(self, model: Model, allow_unknown: bool, res: int | None = None) -> None:
         self.model = model
+        self.res = res
         self.file = model.file
         self.allow_unknown = allow_unknown
         self.index = self._counted()
@@ -85,6 +86,14 @@ class Importer:
             shape = image_shape(x)
         except ShapeError as e:
             raise self.fail(str(e)) from None
+        if x.dynamic != (self.res is not None):
+            raise self.fail(f"input {x.name!r} has a symbolic height and width: give the image "
+                            "size with --res R" if x.dynamic else "--res applies only to a "
+                            "model whose input size is symbolic; this one's is "
+                            f"{shape.h}×{shape.w}. Write a spec with 'macscalc import' to "
+                            "change it")
+        if self.res is not None:
+            shape = Shape(self.res, self.res, shape.c)
         self.values[x.index] = Act("input", shape)
         for op in g.operators:
             for i in op.inputs:
@@ -194,13 +203,21 @@ class Importer:
                                role=None))
         return Act(label, s)
 
-    def _check(self, op: Operator, s: Shape) -> None:
-        t = self.out(op)
+    def declared(self, op: Operator, k: int = 0) -> Shape | None:
+        """The image shape the file declares for output ``k``; None where it is symbolic
+        (the size then comes from --res through the layers)."""
+        t = self.out(op, k)
+        if t.dynamic:
+            return None
         try:
-            want = image_shape(t)
+            return image_shape(t)
         except ShapeError as e:
             raise self.fail(str(e), op) from None
-        if want != s:
+
+    def _check(self, op: Operator, s: Shape) -> None:
+        t = self.out(op)
+        want = self.declared(op)
+        if want is not None and want != s:
             raise self.fail(f"the file declares output {list(t.shape)}, macscalc computes "
                             f"{s}", op)
 
@@ -261,10 +278,10 @@ class Importer:
         if not acts:
             raise self.fail(f"{label} cannot be counted as unknown: it reads no image tensor",
                             op)
-        try:
-            s = image_shape(self.out(op))
-        except ShapeError as e:
-            raise self.fail(f"{label} cannot be counted as unknown: {e}", op) from None
+        s = self.declared(op)
+        if s is None:
+            raise self.fail(f"{label} cannot be counted as unknown: its output size is "
+                            "symbolic", op)
         a = self.place(op, Unknown(op=label, h=s.h, w=s.w, c=s.c), acts)
         self.values[op.outputs[0]] = a
         for o in op.outputs[1:]:
@@ -282,6 +299,7 @@ MALFORMED = (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, Ove
              AttributeError)
 
 
-def read_network(path: str, allow_unknown: bool = False) -> Network:
-    """The network in the ``.tflite`` file at ``path``, mapped onto macscalc's primitives."""
-    return Importer(load(path), allow_unknown).read()
+def read_network(path: str, allow_unknown: bool = False, res: int | None = None) -> Network:
+    """The network in the ``.tflite`` file at ``path``, mapped onto macscalc's primitives;
+    ``res`` sizes an input whose height and width are symbolic in the file."""
+    return Importer(load(path), allow_unknown, res).read()
