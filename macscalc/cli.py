@@ -112,8 +112,9 @@ DtypeOpt = Annotated[
                       "activations): fp32, fp16 or int8.")
 ]
 UnknownOpt = Annotated[
-    bool, typer.Option("--allow-unknown", help="For an .onnx file: count operators macscalc "
-                       "has no rule for as unknown (report status partial) instead of failing.")
+    bool, typer.Option("--allow-unknown", help="For an .onnx or .tflite file: count operators "
+                       "macscalc has no rule for as unknown (report status partial) instead of "
+                       "failing.")
 ]
 
 PlotOpt = Annotated[Path | None, typer.Option(
@@ -183,8 +184,8 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
 
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
              allow_unknown: bool = False) -> "Network":
-    """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
-    --res, --classes options."""
+    """The spec ``ref`` (a path or a built-in name, or an .onnx or .tflite file) under the
+    --alpha, --res, --classes options."""
     from fractions import Fraction
 
     from macscalc.core.units import parse_alpha
@@ -247,7 +248,7 @@ def count(
         str,
         typer.Argument(
             metavar="SPEC", help="A spec file (.yaml), a built-in name (see 'macscalc specs') "
-            "or an ONNX model (.onnx)."
+            "or an ONNX (.onnx) or TFLite (.tflite) model."
         ),
     ],
     alpha: AlphaOpt = None,
@@ -270,7 +271,7 @@ def count(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Count MACs, parameters and extra ops of a spec (or an .onnx file), layer by layer.
+    """Count MACs, parameters and extra ops of a spec (or an .onnx/.tflite file), layer by layer.
 
     Shows every layer (batch norm and activation on the row of the conv they follow)
     with its input and output shape, then a summary by layer kind, the totals and the
@@ -616,7 +617,8 @@ def compare(
 
 @app.command("import")
 def import_(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX model (.onnx).")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX (.onnx) or TFLite "
+                                         "(.tflite) model.")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", dir_okay=False, help="Write the spec here (whole or not at all) "
         "instead of stdout.")] = None,
