@@ -468,3 +468,15 @@ def test_symbolic_image_size_needs_res(tmp_path):
     assert (r.macs, r.params, r.network.input) == (6912 + 160, 432 + 160, (8, 8, 3))
     out = runner.invoke(app, ["count", str(p), "--res", "16", "--format", "json"])
     assert json.loads(out.output)["reports"][0]["totals"]["macs"] == 6912 * 4 + 160
+
+
+def test_a_weight_whose_buffer_contradicts_its_shape_is_refused(tmp_path):
+    # a filter that claims 2^30 output channels over a 4-byte buffer: never counted
+    n = Net()
+    x, _ = n.input((1, 4, 4, 8))
+    w = n.a.tensor("huge", (1 << 30, 1, 1, 8), "float32", bytes(4))
+    y = n.act("model/conv/Conv2D", (1, 4, 4, 1 << 30))
+    n.a.op("CONV_2D", [x, w, -1], [y], ((0, "b", 0), (1, "i", 1), (2, "i", 1)))
+    p = n.save(tmp_path / "lie.tflite", x, y)
+    assert error(p) == ("operator 0 (CONV_2D): tensor 'huge' declares [1073741824, 1, 1, 8] "
+                        "float32 values but its buffer holds 4 bytes")

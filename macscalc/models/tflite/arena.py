@@ -18,13 +18,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from macscalc.core.errors import MacscalcError
-from macscalc.models.tflite.model import Model, Tensor
+from macscalc.models.tflite.model import WIDTHS, Model, Tensor
 
 ALIGN = 16  # TFLM's kBufferAlignment
 MAX_PLANNED = 5_000  # tensors: placement is quadratic in them (EfficientNet-B7 has ~2,000)
-ELEMENT_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1,
-                 "int16": 2, "int8": 1, "float64": 8, "uint64": 8, "uint32": 4,
-                 "uint16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16}
 
 
 class Buffer(NamedTuple):
@@ -53,10 +50,10 @@ def _aligned(n: int) -> int:
 def _nbytes(t: Tensor, model: Model) -> int:
     if t.dtype == "int4":
         return _aligned(-(-_numel(t) // 2))
-    if t.dtype not in ELEMENT_BYTES:
+    if t.dtype not in WIDTHS:
         raise MacscalcError(f"tensor {t.name!r} has type {t.dtype}, which TFLite Micro does "
                             "not plan", model.file)
-    return _aligned(_numel(t) * ELEMENT_BYTES[t.dtype])
+    return _aligned(_numel(t) * WIDTHS[t.dtype])
 
 
 def _numel(t: Tensor) -> int:

@@ -30,6 +30,9 @@ IDENT = b"TFL3"
 TYPES = ("float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16",
          "complex64", "int8", "float64", "complex128", "uint64", "resource", "variant",
          "uint32", "uint16", "int4", "bfloat16")
+WIDTHS = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1,
+          "int16": 2, "int8": 1, "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2,
+          "bfloat16": 2, "complex64": 8, "complex128": 16, "int4": 1}  # bytes per element
 _INT_FORMATS = {"int32": "i", "int64": "q", "uint8": "B", "int8": "b", "int16": "h"}
 
 # BuiltinOperator by code (schema.fbs order), for naming every operator, known or not
@@ -62,6 +65,7 @@ class Tensor(NamedTuple):
     scales: int  # quantization scales: 0 none, 1 per tensor, more per channel
     axis: int  # the quantized dimension when per channel
     dynamic: bool = False  # a dimension past the batch is symbolic (shape_signature -1)
+    sparse: bool = False  # stored in a sparse format (its buffer holds fewer values)
 
 
 class Operator(NamedTuple):
@@ -107,6 +111,15 @@ class Model(NamedTuple):
         """Bytes of ``t``'s data in the file (0: computed at run time)."""
         return self.buffers[t.buffer].size if 0 < t.buffer < len(self.buffers) else 0
 
+    def consistent(self, t: Tensor) -> bool:
+        """Whether a dense constant's buffer holds exactly its shape's values."""
+        width = WIDTHS.get(t.dtype)
+        n = _numel(t.shape)
+        if t.sparse or width is None:
+            return True
+        want = -(-n // 2) if t.dtype == "int4" else n * width
+        return self.stored(t) == want
+
     def int32s(self, buffer: int, most: int) -> list[int]:
         """A buffer's data as int32 values (at most ``most`` of them)."""
         b = self.buffers[buffer]
@@ -148,7 +161,7 @@ def _tensor(k: int, t: Table, n_buffers: int) -> Tensor:
     signature = t.scalars(7, "i", MAX_RANK)
     dynamic = any(d < 0 for d in signature[1:])
     return Tensor(k, short(t.string(3).split(";")[0], 96), shape, TYPES[code], buffer, scales,
-                  axis, dynamic)
+                  axis, dynamic, t.has(6))
 
 
 def _operator(k: int, o: Table, codes: list[str], n_tensors: int) -> Operator:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import ShapeError
-from macscalc.core.limits import MAX_WINDOW
+from macscalc.core.limits import MAX_SIZE, MAX_WINDOW
 from macscalc.lang.layers import (
     Activation,
     Add,
@@ -108,12 +108,21 @@ def _placed(imp: Importer, op: Operator, x: Act, pads: tuple[int, int, int, int]
     raise Unsupported(f"{op.op} with pads {list(pads)}")
 
 
+def _data(imp: Importer, op: Operator, t: Tensor) -> Tensor:
+    """A weight or bias whose buffer holds what its shape and type say (else the file
+    contradicts itself)."""
+    if not imp.model.consistent(t):
+        raise imp.fail(f"tensor {t.name!r} declares {list(t.shape)} {t.dtype} values but its "
+                       f"buffer holds {imp.model.stored(t):,} bytes", op)
+    return t
+
+
 def _weights(imp: Importer, op: Operator, k: int, rank: int) -> Tensor:
     t = imp.const(op, k)
     if t is None or len(t.shape) != rank or min(t.shape) <= 0:
         raise Unsupported(f"{op.op} with a computed or rank-{len(imp.tensor(op, k).shape)} "
                           "weight")
-    return t
+    return _data(imp, op, t)
 
 
 def _bias(imp: Importer, op: Operator, k: int) -> Tensor | None:
@@ -122,7 +131,7 @@ def _bias(imp: Importer, op: Operator, k: int) -> Tensor | None:
     t = imp.const(op, k)
     if t is None:
         raise Unsupported(f"{op.op} with a computed bias")
-    return t
+    return _data(imp, op, t)
 
 
 def _count(imp: Importer, op: Operator, x: int, w: Tensor, bias: Tensor | None) -> None:
@@ -225,6 +234,7 @@ def _batch_matmul(imp: Importer, op: Operator) -> None:
     w = imp.const(op, 1)
     if w is None or len(w.shape) != 2 or Options(op).get(0, "b"):
         raise Unsupported("BATCH_MATMUL of two computed tensors or with adj_x")
+    _data(imp, op, w)
     cin, cout = reversed(w.shape) if Options(op).get(1, "b") else w.shape
     if cin != x.shape.c:
         raise imp.fail(f"weights {list(w.shape)} do not fit input {x.shape}", op)
@@ -406,6 +416,8 @@ def _resize(mode: str) -> Callable[[Importer, Operator], None]:
         size = imp.ints(op, 1)
         if len(size) != 2:
             raise Unsupported(f"{op.op} to a size of {len(size)} values")
+        if not all(1 <= v <= MAX_SIZE for v in size):
+            raise imp.fail(f"a size of {size} is outside 1…{MAX_SIZE}", op)
         imp.finish(op, imp.place(op, Upsample(size=(size[0], size[1]), mode=mode), [x]))
     return rule
 

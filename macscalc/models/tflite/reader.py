@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from macscalc.core.errors import MacscalcError, ShapeError
+from macscalc.core.limits import MAX_CHANNELS, MAX_SIZE
 from macscalc.core.rounding import RULES as ROUNDING
 from macscalc.lang.graph import Network, Node, Settings
 from macscalc.lang.layers import Activation, Layer, Shape
@@ -94,6 +95,9 @@ class Importer:
                             "change it")
         if self.res is not None:
             shape = Shape(self.res, self.res, shape.c)
+        if max(shape.h, shape.w) > MAX_SIZE or shape.c > MAX_CHANNELS:
+            raise self.fail(f"input {x.name!r} of {shape} is past the limits ({MAX_SIZE:,} "
+                            f"pixels, {MAX_CHANNELS:,} channels)")
         self.values[x.index] = Act("input", shape)
         for op in g.operators:
             for i in op.inputs:
@@ -196,6 +200,8 @@ class Importer:
             s = layer.out_shape(shapes)
         except ShapeError as e:
             raise self.fail(str(e), op) from None
+        if min(s) <= 0:
+            raise self.fail(f"makes an empty tensor {s}", op)
         if check:
             self._check(op, s)
         self.nodes.append(Node(name=label, layer=layer, inputs=tuple(a.ref for a in ins),
