@@ -194,7 +194,7 @@ def _network(ref: str, alpha: str | None, res: int | None, classes: int | None =
     from macscalc.models.files import model_format, read_model
 
     if model_format(ref):
-        return read_model(ref, allow_unknown, res, alpha, classes)
+        return read_model(ref, allow_unknown, res, alpha=alpha, classes=classes)
     a = parse_alpha(alpha) if alpha is not None else Fraction(1)
     return build(load_spec(ref), a, (res, res) if res else None, classes)
 

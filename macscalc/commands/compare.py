@@ -54,7 +54,8 @@ def variant_report(text: str, convention: Convention,
     res = parse_int(opts["res"], "--res", MAX_SIZE) if "res" in opts else None
     classes = parse_int(opts["classes"], "--classes", MAX_CHANNELS) if "classes" in opts else None
     if model_format(ref):
-        net = read_model(ref, allow_unknown, res, opts.get("alpha"), opts.get("classes"))
+        net = read_model(ref, allow_unknown, res, alpha=opts.get("alpha"),
+                         classes=opts.get("classes"))
     else:
         net = build(load_spec(ref), alpha, (res, res) if res else None, classes)
     s = net.settings

@@ -27,7 +27,7 @@ def model_format(ref: str) -> str | None:
 
 def refuse_transforms(ref: str, **given: Any) -> None:
     """α, ρ and classes are transforms of a spec; a file's widths and size are as exported."""
-    named = [f"--{k}" for k, v in given.items() if v is not None]
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
     if named:
         fmt = model_format(ref)
         raise MacscalcError(f"{' and '.join(named)} cannot apply to {FORMATS_A[fmt]} "
@@ -37,11 +37,12 @@ def refuse_transforms(ref: str, **given: Any) -> None:
 
 
 def read_model(ref: str, allow_unknown: bool = False, res: int | None = None,
-               alpha: str | None = None, classes: Any = None) -> Network:
+               **transforms: Any) -> Network:
     """The network in the model file ``ref``; ``res`` sizes an input whose height and width
-    are symbolic in the file."""
+    are symbolic in the file; any spec transform given (``alpha``, ``classes``, ...) is
+    refused."""
     fmt = model_format(ref)
-    refuse_transforms(ref, alpha=alpha, classes=classes)
+    refuse_transforms(ref, **transforms)
     if fmt == "TFLite":
         from macscalc.models.tflite.reader import read_network as read_tflite
 
