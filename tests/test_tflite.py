@@ -480,3 +480,49 @@ def test_a_weight_whose_buffer_contradicts_its_shape_is_refused(tmp_path):
     p = n.save(tmp_path / "lie.tflite", x, y)
     assert error(p) == ("operator 0 (CONV_2D): tensor 'huge' declares [1073741824, 1, 1, 8] "
                         "float32 values but its buffer holds 4 bytes")
+
+
+def test_converter_layer_norm_and_dense_over_positions(tmp_path):
+    """Keras' LayerNormalization and a Dense on an h×w×c image, as TF's converter writes
+    them for ConvNeXt (the operator sequence of its converted ConvNeXt-Tiny): one
+    layernorm (γ, β: 8 + 8 parameters) and a linear layer at every position,
+    4·4·8·16 = 2,048 MACs."""
+    n = Net()
+    x, _ = n.input((1, 4, 4, 8))
+    c = lambda name, v, shape=(): n.a.tensor(name, shape, "float32",  # noqa: E731
+                                             np.full(max(1, int(np.prod(shape))), v,
+                                                     np.float32).tobytes())
+    axes = n.ints("axes", [-1])
+    hw1, hwc = (1, 4, 4, 1), (1, 4, 4, 8)
+    mean = n.act("ln/moments/mean", hw1)
+    n.a.op("MEAN", [x, axes], [mean], ((0, "B", True),))
+    neg = n.act("ln/Neg", hw1)
+    n.a.op("NEG", [mean], [neg])
+    sq = n.act("ln/moments/SquaredDifference", hwc)
+    n.a.op("SQUARED_DIFFERENCE", [x, mean], [sq])
+    var = n.act("ln/moments/variance", hw1)
+    n.a.op("MEAN", [sq, axes], [var], ((0, "B", True),))
+    eps = n.act("ln/add", hw1)
+    n.a.op("ADD", [var, c("eps", 1e-6)], [eps], ((0, "b", 0),))
+    r = n.act("ln/Rsqrt", hw1)
+    n.a.op("RSQRT", [eps], [r])
+    g = n.act("ln/mul", hwc)
+    n.a.op("MUL", [r, c("gamma", 1.0, (1, 1, 1, 8))], [g], ((0, "b", 0),))
+    a = n.act("ln/mul_1", hwc)
+    n.a.op("MUL", [neg, g], [a], ((0, "b", 0),))
+    b = n.act("ln/mul_2", hwc)
+    n.a.op("MUL", [x, g], [b], ((0, "b", 0),))
+    ln = n.act("ln/add_2", hwc)
+    n.a.op("ADD", [b, a], [ln], ((0, "b", 0),))
+    rows = n.a.tensor("dense/Reshape", (1, 1), signature=(-1, -1))
+    n.a.op("RESHAPE", [ln, n.ints("rows", [16, 8])], [rows])
+    w = n.weight("dense/kernel", (16, 8))
+    y = n.act("dense/MatMul", (1, 16))
+    n.a.op("FULLY_CONNECTED", [rows, w, -1], [y], ((0, "b", 0), (1, "b", 0), (2, "B", False)))
+    out = n.act("dense/Reshape_1", (1, 4, 4, 16))
+    n.a.op("RESHAPE", [y, n.ints("back", [1, 4, 4, 16])], [out])
+    p = n.save(tmp_path / "ln.tflite", x, out)
+    r = counted(p)
+    assert kinds(p) == ["layernorm", "linear"]
+    assert (r.macs, r.param_parts.weights, r.param_parts.ln_scale, r.param_parts.ln_shift) == \
+        (2048, 128, 8, 8)

@@ -34,7 +34,7 @@ from macscalc.lang.layers import (
 )
 from macscalc.models.onnx.values import Unsupported
 from macscalc.models.tflite.model import Operator, Tensor
-from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded
+from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded, Rows
 
 if TYPE_CHECKING:
     from macscalc.models.tflite.reader import Importer
@@ -211,11 +211,19 @@ def _transpose_conv(imp: Importer, op: Operator) -> None:
 
 
 def _fully_connected(imp: Importer, op: Operator) -> None:
-    x = imp.act(op)
+    rows = imp.values.get(op.inputs[0])
+    x = rows.act if isinstance(rows, Rows) else imp.act(op)
     w = _weights(imp, op, 1, 2)
     cout, cin = w.shape
     bias = _bias(imp, op, 2)
     o = Options(op)
+    if isinstance(rows, Rows):
+        if cin != x.shape.c:
+            raise imp.fail(f"weights {list(w.shape)} do not fit input {x.shape}", op)
+        a = imp.place(op, Linear(c=cout, bias=bias is not None), [x], check=False)
+        _count(imp, op, 0, w, bias)
+        imp.finish(op, a, o.get(0, "b"))
+        return
     if cin != x.shape.c:
         if cin != x.shape.numel:
             raise imp.fail(f"weights {list(w.shape)} do not fit input {x.shape}", op)
@@ -355,6 +363,10 @@ def _reshape(imp: Importer, op: Operator) -> None:
     if len(out) == 5 and out[3] * out[4] == x.shape.c and \
             (t.dynamic or out[:3] == (1, x.shape.h, x.shape.w)):
         imp.values[op.outputs[0]] = Grouped(x, out[3], False)
+        return
+    if len(out) == 2 and x.shape.h * x.shape.w > 1 and (
+            t.dynamic or out == (x.shape.h * x.shape.w, x.shape.c)):
+        imp.values[op.outputs[0]] = Rows(x)  # positions × channels, for a Dense
         return
     s = imp.declared(op) if len(out) in (2, 3, 4) else None
     if s is None and t.dynamic and len(out) == 4 and out[3] == x.shape.c:

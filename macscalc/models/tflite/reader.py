@@ -24,7 +24,7 @@ from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.core.limits import MAX_CHANNELS, MAX_SIZE
 from macscalc.core.rounding import RULES as ROUNDING
 from macscalc.lang.graph import Network, Node, Settings
-from macscalc.lang.layers import Activation, Layer, Shape
+from macscalc.lang.layers import Activation, Layer, LayerNorm, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import short
 from macscalc.models.onnx.values import Unknown, Unsupported
@@ -52,6 +52,7 @@ class Importer:
         self.stored = Stored(model, self.index)
         self.consumers: dict[int, list[int]] = {}
         self.swish: dict[int, int] = {}  # LOGISTIC operator → the MUL that makes it swish
+        self.norms: dict[int, tuple[int, int]] = {}  # layer-norm operator → (input, output)
 
     def _counted(self) -> int:
         """The subgraph a runtime invokes: the first signature's, else subgraph 0."""
@@ -103,6 +104,7 @@ class Importer:
             for i in op.inputs:
                 self.consumers.setdefault(i, []).append(op.index)
         self._find_swish()
+        self._find_layernorms()
         for op in g.operators:
             self._operator(op)
         if self.unknown and not self.allow_unknown:
@@ -123,6 +125,39 @@ class Importer:
             if len(readers) == 1 and ops[readers[0]].op == "MUL" \
                     and set(ops[readers[0]].inputs) == {op.inputs[0], op.outputs[0]}:
                 self.swish[op.index] = readers[0]
+
+    def _find_layernorms(self) -> None:
+        """Layer norm as the converter decomposes it: from a ``MEAN`` of x over its
+        channels, the element-wise ops (``NEG``, ``SQUARED_DIFFERENCE``, ``MEAN``, ``ADD``
+        ε, ``RSQRT``, products with γ, + β) that read only it, x and constants, up to the
+        one tensor of x's shape that the rest of the graph reads."""
+        ops, tensors = self.graph.operators, self.graph.tensors
+        readers = self.consumers
+        for op in ops:
+            if op.op != "MEAN" or op.index in self.norms or not op.outputs:
+                continue
+            x = op.inputs[0]
+            axes = self.model.ints(tensors[op.inputs[1]]) if len(op.inputs) > 1 else None
+            rank = len(tensors[x].shape)
+            if axes is None or rank not in (2, 4) or {a % rank for a in axes} != {rank - 1}:
+                continue
+            members, derived = [op.index], set(op.outputs)
+            for later in ops[op.index + 1:]:
+                if not derived & set(later.inputs):
+                    continue
+                if later.op not in NORM_OPS or not all(
+                        i in derived or i == x or isinstance(self.values.get(i), Const)
+                        for i in later.inputs if i >= 0):
+                    break
+                members.append(later.index)
+                derived.update(later.outputs)
+            member_set = set(members)
+            exits = [t for t in derived if any(r not in member_set for r in readers.get(t, []))
+                     or t in self.graph.outputs]
+            if len(exits) == 1 and tensors[exits[0]].shape == tensors[x].shape and \
+                    "RSQRT" in {ops[i].op for i in members}:
+                for i in members:
+                    self.norms[i] = (x, exits[0])
 
     def _network(self, x: Shape) -> Network:
         if not self.nodes:
@@ -245,6 +280,9 @@ class Importer:
     def _operator(self, op: Operator) -> None:
         if not op.outputs:
             raise self.fail("the operator writes no tensor", op)
+        if op.index in self.norms:
+            self._layernorm(op)
+            return
         ins = [self.values.get(i) for i in op.inputs if i >= 0]
         if any(isinstance(v, Dead) for v in ins):
             if op.op not in RULES:
@@ -270,6 +308,19 @@ class Importer:
         except MALFORMED as e:
             raise self.fail(f"the operator does not fit {op.op} (its inputs, options or "
                             f"weight shapes are malformed: {type(e).__name__})", op) from None
+
+    def _layernorm(self, op: Operator) -> None:
+        """A member of a decomposed layer norm: the one that writes its output places a
+        ``layernorm`` on its input; the others count nothing."""
+        x, out = self.norms[op.index]
+        if out not in op.outputs:
+            return
+        v = self.values.get(x)
+        if not isinstance(v, Act):
+            self._unknown(op, "layer norm of a non-image input")
+            return
+        a = self.place(op, LayerNorm(), [v])
+        self.values[out] = a
 
     def _kill(self, op: Operator) -> None:
         for o in op.outputs:
@@ -298,6 +349,10 @@ class Importer:
 SHAPE_OPS = frozenset({"STRIDED_SLICE", "SLICE", "PACK", "UNPACK", "CONCATENATION", "GATHER",
                        "CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "ADD", "SUB", "MUL", "DIV",
                        "FLOOR_DIV", "FILL", "RANGE", "REDUCE_PROD"})
+
+# Operators of a layer norm as the converter decomposes it
+NORM_OPS = frozenset({"MEAN", "NEG", "SQUARED_DIFFERENCE", "ADD", "SUB", "MUL", "DIV", "RSQRT",
+                      "SQRT"})
 
 # What a rule raises on an operator that does not fit its definition (a short input
 # list, a zero stride, missing options).

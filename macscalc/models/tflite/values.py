@@ -42,6 +42,14 @@ class Grouped(NamedTuple):
     swapped: bool
 
 
+class Rows(NamedTuple):
+    """An image reshaped to (positions, channels) rows, as the converter writes a Keras
+    ``Dense`` on an h×w×c tensor: a ``FULLY_CONNECTED`` of it is a linear layer at every
+    position (the file's shapes of the rows are placeholders)."""
+
+    act: Act
+
+
 class Known(NamedTuple):
     """Shape arithmetic (``SHAPE``, then ``STRIDED_SLICE``, ``PACK``, ... of it and of
     constants), as a converter writes a reshape with a symbolic batch: computed from
@@ -52,7 +60,7 @@ class Dead(NamedTuple):
     """What follows an operator with no rule (reported, not counted)."""
 
 
-Value = Act | Const | Padded | Grouped | Known | Dead
+Value = Act | Const | Padded | Grouped | Rows | Known | Dead
 
 
 def image_shape(t: Tensor) -> Shape:
