@@ -124,8 +124,9 @@ DtypeOpt = Annotated[
                       "activations): fp32, fp16 or int8.")
 ]
 UnknownOpt = Annotated[
-    bool, typer.Option("--allow-unknown", help="For an .onnx file: count operators macscalc "
-                       "has no rule for as unknown (report status partial) instead of failing.")
+    bool, typer.Option("--allow-unknown", help="For an .onnx or .tflite file: count operators "
+                       "macscalc has no rule for as unknown (report status partial) instead of "
+                       "failing.")
 ]
 
 PlotOpt = Annotated[Path | None, typer.Option(
@@ -196,19 +197,17 @@ def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
 def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
              allow_unknown: bool = False, depth: str | None = None,
              output_stride: int | None = None) -> "Network":
-    """The spec ``ref`` (a path or a built-in name, or an .onnx file) under the --alpha,
-    --res, --classes, --depth and --output-stride options (α and depth default to the
-    spec's own)."""
+    """The spec ``ref`` (a path or a built-in name, or an .onnx or .tflite file) under the
+    --alpha, --res, --classes, --depth and --output-stride options (α and depth default to
+    the spec's own)."""
     from macscalc.core.units import parse_alpha
     from macscalc.lang.graph import build
     from macscalc.lang.spec import load_spec
+    from macscalc.models.files import model_format, read_model
 
-    if ref.lower().endswith(".onnx"):
-        from macscalc.models.onnx.reader import read_network, refuse_transforms
-
-        refuse_transforms(ref, alpha=alpha, classes=classes, depth=depth,
+    if model_format(ref):
+        return read_model(ref, allow_unknown, res, alpha=alpha, classes=classes, depth=depth,
                           output_stride=output_stride)
-        return read_network(ref, allow_unknown, res)
     a = parse_alpha(alpha) if alpha is not None else None
     d = parse_alpha(depth, "depth multiplier") if depth is not None else None
     return build(load_spec(ref, d), a, (res, res) if res else None, classes,
@@ -264,7 +263,7 @@ def count(
         str,
         typer.Argument(
             metavar="SPEC", help="A spec file (.yaml), a built-in name (see 'macscalc specs') "
-            "or an ONNX model (.onnx)."
+            "or an ONNX (.onnx) or TFLite (.tflite) model."
         ),
     ],
     alpha: AlphaOpt = None,
@@ -296,7 +295,7 @@ def count(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Count MACs, parameters and extra ops of a spec (or an .onnx file), layer by layer.
+    """Count MACs, parameters and extra ops of a spec (or an .onnx/.tflite file), layer by layer.
 
     Shows every layer (batch norm and activation on the row of the conv they follow)
     with its input and output shape, then a summary by layer kind, the totals and the
@@ -501,13 +500,18 @@ def memory(
     res: ResOpt = None,
     dtype: DtypeOpt = "fp16",
     allow_unknown: UnknownOpt = False,
+    planner: Annotated[str | None, typer.Option(
+        "--planner", metavar="tflm", help="tflm: the tensor arena TFLite Micro's greedy "
+        "planner lays out for a .tflite file, or for the spec exported at --dtype int8 or "
+        "fp32.")] = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
     """Activation memory: the largest tensor at each resolution and the peak of live tensors.
 
     Both with and without MobileNet V2's streaming of inverted residuals (§5). For V1 and
-    V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit).
+    V2 at α 1.0 and 224 it checks the V2 paper's Table 3 (16-bit). With --planner tflm:
+    the tensor arena a TFLite Micro interpreter plans, tensor by tensor.
     """
     with user_errors():
         from macscalc.analysis.memory import activations
@@ -517,6 +521,17 @@ def memory(
         from macscalc.render.views import memory_doc
 
         name = dtype_name(dtype)
+        if planner is not None:
+            from macscalc.commands.arena import arena_doc, tflm_model
+            from macscalc.models.files import model_format
+
+            if planner != "tflm":
+                raise MacscalcError(f"--planner is tflm, not {show(planner)}")
+            network = None if model_format(spec) else _network(spec, alpha, res)
+            model, what = tflm_model(spec, alpha, res, name, network)
+            label = network.spec.name if network is not None else Path(spec).name
+            render(arena_doc(model, label, what), fmt, output)
+            return
         network = _network(spec, alpha, res, None, allow_unknown)
         doc = memory_doc(activations(network), check_memory(network), name, DTYPE_BYTES[name])
         render(doc, fmt, output)
@@ -638,7 +653,8 @@ def compare(
 
 @app.command("import")
 def import_(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX model (.onnx).")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="An ONNX (.onnx) or TFLite "
+                                         "(.tflite) model.")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", dir_okay=False, help="Write the spec here (whole or not at all) "
         "instead of stdout.")] = None,
@@ -658,12 +674,13 @@ def import_(
     """
     with user_errors():
         from macscalc.lang.spec_writer import spec_text
-        from macscalc.models.onnx.reader import read_network
+        from macscalc.models.files import model_format, read_model
         from macscalc.render.output import write_atomic
 
-        if not model.lower().endswith(".onnx"):
-            raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
-        text = spec_text(read_network(model, res=res), rounding, name)
+        if not model_format(model):
+            raise MacscalcError(f"import reads an ONNX (.onnx) or TFLite (.tflite) model, got "
+                                f"{model!r}")
+        text = spec_text(read_model(model, res=res), rounding, name)
         if output is None:
             typer.echo(text, nl=False)
         else:
@@ -731,9 +748,12 @@ def sweep(
             limits["memory"] = parse_bytes(max_memory, "--max-memory")
         if max_latency is not None:
             limits["latency"] = max_latency
-        if spec.lower().endswith(".onnx"):
-            raise MacscalcError("sweep needs a spec: α and ρ do not apply to an ONNX file; "
-                                "write one with 'macscalc import MODEL -o spec.yaml'")
+        from macscalc.models.files import FORMATS_A, model_format
+
+        if model_format(spec):
+            raise MacscalcError(f"sweep needs a spec: α and ρ do not apply to "
+                                f"{FORMATS_A[model_format(spec)]} file; write one with "
+                                "'macscalc import MODEL -o spec.yaml'")
         s = load_spec(spec)
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
@@ -756,24 +776,48 @@ ClassesOpt = Annotated[int | None, typer.Option(
 def export(
     spec: SpecArg,
     output: Annotated[Path, typer.Option(
-        "--output", "-o", dir_okay=False, help="The .onnx file to write (whole or not at all).")],
+        "--output", "-o", dir_okay=False, help="The .onnx or .tflite file to write (whole or "
+        "not at all).")],
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     classes: ClassesOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
                                       "the same file.")] = 0,
+    model_format: Annotated[str | None, typer.Option(
+        "--format", metavar="onnx|tflite", help="The file format. Default: from the -o "
+        "suffix (.tflite: tflite, else onnx).")] = None,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="TFLite only: fp32, fp16 (float16 weights) or int8 (full integer, "
+        "per-channel weight scales).")] = "fp32",
 ) -> None:
-    """Write a runnable ONNX graph of a spec: opset 17, NCHW, batch 1, seeded weights.
+    """Write a runnable ONNX graph or TFLite model of a spec, batch 1, seeded weights.
 
-    Batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish; onnx.checker passes
-    and onnxruntime runs it with the output shape the spec predicts. Needs the onnx
-    extra: pip install 'macscalc[onnx]'.
+    ONNX: opset 17, NCHW; batch norm is BatchNormalization, relu6 Clip, h-swish HardSwish;
+    onnx.checker passes and onnxruntime runs it with the output shape the spec predicts
+    (needs pip install 'macscalc[onnx]'). TFLite: NHWC, BN folded into the conv bias and
+    relu/relu6 fused as the converter writes them; LiteRT runs it (needs pip install
+    'macscalc[tflite]').
     """
     with user_errors():
+        fmt = model_format or ("tflite" if output.suffix.lower() == ".tflite" else "onnx")
+        if fmt not in ("onnx", "tflite"):
+            raise MacscalcError(f"--format is onnx or tflite, not {show(fmt)}")
+        network = _network(spec, alpha, res, classes)
+        if fmt == "tflite":
+            from macscalc.models.tflite.export import export as to_tflite
+            from macscalc.render.output import write_atomic
+
+            data = to_tflite(network, seed, dtype)
+            write_atomic(output, data)
+            dims = lambda s: f"1×{s.h}×{s.w}×{s.c}"  # noqa: E731
+            typer.echo(f"wrote {output}: TFLite, {dtype}, {len(data):,} bytes, input "
+                       f"{dims(network.input)}, NHWC")
+            return
+        if dtype != "fp32":
+            raise MacscalcError("--dtype applies to a TFLite export; ONNX is written in fp32")
         from macscalc.models.onnx.export import OPSET, save
         from macscalc.models.onnx.export import export as to_onnx
 
-        network = _network(spec, alpha, res, classes)
         model = to_onnx(network, seed)
         save(model, output)
         shape = lambda d: "×".join(str(x.dim_value) for x in d.type.tensor_type.shape.dim)  # noqa: E731
@@ -815,21 +859,30 @@ def measure(
         "--layers", help="onnxruntime's own time per kernel beside the estimate on --device "
         "(default cpu_epyc_1t): where the latency model is wrong.")] = False,
     device: DeviceOpt = None,
+    runtime: Annotated[str, typer.Option(
+        "--runtime", metavar="onnxruntime|litert", help="onnxruntime (an ONNX export) or "
+        "litert (a TFLite export run by LiteRT with XNNPACK, as the MobileNet papers time "
+        "with TFLite).")] = "onnxruntime",
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="With --runtime litert: fp32, fp16 (float16 weights) or int8 (full "
+        "integer).")] = "fp32",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Measure latency on this machine with onnxruntime; prints CSV that calibrate reads.
+    """Measure latency on this machine with onnxruntime or LiteRT; prints CSV that calibrate
+    reads.
 
-    The spec is exported to ONNX and run after warm-up; the median of --runs timings is
-    the figure, with its spread. Comment lines name the machine, runtime and threads.
-    Example: macscalc measure --grid v1,v2,v3 --threads 4 -o cpu.csv; macscalc
-    calibrate cpu.csv -o cpu.yaml. Needs the onnx extra: pip install 'macscalc[onnx]'.
+    The spec is exported (ONNX, or TFLite for --runtime litert) and run after warm-up; the
+    median of --runs timings is the figure, with its spread. Comment lines name the
+    machine, runtime, threads and number type. Example: macscalc measure --grid v1,v2,v3
+    --threads 4 -o cpu.csv; macscalc calibrate cpu.csv -o cpu.yaml. Needs the onnx extra
+    (pip install 'macscalc[onnx]') or, for LiteRT, the tflite extra.
     """
     with user_errors():
 
         from macscalc.analysis.calibrate import Measurement
         from macscalc.core.units import parse_alpha
-        from macscalc.models.measure import grid_points, measure_csv
+        from macscalc.models.measure import grid_points, measure_csv, runner_check
         from macscalc.render.output import write_atomic
 
         if (spec is None) == (grid is None):
@@ -840,8 +893,9 @@ def measure(
             from macscalc.models.measure import kernel_times, pin
             from macscalc.render.output import render
 
-            if spec is None:
-                raise MacscalcError("--layers measures one SPEC, not a --grid")
+            if spec is None or runtime != "onnxruntime":
+                raise MacscalcError("--layers profiles one SPEC in onnxruntime, not a --grid "
+                                    "or another runtime")
             network = _network(spec, alpha, res, classes)
             pin(cpu)
             measured = kernel_times(network, threads, runs, warmup)
@@ -853,10 +907,11 @@ def measure(
         else:
             a = parse_alpha(alpha) if alpha is not None else None
             points, base = [Measurement(spec, a, res, classes, None)], None
+        runner_check(runtime, dtype)
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
                                       progress=grid is not None,
                                       max_runs=4 * runs if max_runs is None else max_runs,
-                                      cpu=cpu)
+                                      cpu=cpu, runtime=runtime, dtype=dtype)
         for line in summaries:
             typer.echo(line, err=True)
         if output is None:
@@ -1112,11 +1167,13 @@ def scaling(
         from macscalc.commands.explain import scaling_doc
         from macscalc.core.units import parse_alpha
         from macscalc.lang.spec import load_spec
+        from macscalc.models.files import FORMATS_A, model_format
         from macscalc.render.output import render
 
-        if spec.lower().endswith(".onnx"):
-            raise MacscalcError("explain scaling needs a spec: α and ρ do not apply to an ONNX "
-                                "file; write one with 'macscalc import MODEL -o spec.yaml'")
+        if model_format(spec):
+            raise MacscalcError(f"explain scaling needs a spec: α and ρ do not apply to "
+                                f"{FORMATS_A[model_format(spec)]} file; write one with "
+                                "'macscalc import MODEL -o spec.yaml'")
         render(scaling_doc(load_spec(spec), parse_alpha(alpha), res), fmt, output)
 
 

@@ -16,6 +16,7 @@ from macscalc.lang.layers import (
     ConvTranspose2d,
     Depthwise,
     Dropout,
+    Eltwise,
     Flatten,
     GlobalPool,
     LayerNorm,
@@ -120,6 +121,17 @@ def test_add_and_mul():
     assert Mul().ops([X, gate], X) == {"mul": 256}
 
 
+def test_eltwise_with_a_constant_is_one_op_per_element_and_no_parameter():
+    # 8·8·4 = 256 elements; sub counts as an add, div as a mul, max as an act compare
+    for op, category in (("add", "add"), ("sub", "add"), ("mul", "mul"), ("div", "mul"),
+                         ("max", "act"), ("min", "act")):
+        layer = Eltwise(op=op)
+        assert layer.out_shape([X]) == X
+        assert (layer.macs([X], X), layer.params([X]), layer.ops([X], X)) == \
+            (0, Params(), {category: 256})
+    assert Eltwise(op="sub").label([X]) == "sub const"
+
+
 def test_free_layers_cost_nothing():
     assert Flatten().out_shape([X]) == Shape(1, 1, 256)
     for layer in (Flatten(), Dropout()):
@@ -132,7 +144,7 @@ def test_every_kind_is_registered_once():
                                     "global_pool", "add", "mul", "flatten", "dropout", "drop_path",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
                                     "layernorm", "layer_scale", "upsample", "conv_transpose",
-                                    "space_to_depth", "l2norm"])
+                                    "space_to_depth", "l2norm", "eltwise"])
 
 
 def test_shuffle_is_free_and_checks_groups():

@@ -159,5 +159,34 @@ def test_layers_sets_measured_time_per_kernel_beside_the_estimate(spec_file):
 
     validate(data, SCHEMA)
     result = runner.invoke(app, ["measure", "--grid", "v1", "--layers"])
-    assert (result.exit_code, result.stderr) == (2, "error: --layers measures one SPEC, not a "
-                                                    "--grid\n")
+    assert (result.exit_code, result.stderr) == (2, "error: --layers profiles one SPEC in "
+                                                    "onnxruntime, not a --grid or another "
+                                                    "runtime\n")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+def test_measure_with_litert(tmp_path, dtype):
+    pytest.importorskip("ai_edge_litert.interpreter", reason="--runtime litert needs the "
+                        "tflite extra")
+    result = runner.invoke(app, ["measure", "mobilenet_v3_small", "--res", "32", "--runs", "3",
+                                 "--warmup", "1", "--runtime", "litert", "--dtype", dtype])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("# machine: ")
+    assert " with XNNPACK, 1 thread, TFLite export in " + dtype in lines[1]
+    assert lines[4].startswith("mobilenet_v3_small,1.0,32,1000,") and lines[4].endswith(",1,3")
+    path = tmp_path / "m.csv"
+    path.write_text(result.stdout, encoding="utf-8")
+    (m,) = read_measurements(path)
+    assert (m.spec, m.res, m.ms > 0) == ("mobilenet_v3_small", 32, True)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--runtime", "tvm"], "error: --runtime is one of onnxruntime, litert, not 'tvm'\n"),
+    (["--dtype", "int8"], "error: --dtype applies to --runtime litert; onnxruntime runs fp32\n"),
+    (["--runtime", "litert", "--dtype", "int4"],
+     "error: --dtype is one of fp32, fp16, int8, not 'int4'\n"),
+])
+def test_measure_runtime_refusals(args, message):
+    result = runner.invoke(app, ["measure", "mobilenet_v1", *args])
+    assert (result.exit_code, result.stderr) == (2, message)

@@ -116,6 +116,8 @@ def _passes(value, schema) -> bool:
     ["check", "mobilenet_v2", "--max-latency", "500", "--device", "cpu_epyc_1t"],
     ["compare", "mobilenet_v2", "mobilenet_v1", "--device", "pixel1"],
     ["table", "v2", "--device", "pixel1"],
+    ["memory", "mobilenet_v2", "--alpha", "0.35", "--res", "96", "--planner", "tflm", "--dtype",
+     "int8"],
 ])
 def test_json_validates(args):
     result = CliRunner().invoke(app, [*args, "--format", "json"])

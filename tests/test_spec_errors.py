@@ -23,10 +23,10 @@ def _fails(path, message: str) -> None:
 @pytest.mark.parametrize(("rows", "message"), [
     ("  - dwsepp: {c: 16}\n",
      "6:5: unknown layer kind 'dwsepp'; did you mean 'dwsep'? (known: conv2d, depthwise, "
-     "linear, batchnorm, act, pool, global_pool, add, mul, flatten, dropout, drop_path, shuffle, "
-     "shiftmax, adaptive_pool, concat, slice, layernorm, layer_scale, space_to_depth, l2norm, "
-     "upsample, conv_transpose, conv, pw, dw, fc, dwsep, ir, fused, uib, se, micro_dw, micro_pw, "
-     "dyshiftmax, micro, ssd_predictor, split, residual, aspp, logits, lr_aspp)"),
+     "linear, batchnorm, act, pool, global_pool, add, mul, eltwise, flatten, dropout, drop_path, "
+     "shuffle, shiftmax, adaptive_pool, concat, slice, layernorm, layer_scale, space_to_depth, "
+     "l2norm, upsample, conv_transpose, conv, pw, dw, fc, dwsep, ir, fused, uib, se, micro_dw, "
+     "micro_pw, dyshiftmax, micro, ssd_predictor, split, residual, aspp, logits, lr_aspp)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
      "s, padding, d, groups, group_width, bias, n, name, from, width, role, if)"),

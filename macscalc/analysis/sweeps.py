@@ -87,7 +87,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
                                  False),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "drop_path",
                      "shuffle", "shiftmax", "concat", "slice", "layernorm", "layer_scale",
-                     "l2norm"),
+                     "l2norm", "eltwise"),
                     lambda _: None),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it

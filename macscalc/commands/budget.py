@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -207,16 +207,27 @@ def growth_outcomes(report: Report, baseline: list[dict[str, Any]], file: str,
     return out
 
 
-def actuals(report: Report) -> dict[str, int]:
+def actuals(report: Report, metrics: Iterable[str] = ()) -> dict[str, int]:
+    """Each metric's value. A TFLite file is gated as a microcontroller holds it: size is
+    its weights and biases as stored (flash), memory the tensor arena TFLite Micro plans
+    for it (SRAM), planned only when ``metrics`` asks for memory."""
     out = {"macs": report.macs, "flops": report.flops, "params": report.params,
            "memory": report.peak_bytes, "size": report.weight_bytes}
+    stored = report.network.stored
+    if stored is not None:
+        out["size"] = stored["weight_bytes"] + stored["bias_bytes"]
+        if "memory" in metrics:
+            from macscalc.models.tflite.arena import plan
+            from macscalc.models.tflite.model import load
+
+            out["memory"] = plan(load(report.network.spec.file), stored["subgraph"]).bytes
     if report.latency is not None:  # estimated on a device profile, in whole µs
         out["latency"] = round(report.latency.ms * 1000)
     return out
 
 
 def outcomes(report: Report, limits: dict[str, Limit]) -> list[Outcome]:
-    actual = actuals(report)
+    actual = actuals(report, limits)
     return [Outcome(report.network.spec.name, lim, actual[m]) for m, lim in limits.items()]
 
 

@@ -20,6 +20,7 @@ from macscalc.core.limits import MAX_CHANNELS, MAX_SIZE
 from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int, parse_alpha, parse_int, pct
 from macscalc.lang.graph import Node, build
 from macscalc.lang.spec import load_spec
+from macscalc.models.files import model_format, read_model
 from macscalc.render.output import Column, Doc, Table
 from macscalc.render.report import envelope, report_data
 
@@ -53,12 +54,9 @@ def variant_report(text: str, convention: Convention,
     depth = parse_alpha(opts["depth"], "depth multiplier") if "depth" in opts else None
     res = parse_int(opts["res"], "--res", MAX_SIZE) if "res" in opts else None
     classes = parse_int(opts["classes"], "--classes", MAX_CHANNELS) if "classes" in opts else None
-    if ref.lower().endswith(".onnx"):
-        from macscalc.models.onnx.reader import read_network, refuse_transforms
-
-        refuse_transforms(ref, alpha=opts.get("alpha"), classes=opts.get("classes"),
-                          depth=opts.get("depth"))
-        net = read_network(ref, allow_unknown, res)
+    if model_format(ref):
+        net = read_model(ref, allow_unknown, res, alpha=opts.get("alpha"),
+                         classes=opts.get("classes"), depth=opts.get("depth"))
     else:
         net = build(load_spec(ref, depth), alpha, (res, res) if res else None, classes)
     s = net.settings

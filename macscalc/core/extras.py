@@ -12,7 +12,9 @@ from types import ModuleType
 
 from macscalc.core.errors import MacscalcError
 
-EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx"}  # module → the extra that installs it
+# module → the extra that installs it
+EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx", "flatbuffers": "tflite",
+          "ai_edge_litert.interpreter": "tflite"}
 
 
 def require(module: str, what: str) -> ModuleType:

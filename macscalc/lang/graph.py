@@ -43,6 +43,7 @@ class Network(NamedTuple):
     input: Shape
     nodes: tuple[Node, ...]
     origin: str | None = None  # what an imported file (ONNX) held, for the convention line
+    stored: dict | None = None  # what a TFLite file stores: weight parts at their types, bytes
 
 
 

@@ -19,6 +19,7 @@ from macscalc.lang.schema import (
     ACT_ROW,
     BOOL,
     CHANNELS,
+    CHOICE,
     NAME,
     NONNEG_INT,
     PADDING,
@@ -28,6 +29,7 @@ from macscalc.lang.schema import (
     POS_INT,
     PROB,
     RESIZE_MODE,
+    ArgType,
     Kind,
     arg,
     registry,
@@ -510,6 +512,32 @@ class Mul(Layer):
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
         return {"mul": ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
+
+
+# element-wise ops of an image with a constant: the counter each one's single operation
+# per output element falls in
+ELTWISE_OPS = {"add": "add", "sub": "add", "mul": "mul", "div": "mul", "max": "act",
+               "min": "act"}
+
+
+@primitive
+class Eltwise(Layer):
+    """An image and a constant (a scalar or one value per channel, e.g. a model's built-in
+    input scaling), combined element by element: one operation per output element, counted
+    under ``ELTWISE_OPS[op]``. The constant is not counted as a parameter."""
+
+    kind: ClassVar[str] = "eltwise"
+    op = arg(ArgType(f"one of {', '.join(ELTWISE_OPS)}", CHOICE(*ELTWISE_OPS)),
+             doc="the operation")
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {ELTWISE_OPS[self.op]: out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"{self.op} const"
+
+    def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
+        return {ELTWISE_OPS[self.op]: ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
 
 
 @primitive

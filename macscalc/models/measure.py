@@ -1,17 +1,21 @@
-"""Measuring a spec's latency on this machine with onnxruntime.
+"""Measuring a spec's latency on this machine with onnxruntime or LiteRT.
 
 Why: a latency profile (``latency.py``) is only as good as its measurements, and a user
 should get a profile of their own CPU in minutes. Protocol: the spec exported with
-seeded weights (``onnx_export.py``), one session with the intra-op threads pinned, one
+seeded weights, one session with the intra-op threads pinned; warm-up runs, then the
+median of N timed runs with its spread. onnxruntime (``models/onnx/export.py``): one
 inter-op thread, sequential execution and full graph optimisation (what a deployment
-gets: batch norm and activations fused into convolutions); warm-up runs, then N timed
-runs, optionally pinned to one CPU. A timing is *stable* when its interquartile range is
-within ``STABLE_IQR`` of its median; an unstable one gets further rounds of runs, up to
-``max_runs``, because on a shared machine a burst of other work widens the spread and a
-longer sample lets the median and minimum settle. Both the median (the ``ms`` column,
-what ``calibrate`` fits: it is what a deployment sees on average) and the minimum (the
-least disturbed run) are recorded. Rows are the CSV that ``calibrate`` reads, with the
-machine, runtime, threads and pinning in comment lines.
+gets: batch norm and activations fused into convolutions). LiteRT, the runtime the
+MobileNet papers time with (``models/tflite/export.py``): BN folded and relu fused as the
+converter writes a model, XNNPACK with ``threads`` threads, float32, float16 weights or
+int8. Either way: warm-up runs, then N timed runs, optionally pinned to one CPU. A timing
+is *stable* when its interquartile range is within ``STABLE_IQR`` of its median; an
+unstable one gets further rounds of runs, up to ``max_runs``, because on a shared machine
+a burst of other work widens the spread and a longer sample lets the median and minimum
+settle. Both the median (the ``ms`` column, what ``calibrate`` fits: it is what a
+deployment sees on average) and the minimum (the least disturbed run) are recorded. Rows
+are the CSV that ``calibrate`` reads, with the machine, runtime, number type, threads and
+pinning in comment lines.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from macscalc.lang.graph import Network
 
 EXTRA_COLUMNS = ("q1_ms", "q3_ms", "min_ms", "max_ms", "threads", "runs")
 STABLE_IQR = 0.05  # a timing is stable when (q3 − q1) ≤ 5 % of its median
+RUNTIMES = ("onnxruntime", "litert")
 
 
 class Timing(NamedTuple):
@@ -90,12 +95,58 @@ class Runner:
             (1, x.c, x.h, x.w), dtype=np.float32)}
         self.times: list[float] = []
 
+    def once(self) -> None:
+        self.session.run(None, self.feed)
+
     def run(self, n: int, timed: bool = True) -> None:
         for _ in range(n):
             start = time.perf_counter_ns()
-            self.session.run(None, self.feed)
+            self.once()
             if timed:
                 self.times.append((time.perf_counter_ns() - start) / 1e6)
+
+
+class LiteRTRunner(Runner):
+    """One network exported to TFLite (``dtype``) and loaded into LiteRT's interpreter
+    with the XNNPACK delegate on ``threads`` threads."""
+
+    def __init__(self, network: Network, threads: int, dtype: str = "fp32") -> None:
+        litert = require("ai_edge_litert.interpreter", "measure --runtime litert")
+        import numpy as np
+
+        from macscalc.models.tflite.export import export
+
+        interpreter = litert.Interpreter(model_content=export(network, 0, dtype),
+                                         num_threads=threads)
+        interpreter.allocate_tensors()
+        x = interpreter.get_input_details()[0]
+        interpreter.set_tensor(x["index"], np.random.default_rng(0).standard_normal(
+            tuple(x["shape"]), dtype=np.float32))
+        self.interpreter = interpreter
+        self.times = []
+
+    def once(self) -> None:
+        self.interpreter.invoke()
+
+
+def runner_check(runtime: str, dtype: str) -> None:
+    """A runtime and number type ``measure`` can time, checked before anything is built."""
+    from macscalc.models.tflite.export import DTYPES
+
+    if runtime not in RUNTIMES:
+        raise MacscalcError(f"--runtime is one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if runtime == "onnxruntime" and dtype != "fp32":
+        raise MacscalcError("--dtype applies to --runtime litert; onnxruntime runs fp32")
+    if dtype not in DTYPES:
+        raise MacscalcError(f"--dtype is one of {', '.join(DTYPES)}, not {dtype!r}")
+
+
+def runner(network: Network, threads: int, runtime: str = "onnxruntime",
+           dtype: str = "fp32") -> Runner:
+    """A network loaded into ``runtime``, ready to time."""
+    runner_check(runtime, dtype)
+    return Runner(network, threads) if runtime == "onnxruntime" else \
+        LiteRTRunner(network, threads, dtype)
 
 
 def effective_rounds(networks: int, rounds: int, runs: int) -> int:
@@ -120,7 +171,8 @@ def pin(cpu: int | None) -> None:
 
 def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
                   rounds: int = 1, step: Callable[[int], None] | None = None,
-                  max_runs: int | None = None) -> list[Timing]:
+                  max_runs: int | None = None, runtime: str = "onnxruntime",
+                  dtype: str = "fp32") -> list[Timing]:
     """Time each network ``runs`` times after ``warmup`` untimed runs. With several
     networks the runs are spread over ``rounds`` interleaved rounds (one untimed run
     before each visit), so a burst of load on the machine touches every network a little
@@ -135,17 +187,17 @@ def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
         raise MacscalcError(f"--max-runs ({max_runs}) must be at least --runs ({runs})")
     runners = []
     for i, network in enumerate(networks):
-        runners.append(Runner(network, threads))
+        runners.append(runner(network, threads, runtime, dtype))
         runners[-1].run(warmup, timed=False)
         if step:
             step(i)
     rounds = effective_rounds(len(networks), rounds, runs)
     for r in range(rounds):
         share = runs // rounds + (r < runs % rounds)
-        for i, runner in enumerate(runners):
+        for i, loaded in enumerate(runners):
             if rounds > 1:
-                runner.run(1, timed=False)
-            runner.run(share)
+                loaded.run(1, timed=False)
+            loaded.run(share)
             if step:
                 step(i)
     while True:
@@ -154,9 +206,9 @@ def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
         if not again:
             break
         for _ in range(runs):
-            for runner in again:
-                runner.run(1)
-    return [_timing(runner.times, threads) for runner in runners]
+            for loaded in again:
+                loaded.run(1)
+    return [_timing(loaded.times, threads) for loaded in runners]
 
 
 def machine() -> str:
@@ -170,21 +222,34 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
+def runtime_text(runtime: str, threads: int, dtype: str) -> str:
+    """The runtime, its version, threads and number type, for the provenance line."""
+    plural = "s" if threads > 1 else ""
+    if runtime == "litert":
+        from importlib.metadata import version
+
+        return (f"LiteRT (ai-edge-litert {version('ai-edge-litert')}) with XNNPACK, "
+                f"{threads} thread{plural}, TFLite export in {dtype}")
+    ort = require("onnxruntime", "measure")
+    return (f"onnxruntime {ort.__version__} CPUExecutionProvider, {threads} intra-op "
+            f"thread{plural}")
+
+
 def provenance(threads: int, runs: int, warmup: int, rounds: int,
-               max_runs: int | None = None, cpu: int | None = None) -> list[str]:
+               max_runs: int | None = None, cpu: int | None = None,
+               runtime: str = "onnxruntime", dtype: str = "fp32") -> list[str]:
     """Comment lines saying what measured a CSV; ``calibrate`` takes the device from the
     ``machine:`` line and keeps them all in the profile."""
     import os
 
-    ort = require("onnxruntime", "measure")
     load = f"; load average (1 min) when timing began: {os.getloadavg()[0]:.2f}" \
         if hasattr(os, "getloadavg") else ""
     more = (f"; up to {max_runs} where the interquartile range exceeds "
             f"{100 * STABLE_IQR:.0f} % of the median" if max_runs and max_runs > runs else "")
     return [f"# macscalc measure: median of {runs} runs after {warmup} warm-up"
             + (f", in {rounds} interleaved rounds" if rounds > 1 else "") + more,
-            f"# machine: {machine()} ({os.cpu_count()} CPUs), onnxruntime {ort.__version__} "
-            f"CPUExecutionProvider, {threads} intra-op thread{'s' if threads > 1 else ''}"
+            f"# machine: {machine()} ({os.cpu_count()} CPUs), "
+            f"{runtime_text(runtime, threads, dtype)}"
             + (f", pinned to CPU {cpu}" if cpu is not None else ""),
             f"# system: {platform.system()} {platform.release()}, Python "
             f"{platform.python_version()}{load}"]
@@ -229,14 +294,15 @@ def grid_points(text: str) -> list[Measurement]:
 
 def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
                 rounds: int = 1, base: Path | None = None, progress: bool = False,
-                max_runs: int | None = None, cpu: int | None = None
-                ) -> tuple[str, list[str]]:
+                max_runs: int | None = None, cpu: int | None = None,
+                runtime: str = "onnxruntime", dtype: str = "fp32") -> tuple[str, list[str]]:
     """Time every point; returns the CSV (comments, header, a row each) and one line per
     point for people. Every spec is built first, so a bad one fails before any timing."""
     networks = [p.network(base) for p in points]
     effective = effective_rounds(len(networks), rounds, runs)
     pin(cpu)
-    head = [*provenance(threads, runs, warmup, effective, max_runs, cpu), csv_header()]
+    head = [*provenance(threads, runs, warmup, effective, max_runs, cpu, runtime, dtype),
+            csv_header()]
     labels = [f"{p.spec} α{fmt_alpha(n.settings.alpha)} {n.settings.size[0]}"
               for p, n in zip(points, networks, strict=True)]
     if progress:
@@ -257,9 +323,11 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
             def step(i: int) -> None:
                 bar.update(task, advance=1, description=labels[i])
 
-            timings = time_networks(networks, threads, runs, warmup, rounds, step, max_runs)
+            timings = time_networks(networks, threads, runs, warmup, rounds, step, max_runs,
+                                    runtime, dtype)
     else:
-        timings = time_networks(networks, threads, runs, warmup, rounds, max_runs=max_runs)
+        timings = time_networks(networks, threads, runs, warmup, rounds, None, max_runs,
+                                runtime, dtype)
     lines = head + [csv_row(n, p.spec, t)
                     for p, n, t in zip(points, networks, timings, strict=True)]
     summaries = [f"{label}: {t.describe()}" for label, t in zip(labels, timings, strict=True)]

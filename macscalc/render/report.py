@@ -143,4 +143,5 @@ def report_data(report: Report) -> dict[str, Any]:
         "totals": totals(report),
         "layers": [primitive_row(report, i, lc) for i, lc in enumerate(report.layers)],
         "by_kind": by_kind_rows(report),
+        **({"stored": net.stored} if net.stored is not None else {}),
     }

@@ -425,15 +425,6 @@ MALFORMED = (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, Ove
              AssertionError, AttributeError)
 
 
-def refuse_transforms(ref: str, **given: Any) -> None:
-    """α, ρ and classes are transforms of a spec; a file's widths and size are as exported."""
-    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
-    if named:
-        raise MacscalcError(f"{' and '.join(named)} cannot apply to an ONNX file: its widths "
-                            f"and classes are as exported. Write a spec with 'macscalc import "
-                            f"{short(ref, 64)} -o spec.yaml' and scale that", ref)
-
-
 def read_network(path: str, allow_unknown: bool = False, res: int | None = None) -> Network:
     """The network in the ONNX file at ``path``, mapped onto macscalc's primitives; ``res``
     sizes an input exported with a symbolic height and width."""

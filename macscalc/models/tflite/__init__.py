@@ -1,0 +1,1 @@
+"""TensorFlow Lite (LiteRT) models: read, count, export and time ``.tflite`` files."""
