@@ -169,7 +169,8 @@ def test_measure_with_litert(tmp_path, dtype):
     pytest.importorskip("ai_edge_litert.interpreter", reason="--runtime litert needs the "
                         "tflite extra")
     result = runner.invoke(app, ["measure", "mobilenet_v3_small", "--res", "32", "--runs", "3",
-                                 "--warmup", "1", "--runtime", "litert", "--dtype", dtype])
+                                 "--warmup", "1", "--max-runs", "3", "--runtime", "litert",
+                                 "--dtype", dtype])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1].startswith("# machine: ")
