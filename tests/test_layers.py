@@ -128,10 +128,17 @@ def test_free_layers_cost_nothing():
 
 
 def test_every_kind_is_registered_once():
+    import macscalc.lang.attention  # noqa: F401  (files the token and attention kinds)
+
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
                                     "global_pool", "add", "mul", "flatten", "dropout",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
-                                    "layernorm", "layer_scale", "upsample", "conv_transpose"])
+                                    "layernorm", "layer_scale", "upsample", "conv_transpose",
+                                    # macscalc.lang.tokens and .attention
+                                    "to_tokens", "to_image", "window_partition",
+                                    "window_merge", "heads", "merge_heads", "take_tokens",
+                                    "reshape", "class_token", "pos_embed", "bias_table",
+                                    "matmul", "scalar", "groupnorm"])
 
 
 def test_shuffle_is_free_and_checks_groups():

@@ -83,6 +83,7 @@ class Params(NamedTuple):
     ln_scale: int = 0  # layer norm γ
     ln_shift: int = 0  # layer norm β
     layer_scale: int = 0  # per-channel layer-scale γ (ConvNeXt)
+    tables: int = 0  # learnable tables: class tokens, positional embeddings, attention biases
 
     def __add__(self, other: tuple) -> Params:  # type: ignore[override]
         return Params(*(a + b for a, b in zip(self, other, strict=True)))
@@ -311,7 +312,7 @@ class Linear(LinearArgs, Layer):
     kind: ClassVar[str] = "linear"
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        return Shape(ins[0].h, ins[0].w, self.c)
+        return ins[0]._replace(c=self.c)  # keeps a token layout
 
     def params(self, ins: Sequence[Shape]) -> Params:
         return Params(weights=ins[0].c * self.c, biases=self.c if self.bias else 0)
@@ -597,7 +598,7 @@ class Concat(Layer):
         if any((s.h, s.w) != (ins[0].h, ins[0].w) for s in ins[1:]):
             raise ShapeError(f"concat needs inputs of one spatial size, got "
                              f"{', '.join(map(str, ins))}")
-        return Shape(ins[0].h, ins[0].w, sum(s.c for s in ins))
+        return ins[0]._replace(c=sum(s.c for s in ins))
 
 
 @primitive
@@ -613,7 +614,7 @@ class Slice(Layer):
         if self.start + self.c > ins[0].c:
             raise ShapeError(f"channels {self.start}…{self.start + self.c - 1} are not all in "
                              f"the {ins[0].c} input channels")
-        return Shape(ins[0].h, ins[0].w, self.c)
+        return ins[0]._replace(c=self.c)
 
     def detail(self) -> str:
         return f"[{self.start}:{self.start + self.c}]"

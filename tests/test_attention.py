@@ -1,0 +1,196 @@
+"""Tokens, attention and the hybrid built-ins (macscalc.lang.tokens, .attention)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from macscalc.analysis.memory import peak
+from macscalc.cli import app
+from macscalc.core.errors import ShapeError
+from macscalc.lang.attention import GroupNorm, MatMul, Scalar
+from macscalc.lang.layers import Params, Shape
+from macscalc.lang.tokens import (
+    BiasTable,
+    ClassToken,
+    Heads,
+    MergeHeads,
+    PosEmbed,
+    Reshape,
+    ToImage,
+    Tokens,
+    ToTokens,
+    WindowMerge,
+    WindowPartition,
+)
+from tests.conftest import counted
+
+runner = CliRunner()
+
+
+# /work/shared/reference/hybrid-counts.md (timm 1.0.31, torch 2.14.1 FlopCounterMode, fused
+# attention added back): MACs, params = sum(p.numel()), BN stats = running mean + var,
+# weights = Conv2d + Linear weight elements.
+@pytest.mark.parametrize(("spec", "timm_name", "res", "macs", "params", "bn_stats", "weights"), [
+    ("deit_small", "deit_small_patch16_224", 224, 4_598_882_304, 22_050_664, 0, 21_912_576),
+    ("efficientvit_m0", "efficientvit_m0", 224, 79_193_600, 2_349_436, 28_656, 2_318_040),
+])
+def test_hybrid_builtins_match_timm(spec, timm_name, res, macs, params, bn_stats, weights):
+    report = counted(spec, "1", res, classes=1000, params="torch")
+    parts = report.param_parts
+    assert (report.macs, report.params, parts.bn_stats, parts.weights) == (
+        macs, params, bn_stats, weights), timm_name
+
+
+def test_deit_small_attention_share():
+    # hybrid-counts.md "+attn" of deit_small_patch16_224: 357,663,744 = 12 blocks ·
+    # 6 heads · 197² · (64 + 64), the MACs of q·kᵀ and attn·v
+    report = counted("deit_small")
+    assert sum(lc.macs for lc in report.layers if lc.node.layer.kind == "matmul") == (
+        357_663_744)
+    # class token 384 + positional embedding 197·384 (timm cls_token, pos_embed)
+    assert report.param_parts.tables == 384 + 197 * 384
+
+
+def test_efficientvit_m0_attention_matmuls_and_bias_tables():
+    # issue 22: q·kᵀ and attn·v of EfficientViT-M0 are 2,347,904 MACs; its attention
+    # biases 780 params: 4 heads · (7² + 2·7² + 3·4²) relative offsets
+    report = counted("efficientvit_m0")
+    assert sum(lc.macs for lc in report.layers if lc.node.layer.kind == "matmul") == 2_347_904
+    assert report.param_parts.tables == 4 * (49 + 2 * 49 + 3 * 16) == 780
+
+
+def test_attention_matrix_is_live_at_the_peak():
+    # DeiT-S at 224: while the scores are scaled, the 6×197×197 scores (read) and their
+    # scaled copy (written) live with v (197·384, read later) and the residual input
+    network = counted("deit_small").network
+    p = peak(network)
+    assert p.at == "vit_block1_1/attention1/scale"
+    assert p.elements == 2 * 6 * 197 * 197 + 2 * 197 * 384 == 617_004
+
+
+def test_layout_views_are_free_and_exact():
+    img = Shape(14, 14, 64)
+    assert ToTokens().out_shape([img]) == Tokens(1, 196, 64)
+    assert ToImage().out_shape([Tokens(1, 196, 64)]) == img
+    assert ToImage(size=(7, 28)).out_shape([Tokens(1, 196, 64)]) == Shape(7, 28, 64)
+    assert WindowPartition(size=7).out_shape([img]) == Tokens(4, 49, 64)
+    assert WindowPartition(size=2, mode="grid").out_shape([img]) == Tokens(4, 49, 64)
+    assert WindowMerge().out_shape([Tokens(4, 49, 64)]) == img
+    assert Heads(heads=4).out_shape([Tokens(4, 49, 64)]) == Tokens(16, 49, 16)
+    assert MergeHeads(heads=4).out_shape([Tokens(16, 49, 16)]) == Tokens(4, 49, 64)
+    assert Reshape(shape=(1536, 2, 32)).out_shape([Shape(1, 96, 1024)]) == Tokens(1536, 2, 32)
+    for layer in (ToTokens(), WindowPartition(size=7)):
+        out = layer.out_shape([img])
+        assert (layer.macs([img], out), layer.params([img]), layer.ops([img], out)) == (
+            0, Params(), {})
+
+
+@pytest.mark.parametrize(("layer", "shape", "message"), [
+    (Reshape(shape=(1536, 2, 16)), Shape(32, 32, 96),
+     "cannot reshape 32×32×96 (98,304 elements) to 1536×2×16 (49,152 elements)"),
+    (WindowPartition(size=7), Shape(16, 16, 8), "a 7×7 window does not tile the 16×16 image"),
+    (ToImage(), Tokens(1, 197, 8),
+     "to_image: 197 tokens are not a square grid; give size: [h, w]"),
+    (ToImage(size=(14, 15)), Tokens(1, 196, 8), "to_image size 14×15 holds 210 tokens, not 196"),
+    (Heads(heads=5), Tokens(1, 196, 64), "5 heads do not divide the 64 channels"),
+    (ToTokens(), Tokens(1, 4, 8), "to_tokens needs an image (H×W×C), got 4×8 tokens"),
+    (ClassToken(), Shape(2, 2, 8),
+     "class_token needs tokens, got the image 2×2×8; use to_tokens first"),
+])
+def test_layout_errors(layer, shape, message):
+    with pytest.raises(ShapeError) as e:
+        layer.out_shape([shape])
+    assert str(e.value) == message
+
+
+def test_matmul_counts_multiply_accumulates():
+    q, k = Tokens(6, 197, 64), Tokens(6, 197, 64)
+    mm = MatMul(tb=True)
+    out = mm.out_shape([q, k])
+    assert out == Tokens(6, 197, 197)
+    assert mm.macs([q, k], out) == 6 * 197 * 197 * 64
+    # multi-query: one key sequence shared by 4 heads
+    assert MatMul(tb=True).out_shape([Tokens(4, 16, 8), Tokens(1, 16, 8)]) == Tokens(4, 16, 16)
+    with pytest.raises(ShapeError) as e:
+        MatMul().out_shape([q, k])
+    assert str(e.value) == ("cannot multiply 6×197×64 tokens by 6×197×64 tokens: need 64 rows "
+                            "in each of 6 (or a divisor of 6) sequences")
+
+
+def test_tables_cost_parameters_and_adds_but_no_macs():
+    x = Tokens(1, 196, 384)
+    assert ClassToken().params([x]) == Params(tables=384)
+    assert PosEmbed().params([x]) == Params(tables=196 * 384)
+    assert PosEmbed().ops([x], x) == {"add": 196 * 384}
+    scores = Tokens(4 * 4, 49, 49)  # 4 windows × 4 heads
+    assert BiasTable(entries=49, per=4).params([scores]) == Params(tables=4 * 49)
+    for layer in (ClassToken(), PosEmbed()):
+        assert layer.macs([x], layer.out_shape([x])) == 0
+
+
+def test_scalar_and_groupnorm_are_extra_ops():
+    x = Shape(2, 2, 8)
+    assert Scalar(op="div").ops([x], x) == {"mul": 32}
+    assert Scalar(op="sub").ops([x], x) == {"add": 32}
+    assert GroupNorm(groups=4).params([x]) == Params(ln_scale=8, ln_shift=8)
+    with pytest.raises(ShapeError, match="groupnorm groups=3 must divide the 8 channels"):
+        GroupNorm(groups=3).out_shape([x])
+
+
+def _fails(path, message: str) -> None:
+    result = runner.invoke(app, ["count", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {path}:{message}\n"
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("  - to_tokens: {}\n  - conv: {c: 8, k: 3}\n",
+     "7:5: conv1/conv: conv2d needs an image (H×W×C), got 64×3 tokens; turn tokens back "
+     "into an image first (to_image or window_merge)"),
+    ("  - attention: {heads: 2}\n",
+     "6:5: attention1: attention needs tokens, got the image 8×8×3; use to_tokens or "
+     "window_partition first"),
+    ("  - to_tokens: {}\n  - attention: {heads: 2}\n",
+     "7:5: attention1: 2 heads do not divide the 3 channels; give key_dim"),
+    ("  - reshape: {shape: [2, 2, 2]}\n",
+     "6:5: reshape1: cannot reshape 8×8×3 (192 elements) to 2×2×2 (8 elements)"),
+    ("  - window_partition: {size: 3}\n",
+     "6:5: window_partition1: a 3×3 window does not tile the 8×8 image"),
+])
+def test_spec_errors_are_located(spec_file, rows, message):
+    _fails(spec_file(rows), message)
+
+
+def _totals(path) -> dict:
+    result = runner.invoke(app, ["count", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["reports"][0]["totals"]
+
+
+def test_attention_by_hand_matches_the_composite(spec_file, tmp_path):
+    # the README's worked example, on 16 tokens of 8 channels and 2 heads: four linears
+    # 4·16·8·8 = 4,096 MACs and 4·(8·8 + 8) = 288 params; q·kᵀ and attn·v 2·(2·16·16·4)
+    # = 4,096 MACs
+    header = "name: t\nsource: test\ninput: {size: 4, channels: 8}\nclasses: 10\n"
+    by_hand = _totals(spec_file(
+        "  - to_tokens: {name: x}\n"
+        "  - linear: {c: 8, name: q}\n"
+        "  - linear: {c: 8, name: k, from: x}\n"
+        "  - linear: {c: 8, name: v, from: x}\n"
+        "  - heads: {heads: 2, from: q, name: qh}\n"
+        "  - heads: {heads: 2, from: k, name: kh}\n"
+        "  - heads: {heads: 2, from: v, name: vh}\n"
+        "  - matmul: {from: [qh, kh], tb: true}\n"
+        "  - scalar: {op: mul}\n"
+        "  - act: {fn: softmax}\n"
+        "  - matmul: {from: [prev, vh]}\n"
+        "  - merge_heads: {heads: 2}\n"
+        "  - linear: {c: 8}\n", header=header))
+    composite = _totals(spec_file("  - to_tokens: {}\n  - attention: {heads: 2}\n",
+                                  header=header))
+    assert (by_hand["macs"], by_hand["params"]) == (8_192, 288)
+    assert (composite["macs"], composite["params"], composite["extra_ops"]) == (
+        by_hand["macs"], by_hand["params"], by_hand["extra_ops"])
