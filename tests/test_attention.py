@@ -36,6 +36,7 @@ runner = CliRunner()
 @pytest.mark.parametrize(("spec", "timm_name", "res", "macs", "params", "bn_stats", "weights"), [
     ("deit_small", "deit_small_patch16_224", 224, 4_598_882_304, 22_050_664, 0, 21_912_576),
     ("efficientvit_m0", "efficientvit_m0", 224, 79_193_600, 2_349_436, 28_656, 2_318_040),
+    ("mobilevit_s", "mobilevit_s", 256, 2_000_831_488, 5_578_632, 12_256, 5_544_688),
 ])
 def test_hybrid_builtins_match_timm(spec, timm_name, res, macs, params, bn_stats, weights):
     report = counted(spec, "1", res, classes=1000, params="torch")
@@ -52,6 +53,14 @@ def test_deit_small_attention_share():
         357_663_744)
     # class token 384 + positional embedding 197·384 (timm cls_token, pos_embed)
     assert report.param_parts.tables == 384 + 197 * 384
+
+
+def test_mobilevit_s_attention_share():
+    # hybrid-counts.md "+attn" of mobilevit_s: 177,635,328, the fused attention of 4
+    # grids · 4 heads over 32², 16², 8² maps halved (N = 256, 64, 16 tokens)
+    report = counted("mobilevit_s")
+    assert sum(lc.macs for lc in report.layers if lc.node.layer.kind == "matmul") == (
+        177_635_328)
 
 
 def test_efficientvit_m0_attention_matmuls_and_bias_tables():
