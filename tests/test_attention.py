@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -203,3 +205,16 @@ def test_attention_by_hand_matches_the_composite(spec_file, tmp_path):
     assert (by_hand["macs"], by_hand["params"]) == (8_192, 288)
     assert (composite["macs"], composite["params"], composite["extra_ops"]) == (
         by_hand["macs"], by_hand["params"], by_hand["extra_ops"])
+
+
+def test_readme_vit_block_by_hand_counts_deit_small(tmp_path):
+    # README "Tokens and attention": the ViT block written in primitives, with DeiT-S's
+    # stem and head, counts what specs/deit_small.yaml (the composite) and timm count
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tokens and attention\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    spec = tmp_path / "vit.yaml"
+    spec.write_text("name: vit\nsource: README\ninput: {size: 224, channels: 3}\n"
+                    "classes: 1000\n" + rows, encoding="utf-8")
+    totals = _totals(spec)
+    assert (totals["macs"], totals["params"]) == (4_598_882_304, 22_050_664)
