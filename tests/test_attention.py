@@ -218,3 +218,17 @@ def test_readme_vit_block_by_hand_counts_deit_small(tmp_path):
                     "classes: 1000\n" + rows, encoding="utf-8")
     totals = _totals(spec)
     assert (totals["macs"], totals["params"]) == (4_598_882_304, 22_050_664)
+
+
+def test_pick_weighs_hybrids_against_mobilenets():
+    # macscalc/data/hybrid.yaml: timm results-imagenet.csv, mobilevit_s.cvnets_in1k 78.298
+    # top-1 at 256; within 6 M params and 2.1 G MACs it beats torchvision's EfficientNet-B0
+    # (77.692, macscalc/data/zoo.yaml)
+    result = runner.invoke(app, ["pick", "--max-params", "6M", "--max-macs", "2.1G",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    first, second = doc["candidates"][:2]
+    assert (first["model"], first["accuracy"], first["macs"], first["params"]) == (
+        "mobilevit_s.cvnets_in1k", "78.298", 2_000_831_488, 5_578_632)
+    assert (second["model"], second["accuracy"]) == ("EfficientNet_B0", "77.692")

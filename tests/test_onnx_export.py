@@ -67,9 +67,25 @@ def run(model, network: Network) -> list:
 NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vgg16", "alexnet"}
 
 
+# Built-ins with token layouts and attention: the exporter has no rule for them yet, and
+# says which kinds (export.py RULES), never writing a file that counts differently.
+NOT_EXPORTED = {
+    "deit_small": "class_token, heads, matmul, merge_heads, pos_embed, scalar, take_tokens, "
+                  "to_tokens",
+    "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens",
+    "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
+}
+
+
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_round_trip(name, tmp_path):
     report = counted(name, res=None if FULL else 64, params="weights")
+    if name in NOT_EXPORTED:
+        with pytest.raises(MacscalcError) as e:
+            export(report.network)
+        assert str(e.value).endswith(f"no ONNX export rule for layer kind(s): "
+                                     f"{NOT_EXPORTED[name]}")
+        return
     model = export(report.network)
     onnx.checker.check_model(model, full_check=True)
     assert graph_counts(model) == (report.param_parts.weights, report.macs)

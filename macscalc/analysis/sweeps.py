@@ -67,6 +67,14 @@ def _window(layer: Any) -> Rule:
     return ("window", layer.k, layer.s, layer.d, layer.padding, False)
 
 
+def _tokens(layer: Any) -> Rule:
+    """Token layouts and attention: MACs of q·kᵀ grow with the square of the tokens, not
+    with H·W, so the sweep's MACs = K·H·W does not hold; refused, never approximated."""
+    raise MacscalcError(f"sweep cannot follow a {layer.kind!r} layer: token and attention "
+                        "costs do not scale with H·W (q·kᵀ grows with the square of the "
+                        "tokens); use count per point")
+
+
 SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "conv2d": _window,
     "depthwise": _window,
@@ -77,8 +85,12 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "upsample": lambda u: ("size", u.size) if u.size is not None else ("scale", u.scale),
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
-                     "shiftmax", "concat", "slice", "layernorm", "layer_scale"),
+                     "shiftmax", "concat", "slice", "layernorm", "layer_scale", "scalar",
+                     "groupnorm"),
                     lambda _: None),
+    **dict.fromkeys(("to_tokens", "to_image", "window_partition", "window_merge", "heads",
+                     "merge_heads", "take_tokens", "reshape", "class_token", "pos_embed",
+                     "bias_table", "matmul"), _tokens),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
 
