@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from macscalc.analysis.memory import peak
 from macscalc.cli import app
 from macscalc.core.errors import ShapeError
-from macscalc.lang.attention import GroupNorm, MatMul, Scalar
+from macscalc.lang.attention import MatMul, Scalar
 from macscalc.lang.layers import Params, Shape
+from macscalc.lang.norms import GlobalResponseNorm, GroupNorm
 from macscalc.lang.tokens import (
     BiasTable,
     ClassToken,
@@ -39,6 +40,7 @@ runner = CliRunner()
     ("deit_small", "deit_small_patch16_224", 224, 4_598_882_304, 22_050_664, 0, 21_912_576),
     ("efficientvit_m0", "efficientvit_m0", 224, 79_193_600, 2_349_436, 28_656, 2_318_040),
     ("mobilevit_s", "mobilevit_s", 256, 2_000_831_488, 5_578_632, 12_256, 5_544_688),
+    ("convnextv2_femto", "convnextv2_femto", 224, 779_629_824, 5_233_240, 0, 5_194_656),
 ])
 def test_hybrid_builtins_match_timm(spec, timm_name, res, macs, params, bn_stats, weights):
     report = counted(spec, "1", res, classes=1000, params="torch")
@@ -151,6 +153,16 @@ def test_scalar_and_groupnorm_are_extra_ops():
         GroupNorm(groups=3).out_shape([x])
 
 
+def test_global_response_norm_costs_norm_parameters_and_extra_ops():
+    # ConvNeXt-V2 (arXiv:2301.00808 Alg. 1): γ, β per channel; 6 ops per element and 3
+    # per channel (see macscalc.lang.norms)
+    x = Shape(7, 7, 1536)
+    grn = GlobalResponseNorm()
+    assert grn.params([x]) == Params(ln_scale=1536, ln_shift=1536)
+    assert grn.ops([x], x) == {"bn": 6 * 7 * 7 * 1536 + 3 * 1536}
+    assert grn.macs([x], x) == 0
+
+
 def _fails(path, message: str) -> None:
     result = runner.invoke(app, ["count", str(path)])
     assert result.exit_code == 2, result.output
@@ -221,14 +233,14 @@ def test_readme_vit_block_by_hand_counts_deit_small(tmp_path):
 
 
 def test_pick_weighs_hybrids_against_mobilenets():
-    # macscalc/data/hybrid.yaml: timm results-imagenet.csv, mobilevit_s.cvnets_in1k 78.298
-    # top-1 at 256; within 6 M params and 2.1 G MACs it beats torchvision's EfficientNet-B0
-    # (77.692, macscalc/data/zoo.yaml)
+    # macscalc/data/hybrid.yaml (timm results-imagenet.csv): convnextv2_femto 78.476 at
+    # 224, mobilevit_s 78.298 at 256; within 6 M params and 2.1 G MACs both beat
+    # torchvision's EfficientNet-B0 (77.692, macscalc/data/zoo.yaml)
     result = runner.invoke(app, ["pick", "--max-params", "6M", "--max-macs", "2.1G",
                                  "--format", "json"])
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
-    first, second = doc["candidates"][:2]
-    assert (first["model"], first["accuracy"], first["macs"], first["params"]) == (
-        "mobilevit_s.cvnets_in1k", "78.298", 2_000_831_488, 5_578_632)
-    assert (second["model"], second["accuracy"]) == ("EfficientNet_B0", "77.692")
+    top = json.loads(result.stdout)["candidates"][:3]
+    assert [(c["model"], c["accuracy"], c["macs"], c["params"]) for c in top] == [
+        ("convnextv2_femto.fcmae_ft_in1k", "78.476", 779_629_824, 5_233_240),
+        ("mobilevit_s.cvnets_in1k", "78.298", 2_000_831_488, 5_578_632),
+        ("EfficientNet_B0", "77.692", 385_814_752, 5_288_548)]

@@ -1,5 +1,5 @@
-"""Attention: matmul of two computed tensors, element-wise constants, group norm, and the
-composite attention rows.
+"""Attention: matmul of two computed tensors, element-wise constants, and the composite
+attention rows.
 
 Convention (as every peer that counts attention): q·kᵀ and attn·v are multiply-
 accumulates, g·m·k·n for a (g × m × k) by (g × k × n) product; softmax (``act``), the
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, ClassVar
 from macscalc.core.errors import ShapeError
 from macscalc.lang.blocks import Block, block, unit
 from macscalc.lang.layers import (
-    LN_OPS,
     Activation,
     Concat,
     Conv2d,
@@ -25,7 +24,6 @@ from macscalc.lang.layers import (
     Formula,
     Layer,
     Linear,
-    Params,
     Shape,
     Slice,
     primitive,
@@ -98,33 +96,6 @@ class Scalar(Layer):
 
     def detail(self) -> str:
         return self.op
-
-
-@primitive
-class GroupNorm(Layer):
-    """Group norm over ``groups`` channel groups (1: over channels and positions, as
-    PoolFormer; c: instance norm): γ and β per channel, counted as layer-norm parts."""
-
-    kind: ClassVar[str] = "groupnorm"
-    groups = arg(POS_INT, 1, doc="channel groups")
-
-    def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        if ins[0].c % self.groups:
-            raise ShapeError(f"groupnorm groups={self.groups} must divide the {ins[0].c} "
-                             "channels")
-        return ins[0]
-
-    def params(self, ins: Sequence[Shape]) -> Params:
-        return Params(ln_scale=ins[0].c, ln_shift=ins[0].c)
-
-    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
-        return {"bn": LN_OPS * out.numel}
-
-    def label(self, ins: Sequence[Shape]) -> str:
-        return "group norm"
-
-    def detail(self) -> str:
-        return f"g{self.groups}"
 
 
 def _relative_entries(n: int, name: str, b: Placer) -> int:
