@@ -67,13 +67,14 @@ def run(model, network: Network) -> list:
 NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vgg16", "alexnet"}
 
 
-# Built-ins with token layouts and attention: the exporter has no rule for them yet, and
+# Built-ins with token layouts, attention or GRN: the exporter has no rule for them yet, and
 # says which kinds (export.py RULES), never writing a file that counts differently.
 NOT_EXPORTED = {
     "deit_small": "class_token, heads, matmul, merge_heads, pos_embed, scalar, take_tokens, "
                   "to_tokens",
     "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens",
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
+    "convnextv2_femto": "grn",
 }
 
 
