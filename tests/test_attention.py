@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from macscalc.analysis.memory import peak
 from macscalc.cli import app
 from macscalc.core.errors import ShapeError
-from macscalc.lang.attention import MatMul, Scalar
+from macscalc.lang.attention import Eltwise, MatMul, Scalar
 from macscalc.lang.layers import Params, Shape
 from macscalc.lang.norms import GlobalResponseNorm, GroupNorm
 from macscalc.lang.tokens import (
@@ -41,6 +41,8 @@ runner = CliRunner()
     ("efficientvit_m0", "efficientvit_m0", 224, 79_193_600, 2_349_436, 28_656, 2_318_040),
     ("mobilevit_s", "mobilevit_s", 256, 2_000_831_488, 5_578_632, 12_256, 5_544_688),
     ("convnextv2_femto", "convnextv2_femto", 224, 779_629_824, 5_233_240, 0, 5_194_656),
+    ("efficientformer_l3", "efficientformer_l3", 224, 3_906_573_312, 31_406_000, 58_432,
+     31_271_776),
 ])
 def test_hybrid_builtins_match_timm(spec, timm_name, res, macs, params, bn_stats, weights):
     report = counted(spec, "1", res, classes=1000, params="torch")
@@ -144,8 +146,13 @@ def test_tables_cost_parameters_and_adds_but_no_macs():
         assert layer.macs([x], layer.out_shape([x])) == 0
 
 
-def test_scalar_and_groupnorm_are_extra_ops():
+def test_scalar_eltwise_and_groupnorm_are_extra_ops():
     x = Shape(2, 2, 8)
+    assert Eltwise(op="sub").ops([x, x], x) == {"add": 32}
+    assert Eltwise(op="div").out_shape([x, Shape(1, 1, 8)]) == x
+    with pytest.raises(ShapeError) as e:
+        Eltwise(op="sub").out_shape([x, Shape(2, 2, 4)])
+    assert str(e.value) == "sub needs inputs of one shape (or a 1×1×8 second), got 2×2×8, 2×2×4"
     assert Scalar(op="div").ops([x], x) == {"mul": 32}
     assert Scalar(op="sub").ops([x], x) == {"add": 32}
     assert GroupNorm(groups=4).params([x]) == Params(ln_scale=8, ln_shift=8)

@@ -138,7 +138,7 @@ def test_every_kind_is_registered_once():
                                     "to_tokens", "to_image", "window_partition",
                                     "window_merge", "heads", "merge_heads", "take_tokens",
                                     "reshape", "class_token", "pos_embed", "bias_table",
-                                    "matmul", "scalar", "groupnorm", "grn"])
+                                    "matmul", "scalar", "eltwise", "groupnorm", "grn"])
 
 
 def test_shuffle_is_free_and_checks_groups():

@@ -75,6 +75,7 @@ NOT_EXPORTED = {
     "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens",
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
     "convnextv2_femto": "grn",
+    "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
 }
 
 

@@ -86,7 +86,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "conv_transpose": lambda t: ("transpose", t.k, t.s, t.d, t.padding, t.output_padding),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "shuffle",
                      "shiftmax", "concat", "slice", "layernorm", "layer_scale", "scalar",
-                     "groupnorm", "grn"),
+                     "groupnorm", "grn", "eltwise"),
                     lambda _: None),
     **dict.fromkeys(("to_tokens", "to_image", "window_partition", "window_merge", "heads",
                      "merge_heads", "take_tokens", "reshape", "class_token", "pos_embed",

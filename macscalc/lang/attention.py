@@ -1,5 +1,5 @@
-"""Attention: matmul of two computed tensors, element-wise constants, and the composite
-attention rows.
+"""Attention: matmul of two computed tensors, element-wise operations (with a constant or
+between tensors), and the composite attention rows.
 
 Convention (as every peer that counts attention): q·kᵀ and attn·v are multiply-
 accumulates, g·m·k·n for a (g × m × k) by (g × k × n) product; softmax (``act``), the
@@ -93,6 +93,37 @@ class Scalar(Layer):
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"{self.op} constant"
+
+    def detail(self) -> str:
+        return self.op
+
+
+ELTWISE_OP = ArgType("sub, div, max or min", CHOICE("sub", "div", "max", "min"))
+
+
+@primitive
+class Eltwise(Layer):
+    """An element-wise operation between two computed tensors of one shape (the second may
+    be 1×1×C, broadcast over positions): PoolFormer's pool(x) − x, a division by a
+    computed norm. One op per element, under ``add`` (sub, max, min) or ``mul`` (div);
+    ``add`` and ``mul`` rows do the sum and the product."""
+
+    kind: ClassVar[str] = "eltwise"
+    arity: ClassVar[int | None] = 2
+    op = arg(ELTWISE_OP, doc="sub, div, max or min")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        a, b = ins
+        if b != a and b != Shape(1, 1, a.c):
+            raise ShapeError(f"{self.op} needs inputs of one shape (or a 1×1×{a.c} second), "
+                             f"got {a}, {b}")
+        return a
+
+    def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+        return {"mul" if self.op == "div" else "add": out.numel}
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return self.op
 
     def detail(self) -> str:
         return self.op
