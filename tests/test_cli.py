@@ -216,7 +216,7 @@ def test_version_and_shell_completion():
 
 
 def test_table_help_lists_every_family():
-    assert "FAMILY  Published family: detection, micronet, v1, v2, v3, zoo." in run("table",
+    assert "FAMILY  Published family: detection, hybrid, micronet, v1, v2, v3, zoo." in run("table",
                                                                                  "--help")
 
 
