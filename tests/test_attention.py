@@ -43,9 +43,15 @@ runner = CliRunner()
     ("convnextv2_femto", "convnextv2_femto", 224, 779_629_824, 5_233_240, 0, 5_194_656),
     ("efficientformer_l3", "efficientformer_l3", 224, 3_906_573_312, 31_406_000, 58_432,
      31_271_776),
+    ("levit_192", "levit_192", 224, 657_022_080, 10_947_069, 55_376, 10_884_360),
+    ("repvit_m1_0", "repvit_m1_0", 224, 1_108_077_600, 7_302_796, 56_616, 7_236_684),
+    # timm's default tag of tiny_vit_11m_224 is dist_in22k: create_model builds its
+    # 21,841-class head (448·21,841 weights), so the row is counted with those classes
+    ("tiny_vit_11m", "tiny_vit_11m_224", 224, 2_025_382_912, 20_354_581, 12_864, 20_272_864),
 ])
 def test_hybrid_builtins_match_timm(spec, timm_name, res, macs, params, bn_stats, weights):
-    report = counted(spec, "1", res, classes=1000, params="torch")
+    classes = 21_841 if timm_name == "tiny_vit_11m_224" else 1000
+    report = counted(spec, "1", res, classes=classes, params="torch")
     parts = report.param_parts
     assert (report.macs, report.params, parts.bn_stats, parts.weights) == (
         macs, params, bn_stats, weights), timm_name

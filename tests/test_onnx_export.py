@@ -76,12 +76,17 @@ NOT_EXPORTED = {
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
     "convnextv2_femto": "grn",
     "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
+    "levit_192": "bias_table, heads, matmul, merge_heads, scalar, to_image, to_tokens",
+    "repvit_m1_0": "scalar",
+    "tiny_vit_11m": "bias_table, heads, matmul, merge_heads, scalar, window_merge, "
+                    "window_partition",
 }
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_round_trip(name, tmp_path):
-    report = counted(name, res=None if FULL else 64, params="weights")
+    # (at the spec's own size: TinyViT's 7×7 windows do not tile a 64 px input's maps)
+    report = counted(name, res=None if FULL or name in NOT_EXPORTED else 64, params="weights")
     if name in NOT_EXPORTED:
         with pytest.raises(MacscalcError) as e:
             export(report.network)
