@@ -24,6 +24,7 @@ from macscalc.lang.layers import (
     DepthwiseArgs,
     GlobalPool,
     Layer,
+    LayerScale,
     Linear,
     LinearArgs,
     Mul,
@@ -280,6 +281,8 @@ class UniversalInvertedBottleneck(BnAct, Block):
     se = arg(SE, None, doc="squeeze-excite after the mid depthwise")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
+    layer_scale = arg(BOOL, False, doc="a per-channel layer scale before the residual "
+                      "(MobileNet V4 hybrids)")
 
     def check(self) -> None:
         if self.s != (1, 1) and not (self.k_start or self.k_mid or self.k_end):
@@ -302,6 +305,8 @@ class UniversalInvertedBottleneck(BnAct, Block):
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
         if self.k_end:
             self._dw(b, f"{name}/dw_end", self.k_end, not (self.k_start or self.k_mid), None)
+        if self.layer_scale:
+            b.add(LayerScale(), f"{name}/layer_scale")
         _residual(b, name, x_in, self.residual, self.s)
 
 
