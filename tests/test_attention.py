@@ -44,6 +44,8 @@ runner = CliRunner()
     ("efficientformer_l3", "efficientformer_l3", 224, 3_906_573_312, 31_406_000, 58_432,
      31_271_776),
     ("levit_192", "levit_192", 224, 657_022_080, 10_947_069, 55_376, 10_884_360),
+    ("mobilenetv4_hybrid_large", "mobilenetv4_hybrid_large", 384, 7_711_877_120, 37_764_624,
+     164_400, 37_586_936),
     ("repvit_m1_0", "repvit_m1_0", 224, 1_108_077_600, 7_302_796, 56_616, 7_236_684),
     # timm's default tag of tiny_vit_11m_224 is dist_in22k: create_model builds its
     # 21,841-class head (448·21,841 weights), so the row is counted with those classes
@@ -73,6 +75,14 @@ def test_mobilevit_s_attention_share():
     report = counted("mobilevit_s")
     assert sum(lc.macs for lc in report.layers if lc.node.layer.kind == "matmul") == (
         177_635_328)
+
+
+def test_mobilenetv4_hybrid_large_multi_query_attention():
+    # hybrid-counts.md "+attn" of mobilenetv4_hybrid_large: 339,738,624 = 4 · 8 heads ·
+    # 24²·12² · (48 + 48) (keys and values at stride 2) + 4 · 8 · 12²·12² · (64 + 64)
+    report = counted("mobilenetv4_hybrid_large")
+    assert sum(lc.macs for lc in report.layers if lc.node.layer.kind == "matmul") == (
+        339_738_624)
 
 
 def test_efficientvit_m0_attention_matmuls_and_bias_tables():

@@ -77,6 +77,7 @@ NOT_EXPORTED = {
     "convnextv2_femto": "grn",
     "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
     "levit_192": "bias_table, heads, matmul, merge_heads, scalar, to_image, to_tokens",
+    "mobilenetv4_hybrid_large": "heads, matmul, merge_heads, scalar, to_image, to_tokens",
     "repvit_m1_0": "scalar",
     "tiny_vit_11m": "bias_table, heads, matmul, merge_heads, scalar, window_merge, "
                     "window_partition",
