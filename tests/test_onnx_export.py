@@ -72,7 +72,8 @@ NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vg
 NOT_EXPORTED = {
     "deit_small": "class_token, heads, matmul, merge_heads, pos_embed, scalar, take_tokens, "
                   "to_tokens",
-    "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens",
+    "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens, window_merge, "
+                       "window_partition",
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
     "convnextv2_femto": "grn",
     "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
