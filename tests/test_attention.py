@@ -20,6 +20,7 @@ from macscalc.lang.tokens import (
     ClassToken,
     Heads,
     MergeHeads,
+    PadChannels,
     PosEmbed,
     Reshape,
     ToImage,
@@ -41,6 +42,7 @@ runner = CliRunner()
     ("efficientvit_m0", "efficientvit_m0", 224, 79_193_600, 2_349_436, 28_656, 2_318_040),
     ("mobilevit_s", "mobilevit_s", 256, 2_000_831_488, 5_578_632, 12_256, 5_544_688),
     ("convnextv2_femto", "convnextv2_femto", 224, 779_629_824, 5_233_240, 0, 5_194_656),
+    ("efficientvit_b1", "efficientvit_b1", 224, 519_214_592, 9_102_024, 13_408, 9_071_616),
     ("efficientformer_l3", "efficientformer_l3", 224, 3_906_573_312, 31_406_000, 58_432,
      31_271_776),
     ("levit_192", "levit_192", 224, 657_022_080, 10_947_069, 55_376, 10_884_360),
@@ -151,6 +153,20 @@ def test_matmul_counts_multiply_accumulates():
                             "in each of 6 (or a divisor of 6) sequences")
 
 
+def test_linear_attention_products_and_padding():
+    # EfficientViT-B1's LiteMLA per head: kᵀ·v over N tokens (16 × N by N × 17, v padded
+    # with a column of ones), then q·(kᵀv) (N × 16 by 16 × 17)
+    k, v = Tokens(16, 196, 16), PadChannels().out_shape([Tokens(16, 196, 16)])
+    assert v == Tokens(16, 196, 17)
+    kv = MatMul(ta=True)
+    assert kv.out_shape([k, v]) == Tokens(16, 16, 17)
+    assert kv.macs([k, v], Tokens(16, 16, 17)) == 16 * 16 * 196 * 17
+    out = MatMul().out_shape([Tokens(16, 196, 16), Tokens(16, 16, 17)])
+    assert out == Tokens(16, 196, 17)
+    assert Eltwise(op="div").out_shape([Tokens(16, 196, 16), Tokens(16, 196, 1)]) == (
+        Tokens(16, 196, 16))
+
+
 def test_tables_cost_parameters_and_adds_but_no_macs():
     x = Tokens(1, 196, 384)
     assert ClassToken().params([x]) == Params(tables=384)
@@ -168,7 +184,8 @@ def test_scalar_eltwise_and_groupnorm_are_extra_ops():
     assert Eltwise(op="div").out_shape([x, Shape(1, 1, 8)]) == x
     with pytest.raises(ShapeError) as e:
         Eltwise(op="sub").out_shape([x, Shape(2, 2, 4)])
-    assert str(e.value) == "sub needs inputs of one shape (or a 1×1×8 second), got 2×2×8, 2×2×4"
+    assert str(e.value) == ("sub needs inputs of one shape (or a 1×1×8 or 2×2×1 second), got "
+                            "2×2×8, 2×2×4")
     assert Scalar(op="div").ops([x], x) == {"mul": 32}
     assert Scalar(op="sub").ops([x], x) == {"add": 32}
     assert GroupNorm(groups=4).params([x]) == Params(ln_scale=8, ln_shift=8)

@@ -137,7 +137,8 @@ def test_every_kind_is_registered_once():
                                     # macscalc.lang.tokens and .attention
                                     "to_tokens", "to_image", "window_partition",
                                     "window_merge", "heads", "merge_heads", "take_tokens",
-                                    "reshape", "class_token", "pos_embed", "bias_table",
+                                    "reshape", "pad_channels", "class_token", "pos_embed",
+                                    "bias_table",
                                     "matmul", "scalar", "eltwise", "groupnorm", "grn"])
 
 

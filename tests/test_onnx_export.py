@@ -77,6 +77,8 @@ NOT_EXPORTED = {
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
     "convnextv2_femto": "grn",
     "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
+    "efficientvit_b1": "eltwise, heads, matmul, merge_heads, pad_channels, scalar, to_image, "
+                       "to_tokens",
     "levit_192": "bias_table, heads, matmul, merge_heads, scalar, to_image, to_tokens",
     "mobilenetv4_hybrid_large": "heads, matmul, merge_heads, scalar, to_image, to_tokens",
     "repvit_m1_0": "scalar",

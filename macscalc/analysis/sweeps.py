@@ -90,7 +90,7 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
                     lambda _: None),
     **dict.fromkeys(("to_tokens", "to_image", "window_partition", "window_merge", "heads",
                      "merge_heads", "take_tokens", "reshape", "class_token", "pos_embed",
-                     "bias_table", "matmul"), _tokens),
+                     "bias_table", "matmul", "pad_channels"), _tokens),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
 

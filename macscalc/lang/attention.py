@@ -53,28 +53,34 @@ class MatMul(Layer):
 
     kind: ClassVar[str] = "matmul"
     arity: ClassVar[int | None] = 2
+    ta = arg(BOOL, False, doc="the first input's transpose (kᵀ·v, linear attention)")
     tb = arg(BOOL, False, doc="multiply by the second input's transpose")
+
+    def _inner(self, a: Shape) -> int:
+        return a.w if self.ta else a.c
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         a, b = ins
-        rows, inner = (b.w, b.c) if self.tb else (b.c, b.w)  # b as k × n: inner k, cols n
-        if a.c != inner or a.h % b.h:
+        m, inner = (a.c, a.w) if self.ta else (a.w, a.c)
+        cols, b_inner = (b.w, b.c) if self.tb else (b.c, b.w)
+        if inner != b_inner or a.h % b.h:
+            at = f"{a}ᵀ" if self.ta else str(a)
             bt = f"{b}ᵀ" if self.tb else str(b)
-            raise ShapeError(f"cannot multiply {a} by {bt}: need {a.c} rows in each of "
+            raise ShapeError(f"cannot multiply {at} by {bt}: need {inner} rows in each of "
                              f"{a.h} (or a divisor of {a.h}) sequences")
-        return Tokens(a.h, a.w, rows)
+        return Tokens(a.h, m, cols)
 
     def macs(self, ins: Sequence[Shape], out: Shape) -> int:
-        return out.numel * ins[0].c
+        return out.numel * self._inner(ins[0])
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "matmul"
 
     def detail(self) -> str:
-        return "·ᵀ" if self.tb else ""
+        return ("ᵀ·" if self.ta else "") + ("·ᵀ" if self.tb else "")
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
-        return {"macs": ("g·m·k·n", f"{out.h}·{out.w}·{ins[0].c}·{out.c}")}
+        return {"macs": ("g·m·k·n", f"{out.h}·{out.w}·{self._inner(ins[0])}·{out.c}")}
 
 
 SCALAR_OP = ArgType("add, sub, mul, div or pow", CHOICE("add", "sub", "mul", "div", "pow"))
@@ -104,9 +110,10 @@ ELTWISE_OP = ArgType("sub, div, max or min", CHOICE("sub", "div", "max", "min"))
 @primitive
 class Eltwise(Layer):
     """An element-wise operation between two computed tensors of one shape (the second may
-    be 1×1×C, broadcast over positions): PoolFormer's pool(x) − x, a division by a
-    computed norm. One op per element, under ``add`` (sub, max, min) or ``mul`` (div);
-    ``add`` and ``mul`` rows do the sum and the product."""
+    be 1×1×C, broadcast over positions, or one channel wide, broadcast over channels):
+    PoolFormer's pool(x) − x, linear attention's division by its normalizer. One op per
+    element, under ``add`` (sub, max, min) or ``mul`` (div); ``add`` and ``mul`` rows do
+    the sum and the product."""
 
     kind: ClassVar[str] = "eltwise"
     arity: ClassVar[int | None] = 2
@@ -114,9 +121,9 @@ class Eltwise(Layer):
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         a, b = ins
-        if b != a and b != Shape(1, 1, a.c):
-            raise ShapeError(f"{self.op} needs inputs of one shape (or a 1×1×{a.c} second), "
-                             f"got {a}, {b}")
+        if b != a and b != Shape(1, 1, a.c) and b != a._replace(c=1):
+            raise ShapeError(f"{self.op} needs inputs of one shape (or a 1×1×{a.c} or "
+                             f"{a.h}×{a.w}×1 second), got {a}, {b}")
         return a
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:

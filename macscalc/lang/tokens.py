@@ -47,6 +47,7 @@ SPATIAL_KINDS = frozenset({"conv2d", "depthwise", "pool", "adaptive_pool", "upsa
 # Layout changes: views, no new tensor (``analysis.memory``).
 VIEW_KINDS = frozenset({"to_tokens", "to_image", "window_partition", "window_merge", "heads",
                         "merge_heads", "take_tokens", "reshape"})
+# (``pad_channels`` writes a new tensor: it is not a view)
 
 
 def layout_error(kind: str, ins: Sequence[Shape]) -> str | None:
@@ -238,6 +239,21 @@ def _three(v: object) -> tuple[int, int, int]:
     if not isinstance(v, list) or len(v) != 3:
         raise ValueError
     return tuple(POS_INT(i) for i in v)  # type: ignore[return-value]
+
+
+@primitive
+class PadChannels(Layer):
+    """``channels`` constant channels appended (linear attention's v padded with ones, so
+    one product also gives the normalizer); free, a new tensor."""
+
+    kind: ClassVar[str] = "pad_channels"
+    channels = arg(POS_INT, 1, doc="constant channels appended")
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return ins[0]._replace(c=ins[0].c + self.channels)
+
+    def detail(self) -> str:
+        return f"+{self.channels}"
 
 
 @primitive
