@@ -32,6 +32,11 @@ def _fails(path, message: str) -> None:
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
      "s, padding, d, groups, group_width, bias, n, name, from, width, role, if)"),
+    # both a group count and a group width: refused at the row, not with a traceback
+    # when its conv is placed (found by tests/test_fuzz.py)
+    ("  - pw: {c: 8, groups: 2, group_width: 1}\n", "6:9: give groups or group_width, not both"),
+    ("  - conv: {c: 8, groups: 2, group_width: 1}\n",
+     "6:11: give groups or group_width, not both"),
     ("  - conv: {c: 8, k: three}\n",
      "6:21: 'k' of 'conv' must be a positive integer up to 1,024 or a list [h, w] of two, "
      "got 'three'"),

@@ -84,6 +84,12 @@ def unit(b: Placer, name: str, layer: Layer, bn: bool, act: str | None) -> None:
         b.add(Activation(fn=act), f"{name}.{act}")
 
 
+def _one_grouping(row: Any) -> None:
+    """Refused where the row is parsed (a located error), not when its conv is placed."""
+    if row.group_width is not None and row.groups != 1:
+        raise ValueError("give groups or group_width, not both")
+
+
 class BnAct:
     """Batch norm and activation after a conv; both follow the spec's ``defaults:``."""
 
@@ -96,6 +102,9 @@ class Conv(ConvArgs, BnAct, Block):
     """A convolution with its batch norm and activation."""
 
     kind: ClassVar[str] = "conv"
+
+    def check(self) -> None:
+        _one_grouping(self)
 
     def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/conv", Conv2d(**_pick(self, ConvArgs)), self.bn, self.act)
@@ -111,6 +120,9 @@ class Pw(BnAct, Block):
     groups = arg(POS_INT, 1, doc="groups")
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
     bias = arg(BOOL, False, doc="with a bias")
+
+    def check(self) -> None:
+        _one_grouping(self)
 
     def expand(self, b: Placer, name: str) -> None:
         conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,
