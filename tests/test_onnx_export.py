@@ -76,6 +76,7 @@ NOT_EXPORTED = {
                        "window_partition",
     "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
     "convnextv2_femto": "grn",
+    "fastvit_t12": "eltwise",
     "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
     "efficientvit_b1": "eltwise, heads, matmul, merge_heads, pad_channels, scalar, to_image, "
                        "to_tokens",
