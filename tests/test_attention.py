@@ -49,6 +49,7 @@ runner = CliRunner()
     ("levit_192", "levit_192", 224, 657_022_080, 10_947_069, 55_376, 10_884_360),
     ("mobilenetv4_hybrid_large", "mobilenetv4_hybrid_large", 384, 7_711_877_120, 37_764_624,
      164_400, 37_586_936),
+    ("fasternet_t1", "fasternet_t1", 224, 850_511_872, 7_595_368, 15_488, 7_578_880),
     ("starnet_s2", "starnet_s2", 224, 544_113_664, 3_682_024, 7_296, 3_657_376),
     ("repvit_m1_0", "repvit_m1_0", 224, 1_108_077_600, 7_302_796, 56_616, 7_236_684),
     # timm's default tag of tiny_vit_11m_224 is dist_in22k: create_model builds its
