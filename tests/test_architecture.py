@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "macscalc"
 LAYERS = [  # lowest first; a module may import only from its own layer or those below
     {"core.limits", "core.errors", "lang.schema", "core.expr", "core.rounding", "core.units",
      "core.yamlload", "lang.layers", "lang.placing", "lang.blocks", "lang.spec", "lang.graph",
-     "lang.atrous", "lang.heads"},
+     "lang.atrous", "lang.heads", "lang.tokens", "lang.attention", "lang.norms"},
     {"analysis.counting", "analysis.memory", "analysis.kernels", "analysis.latency",
      "analysis.design", "analysis.sweeps"},
     {"published.tables", "published.grid"},

@@ -216,8 +216,8 @@ def test_version_and_shell_completion():
 
 
 def test_table_help_lists_every_family():
-    assert ("FAMILY  Published family: detection, micronet, segmentation, v1, v2, v3, zoo."
-            in run("table", "--help"))
+    assert ("FAMILY  Published family: detection, hybrid, micronet, segmentation, v1, v2, v3, "
+            "zoo." in run("table", "--help"))
 
 
 def test_table_detection_with_no_matching_row_is_an_error():

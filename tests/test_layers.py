@@ -16,7 +16,6 @@ from macscalc.lang.layers import (
     ConvTranspose2d,
     Depthwise,
     Dropout,
-    Eltwise,
     Flatten,
     GlobalPool,
     LayerNorm,
@@ -25,6 +24,7 @@ from macscalc.lang.layers import (
     Mul,
     Params,
     Pool,
+    Scalar,
     Shape,
     ShiftMax,
     Shuffle,
@@ -121,15 +121,15 @@ def test_add_and_mul():
     assert Mul().ops([X, gate], X) == {"mul": 256}
 
 
-def test_eltwise_with_a_constant_is_one_op_per_element_and_no_parameter():
-    # 8·8·4 = 256 elements; sub counts as an add, div as a mul, max as an act compare
+def test_scalar_with_a_constant_is_one_op_per_element_and_no_parameter():
+    # 8·8·4 = 256 elements; sub counts as an add, div and pow as a mul, max as an act compare
     for op, category in (("add", "add"), ("sub", "add"), ("mul", "mul"), ("div", "mul"),
-                         ("max", "act"), ("min", "act")):
-        layer = Eltwise(op=op)
+                         ("pow", "mul"), ("max", "act"), ("min", "act")):
+        layer = Scalar(op=op)
         assert layer.out_shape([X]) == X
         assert (layer.macs([X], X), layer.params([X]), layer.ops([X], X)) == \
             (0, Params(), {category: 256})
-    assert Eltwise(op="sub").label([X]) == "sub const"
+    assert Scalar(op="sub").label([X]) == "sub constant"
 
 
 def test_free_layers_cost_nothing():
@@ -140,11 +140,19 @@ def test_free_layers_cost_nothing():
 
 
 def test_every_kind_is_registered_once():
+    import macscalc.lang.attention  # noqa: F401  (files the token and attention kinds)
+
     assert sorted(KINDS) == sorted(["conv2d", "depthwise", "linear", "batchnorm", "act", "pool",
                                     "global_pool", "add", "mul", "flatten", "dropout", "drop_path",
                                     "shuffle", "shiftmax", "adaptive_pool", "concat", "slice",
                                     "layernorm", "layer_scale", "upsample", "conv_transpose",
-                                    "space_to_depth", "l2norm", "eltwise"])
+                                    "space_to_depth", "l2norm",
+                                    # macscalc.lang.tokens and .attention
+                                    "to_tokens", "to_image", "window_partition",
+                                    "window_merge", "heads", "merge_heads", "take_tokens",
+                                    "reshape", "pad_channels", "class_token", "pos_embed",
+                                    "bias_table",
+                                    "matmul", "scalar", "eltwise", "groupnorm", "grn"])
 
 
 def test_shuffle_is_free_and_checks_groups():

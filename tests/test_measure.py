@@ -110,7 +110,7 @@ def test_grid_sources(tmp_path):
     ([], "error: give a SPEC or --grid GRID (not both)\n"),
     (["mobilenet_v1", "--grid", "v1"], "error: give a SPEC or --grid GRID (not both)\n"),
     (["--grid", ","], "error: --grid ',' names no specs (a CSV file, or families such as "
-                      "detection, micronet, segmentation, v1, v2, v3, zoo, or specs, "
+                      "detection, hybrid, micronet, segmentation, v1, v2, v3, zoo, or specs, "
                       "comma-separated)\n"),
 ])
 def test_measure_bad_input(args, message):

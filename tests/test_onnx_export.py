@@ -74,9 +74,38 @@ NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vg
 SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268, "inception_v3": 75}
 
 
+# Built-ins with token layouts, attention or GRN: the exporter has no rule for them yet, and
+# says which kinds (export.py RULES), never writing a file that counts differently.
+NOT_EXPORTED = {
+    "deit_small": "class_token, heads, matmul, merge_heads, pos_embed, scalar, take_tokens, "
+                  "to_tokens",
+    "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens, window_merge, "
+                       "window_partition",
+    "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
+    "convnextv2_femto": "grn",
+    "fastvit_t12": "eltwise",
+    "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
+    "efficientvit_b1": "eltwise, heads, matmul, merge_heads, pad_channels, scalar, to_image, "
+                       "to_tokens",
+    "levit_192": "bias_table, heads, matmul, merge_heads, scalar, to_image, to_tokens",
+    "mobilenetv4_hybrid_large": "heads, matmul, merge_heads, scalar, to_image, to_tokens",
+    "repvit_m1_0": "scalar",
+    "tiny_vit_11m": "bias_table, heads, matmul, merge_heads, scalar, window_merge, "
+                    "window_partition",
+}
+
+
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_round_trip(name, tmp_path):
-    report = counted(name, res=None if FULL else SMALLEST.get(name, 64), params="weights")
+    # (at the spec's own size: TinyViT's 7×7 windows do not tile a 64 px input's maps)
+    report = counted(name, res=None if FULL or name in NOT_EXPORTED else SMALLEST.get(name, 64),
+                     params="weights")
+    if name in NOT_EXPORTED:
+        with pytest.raises(MacscalcError) as e:
+            export(report.network)
+        assert str(e.value).endswith(f"no ONNX export rule for layer kind(s): "
+                                     f"{NOT_EXPORTED[name]}")
+        return
     model = export(report.network)
     onnx.checker.check_model(model, full_check=True)
     assert graph_counts(model) == (report.param_parts.weights, report.macs)

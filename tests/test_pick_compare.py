@@ -70,7 +70,7 @@ def test_pick_unpublished_points_are_marked_and_unranked():
     (["--device", "iphone"], "error: no published latencies or profile for device 'iphone' "
                              "(published: pixel1, pixel2, pixel3; profiles: cpu_epyc_1t, "
                              "pixel1 or a file from macscalc calibrate)\n"),
-    (["--family", "v9"], "error: unknown family 'v9' (known: detection, micronet, "
+    (["--family", "v9"], "error: unknown family 'v9' (known: detection, hybrid, micronet, "
                          "segmentation, v1, v2, v3, zoo)\n"),
 ])
 def test_pick_bad_input(args, message):

@@ -162,7 +162,7 @@ def test_depth_multiplier_transpose_conv_pools_and_concat(tmp_path):
 
 def test_swish_se_gate_hard_swish_and_constants(tmp_path):
     # x·LOGISTIC(x) is one swish; MEAN → FC → LOGISTIC → MUL is an SE gate; x·(1/6) and
-    # x + 3 with constants are eltwise ops (one op per element, no parameters)
+    # x + 3 with constants are scalar ops (one op per element, no parameters)
     n = Net()
     x, _ = n.input((1, 4, 4, 8))
     sig = n.act("sig", (1, 4, 4, 8))
@@ -185,7 +185,7 @@ def test_swish_se_gate_hard_swish_and_constants(tmp_path):
            ((0, "b", 0),))
     p = n.save(tmp_path / "se.tflite", x, plus)
     assert kinds(p) == ["act:swish", "global_pool", "linear", "act:sigmoid", "mul",
-                        "act:hswish", "eltwise"]
+                        "act:hswish", "scalar"]
     r = count(read_network(str(p)), Convention(PARAM_CONVENTIONS["torch"], ("act", "mul",
                                                                               "add")))
     # FC 8·8 = 64 MACs, no bias; swish 5·128, sigmoid 4·8, hswish 5·128 = 1,312 act ops;

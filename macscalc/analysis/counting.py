@@ -34,8 +34,9 @@ PARAM_CONVENTIONS: dict[str, ParamConvention] = {
         ParamConvention(
             "torch",
             ("weights", "biases", "bn_scale", "bn_shift", "ln_scale", "ln_shift",
-             "layer_scale"),
-            "weights, biases, BN and layer-norm γ/β and layer scales, as PyTorch's "
+             "layer_scale", "tables"),
+            "weights, biases, BN and layer-norm γ/β, layer scales and learned tables "
+            "(class tokens, positional embeddings, attention biases), as PyTorch's "
             "sum(p.numel()); BN moving statistics excluded",
         ),
         ParamConvention("weights", ("weights",), "conv and FC weights only"),
@@ -93,7 +94,8 @@ class Convention(NamedTuple):
         """The convention without the network's settings: the same for every spec."""
         extra = ", ".join(self.ops) if self.ops else "none"
         return (
-            f"MACs = conv + FC multiply-accumulates; extra ops counted: {extra}; "
+            f"MACs = conv + FC + matmul multiply-accumulates (attention's q·kᵀ and attn·v "
+            f"included; softmax, scaling and norms are extra ops); extra ops counted: {extra}; "
             f"FLOPs = 2 × MACs + extra ops (a shiftmax multiply-add is 2); "
             f"params = {self.params.name} ({self.params.description}); "
             f"weights and activations {self.dtype}"

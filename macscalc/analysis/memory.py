@@ -20,10 +20,11 @@ from typing import NamedTuple
 
 from macscalc.lang.graph import Network
 from macscalc.lang.layers import Shape
+from macscalc.lang.tokens import VIEW_KINDS
 
 # In place or views: no new tensor. A slice (a split's part) is a view of its input; a
 # concat writes a new tensor.
-IN_PLACE = frozenset({"batchnorm", "act", "dropout", "flatten", "shuffle", "slice"})
+IN_PLACE = frozenset({"batchnorm", "act", "dropout", "flatten", "shuffle", "slice"}) | VIEW_KINDS
 
 
 class Tensor(NamedTuple):

@@ -74,6 +74,14 @@ def _upsample(layer: Any) -> Rule:
     return ("size", layer.size) if layer.size is not None else ("scale", layer.scale)
 
 
+def _tokens(layer: Any) -> Rule:
+    """Token layouts and attention: MACs of q·kᵀ grow with the square of the tokens, not
+    with H·W, so the sweep's MACs = K·H·W does not hold; refused, never approximated."""
+    raise MacscalcError(f"sweep cannot follow a {layer.kind!r} layer: token and attention "
+                        "costs do not scale with H·W (q·kᵀ grows with the square of the "
+                        "tokens); use count per point")
+
+
 SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
     "conv2d": _window,
     "depthwise": _window,
@@ -87,8 +95,11 @@ SPATIAL: dict[str, Callable[[Any], Rule | None]] = {
                                  False),
     **dict.fromkeys(("linear", "batchnorm", "act", "add", "mul", "dropout", "drop_path",
                      "shuffle", "shiftmax", "concat", "slice", "layernorm", "layer_scale",
-                     "l2norm", "eltwise"),
+                     "l2norm", "scalar", "groupnorm", "grn", "eltwise"),
                     lambda _: None),
+    **dict.fromkeys(("to_tokens", "to_image", "window_partition", "window_merge", "heads",
+                     "merge_heads", "take_tokens", "reshape", "class_token", "pos_embed",
+                     "bias_table", "matmul", "pad_channels"), _tokens),
 }
 CHANNELS_FROM_SIZE = frozenset({"flatten"})  # output channels h·w·c: the build depends on it
 

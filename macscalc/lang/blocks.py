@@ -24,6 +24,7 @@ from macscalc.lang.layers import (
     DepthwiseArgs,
     GlobalPool,
     Layer,
+    LayerScale,
     Linear,
     LinearArgs,
     Mul,
@@ -83,6 +84,12 @@ def unit(b: Placer, name: str, layer: Layer, bn: bool, act: str | None) -> None:
         b.add(Activation(fn=act), f"{name}.{act}")
 
 
+def _one_grouping(row: Any) -> None:
+    """Refused where the row is parsed (a located error), not when its conv is placed."""
+    if row.group_width is not None and row.groups != 1:
+        raise ValueError("give groups or group_width, not both")
+
+
 class BnAct:
     """Batch norm and activation after a conv; both follow the spec's ``defaults:``."""
 
@@ -95,6 +102,9 @@ class Conv(ConvArgs, BnAct, Block):
     """A convolution with its batch norm and activation."""
 
     kind: ClassVar[str] = "conv"
+
+    def check(self) -> None:
+        _one_grouping(self)
 
     def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/conv", Conv2d(**_pick(self, ConvArgs)), self.bn, self.act)
@@ -110,6 +120,9 @@ class Pw(BnAct, Block):
     groups = arg(POS_INT, 1, doc="groups")
     group_width = arg(POS_INT, None, doc="input channels per group (instead of groups)")
     bias = arg(BOOL, False, inherit=True, doc="with a bias")
+
+    def check(self) -> None:
+        _one_grouping(self)
 
     def expand(self, b: Placer, name: str) -> None:
         conv = Conv2d(c=self.c, s=self.s, groups=self.groups, group_width=self.group_width,
@@ -317,6 +330,8 @@ class UniversalInvertedBottleneck(BnAct, Block):
     se = arg(SE, None, inherit=True, doc="squeeze-excite after the mid depthwise")
     residual = arg(BOOL, None, doc="true: required, false: never; default: when stride 1 "
                    "and cin == cout")
+    layer_scale = arg(BOOL, False, doc="a per-channel layer scale before the residual "
+                      "(MobileNet V4 hybrids)")
 
     def check(self) -> None:
         if self.s != (1, 1) and not (self.k_start or self.k_mid or self.k_end):
@@ -339,6 +354,8 @@ class UniversalInvertedBottleneck(BnAct, Block):
         unit(b, f"{name}/project", Conv2d(c=self.c), self.bn, None)
         if self.k_end:
             self._dw(b, f"{name}/dw_end", self.k_end, not (self.k_start or self.k_mid), None)
+        if self.layer_scale:
+            b.add(LayerScale(), f"{name}/layer_scale")
         _residual(b, name, x_in, self.residual, self.s)
 
 

@@ -20,6 +20,7 @@ from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.placing import Scope, Settings
 from macscalc.lang.spec import Base, Row, Spec, UserBlock, Width
+from macscalc.lang.tokens import layout_error
 
 
 class Node(NamedTuple):
@@ -154,6 +155,8 @@ class Builder:
             raise self._error(f"{layer.kind} takes {layer.arity} input(s), got {len(ins)}")
         if layer.arity is None and len(ins) < 2:
             raise self._error(f"{layer.kind} takes two or more inputs, got {len(ins)}")
+        if (wrong := layout_error(layer.kind, ins)) is not None:
+            raise self._error(f"{name}: {wrong}")
         try:
             if self.atrous is not None:
                 layer = self.atrous.place(layer, names, name, self.in_base)

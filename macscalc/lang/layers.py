@@ -86,6 +86,7 @@ class Params(NamedTuple):
     ln_scale: int = 0  # layer norm γ
     ln_shift: int = 0  # layer norm β
     layer_scale: int = 0  # per-channel layer-scale γ (ConvNeXt)
+    tables: int = 0  # learnable tables: class tokens, positional embeddings, attention biases
 
     def __add__(self, other: tuple) -> Params:  # type: ignore[override]
         return Params(*(a + b for a, b in zip(self, other, strict=True)))
@@ -339,7 +340,7 @@ class Linear(LinearArgs, Layer):
     kind: ClassVar[str] = "linear"
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        return Shape(ins[0].h, ins[0].w, self.c)
+        return ins[0]._replace(c=self.c)  # keeps a token layout
 
     def params(self, ins: Sequence[Shape]) -> Params:
         return Params(weights=ins[0].c * self.c, biases=self.c if self.bias else 0)
@@ -514,30 +515,33 @@ class Mul(Layer):
         return {"mul": ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
 
 
-# element-wise ops of an image with a constant: the counter each one's single operation
-# per output element falls in
-ELTWISE_OPS = {"add": "add", "sub": "add", "mul": "mul", "div": "mul", "max": "act",
-               "min": "act"}
+# element-wise ops of a tensor with a constant: the counter each one's single operation
+# per output element falls in (max and min with a constant clamp, as relu does)
+SCALAR_OPS = {"add": "add", "sub": "add", "mul": "mul", "div": "mul", "pow": "mul",
+              "max": "act", "min": "act"}
 
 
 @primitive
-class Eltwise(Layer):
-    """An image and a constant (a scalar or one value per channel, e.g. a model's built-in
-    input scaling), combined element by element: one operation per output element, counted
-    under ``ELTWISE_OPS[op]``. The constant is not counted as a parameter."""
+class Scalar(Layer):
+    """A tensor and a constant (a scalar or one value per channel: a model's built-in input
+    scaling, the attention scale, x/√2), combined element by element: one operation per
+    output element, counted under ``SCALAR_OPS[op]``. The constant is not a parameter."""
 
-    kind: ClassVar[str] = "eltwise"
-    op = arg(ArgType(f"one of {', '.join(ELTWISE_OPS)}", CHOICE(*ELTWISE_OPS)),
+    kind: ClassVar[str] = "scalar"
+    op = arg(ArgType(f"one of {', '.join(SCALAR_OPS)}", CHOICE(*SCALAR_OPS)), "mul",
              doc="the operation")
 
     def ops(self, ins: Sequence[Shape], out: Shape) -> dict[str, int]:
-        return {ELTWISE_OPS[self.op]: out.numel}
+        return {SCALAR_OPS[self.op]: out.numel}
 
     def label(self, ins: Sequence[Shape]) -> str:
-        return f"{self.op} const"
+        return f"{self.op} constant"
+
+    def detail(self) -> str:
+        return self.op
 
     def formulas(self, ins: Sequence[Shape], out: Shape) -> dict[str, Formula]:
-        return {ELTWISE_OPS[self.op]: ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
+        return {SCALAR_OPS[self.op]: ("h·w·c", f"{out.h}·{out.w}·{out.c}")}
 
 
 @primitive
@@ -671,7 +675,7 @@ class Concat(Layer):
         if any((s.h, s.w) != (ins[0].h, ins[0].w) for s in ins[1:]):
             raise ShapeError(f"concat needs inputs of one spatial size, got "
                              f"{', '.join(map(str, ins))}")
-        return Shape(ins[0].h, ins[0].w, sum(s.c for s in ins))
+        return ins[0]._replace(c=sum(s.c for s in ins))
 
 
 @primitive
@@ -687,7 +691,7 @@ class Slice(Layer):
         if self.start + self.c > ins[0].c:
             raise ShapeError(f"channels {self.start}…{self.start + self.c - 1} are not all in "
                              f"the {ins[0].c} input channels")
-        return Shape(ins[0].h, ins[0].w, self.c)
+        return ins[0]._replace(c=self.c)
 
     def detail(self) -> str:
         return f"[{self.start}:{self.start + self.c}]"

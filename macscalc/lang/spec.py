@@ -29,7 +29,9 @@ from macscalc.core.expr import ExprError, evaluate, is_expression, references
 from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
+from macscalc.lang import attention as _attention  # noqa: F401  (files its kinds)
 from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmentation heads)
+from macscalc.lang import norms as _norms  # noqa: F401  (files its kinds)
 from macscalc.lang.blocks import BLOCKS, Block
 from macscalc.lang.layers import KINDS, Layer, torch_padding
 from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg

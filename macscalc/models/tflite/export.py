@@ -332,13 +332,13 @@ def _mul(w: Writer, st: Step) -> int:
     return w.op("MUL", st.xs, st.name, dims(st.node.out), ((0, "b", 0),))
 
 
-ELTWISE = {"add": ("ADD", 0.5), "sub": ("SUB", 0.5), "mul": ("MUL", 0.5), "div": ("DIV", 2.0),
-           "max": ("MAXIMUM", 0.0), "min": ("MINIMUM", 6.0)}
+SCALAR = {"add": ("ADD", 0.5), "sub": ("SUB", 0.5), "mul": ("MUL", 0.5), "div": ("DIV", 2.0),
+          "pow": ("POW", 2.0), "max": ("MAXIMUM", 0.0), "min": ("MINIMUM", 6.0)}
 
 
-@rule("eltwise")
-def _eltwise(w: Writer, st: Step) -> int:
-    code, value = ELTWISE[st.node.layer.op]
+@rule("scalar")
+def _scalar(w: Writer, st: Step) -> int:
+    code, value = SCALAR[st.node.layer.op]
     opts = ((0, "b", 0),) if code in ("ADD", "SUB", "MUL", "DIV") else ()
     return w.op(code, [st.xs[0], w.scalar(f"{st.name}/const", value)], st.name,
                 dims(st.node.out), opts)

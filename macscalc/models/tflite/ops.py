@@ -20,13 +20,13 @@ from macscalc.lang.layers import (
     Conv2d,
     ConvTranspose2d,
     Depthwise,
-    Eltwise,
     Flatten,
     GlobalPool,
     Layer,
     Linear,
     Mul,
     Pool,
+    Scalar,
     Shape,
     Shuffle,
     Slice,
@@ -307,7 +307,7 @@ def _binary(kind: str) -> Callable[[Importer, Operator], None]:
             op = op._replace(inputs=op.inputs[::-1])
         x = imp.act(op, 0)
         if _const_operand(imp, op, x):
-            imp.finish(op, imp.place(op, Eltwise(op=kind), [x]), fused)
+            imp.finish(op, imp.place(op, Scalar(op=kind), [x]), fused)
             return
         y = imp.act(op, 1)
         if kind == "add":
