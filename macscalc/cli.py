@@ -960,8 +960,9 @@ def calibrate(
     whole models to time on a device where only whole models run.
     """
     with user_errors():
-        from macscalc.analysis.calibrate import FIGURES, calibrate_doc, calibrate_file
+        from macscalc.analysis.calibrate import FIGURES, calibrate_file
         from macscalc.analysis.latency import profile_yaml
+        from macscalc.render.calibration import calibrate_doc
         from macscalc.render.output import render, write_atomic
 
         if figure not in FIGURES:
