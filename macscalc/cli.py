@@ -411,8 +411,9 @@ def check(
             load_budget_file,
             parse_growth,
         )
+        from macscalc.core.files import write_atomic
         from macscalc.core.units import parse_bytes, parse_count
-        from macscalc.render.output import render, write_atomic
+        from macscalc.render.output import render
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
@@ -621,9 +622,9 @@ def import_(
     it stays the shipped model with: macscalc check spec.yaml --against MODEL.
     """
     with user_errors():
+        from macscalc.core.files import write_atomic
         from macscalc.lang.spec_writer import spec_text
         from macscalc.models.onnx.reader import read_network
-        from macscalc.render.output import write_atomic
 
         if not model.lower().endswith(".onnx"):
             raise MacscalcError(f"import reads an ONNX model (.onnx), got {model!r}")
@@ -778,9 +779,9 @@ def measure(
         from fractions import Fraction
 
         from macscalc.analysis.calibrate import Measurement
+        from macscalc.core.files import write_atomic
         from macscalc.core.units import parse_alpha
         from macscalc.models.measure import grid_points, measure_csv
-        from macscalc.render.output import write_atomic
 
         if (spec is None) == (grid is None):
             raise MacscalcError("give a SPEC or --grid GRID (not both)")
@@ -821,7 +822,8 @@ def calibrate(
     with user_errors():
         from macscalc.analysis.calibrate import calibrate_doc, calibrate_file
         from macscalc.analysis.latency import profile_yaml
-        from macscalc.render.output import render, write_atomic
+        from macscalc.core.files import write_atomic
+        from macscalc.render.output import render
 
         cal = calibrate_file(measured, name)
         write_atomic(profile, profile_yaml(cal.profile))

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "macscalc"
 
 LAYERS = [  # lowest first; a module may import only from its own layer or those below
     {"core.limits", "core.errors", "lang.schema", "core.expr", "core.rounding", "core.units",
-     "core.yamlload", "lang.layers", "lang.blocks", "lang.spec", "lang.graph"},
+     "core.files", "core.yamlload", "lang.layers", "lang.blocks", "lang.spec", "lang.graph"},
     {"analysis.counting", "analysis.memory", "analysis.latency", "analysis.sweeps"},
     {"published.tables", "published.grid"},
     {"render.report", "render.output", "render.views", "render.plot", "render.sweep_view"},

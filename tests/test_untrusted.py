@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from macscalc import parse
 from macscalc.cli import app
 from macscalc.core.errors import MacscalcError, kind, show
+from macscalc.core.files import write_atomic
 from macscalc.lang.spec import builtin_names
-from macscalc.render.output import write_atomic
 
 runner = CliRunner()
 HEAD = "name: t\nsource: s\ninput: {size: 32}\nclasses: 10\n"

@@ -16,17 +16,14 @@ never with ``NO_COLOR``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import stat
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError, show
+from macscalc.core.errors import MacscalcError
+from macscalc.core.files import write_atomic
 
 SCHEMA_VERSION = 1
 FORMATS = ("table", "wide", "json", "csv", "markdown")
@@ -320,67 +317,3 @@ def render(doc: Doc, fmt: str, output: Path | None = None) -> None:
         sys.stdout.write(result)
     else:
         write_atomic(output, result)
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write text (UTF-8) or bytes (an ONNX model, a plot) via a temporary file and rename,
-    so a failure leaves no partial file.
-
-    The file keeps the mode of the one it replaces; a new one gets the umask's default.
-    SIGTERM or SIGINT during the write removes the temporary file, then goes to the
-    handler it would have gone to; SIGKILL cannot be caught and may leave the hidden
-    ``.NAME.*.tmp`` behind."""
-    if path.name in ("", ".", ".."):
-        raise MacscalcError(f"cannot write {show(str(path))}: not a file name")
-    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-    try:
-        with _signals_raise():
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-            with os.fdopen(fd, "wb") as f:
-                f.write(text.encode("utf-8") if isinstance(text, str) else text)
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-            os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, _Interrupted):
-            signal.raise_signal(e.signum)  # its own handler, restored: the default ends us
-            raise MacscalcError(f"{path} not written: interrupted") from None
-        if isinstance(e, (OSError, ValueError)):
-            reason = getattr(e, "strerror", None) or e
-            raise MacscalcError(f"cannot write {show(str(path))}: {reason}") from None
-        raise
-
-
-class _Interrupted(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """While the body runs, SIGTERM and SIGINT raise :class:`_Interrupted` (after putting
-    every handler back), so the caller can clean up first. Signals set to be ignored, and
-    threads other than the main one (which may not set handlers), are left alone."""
-    saved = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGTERM, signal.SIGINT):
-            handler = signal.getsignal(s)
-            if handler not in (signal.SIG_IGN, None):
-                saved[s] = handler
-
-    def restore() -> None:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-
-    def interrupted(signum: int, frame: Any) -> None:
-        restore()
-        raise _Interrupted(signum)
-
-    try:
-        for s in saved:
-            signal.signal(s, interrupted)
-        yield
-    finally:
-        restore()

@@ -385,6 +385,6 @@ def export(network: Network, seed: int = 0) -> onnx.ModelProto:
 
 def save(model: onnx.ModelProto, path: Path) -> None:
     """Write the model whole or not at all."""
-    from macscalc.render.output import write_atomic
+    from macscalc.core.files import write_atomic
 
     write_atomic(path, model.SerializeToString())

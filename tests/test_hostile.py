@@ -1,0 +1,90 @@
+"""Untrusted input, second pass (issue 19): ONNX files and their external data, device
+profiles, CSVs, sweep ranges, block definitions and output paths. Each input gets a
+result or one located error line with exit 2, quickly; no traceback, no bytes of another
+file, no control character or workflow command in what is printed, no clobbered file."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from macscalc.cli import app
+from macscalc.core.errors import MacscalcError
+from macscalc.core.files import write_atomic
+
+runner = CliRunner()
+HEAD = "name: t\nsource: s\ninput: {size: 32}\nclasses: 10\n"
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """Work in an empty folder, so messages name files as 't.yaml'."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def fails(args: list[str], message: str, seconds: float = 2) -> None:
+    """Exit 2 with exactly ``error: message`` on stderr, nothing on stdout, in time."""
+    start = time.perf_counter()
+    result = runner.invoke(app, args)
+    assert time.perf_counter() - start < seconds, args
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+# 1. Output paths: only a regular file is replaced, links are written through.
+
+def test_output_through_a_link_writes_its_target(here):
+    Path("target.txt").write_text("old")
+    Path("link.txt").symlink_to("target.txt")
+    assert runner.invoke(app, ["specs", "-o", "link.txt"]).exit_code == 0
+    assert Path("link.txt").is_symlink()  # the link stays, its target is the new file
+    assert Path("target.txt").read_text().startswith("macscalc built-in specs")
+    assert sorted(p.name for p in here.iterdir()) == ["link.txt", "target.txt"]
+
+
+def test_output_onto_a_dangling_link_creates_its_target(here):
+    Path("link.txt").symlink_to("new.txt")
+    assert runner.invoke(app, ["specs", "-o", "link.txt"]).exit_code == 0
+    assert Path("link.txt").is_symlink() and Path("new.txt").is_file()
+
+
+def test_output_never_replaces_what_is_not_a_regular_file(here):
+    os.mkfifo("fifo")  # as root, /dev/null was replaced the same way
+    for args in (["specs", "-o", "fifo"], ["count", "mobilenet_v1", "-o", "fifo"]):
+        fails(args, "cannot write 'fifo': not a regular file (only a regular file is "
+                    "replaced)")
+    os.mkdir("folder")  # the option parser refuses a folder for -o; every writer refuses it
+    with pytest.raises(MacscalcError) as e:
+        write_atomic(Path("folder"), b"x")
+    assert str(e.value) == "cannot write 'folder': not a regular file (only a regular file " \
+                           "is replaced)"
+    assert sorted(p.name for p in here.iterdir()) == ["fifo", "folder"]
+
+
+def test_output_onto_a_link_to_a_fifo_is_refused(here):
+    os.mkfifo("fifo")
+    Path("link").symlink_to("fifo")
+    fails(["specs", "-o", "link"], "cannot write 'link': not a regular file (only a regular "
+                                   "file is replaced)")
+    assert Path("link").is_symlink()
+
+
+def test_output_paths_that_cannot_be_written_are_located(here):
+    Path("reg").write_text("x")
+    fails(["specs", "-o", "reg/x.txt"], "cannot write 'reg/x.txt': a part of the path is not "
+                                        "a folder")
+    result = runner.invoke(app, ["sweep", "mobilenet_v1", "--alpha", "0.5:1:0.5", "--res",
+                                 "128:160:32", "--plot", "reg/x.png"])
+    assert (result.exit_code, result.stderr) == (2, "error: cannot write 'reg/x.png': a part "
+                                                    "of the path is not a folder\n")
+    name = "a" * 300
+    fails(["specs", "-o", name], f"cannot write '{'a' * 39}…: the name is too long")
+    Path("b" * 250).write_text("old")  # a name that fits, though its temporary file's would not
+    assert runner.invoke(app, ["specs", "-o", "b" * 250]).exit_code == 0
+    assert Path("b" * 250).read_text().startswith("macscalc built-in specs")
+    assert sorted(p.name for p in here.iterdir()) == ["b" * 250, "reg"]
