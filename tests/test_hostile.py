@@ -88,3 +88,4 @@ def test_output_paths_that_cannot_be_written_are_located(here):
     assert runner.invoke(app, ["specs", "-o", "b" * 250]).exit_code == 0
     assert Path("b" * 250).read_text().startswith("macscalc built-in specs")
     assert sorted(p.name for p in here.iterdir()) == ["b" * 250, "reg"]
+

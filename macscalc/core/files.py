@@ -74,20 +74,18 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or "not a usable path"
 
 
-def inside(path: Path, file: str, what: str, roots: tuple[Path, ...] = ()) -> Path:
-    """``path`` with its links followed, which must lie in the folder that holds it (or
-    one of ``roots``): a link may point to a file beside it, never elsewhere. Errors name
-    ``file`` and quote only an excerpt of the path."""
+def inside(path: Path, roots: tuple[Path, ...], where: str, file: str | None, what: str
+           ) -> Path:
+    """``path`` with its links followed, which must lie in one of ``roots`` (folders, which
+    the message calls ``where``): a link may lead to a file there, never elsewhere. Errors
+    name ``file`` and the input as ``what`` (which quotes at most an excerpt of its name)."""
     try:
-        real = Path(os.path.realpath(path, strict=False))
-        folders = [Path(os.path.realpath(path.parent)), *(Path(os.path.realpath(r))
-                                                         for r in roots)]
+        real = Path(os.path.realpath(path))
+        folders = [Path(os.path.realpath(r)) for r in roots]
     except (OSError, ValueError) as e:
-        raise MacscalcError(f"cannot read {what} {show(str(path))}: {_reason(e)}",
-                            file) from None
+        raise MacscalcError(f"{what}: cannot read it ({_reason(e)})", file) from None
     if not any(real.is_relative_to(folder) for folder in folders):
-        raise MacscalcError(f"{what} {show(str(path))} is a link to a file outside its folder",
-                            file)
+        raise MacscalcError(f"{what} is outside {where} (links followed)", file)
     return real
 
 

@@ -27,5 +27,13 @@ MAX_COUNT = 10**18  # a limit on MACs, FLOPs, parameters or bytes
 MAX_GROWTH = 1_000_000  # --max-growth, in percent
 MAX_EXPLAIN_CHANNELS = 4_096  # explain micro traces every input of every output
 
+MAX_ONNX_NODES = 100_000  # nodes in an ONNX graph (each placed layer is at most MAX_LAYERS)
+MAX_RANK = 8  # dims of an ONNX tensor (initializer, input, declared output)
+MAX_CONST_ELEMENTS = 1 << 20  # a constant computed from a file's shape arithmetic
+MAX_CSV_ROWS = 1_000  # rows of a measurement CSV (calibrate, measure --grid)
+MAX_BLOCK_DEPTH = 32  # a spec's own blocks used inside one another
+MAX_THREADS = 1_024  # measure --threads
+MAX_RUNS = 100_000  # measure --runs, --warmup, --rounds
+
 EXCERPT_CHARS = 40  # of a value quoted in an error message
 MAX_MESSAGE_CHARS = 1_000  # of an error message
