@@ -141,7 +141,7 @@ def test_sizes_past_the_limits_are_refused_before_work(here):
         "m.onnx: tensor 'x' has more than 1e18 elements")
     g = G(("N", 3, 2**20, 8))
     assert onnx_error(g.save(here / "m.onnx", g.node("Relu", ["x"]))) == (
-        "m.onnx: input 'x' is N×3×1048576×8, past macscalc's limits (16,384 pixels a side, "
+        "m.onnx: input 'x' is ?×3×1048576×8, past macscalc's limits (16,384 pixels a side, "
         "1,000,000 channels)")
     t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2] * 300_000)  # 300k dims
     g = G()
