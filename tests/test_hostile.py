@@ -89,3 +89,73 @@ def test_output_paths_that_cannot_be_written_are_located(here):
     assert Path("b" * 250).read_text().startswith("macscalc built-in specs")
     assert sorted(p.name for p in here.iterdir()) == ["b" * 250, "reg"]
 
+
+
+# 2. Disclosures: no run prints bytes of a file it was not given.
+
+HEAD = "source: s\ninput: {size: 32}\nclasses: 10\nlayers:\n  - conv: {c: 8}\n"
+
+
+@pytest.mark.parametrize("name", ["/proc/self/cwd/secret", "UP/secret", "x" * 5000],
+                         ids=["absolute", "relative", "long"])
+def test_a_spec_name_is_never_a_path(here, name):
+    name = name.replace("UP", "../" * 12 + str(here).lstrip("/"))
+    Path("secret.yaml").write_text("title: TOPSECRET\nsource: hunter2\n")
+    Path("t.yaml").write_text(f"name: {name}\n" + HEAD)
+    for command in ("count", "memory", "check"):
+        result = runner.invoke(app, [command, "t.yaml", "-f", "json"])
+        assert result.exit_code == 0, result.output  # the split lookup used to open it
+        assert "TOPSECRET" not in result.output and "hunter2" not in result.output
+
+
+def csv_fails(args: list[str], message: str) -> None:
+    fails(args, message)
+    assert not Path("p.yaml").exists()
+
+
+def test_a_csv_that_links_outside_is_refused(here):
+    Path("m.csv").symlink_to("/etc/passwd")
+    for args in (["calibrate", "m.csv", "-o", "p.yaml"], ["measure", "--grid", "m.csv"]):
+        csv_fails(args, "m.csv: measurements 'm.csv' is outside its folder and the current "
+                        "folder (links followed)")
+    os.mkfifo("fifo.csv")
+    csv_fails(["calibrate", "fifo.csv", "-o", "p.yaml"],
+              "fifo.csv: cannot read measurements: not a regular file")
+    csv_fails(["calibrate", "missing.csv", "-o", "p.yaml"],
+              "missing.csv: cannot read measurements: No such file or directory")
+
+
+ROWS = "spec,alpha,res,classes,ms\nmobilenet_v1,0.5,128,,10\nmobilenet_v2,0.5,128,,9\n"
+
+
+@pytest.mark.parametrize(("data", "message"), ids=["utf16", "latin1", "tiny", "huge", "arabic",
+                                                   "res", "classes"], argvalues=[
+    (ROWS.encode("utf-16"), "1:1: measurements is UTF-16; save it as UTF-8"),
+    (ROWS.replace("10", "1\xe9").encode("latin-1"), "2:24: byte 0xE9 is not UTF-8; save "
+                                                    "measurements as UTF-8"),
+    # SVD did not converge
+    (ROWS.replace(",10", ",1e-300").encode(), "2:23: ms must be a number of milliseconds from "
+                                              "0.001 to 10,000,000, got '1e-300'"),
+    (ROWS.replace(",10", ",1e300").encode(), "2:23: ms must be a number of milliseconds from "
+                                             "0.001 to 10,000,000, got '1e300'"),
+    # str.isdigit() and int() read these as 128
+    (ROWS.replace("0.5,128", "0.5,١٢٨", 1).encode(), "2:18: res must be a positive integer up "
+                                                     "to 16,384, got '١٢٨'"),
+    (ROWS.replace("128", "16385", 1).encode(), "2:18: res must be a positive integer up to "
+                                               "16,384, got '16385'"),
+    (ROWS.replace("128,", "128,2000000", 1).encode(), "2:22: classes must be a positive integer "
+                                                      "up to 1,000,000, got '2000000'"),
+])
+def test_bad_csvs_are_located(here, data, message):
+    Path("m.csv").write_bytes(data)
+    csv_fails(["calibrate", "m.csv", "-o", "p.yaml"], f"m.csv:{message}")
+
+
+def test_csv_rows_and_grid_lists_are_bounded(here):
+    Path("m.csv").write_text("spec,alpha,res,classes,ms\n" + "mobilenet_v1,,,,10\n" * 501)
+    csv_fails(["calibrate", "m.csv", "-o", "p.yaml"], "m.csv:502:1: more than 500 rows of "
+                                                      "measurements")
+    fails(["measure", "--grid", ",".join(["mobilenet_v1"] * 3000)],  # once checked as a path
+          "--grid names 3,000 points, more than 500")
+    fails(["measure", "--grid", ",".join(["v1"] * 100)], "--grid names 1,600 points, more than "
+                                                         "500")

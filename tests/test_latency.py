@@ -186,11 +186,12 @@ def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms
 @pytest.mark.parametrize(("rows", "head", "message"), [
     (["mobilenet_v2,x,224,,10"], None, "m.csv:3:14: width multiplier must be a positive "
                                       "number up to 16 (at most 6 decimals), got 'x'"),
-    (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer, got '-3'"),
-    (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a positive number of "
-                                        "milliseconds, got '0'"),
-    (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a positive number of "
-                                       "milliseconds, got ''"),
+    (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer up to "
+                                        "16,384, got '-3'"),
+    (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a number of milliseconds from "
+                                        "0.001 to 10,000,000, got '0'"),
+    (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a number of milliseconds from "
+                                       "0.001 to 10,000,000, got ''"),
     (["mobilenet_v2,0.5,160"], None, "m.csv:3:21: 3 fields where the header has 5"),
     ([",0.5,160,,3"], None, "m.csv:3:1: spec must name a built-in spec or a spec file"),
     (["mobilenet_v9,1,224,,3"], None, "m.csv:3:1: spec 'mobilenet_v9': no spec file or "

@@ -15,7 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import MAX_CHANNELS, MAX_CSV_ROWS, MAX_SIZE
 
 if TYPE_CHECKING:
     from macscalc.analysis.latency import Profile
@@ -45,10 +46,10 @@ class Measurement(NamedTuple):
     def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
         from macscalc.lang.graph import build
-        from macscalc.lang.spec import load_spec
+        from macscalc.lang.spec import is_file, load_spec
 
         ref = self.spec
-        if base is not None and (base / ref).is_file():
+        if base is not None and is_file(base / ref):
             ref = str(base / ref)
         try:
             return build(load_spec(ref), self.alpha, (self.res, self.res) if self.res else None,
@@ -70,33 +71,50 @@ def _starts(line: str) -> list[int]:
     return starts
 
 
-def _positive_int(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise ValueError(f"{what} must be a positive integer, got {text!r}")
+def _positive_int(text: str, what: str, most: int) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= most:
+        raise ValueError(f"{what} must be a positive integer up to {most:,}, got {show(text)}")
     return int(text)
+
+
+MS_RANGE = (1e-3, 1e7)  # a latency in ms: from a microsecond to about three hours
 
 
 def _ms(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.isascii() else math.nan
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"ms must be a positive number of milliseconds, got {text!r}")
+    if not MS_RANGE[0] <= value <= MS_RANGE[1]:  # NaN fails too
+        raise ValueError(f"ms must be a number of milliseconds from 0.001 to 10,000,000, got "
+                         f"{show(text)}")
     return value
 
 
+def _lines(path: Path) -> list[str]:
+    """The CSV's lines: a regular UTF-8 file of at most 1 MiB, in its folder or the current
+    one once links are followed (a link cannot make a run print some other file)."""
+    from macscalc.core.files import inside
+    from macscalc.core.yamlload import read_text
+
+    file = str(path)
+    inside(path, (path.parent, Path.cwd()), "its folder and the current folder", file,
+           f"measurements {show(file)}")
+    return read_text(path, file, "measurements").splitlines()
+
+
 def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
-    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional)."""
+    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional),
+    at most ``MAX_CSV_ROWS``, each value within the limits a spec's options have."""
     from macscalc.core.units import parse_alpha
 
     file = str(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read measurements: {e}", file) from None
+    lines = _lines(path)
     rows = [(i, line) for i, line in enumerate(lines, 1)
             if line.strip() and not line.lstrip().startswith("#")]
+    if len(rows) > MAX_CSV_ROWS + 1:
+        raise MacscalcError(f"more than {MAX_CSV_ROWS:,} rows of measurements", file,
+                            rows[MAX_CSV_ROWS + 1][0], 1)
     if not rows:
         raise MacscalcError(f"no header: expected {','.join(CSV_COLUMNS)}", file, 1, 1)
     head_line, head_text = rows[0]
@@ -106,7 +124,7 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
         if j >= len(header) or header[j] != name:
             col = _starts(head_text)[j] if j < len(header) else len(head_text) + 1
             raise MacscalcError(f"the header must start {','.join(required)}; column {j + 1} "
-                                f"is {header[j] if j < len(header) else 'missing'!r}",
+                                f"is {show(header[j]) if j < len(header) else 'missing'}",
                                 file, head_line, col)
     has_ms = len(header) > 4 and header[4] == "ms"
     out = []
@@ -125,9 +143,9 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
             column = 1
             alpha = parse_alpha(cells[1]) if cells[1] else Fraction(1)
             column = 2
-            res = _positive_int(cells[2], "res") if cells[2] else None
+            res = _positive_int(cells[2], "res", MAX_SIZE) if cells[2] else None
             column = 3
-            classes = _positive_int(cells[3], "classes") if cells[3] else None
+            classes = _positive_int(cells[3], "classes", MAX_CHANNELS) if cells[3] else None
             column = 4
             ms = _ms(cells[4]) if has_ms and (need_ms or cells[4]) else None
         except (ValueError, MacscalcError) as e:
@@ -141,8 +159,7 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
 
 def comments(path: Path) -> list[str]:
     """The CSV's comment lines (what measured it), without the ``#``."""
-    return [line.lstrip()[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.lstrip().startswith("#")]
+    return [line.lstrip()[1:].strip() for line in _lines(path) if line.lstrip().startswith("#")]
 
 
 DW_HEAVY = 0.10  # a model whose depthwise MACs are at least this share of its MACs

@@ -578,7 +578,7 @@ _LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", defa
 
 def load_spec(ref: str) -> Spec:
     """Load a spec by path, or a built-in by name (``mobilenet_v2``)."""
-    if _is_file(Path(ref)):
+    if is_file(Path(ref)):
         return _load(Path(ref), ref)
     return _builtin(ref)
 
@@ -605,7 +605,7 @@ def _base_spec(ref: str, naming: str) -> Spec:
     if not any(real.is_relative_to(root) for root in roots):
         raise MacscalcError(f"{show(ref)} is outside the folder of "
                             f"{chain[0][1] if chain else naming} and the current folder")
-    if not _is_file(real):
+    if not is_file(real):
         raise _unknown(ref)
     return _load(real, os.path.normpath(Path(naming).parent / ref))
 
@@ -633,7 +633,8 @@ def _unknown(ref: str, note: str = "") -> MacscalcError:
                          f"({len(names)} built-ins: macscalc specs lists them){note}")
 
 
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a path the system cannot look up is not one."""
     try:
         return path.is_file()
     except (OSError, ValueError):  # a name too long, or with a NUL byte

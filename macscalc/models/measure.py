@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from macscalc.analysis.calibrate import CSV_COLUMNS, Measurement, read_measurements
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
 from macscalc.core.extras import require
+from macscalc.core.limits import MAX_CSV_ROWS
 from macscalc.core.units import fmt_alpha
 from macscalc.lang.graph import Network
 
@@ -161,10 +162,11 @@ def grid_points(text: str) -> list[Measurement]:
     names (their published grid points) and specs (at their defaults)."""
     from fractions import Fraction
 
+    from macscalc.lang.spec import is_file
     from macscalc.published.tables import families, load_family
 
     path = Path(text)
-    if path.is_file():
+    if is_file(path):
         return read_measurements(path, need_ms=False)
     out = []
     known = families()
@@ -176,8 +178,10 @@ def grid_points(text: str) -> list[Measurement]:
                     for r in load_family(item).primary.rows]
         else:
             out.append(Measurement(item, Fraction(1), None, None, None))
+    if len(out) > MAX_CSV_ROWS:
+        raise MacscalcError(f"--grid names {len(out):,} points, more than {MAX_CSV_ROWS:,}")
     if not out:
-        raise MacscalcError(f"--grid {text!r} names no specs (a CSV file, or families such as "
+        raise MacscalcError(f"--grid {show(text)} names no specs (a CSV file, or families such as "
                             f"{', '.join(known)}, or specs, comma-separated)")
     return out
 
