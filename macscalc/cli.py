@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from macscalc.core.errors import MacscalcError, show
+from macscalc.core.errors import MacscalcError, printable, show
 from macscalc.core.limits import (
     MAX_CHANNELS,
     MAX_EXPLAIN_CHANNELS,
@@ -148,7 +148,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except MacscalcError as e:
-        typer.echo(f"error: {e.located()}", err=True)
+        typer.echo(f"error: {printable(e.located())}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -427,7 +427,9 @@ def check(
                 raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
                                     f"{', '.join(profile_names())}; or a file from macscalc "
                                     "calibrate)")
-            flags["latency"] = round(max_latency * 1000)
+            from macscalc.core.units import parse_ms
+
+            flags["latency"] = round(parse_ms(max_latency, "--max-latency") * 1000)
         convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
@@ -457,7 +459,7 @@ def check(
             render(check_doc(checked), "table" if fmt == "text" else fmt, output)
         for c in checked:
             if c.error is not None and fmt != "github":
-                typer.echo(f"error: {c.error.located()}", err=True)
+                typer.echo(f"error: {printable(c.error.located())}", err=True)
     if status:
         raise typer.Exit(status)
 
@@ -540,16 +542,19 @@ def pick(
 
             check_target(plot)
         known = devices(family_names(family))
-        if max_latency is not None and not 0 < max_latency < float("inf"):
-            raise MacscalcError(f"--max-latency must be a positive number of ms, got "
-                                f"{max_latency}")
+        if max_latency is not None:
+            from macscalc.core.units import parse_ms
+
+            parse_ms(max_latency, "--max-latency")
         choices = (f"published: {', '.join(known) or 'none'}; profiles: "
                    f"{', '.join(profile_names())} or a file from macscalc calibrate")
         if max_latency is not None and device is None:
             raise MacscalcError(f"--max-latency needs --device ({choices})")
         profile, published = None, device
         if device is not None and (device in profile_names() or device not in known):
-            if device not in profile_names() and not Path(device).is_file():
+            from macscalc.lang.spec import is_file
+
+            if device not in profile_names() and not is_file(Path(device)):
                 raise MacscalcError(f"no published latencies or profile for device {show(device)} "
                                     f"({choices})")
             profile = _profile(device)
@@ -793,7 +798,7 @@ def measure(
         text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
                                       progress=grid is not None)
         for line in summaries:
-            typer.echo(line, err=True)
+            typer.echo(printable(line), err=True)
         if output is None:
             typer.echo(text, nl=False)
         else:

@@ -159,3 +159,74 @@ def test_csv_rows_and_grid_lists_are_bounded(here):
           "--grid names 3,000 points, more than 500")
     fails(["measure", "--grid", ",".join(["v1"] * 100)], "--grid names 1,600 points, more than "
                                                          "500")
+
+
+# 3. Injection: names from files reach no terminal or CI log raw.
+
+PIXEL1 = (Path(__file__).resolve().parent.parent / "macscalc" / "data" / "profiles"
+          / "pixel1.yaml").read_text(encoding="utf-8")
+EVIL = '"x\\n::error file=README.md,line=1::pwned \\e[31mred\\u202e"'
+
+
+def clean(output: str) -> None:
+    """No control or invisible format character but newlines, and no workflow command."""
+    assert not any(line.lstrip().startswith("::") for line in output.splitlines()), output
+    assert not any(ch in output for ch in "\x1b\x9b\u202e\r"), output
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_a_profile_name_cannot_inject(here, fmt):
+    Path("p.yaml").write_text(PIXEL1.replace("name: pixel1", f"name: {EVIL}"), encoding="utf-8")
+    result = runner.invoke(app, ["count", "mobilenet_v1", "--device", "p.yaml", "-f", fmt])
+    assert result.exit_code == 0, result.output
+    clean(result.output)
+    shown = "\\u001b[31mred" if fmt == "json" else "\\x1b[31mred"
+    assert shown in result.output  # escaped, never dropped silently
+
+
+@pytest.mark.parametrize("fmt", ["table", "wide", "markdown", "json", "github"])
+def test_a_spec_name_cannot_inject(here, fmt):
+    Path("t.yaml").write_text(f"name: {EVIL}\n" + HEAD, encoding="utf-8")
+    command = ["check", "t.yaml", "--max-macs", "1"] if fmt == "github" else ["count", "t.yaml"]
+    result = runner.invoke(app, [*command, "-f", fmt])
+    assert result.exit_code == (1 if fmt == "github" else 0), result.output
+    if fmt == "github":  # one annotation, its own; the name's newline escaped as %0A
+        assert result.output.count("\n") == 1 and "x%0A::error" in result.output
+    clean(result.output.removeprefix("::"))
+
+
+# 4. Device profiles and latency limits: finite positive rates, bounded values.
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("0.0", "0.0"), (".inf", "inf"),
+                                              (".nan", "nan"), ("-4.7", "-4.7"),
+                                              ("1.0e+300", "1e+300")])
+def test_a_profile_rate_is_finite_and_positive(here, value, shown):
+    text = PIXEL1.replace("dense_gmacs_per_s: 4.749", f"dense_gmacs_per_s: {value}")
+    Path("p.yaml").write_text(text, encoding="utf-8")
+    for args in (["count", "mobilenet_v1"], ["check", "mobilenet_v1", "--max-latency", "1"],
+                 ["explain", "latency", "mobilenet_v1"], ["pick", "--max-latency", "20"]):
+        fails([*args, "--device", "p.yaml"], f"p.yaml:7:22: 'dense_gmacs_per_s' must be a "
+                                             f"positive number up to 1,000,000,000, got {shown}")
+
+
+def test_a_profile_that_is_not_a_regular_file_or_too_long_a_name(here):
+    os.mkfifo("p.yaml")
+    fails(["count", "mobilenet_v1", "--device", "p.yaml"],
+          "p.yaml: cannot read profile: not a regular file")
+    fails(["count", "mobilenet_v1", "--device", "x" * 5000],
+          f"no profile file or built-in profile named '{'x' * 39}… (built-ins: cpu_epyc_2t, "
+          "pixel1)")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", "0.0001", "20000000"])
+def test_max_latency_is_a_finite_positive_number(value):
+    shown = {"1e400": "inf", "0.0001": "0.0001", "20000000": "20000000.0"}.get(value, value)
+    for command in (["check", "mobilenet_v1"], ["pick"]):
+        fails([*command, "--device", "pixel1", "--max-latency", value],
+              f"--max-latency must be a number of milliseconds from 0.001 to 10,000,000, got "
+              f"{shown}")
+
+
+def test_pick_family_names_a_family():
+    fails(["pick", "--family", ","], "--family ',' names no family (known: detection, micronet, "
+                                     "v1, v2, v3, zoo)")

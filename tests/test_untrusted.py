@@ -304,8 +304,8 @@ def test_micronet_rows_with_zero_groups_or_channels(here, row, message):
      "to 16,384, got '²'"),
     (["compare", "mobilenet_v1", "mobilenet_v1 --classes 9999999"], "--classes must be a "
      "positive integer up to 1,000,000, got '9999999'"),
-    (["pick", "--device", "pixel1", "--max-latency", "nan"], "--max-latency must be a positive "
-     "number of ms, got nan"),
+    (["pick", "--device", "pixel1", "--max-latency", "nan"], "--max-latency must be a number of "
+     "milliseconds from 0.001 to 10,000,000, got nan"),
     (["count", "mobilenet_v1", "-o", ""], "cannot write '.': not a file name"),
 ])
 def test_bad_options(args, message):

@@ -10,7 +10,6 @@ what measured the data; the profile keeps them. Every mistake is ``file:line:col
 from __future__ import annotations
 
 import csv
-import math
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -77,20 +76,6 @@ def _positive_int(text: str, what: str, most: int) -> int:
     return int(text)
 
 
-MS_RANGE = (1e-3, 1e7)  # a latency in ms: from a microsecond to about three hours
-
-
-def _ms(text: str) -> float:
-    try:
-        value = float(text) if text.isascii() else math.nan
-    except ValueError:
-        value = math.nan
-    if not MS_RANGE[0] <= value <= MS_RANGE[1]:  # NaN fails too
-        raise ValueError(f"ms must be a number of milliseconds from 0.001 to 10,000,000, got "
-                         f"{show(text)}")
-    return value
-
-
 def _lines(path: Path) -> list[str]:
     """The CSV's lines: a regular UTF-8 file of at most 1 MiB, in its folder or the current
     one once links are followed (a link cannot make a run print some other file)."""
@@ -106,7 +91,7 @@ def _lines(path: Path) -> list[str]:
 def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
     """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional),
     at most ``MAX_CSV_ROWS``, each value within the limits a spec's options have."""
-    from macscalc.core.units import parse_alpha
+    from macscalc.core.units import parse_alpha, parse_ms
 
     file = str(path)
     lines = _lines(path)
@@ -147,7 +132,7 @@ def read_measurements(path: Path, need_ms: bool = True) -> list[Measurement]:
             column = 3
             classes = _positive_int(cells[3], "classes", MAX_CHANNELS) if cells[3] else None
             column = 4
-            ms = _ms(cells[4]) if has_ms and (need_ms or cells[4]) else None
+            ms = parse_ms(cells[4], "ms") if has_ms and (need_ms or cells[4]) else None
         except (ValueError, MacscalcError) as e:
             message = e.message if isinstance(e, MacscalcError) else str(e)
             raise MacscalcError(message, file, line_no, starts[column]) from None
@@ -219,6 +204,11 @@ def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: st
     x = [[f[t.name] for t in TERMS] for f in feats]
     ms = [m.ms for m in measured]
     coefs = fit(x, ms)
+    for t, c in zip(TERMS, coefs, strict=True):
+        if t.rate and c == 0:
+            raise MacscalcError(f"the fit gives {t.what} no cost, so {t.key} would be "
+                                "infinite; a profile's rates are finite: measure models with "
+                                f"more {t.what}", measured[0].file)
     fitted = [predict(coefs, row) for row in x]
     held_out = leave_one_out(x, ms)
     profile = Profile(
@@ -290,8 +280,7 @@ def calibrate_doc(cal: Calibration, profile_file: str) -> Doc:
              *([f"A depthwise MAC costs {ratio:.1f} dense MACs on this device."] if ratio else []),
              f"Profile written to {profile_file}; use it with --device {profile_file}.",
              *[f"WARNING: {w}" for w in cal.warnings]]
-    finite = {k: (None if math.isinf(v) else v) for k, v in p.constants.items()}
-    data = envelope("calibrate", profile=p.name, constants=finite,
+    data = envelope("calibrate", profile=p.name, constants=p.constants,
                     in_sample=e.data(), leave_one_out=h.data(), warnings=cal.warnings,
                     rows=[{k: (fmt_alpha(v) if k == "alpha" else v) for k, v in r.items()}
                           for r in cal.rows])

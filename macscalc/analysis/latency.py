@@ -22,10 +22,12 @@ numpy is imported only by the fit; estimating from a profile needs none.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import MAX_PROFILE_CONSTANT
 
 if TYPE_CHECKING:
     from macscalc.analysis.counting import Report
@@ -45,15 +47,12 @@ class Term(NamedTuple):
     rate: bool  # stored as G per second (1 / cost) rather than µs each
 
     def constant(self, coef: float) -> float:
-        """A fitted cost in ms per unit as the profile's physical constant."""
-        if self.rate:
-            return math.inf if coef == 0 else 1e-6 / coef
-        return coef * 1e3
+        """A fitted cost in ms per unit as the profile's physical constant (a rate's cost is
+        never zero: calibrate refuses to write an infinite rate)."""
+        return 1e-6 / coef if self.rate else coef * 1e3
 
     def coef(self, constant: float) -> float:
-        if self.rate:
-            return 0.0 if math.isinf(constant) else 1e-6 / constant
-        return constant / 1e3
+        return 1e-6 / constant if self.rate else constant / 1e3
 
 
 TERMS = (
@@ -62,6 +61,9 @@ TERMS = (
     Term("layers", "us_per_layer", "conv and FC layers", False),
     Term("ops", "us_per_op", "element-wise, pooling and SE ops outside convolutions", False),
 )
+
+
+RATES = frozenset(t.key for t in TERMS if t.rate)
 
 
 def is_depthwise(node: Node) -> bool:
@@ -199,8 +201,8 @@ class Profile(NamedTuple):
         return predict(self.coefs(), [f[t.name] for t in TERMS])
 
 
-def _num(v: float) -> float | str:
-    return ".inf" if math.isinf(v) else float(f"{v:.4g}")
+def _num(v: float) -> float:
+    return float(f"{v:.4g}")
 
 
 def profile_yaml(p: Profile) -> str:
@@ -237,22 +239,18 @@ def profile_names() -> list[str]:
 
 def load_profile(ref: str) -> Profile:
     """A profile by file path or built-in name (``pixel1``); every mistake located."""
-    from macscalc.core.yamlload import LocDict, load
+    from macscalc.core.yamlload import LocDict, load, read_text
 
     path = Path(ref)
-    if not path.is_file():
+    if not os.path.lexists(path):  # False, not an error, for a name the system refuses
+        if ref not in profile_names():
+            raise MacscalcError(f"no profile file or built-in profile named {show(ref)} "
+                                f"(built-ins: {', '.join(profile_names())})")
         path = PROFILE_DIR / f"{ref}.yaml"
-        if ref.endswith((".yaml", ".yml")) or not path.is_file():
-            raise MacscalcError(f"no profile file or built-in profile named {ref!r} (built-ins: "
-                                f"{', '.join(profile_names())})")
         file = f"macscalc/data/profiles/{path.name}"
     else:
         file = ref
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read profile: {e}", file) from None
-    doc = load(text, file)
+    doc = load(read_text(path, file, "profile"), file)
 
     def need(m: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
         if not isinstance(m, LocDict):
@@ -260,12 +258,15 @@ def load_profile(ref: str) -> Profile:
         if key not in m:
             raise MacscalcError(f"{where} needs {key!r}", file, *m.loc)
         value = m[key]
-        bad_number = kind is float and (isinstance(value, bool) or not isinstance(
-            value, (int, float)) or value < 0 or math.isnan(value))
+        rate = kind is float and key in RATES
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        bad_number = kind is float and not (  # NaN fails every comparison
+            number and (value > 0 if rate else value >= 0) and value <= MAX_PROFILE_CONSTANT)
         if bad_number or (kind is not float and not isinstance(value, kind)):
-            expected = "a non-negative number" if kind is float else {
+            expected = (f"a {'positive' if rate else 'non-negative'} number up to "
+                        f"{MAX_PROFILE_CONSTANT:,.0f}") if kind is float else {
                 str: "text", LocDict: "a mapping", list: "a list"}.get(kind, "a value")
-            raise MacscalcError(f"{key!r} must be {expected}, got {value!r}", file,
+            raise MacscalcError(f"{show(key)} must be {expected}, got {show(value)}", file,
                                 *m.value_locs[key])
         return value
 

@@ -32,6 +32,8 @@ MAX_RANK = 8  # dims of an ONNX tensor (initializer, input, declared output)
 MAX_CONST_ELEMENTS = 1 << 20  # a constant computed from a file's shape arithmetic
 MAX_CSV_ROWS = 500  # rows of a measurement CSV (calibrate, measure --grid)
 MAX_BLOCK_DEPTH = 32  # a spec's own blocks used inside one another
+MS_RANGE = (0.001, 10_000_000)  # a latency in ms (measured, or --max-latency)
+MAX_PROFILE_CONSTANT = 1e9  # a device profile's rate (G/s), time (µs) or error (%)
 MAX_THREADS = 1_024  # measure --threads
 MAX_RUNS = 100_000  # measure --runs, --warmup, --rounds
 

@@ -17,12 +17,13 @@ never with ``NO_COLOR``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, printable
 from macscalc.core.files import write_atomic
 
 SCHEMA_VERSION = 1
@@ -55,7 +56,8 @@ class Table(NamedTuple):
     notes: list[str] = []
 
     def cells(self, row: dict[str, Any]) -> list[str]:
-        return ["" if row.get(c.key) is None else c.fmt(row[c.key]) for c in self.columns]
+        return ["" if row.get(c.key) is None else printable(c.fmt(row[c.key]))
+                for c in self.columns]
 
 
 class Doc(NamedTuple):
@@ -67,17 +69,17 @@ class Doc(NamedTuple):
 
 
 def _markdown(doc: Doc) -> str:
-    out = [f"## {doc.title}", ""]
+    out = [f"## {printable(doc.title)}", ""]
     if doc.intro:
-        out += ["```text", *doc.intro, "```", ""]
+        out += ["```text", *map(printable, doc.intro), "```", ""]
     for t in doc.tables:
-        out += [f"### {t.title}", ""]
+        out += [f"### {printable(t.title)}", ""]
         out.append("| " + " | ".join(c.header for c in t.columns) + " |")
         out.append("|" + "|".join(":---" if c.left else "---:" for c in t.columns) + "|")
         out += ["| " + " | ".join(s.replace("|", "\\|") for s in t.cells(r)) + " |" for r in t.rows]
         out.append("")
-        out += [f"- {n}" for n in t.notes] + ([""] if t.notes else [])
-    out += [f"- {n}" for n in doc.notes]
+        out += [f"- {printable(n)}" for n in t.notes] + ([""] if t.notes else [])
+    out += [f"- {printable(n)}" for n in doc.notes]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -98,15 +100,21 @@ def _csv(doc: Doc) -> str:
 
 def _plain(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
-        return "×".join(map(str, v))
-    return v
+        return printable("×".join(map(str, v)))
+    return printable(v) if isinstance(v, str) else v
 
 
 def _json(doc: Doc) -> str:
     import json
 
     leaf = json.JSONEncoder(ensure_ascii=False, default=_decimal).encode
-    return _encode({"schema_version": SCHEMA_VERSION, **doc.data}, "", leaf) + "\n"
+    text = _encode({"schema_version": SCHEMA_VERSION, **doc.data}, "", leaf) + "\n"
+    # json escapes C0 controls itself; C1 and invisible format characters can only be
+    # inside strings, where \uXXXX is the same text
+    return _UNESCAPED.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+_UNESCAPED = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -246,7 +254,7 @@ def _table_lines(t: Table, width: int | None, style: _Style) -> list[str]:
                   for x, w, c in zip(cells, widths, cols, strict=True))
         return (" " * GAP).join(padded).rstrip()
 
-    out = [f"{style.bold}{x}{style.off}" for x in _wrap(t.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(printable(t.title), width)]
     out.append(f"{style.bold}{line([c.header for c in cols])}{style.off}")
     out.append((" " * GAP).join("─" * w for w in widths))
     for cells, r in zip(rows, t.rows, strict=True):
@@ -254,7 +262,7 @@ def _table_lines(t: Table, width: int | None, style: _Style) -> list[str]:
     for note, number in lay.notes.items():
         out += _wrap(note, width, f"  [{number}] ", " " * (len(str(number)) + 5))
     for note in t.notes:
-        out += _wrap(note, width, "  ")
+        out += _wrap(printable(note), width, "  ")
     cut = any(len(x) > w for cells in rows for x, w in zip(cells, widths, strict=True))
     if lay.dropped or cut:
         names = ", ".join(t.columns[i].header for i in lay.dropped)
@@ -278,17 +286,17 @@ def _intro_lines(line: str, width: int | None) -> list[str]:
 def text(doc: Doc, width: int | None = None, color: bool = False) -> str:
     """``doc`` for people: every line at most ``width`` characters (None: no limit)."""
     style = _Style("\033[1m", "\033[33m", "\033[0m") if color else _Style()
-    out = [f"{style.bold}{x}{style.off}" for x in _wrap(doc.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(printable(doc.title), width)]
     if doc.intro:
         out.append("")
         for x in doc.intro:
-            out += _intro_lines(x, width)
+            out += _intro_lines(printable(x), width)
     for t in doc.tables:
         out += ["", *_table_lines(t, width, style)]
     if doc.notes:
         out.append("")
     for note in doc.notes:
-        out += _wrap(note, width, "", "  ")
+        out += _wrap(printable(note), width, "", "  ")
     return "\n".join(out) + "\n"
 
 
