@@ -679,16 +679,20 @@ def sweep(
     --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
     """
     with user_errors():
-        from macscalc.analysis.sweeps import parse_values, progress_bar
+        from macscalc.analysis.sweeps import check_points, parse_values, progress_bar, value_count
         from macscalc.analysis.sweeps import sweep as run
         from macscalc.core.units import parse_bytes, parse_count
         from macscalc.lang.spec import load_spec
         from macscalc.render.output import render
         from macscalc.render.sweep_view import sweep_doc
 
-        if max_latency is not None and (device is None or not 0 < max_latency < float("inf")):
+        if max_latency is not None and device is None:
             raise MacscalcError("--max-latency needs --device PROFILE and a positive number "
                                 "of ms")
+        if max_latency is not None:
+            from macscalc.core.units import parse_ms
+
+            parse_ms(max_latency, "--max-latency")
         profile = _profile(device)
         if plot is not None:
             from macscalc.render.plot import check_target, sweep_plot
@@ -704,6 +708,7 @@ def sweep(
             raise MacscalcError("sweep needs a spec: α and ρ do not apply to an ONNX file; "
                                 "write one with 'macscalc import MODEL -o spec.yaml'")
         s = load_spec(spec)
+        check_points(value_count(alpha, "--alpha"), value_count(res, "--res") if res else 1)
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
             result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,

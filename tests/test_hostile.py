@@ -230,3 +230,27 @@ def test_max_latency_is_a_finite_positive_number(value):
 def test_pick_family_names_a_family():
     fails(["pick", "--family", ","], "--family ',' names no family (known: detection, micronet, "
                                      "v1, v2, v3, zoo)")
+
+
+# 5. Sweeps: sized before anything is expanded, within the documented α and size limits.
+
+@pytest.mark.parametrize(("alpha", "res", "message"), ids=["product", "range", "alphas", "huge",
+                                                           "decimals", "size", "digits"],
+                         argvalues=[
+    # 16,000,000 α × 16,384 sizes = 2.6e11 points: expanded before the cap was checked
+    ("0.000001:16:0.000001", "1:16384", "16,000,000 α values are more than a sweep holds "
+                                        "(1,000); take a larger step"),
+    ("0.5", "1:16384:0.001", "1 α × 16,383,001 resolutions = 16,383,001 points, more than a "
+                             "sweep holds (1,000,000); narrow the ranges or take larger steps"),
+    ("0.01:16:0.01", "224", "1,600 α values are more than a sweep holds (1,000); take a larger "
+                            "step"),
+    ("1" + "0" * 400, "224", "--alpha must be numbers, START:STOP:STEP ranges or comma lists of "
+                             "them, got '1" + "0" * 38 + "…"),
+    ("0.1234567", "224", "width multiplier must be a positive number up to 16 (at most 6 "
+                         "decimals), got 0.1234567"),
+    ("0.5", "16385", "resolution must be a whole number from 1 to 16,384, got 16385"),
+    ("0.5", "١٢٨", "--res must be numbers, START:STOP:STEP ranges or comma lists of them, got "
+                   "'١٢٨'"),
+])
+def test_sweep_ranges_are_sized_first(alpha, res, message):
+    fails(["sweep", "mobilenet_v1", "--alpha", alpha, "--res", res], message)
