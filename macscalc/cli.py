@@ -23,7 +23,9 @@ from macscalc.core.limits import (
     MAX_CHANNELS,
     MAX_EXPLAIN_CHANNELS,
     MAX_RATIO,
+    MAX_RUNS,
     MAX_SIZE,
+    MAX_THREADS,
     MAX_WINDOW,
 )
 
@@ -721,7 +723,7 @@ def sweep(
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")]
 ClassesOpt = Annotated[int | None, typer.Option(
-    min=1, help="Number of classes. Default: the spec's.")]
+    min=1, max=MAX_CHANNELS, help="Number of classes. Default: the spec's.")]
 
 
 @app.command()
@@ -732,8 +734,8 @@ def export(
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     classes: ClassesOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
-                                      "the same file.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Seed of the random "
+                                      "weights; the same seed writes the same file.")] = 0,
 ) -> None:
     """Write a runnable ONNX graph of a spec: opset 17, NCHW, batch 1, seeded weights.
 
@@ -762,16 +764,17 @@ def measure(
     res: ResOpt = None,
     classes: ClassesOpt = None,
     threads: Annotated[int, typer.Option(
-        "--threads", min=1, help="Intra-op threads, pinned (one inter-op thread, sequential "
-        "execution).")] = 1,
+        "--threads", min=1, max=MAX_THREADS, help="Intra-op threads, pinned (one inter-op "
+        "thread, sequential execution).")] = 1,
     runs: Annotated[int, typer.Option(
-        "--runs", min=1, help="Timed runs: the median is the figure, quartiles, min and max "
-        "its spread.")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
+        "--runs", min=1, max=MAX_RUNS, help="Timed runs: the median is the figure, quartiles, "
+        "min and max its spread.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, max=MAX_RUNS,
+                                        help="Untimed runs first.")] = 10,
     rounds: Annotated[int, typer.Option(
-        "--rounds", min=1, help="With --grid: spread the runs over this many interleaved "
-        "rounds, so a burst of load on the machine touches every model a little instead of "
-        "spoiling a few.")] = 5,
+        "--rounds", min=1, max=MAX_RUNS, help="With --grid: spread the runs over this many "
+        "interleaved rounds, so a burst of load on the machine touches every model a little "
+        "instead of spoiling a few.")] = 5,
     grid: Annotated[str | None, typer.Option(
         "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
         "micronet: their published grid points) and specs, comma-separated, or a CSV file "

@@ -254,3 +254,99 @@ def test_pick_family_names_a_family():
 ])
 def test_sweep_ranges_are_sized_first(alpha, res, message):
     fails(["sweep", "mobilenet_v1", "--alpha", alpha, "--res", res], message)
+
+
+# 6. Specs: block chains, digits, networks with nothing to count.
+
+SPEC = "name: t\nsource: s\ninput: {size: 32}\nclasses: 10\n"
+
+
+def chain(depth: int, reverse: bool = False) -> str:
+    """Blocks b0 … b{depth-1}, each using the one before; the spec uses the last."""
+    defs = ["  b0:\n    layers:\n      - conv: {c: 8}\n"]
+    defs += [f"  b{i}:\n    layers:\n      - b{i - 1}: {{}}\n" for i in range(1, depth)]
+    return (SPEC + "blocks:\n" + "".join(defs[::-1] if reverse else defs)
+            + f"layers:\n  - b{depth - 1}: {{}}\n")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["defined-inner-first", "outer-first"])
+def test_block_chains_are_depth_limited(here, reverse):
+    Path("t.yaml").write_text(chain(250, reverse))  # RecursionError in every command
+    line, user = (101, 218) if reverse else (104, 32)
+    message = (f"t.yaml:{line}:9: blocks are used inside one another more than 32 deep (here "
+               f"b{user} uses b{user - 1})")
+    for command in ("count", "memory"):
+        fails([command, "t.yaml"], message)
+    result = runner.invoke(app, ["check", "t.yaml", "--max-macs", "1"])  # a row of its table
+    assert result.exit_code == 2 and f"error: {message}\n" in result.stderr
+    Path("t.yaml").write_text(chain(32))
+    result = runner.invoke(app, ["count", "t.yaml", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"macs": 24576' in result.stdout  # 1·1·3·8·32·32 (k defaults to 1), 32 blocks deep
+
+
+def test_block_expressions_read_ascii_digits_only(here):
+    Path("t.yaml").write_text(SPEC + "blocks:\n  b:\n    args: {w: 8}\n    layers:\n"
+                              "      - conv: {c: \"$w * ٢\"}\nlayers:\n  - b: {w: 8}\n")
+    fails(["count", "t.yaml"], "t.yaml:9:19: cannot read the expression at ' ٢' (in block 'b' "
+                               "used at line 11)")
+
+
+def test_a_network_with_no_layers_is_an_error(here):
+    Path("t.yaml").write_text(SPEC + "blocks:\n  b:\n    args: {w: 0}\n    layers:\n"
+                              "      - conv: {c: 8, if: \"$w > 0\"}\nlayers:\n  - b: {w: 0}\n")
+    for command in ("count", "memory"):  # "MACs: 0" and exit 0 before
+        fails([command, "t.yaml"], "t.yaml:1: the network has no layers (every row was left out "
+                                   "by its 'if')")
+
+
+def test_explain_scaling_of_a_spec_without_macs(here):
+    Path("t.yaml").write_text(SPEC + "layers:\n  - pool: {op: max, k: 2, s: 2}\n")
+    fails(["explain", "scaling", "t.yaml", "--alpha", "0.5"],
+          "t.yaml: explain scaling needs conv or FC layers: 't' has no MACs to scale")
+
+
+# 7. Export and measure: the work a model asks for is sized before it is done.
+
+@pytest.mark.parametrize(("args", "message"), ids=["classes", "alpha"], argvalues=[
+    # V1's 4,231,976 torch params (framework-counts.md) less its 1,025,000 classifier, plus
+    # 1024·10⁶ + 10⁶ for 1,000,000 classes and 21,888 BN statistics (2 × 10,944 channels):
+    # 4.8 GiB drawn before anything was written
+    (["export", "mobilenet_v1", "--classes", "1000000", "-o", "m.onnx"],
+     "specs/mobilenet_v1.yaml: 1,028,228,864 parameters are more than an exported model holds "
+     "(150,000,000): they are drawn and written before anything runs"),
+    # = macscalc count mobilenet_v2 --alpha 16 --params all
+    (["export", "mobilenet_v2", "--alpha", "16", "-o", "m.onnx"],
+     "specs/mobilenet_v2.yaml: 566,530,024 parameters are more than an exported model holds "
+     "(150,000,000): they are drawn and written before anything runs"),
+])
+def test_export_is_bounded(here, args, message):
+    pytest.importorskip("onnx")
+    fails(args, message, seconds=10)
+    assert list(here.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "message"), ids=["res", "alpha"], argvalues=[
+    # MACs = macscalc count; bytes = 4 × macscalc memory's peak (8192²·96 elements at 16384:
+    # the stem's 32 channels live beside the first pointwise conv's 64)
+    (["--res", "16384"], "mobilenet_v1 (3,037,213,990,912 MACs, 25,769,803,776 bytes of "
+                         "activations at fp32) is past what measure runs (50,000,000,000 MACs, "
+                         "2,147,483,648 bytes)"),
+    (["--alpha", "16"], "mobilenet_v2 (69,117,949,952 MACs, 96,337,920 bytes of activations "
+                        "at fp32) is past what measure runs (50,000,000,000 MACs, "
+                        "2,147,483,648 bytes)"),
+])
+def test_measure_is_bounded(here, args, message):
+    spec = "mobilenet_v2" if "--alpha" in args else "mobilenet_v1"
+    fails(["measure", spec, *args], f"specs/{spec}.yaml: {message}", seconds=10)
+
+
+@pytest.mark.parametrize("args", [["measure", "mobilenet_v1", "--threads", "100000"],
+                                  ["measure", "mobilenet_v1", "--runs", "100000000"],
+                                  ["measure", "mobilenet_v1", "--warmup", "100000000"],
+                                  ["export", "mobilenet_v1", "--seed", "-1", "-o", "m.onnx"],
+                                  ["export", "mobilenet_v1", "--classes", "1000001", "-o",
+                                   "m.onnx"]])
+def test_measure_and_export_options_are_bounded_by_the_parser(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Invalid value for" in result.stderr

@@ -18,8 +18,9 @@ from typing import Any
 MAX_LENGTH = 200  # characters in one expression
 MAX_VALUE = 10**12  # magnitude of any number or intermediate result
 
+# ASCII only: a plain \d also matches Arabic-Indic digits, and Fraction reads '١٢' as 12
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|\$([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_]+)"
-                    r"|(//|==|!=|<=|>=|[-+*/%()<>,]))")
+                    r"|(//|==|!=|<=|>=|[-+*/%()<>,]))", re.ASCII)
 _FUNCS: dict[str, Callable[..., Fraction]] = {
     "min": min,
     "max": max,

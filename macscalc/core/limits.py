@@ -36,8 +36,11 @@ MAX_CSV_ROWS = 500  # rows of a measurement CSV (calibrate, measure --grid)
 MAX_BLOCK_DEPTH = 32  # a spec's own blocks used inside one another
 MS_RANGE = (0.001, 10_000_000)  # a latency in ms (measured, or --max-latency)
 MAX_PROFILE_CONSTANT = 1e9  # a device profile's rate (G/s), time (µs) or error (%)
-MAX_THREADS = 1_024  # measure --threads
-MAX_RUNS = 100_000  # measure --runs, --warmup, --rounds
+MAX_EXPORT_PARAMS = 150_000_000  # parameters an exported model holds (VGG-16: 138 M, 553 MB)
+MAX_MEASURE_MACS = 50 * 10**9  # MACs of one measured model (a run takes seconds at most)
+MAX_MEASURE_BYTES = 2 << 30  # peak activation memory (fp32) of one measured model
+MAX_THREADS = 256  # measure --threads
+MAX_RUNS = 10_000  # measure --runs and --warmup (--rounds: at most --runs)
 
 EXCERPT_CHARS = 40  # of a value quoted in an error message
 MAX_MESSAGE_CHARS = 1_000  # of an error message

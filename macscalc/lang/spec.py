@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, kind, show
 from macscalc.core.expr import ExprError, evaluate, is_expression
-from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
+from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_BLOCK_DEPTH, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
 from macscalc.lang.blocks import BLOCKS, Block
@@ -388,19 +388,27 @@ def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
 
 
 def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
-    """A block that uses itself, directly or through others, can never be expanded."""
-    done: set[str] = set()
+    """A block that uses itself, directly or through others, can never be expanded; blocks
+    used inside one another more than ``MAX_BLOCK_DEPTH`` deep are refused too, so that
+    expanding them never runs out of stack."""
+    depth: dict[str, int] = {}  # blocks inside one another, counting itself
 
-    def visit(name: str, chain: list[str]) -> None:
-        if name in done:
-            return
+    def visit(name: str, chain: list[str]) -> int:
+        if name in depth:
+            return depth[name]
+        inner = 0
         for used, loc in _uses(blocks[name], blocks):
             if used in chain or used == name:
                 cycle = " → ".join([*chain[chain.index(used):], name, used]) if used in chain \
                     else f"{name} → {name}"
                 raise r.fail(f"block {used!r} uses itself: {cycle}", loc)
-            visit(used, [*chain, name])
-        done.add(name)
+            if len(chain) + 2 > MAX_BLOCK_DEPTH or visit(used, [*chain, name]) + 1 \
+                    > MAX_BLOCK_DEPTH:
+                raise r.fail(f"blocks are used inside one another more than "
+                             f"{MAX_BLOCK_DEPTH} deep (here {name} uses {used})", loc)
+            inner = max(inner, depth[used])
+        depth[name] = inner + 1
+        return depth[name]
 
     for name in blocks:
         visit(name, [])

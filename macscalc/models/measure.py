@@ -22,8 +22,8 @@ from typing import NamedTuple
 from macscalc.analysis.calibrate import CSV_COLUMNS, Measurement, read_measurements
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.extras import require
-from macscalc.core.limits import MAX_CSV_ROWS
-from macscalc.core.units import fmt_alpha
+from macscalc.core.limits import MAX_CSV_ROWS, MAX_MEASURE_BYTES, MAX_MEASURE_MACS
+from macscalc.core.units import fmt_alpha, fmt_int
 from macscalc.lang.graph import Network
 
 EXTRA_COLUMNS = ("q1_ms", "q3_ms", "min_ms", "max_ms", "threads", "runs")
@@ -86,6 +86,20 @@ class Runner:
                 self.times.append((time.perf_counter_ns() - start) / 1e6)
 
 
+def _check_measurable(network: Network) -> None:
+    """A model this machine can run in seconds: its MACs and peak activation memory within
+    the limits, checked before it is exported or any memory is taken."""
+    from macscalc.analysis.memory import peak
+
+    macs = sum(n.layer.macs(n.in_shapes, n.out) for n in network.nodes)
+    nbytes = 4 * peak(network).elements
+    if macs > MAX_MEASURE_MACS or nbytes > MAX_MEASURE_BYTES:
+        raise MacscalcError(f"{network.spec.name} ({fmt_int(macs)} MACs, {fmt_int(nbytes)} "
+                            f"bytes of activations at fp32) is past what measure runs "
+                            f"({fmt_int(MAX_MEASURE_MACS)} MACs, {fmt_int(MAX_MEASURE_BYTES)} "
+                            "bytes)", network.spec.file)
+
+
 def effective_rounds(networks: int, rounds: int, runs: int) -> int:
     """Rounds only interleave several networks, and never hold fewer than one run."""
     return min(rounds, runs) if networks > 1 else 1
@@ -100,6 +114,8 @@ def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
     if runs < 1 or warmup < 0 or threads < 1 or rounds < 1:
         raise MacscalcError("--runs, --threads and --rounds must be at least 1, --warmup at "
                             "least 0")
+    for network in networks:
+        _check_measurable(network)
     runners = []
     for i, network in enumerate(networks):
         runners.append(Runner(network, threads))

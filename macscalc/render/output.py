@@ -303,7 +303,7 @@ def text(doc: Doc, width: int | None = None, color: bool = False) -> str:
 def terminal_width() -> int | None:
     """``COLUMNS`` when set, else the terminal's width; None (no limit) for a pipe or file."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isascii() and columns.isdigit() and 0 < len(columns) <= 6 and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
         return os.get_terminal_size(sys.stdout.fileno()).columns
