@@ -148,13 +148,13 @@ def test_bad_csvs_are_located(here, data, message):
 
 
 def test_csv_rows_and_grid_lists_are_bounded(here):
-    Path("m.csv").write_text("spec,alpha,res,classes,ms\n" + "mobilenet_v1,,,,10\n" * 501)
-    csv_fails(["calibrate", "m.csv", "-o", "p.yaml"], "m.csv:502:1: more than 500 rows of "
+    Path("m.csv").write_text("spec,alpha,res,classes,ms\n" + "mobilenet_v1,,,,10\n" * 301)
+    csv_fails(["calibrate", "m.csv", "-o", "p.yaml"], "m.csv:302:1: more than 300 rows of "
                                                       "measurements")
     fails(["measure", "--grid", ",".join(["mobilenet_v1"] * 3000)],  # once checked as a path
-          "--grid names 3,000 points, more than 500")
-    fails(["measure", "--grid", ",".join(["v1"] * 100)], "--grid names 1,600 points, more than "
-                                                         "500")
+          "--grid names 3,000 points, more than 300")
+    fails(["measure", "--grid", ",".join(["v1"] * 1000)], "--grid names 16,000 points, more "
+                                                          "than 300")  # v1's 16 rows each
 
 
 # 3. Injection: names from files reach no terminal or CI log raw.

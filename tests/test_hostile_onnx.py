@@ -5,17 +5,23 @@ contradict the operator or the weights are errors; sizes are bounded before any 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx", reason="the ONNX tests need the onnx extra")
 from onnx import TensorProto, helper  # noqa: E402, F401
 from typer.testing import CliRunner  # noqa: E402
 
 from macscalc.cli import app  # noqa: E402
+from macscalc.core.errors import MacscalcError  # noqa: E402
 from tests.onnx_build import G  # noqa: E402
+from tests.test_fuzz_surfaces import fuzz, one_error  # noqa: E402
 
 runner = CliRunner()
 
@@ -178,3 +184,60 @@ def test_the_layer_limit_applies_to_onnx(here, monkeypatch):
     for _ in range(4):
         x = g.node("Relu", [x])
     assert onnx_error(g.save(here / "m.onnx", x)) == "m.onnx: more than 3 layers in one network"
+
+
+# Property: ONNX graphs from random ops and attributes (MACSCALC_FUZZ_EXAMPLES: the long run).
+
+INTS = st.lists(st.integers(-3, 9), min_size=0, max_size=5)
+BIG = st.sampled_from([0, 1, 2, 7, 2**20, 2**40, -1])
+
+
+def _op(g: G, x: str, choice: int, a: list[int], b: list[int], big: int) -> str:
+    """One node on ``x`` (an N×8×8×8 tensor, if the graph so far kept it) with attributes
+    and constant inputs drawn at random."""
+    kernel = [max(v, 0) for v in a[:2]] or [3, 3]
+    if choice == 0:
+        return g.node("Conv", [x, g.init((8, 8, *([v % 5 + 1 for v in b[:2]] or [3, 3])))],
+                      kernel_shape=kernel + [3] * (2 - len(kernel)), pads=b[:4] or [0] * 4,
+                      strides=[v for v in a[2:4]] or [1, 1], dilations=[big % 3] * 2,
+                      group=a[0] if a else 1)
+    if choice == 1:
+        return g.node("MaxPool", [x], kernel_shape=kernel, strides=[v for v in b[:2]] or [1, 1],
+                      auto_pad=["NOTSET", "SAME_UPPER", "VALID", "BOGUS"][big % 4])
+    if choice == 2:
+        return g.node("Reshape", [x, g.ints(a or [1, -1])])
+    if choice == 3:
+        return g.node("Add", [x, g.node("ConstantOfShape", [g.ints([big, *b[:2]])])])
+    if choice == 4:
+        return g.node("Mul", [x, g.node("Expand", [g.ints([1]), g.ints([1, 8, big, 1])])])
+    if choice == 5:
+        return g.node("Clip", [x, g.scalar(float(a[0]) if a else 0.0),
+                               g.scalar(float(b[0]) if b else 6.0)])
+    if choice == 6:
+        return g.node("Pad", [x, g.ints((a + b + [0] * 8)[:8])])
+    if choice == 7:
+        return g.node("Split", [x, g.ints(a or [4, 4])], outputs=2, axis=1)[0]
+    return g.node("Relu", [x])
+
+
+@fuzz(40)
+@given(ops=st.lists(st.tuples(st.integers(0, 8), INTS, INTS, BIG), min_size=1, max_size=5),
+       shape=st.sampled_from([("N", 8, 8, 8), ("N", 8, 16384, 8), ("N", 8, 2**40, 1),
+                              ("N", 8, 0, 8)]))
+def test_random_onnx_graphs(ops: list[tuple[int, list[int], list[int], int]],
+                            shape: tuple[Any, ...]) -> None:
+    from macscalc.models.onnx.reader import read_network
+
+    g = G(shape)
+    x = "x"
+    for choice, a, b, big in ops:
+        x = _op(g, x, choice, a, b, big)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = g.save(Path(tmp) / "m.onnx", x)
+        try:
+            network = read_network(str(path), allow_unknown=True)
+        except MacscalcError as e:
+            one_error(e)
+            return
+    for n in network.nodes:  # every layer one a spec could hold
+        assert min(n.out) > 0 and max(n.out.h, n.out.w) <= 16_384 and n.out.c <= 10**6

@@ -186,12 +186,15 @@ def grid_points(text: str) -> list[Measurement]:
         return read_measurements(path, need_ms=False)
     out = []
     known = families()
+    rows: dict[str, list[Measurement]] = {}  # each family read once, however often named
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
         if item in known:
-            out += [Measurement(r.spec, r.alpha, r.res, None, None)
-                    for r in load_family(item).primary.rows]
+            if item not in rows:
+                rows[item] = [Measurement(r.spec, r.alpha, r.res, None, None)
+                              for r in load_family(item).primary.rows]
+            out += rows[item]
         else:
             out.append(Measurement(item, Fraction(1), None, None, None))
     if len(out) > MAX_CSV_ROWS:
