@@ -241,3 +241,20 @@ def test_random_onnx_graphs(ops: list[tuple[int, list[int], list[int], int]],
             return
     for n in network.nodes:  # every layer one a spec could hold
         assert min(n.out) > 0 and max(n.out.h, n.out.w) <= 16_384 and n.out.c <= 10**6
+
+
+def test_import_finds_repeats_in_linear_time():
+    """A 20,000-layer import spent minutes looking for repeated sequences of any length."""
+    from types import SimpleNamespace
+
+    from macscalc.lang.spec_writer import repeats
+
+    def rows(c) -> list:
+        return [SimpleNamespace(name=f"n{i}", kind="conv", args={"c": c(i)},
+                                inputs=(f"n{i - 1}",)) for i in range(20_000)]
+
+    start = time.perf_counter()
+    assert repeats(rows(lambda i: i)) == []  # all distinct
+    assert repeats(rows(lambda i: 8)) == [(1, 1, 19_999)]  # the first reads the input
+    assert repeats(rows(lambda i: i % 3)) == [(1, 3, 6_666)]
+    assert time.perf_counter() - start < 10

@@ -71,7 +71,7 @@ def _reason(e: Exception) -> str:
         return "a part of the path is not a folder"
     if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
         return "the name is too long"
-    return getattr(e, "strerror", None) or "not a usable path"
+    return getattr(e, "strerror", None) or str(e) or "not a usable path"
 
 
 def inside(path: Path, roots: tuple[Path, ...], where: str, file: str | None, what: str
