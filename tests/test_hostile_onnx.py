@@ -241,6 +241,12 @@ def test_random_onnx_graphs(ops: list[tuple[int, list[int], list[int], int]],
             return
     for n in network.nodes:  # every layer one a spec could hold
         assert min(n.out) > 0 and max(n.out.h, n.out.w) <= 16_384 and n.out.c <= 10**6
+    if all(n.layer.kind != "unknown" for n in network.nodes):  # import -o: count reads it
+        from macscalc.lang.graph import build
+        from macscalc.lang.spec import parse
+        from macscalc.lang.spec_writer import spec_text
+
+        assert build(parse(spec_text(network), "m.yaml")).nodes
 
 
 def test_import_finds_repeats_in_linear_time():
