@@ -346,3 +346,17 @@ def test_measure_is_bounded(here, args, message):
 def test_measure_and_export_options_are_bounded_by_the_parser(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "Invalid value for" in result.stderr
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("../secret.env", "a spec file named in a CSV ends in .yaml or .yml"),
+    ("link.yaml", "the spec file is outside the CSV's folder and the current folder (links "
+                  "followed)"),
+])
+def test_a_csv_names_spec_files_beside_it_only(here, spec, message):
+    Path("secret.env").write_text("API_KEY=hunter2\n")
+    Path("sub").mkdir()
+    Path("sub/link.yaml").symlink_to("/etc/passwd")
+    Path("sub/m.csv").write_text(f"spec,alpha,res,classes,ms\n{spec},,,,10\nmobilenet_v1,,,,9\n")
+    csv_fails(["calibrate", "sub/m.csv", "-o", "p.yaml"], f"sub/m.csv:2:1: spec '{spec}': "
+                                                           f"{message}")

@@ -44,6 +44,7 @@ class Measurement(NamedTuple):
 
     def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
+        from macscalc.core.files import inside
         from macscalc.lang.graph import build
         from macscalc.lang.spec import is_file, load_spec
 
@@ -51,12 +52,18 @@ class Measurement(NamedTuple):
         if base is not None and is_file(base / ref):
             ref = str(base / ref)
         try:
+            if self.file is not None and is_file(Path(ref)):  # a file a CSV names, as base:
+                if not ref.endswith((".yaml", ".yml")):
+                    raise MacscalcError("a spec file named in a CSV ends in .yaml or .yml")
+                inside(Path(ref), (base or Path.cwd(), Path.cwd()), "the CSV's folder and the "
+                       "current folder", None, "the spec file")
             return build(load_spec(ref), self.alpha, (self.res, self.res) if self.res else None,
                          self.classes)
         except MacscalcError as e:
             if self.file is None:
                 raise
-            raise MacscalcError(f"spec {self.spec!r}: {e}", self.file, self.line, 1) from None
+            raise MacscalcError(f"spec {show(self.spec)}: {e}", self.file, self.line,
+                                1) from None
 
 
 def _starts(line: str) -> list[int]:
