@@ -1,8 +1,9 @@
 """Limits on untrusted input, in one place (README: Security model).
 
-Specs, budget files and baseline reports may come from a pull request, so every size
-and value that decides how much work a run does is bounded: a value past its limit is a
-located error, never a long run. Each limit is far above what a real network needs.
+Every input may come from a pull request (specs, budget files, baselines, ONNX files,
+profiles, CSVs, options), so every size and value that decides how much work a run does
+is bounded, and checked before the work starts: a value past its limit is a located
+error, never a long run. Each limit is far above what a real network needs.
 """
 
 from __future__ import annotations
