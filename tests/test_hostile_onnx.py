@@ -264,3 +264,18 @@ def test_import_finds_repeats_in_linear_time():
     assert repeats(rows(lambda i: 8)) == [(1, 1, 19_999)]  # the first reads the input
     assert repeats(rows(lambda i: i % 3)) == [(1, 3, 6_666)]
     assert time.perf_counter() - start < 10
+
+
+def test_a_constant_node_never_reads_external_data(here):
+    """A Constant's value tensor may say it lives in external data; onnx would read it
+    relative to the current folder, unchecked."""
+    Path(".env").write_bytes(SECRET[:16])
+    value = TensorProto(name="v", data_type=TensorProto.INT64, dims=[2])
+    value.data_location = TensorProto.EXTERNAL
+    value.external_data.add(key="location", value=".env")
+    g = G()
+    x = g.conv("x", 3, 8, 3, 1)
+    g.nodes.append(helper.make_node("Constant", [], ["shape"], name="k", value=value))
+    x = g.node("Reshape", [x, "shape"])
+    assert onnx_error(g.save(here / "m.onnx", x)) == (
+        "m.onnx: node 'k' (Constant): cannot evaluate on constants: ValueError")

@@ -819,9 +819,11 @@ CONST_OPS: dict[str, Callable[[Importer, NodeProto], list[Value]]] = {
 
 
 def _constant(np: Any, a: dict) -> Any:
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     if "value" in a:
+        if a["value"].data_location == TensorProto.EXTERNAL:  # read only by file.values
+            raise ValueError("a Constant node's value in external data")
         return numpy_helper.to_array(a["value"])
     for key in ("value_float", "value_int"):
         if key in a:
