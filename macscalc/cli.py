@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from macscalc.core.errors import MacscalcError, show
+from macscalc.core.errors import MacscalcError, printable, show
 from macscalc.core.limits import (
     MAX_CHANNELS,
     MAX_EXPLAIN_CHANNELS,
     MAX_RATIO,
+    MAX_RUNS,
     MAX_SIZE,
+    MAX_THREADS,
     MAX_WINDOW,
 )
 
@@ -161,7 +163,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except MacscalcError as e:
-        typer.echo(f"error: {e.located()}", err=True)
+        typer.echo(f"error: {printable(e.located())}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -443,8 +445,9 @@ def check(
             load_budget_file,
             parse_growth,
         )
+        from macscalc.core.files import write_atomic
         from macscalc.core.units import parse_bytes, parse_count
-        from macscalc.render.output import render, write_atomic
+        from macscalc.render.output import render
 
         given = {"macs": max_macs, "flops": max_flops, "params": max_params}
         flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
@@ -458,7 +461,9 @@ def check(
                 raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
                                     f"{', '.join(profile_names())}; or a file from macscalc "
                                     "calibrate)")
-            flags["latency"] = round(max_latency * 1000)
+            from macscalc.core.units import parse_ms
+
+            flags["latency"] = round(parse_ms(max_latency, "--max-latency") * 1000)
         convention = _convention(params, ops, dtype)
         budget_file = load_budget_file(budget) if budget else None
         growth = parse_growth(max_growth)
@@ -488,7 +493,7 @@ def check(
             render(check_doc(checked), "table" if fmt == "text" else fmt, output)
         for c in checked:
             if c.error is not None and fmt != "github":
-                typer.echo(f"error: {c.error.located()}", err=True)
+                typer.echo(f"error: {printable(c.error.located())}", err=True)
     if status:
         raise typer.Exit(status)
 
@@ -590,16 +595,19 @@ def pick(
 
             check_target(plot)
         known = devices(family_names(family))
-        if max_latency is not None and not 0 < max_latency < float("inf"):
-            raise MacscalcError(f"--max-latency must be a positive number of ms, got "
-                                f"{max_latency}")
+        if max_latency is not None:
+            from macscalc.core.units import parse_ms
+
+            parse_ms(max_latency, "--max-latency")
         choices = (f"published: {', '.join(known) or 'none'}; profiles: "
                    f"{', '.join(profile_names())} or a file from macscalc calibrate")
         if max_latency is not None and device is None:
             raise MacscalcError(f"--max-latency needs --device ({choices})")
         profile, published = None, device
         if device is not None and (device in profile_names() or device not in known):
-            if device not in profile_names() and not Path(device).is_file():
+            from macscalc.lang.spec import is_file
+
+            if device not in profile_names() and not is_file(Path(device)):
                 raise MacscalcError(f"no published latencies or profile for device {show(device)} "
                                     f"({choices})")
             profile = _profile(device)
@@ -673,13 +681,13 @@ def import_(
     it stays the shipped model with: macscalc check spec.yaml --against MODEL.
     """
     with user_errors():
+        from macscalc.core.files import write_atomic
         from macscalc.lang.spec_writer import spec_text
         from macscalc.models.files import model_format, read_model
-        from macscalc.render.output import write_atomic
 
         if not model_format(model):
             raise MacscalcError(f"import reads an ONNX (.onnx) or TFLite (.tflite) model, got "
-                                f"{model!r}")
+                                f"{show(model)}")
         text = spec_text(read_model(model, res=res), rounding, name)
         if output is None:
             typer.echo(text, nl=False)
@@ -726,7 +734,13 @@ def sweep(
     --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
     """
     with user_errors():
-        from macscalc.analysis.sweeps import parse_values, progress_bar, select
+        from macscalc.analysis.sweeps import (
+            check_points,
+            parse_values,
+            progress_bar,
+            select,
+            value_count,
+        )
         from macscalc.analysis.sweeps import sweep as run
         from macscalc.core.units import parse_bytes, parse_count
         from macscalc.lang.spec import load_spec
@@ -734,9 +748,13 @@ def sweep(
         from macscalc.render.output import render
         from macscalc.render.sweep_view import sweep_doc
 
-        if max_latency is not None and (device is None or not 0 < max_latency < float("inf")):
+        if max_latency is not None and device is None:
             raise MacscalcError("--max-latency needs --device PROFILE and a positive number "
                                 "of ms")
+        if max_latency is not None:
+            from macscalc.core.units import parse_ms
+
+            parse_ms(max_latency, "--max-latency")
         profile = _profile(device)
         if plot is not None:
             from macscalc.render.plot import check_target, sweep_plot
@@ -755,6 +773,7 @@ def sweep(
                                 f"{FORMATS_A[model_format(spec)]} file; write one with "
                                 "'macscalc import MODEL -o spec.yaml'")
         s = load_spec(spec)
+        check_points(value_count(alpha, "--alpha"), value_count(res, "--res") if res else 1)
         sizes = parse_values(res, "--res") if res else [s.size[0]]
         with progress_bar() as progress:
             result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,
@@ -769,7 +788,7 @@ def sweep(
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")]
 ClassesOpt = Annotated[int | None, typer.Option(
-    min=1, help="Number of classes. Default: the spec's.")]
+    min=1, max=MAX_CHANNELS, help="Number of classes. Default: the spec's.")]
 
 
 @app.command()
@@ -781,8 +800,8 @@ def export(
     alpha: AlphaOpt = None,
     res: ResOpt = None,
     classes: ClassesOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random weights; the same seed writes "
-                                      "the same file.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Seed of the random "
+                                      "weights; the same seed writes the same file.")] = 0,
     model_format: Annotated[str | None, typer.Option(
         "--format", metavar="onnx|tflite", help="The file format. Default: from the -o "
         "suffix (.tflite: tflite, else onnx).")] = None,
@@ -804,8 +823,8 @@ def export(
             raise MacscalcError(f"--format is onnx or tflite, not {show(fmt)}")
         network = _network(spec, alpha, res, classes)
         if fmt == "tflite":
+            from macscalc.core.files import write_atomic
             from macscalc.models.tflite.export import export as to_tflite
-            from macscalc.render.output import write_atomic
 
             data = to_tflite(network, seed, dtype)
             write_atomic(output, data)
@@ -834,16 +853,17 @@ def measure(
     res: ResOpt = None,
     classes: ClassesOpt = None,
     threads: Annotated[int, typer.Option(
-        "--threads", min=1, help="Intra-op threads, pinned (one inter-op thread, sequential "
-        "execution).")] = 1,
+        "--threads", min=1, max=MAX_THREADS, help="Intra-op threads, pinned (one inter-op "
+        "thread, sequential execution).")] = 1,
     runs: Annotated[int, typer.Option(
-        "--runs", min=1, help="Timed runs: the median is the figure, quartiles, min and max "
-        "its spread.")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 10,
+        "--runs", min=1, max=MAX_RUNS, help="Timed runs: the median is the figure, quartiles, "
+        "min and max its spread.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, max=MAX_RUNS,
+                                        help="Untimed runs first.")] = 10,
     rounds: Annotated[int, typer.Option(
-        "--rounds", min=1, help="With --grid: spread the runs over this many interleaved "
-        "rounds, so a burst of load on the machine touches every model a little instead of "
-        "spoiling a few.")] = 5,
+        "--rounds", min=1, max=MAX_RUNS, help="With --grid: spread the runs over this many "
+        "interleaved rounds, so a burst of load on the machine touches every model a little "
+        "instead of spoiling a few.")] = 5,
     grid: Annotated[str | None, typer.Option(
         "--grid", metavar="GRID", help="Measure many in one go: families (v1, v2, v3, "
         "micronet: their published grid points) and specs, comma-separated, or a CSV file "
@@ -881,9 +901,9 @@ def measure(
     with user_errors():
 
         from macscalc.analysis.calibrate import Measurement
+        from macscalc.core.files import write_atomic
         from macscalc.core.units import parse_alpha
         from macscalc.models.measure import grid_points, measure_csv, runner_check
-        from macscalc.render.output import write_atomic
 
         if (spec is None) == (grid is None):
             raise MacscalcError("give a SPEC or --grid GRID (not both)")
@@ -913,7 +933,7 @@ def measure(
                                       max_runs=4 * runs if max_runs is None else max_runs,
                                       cpu=cpu, runtime=runtime, dtype=dtype)
         for line in summaries:
-            typer.echo(line, err=True)
+            typer.echo(printable(line), err=True)
         if output is None:
             typer.echo(text, nl=False)
         else:
@@ -962,8 +982,9 @@ def calibrate(
     with user_errors():
         from macscalc.analysis.calibrate import FIGURES, calibrate_file
         from macscalc.analysis.latency import profile_yaml
+        from macscalc.core.files import write_atomic
         from macscalc.render.calibration import calibrate_doc
-        from macscalc.render.output import render, write_atomic
+        from macscalc.render.output import render
 
         if figure not in FIGURES:
             raise MacscalcError(f"--figure must be one of {', '.join(FIGURES)}, got {figure!r}")

@@ -242,10 +242,11 @@ def test_explain_a_use_of_your_own_block(tmp_path):
 
 
 def test_block_expansion_and_network_size_are_bounded():
-    # 40 blocks each using the next twice would expand to 2⁴⁰ rows
+    # 30 blocks each using the next twice would expand to 2³⁰ rows (within the 32 levels
+    # blocks may nest)
     doubling = "blocks:\n" + "".join(
         f"  b{i}:\n    layers:\n      - b{i + 1}: {{}}\n      - b{i + 1}: {{}}\n"
-        for i in range(40)) + "  b40:\n    layers:\n      - act: {fn: relu}\n"
+        for i in range(30)) + "  b30:\n    layers:\n      - act: {fn: relu}\n"
     assert "the spec expands to more than 20,000 rows (in block" in _error(
         doubling + "layers:\n  - b0: {}\n")
     nested = ("blocks:\n  a:\n    layers:\n      - act: {fn: relu, n: 1000}\n  b:\n"

@@ -216,7 +216,8 @@ def test_profile_round_trips(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("name: x\n", "p.yaml:1:1: a profile needs 'device'"),
     ("name: x\ndevice: d\nconstants: {conv1x1_gmacs_per_s: -1}\ncalibration: {}\n",
-     "p.yaml:3:34: 'conv1x1_gmacs_per_s' must be a non-negative number, got -1"),
+     "p.yaml:3:34: 'conv1x1_gmacs_per_s' must be a positive number up to 1,000,000,000 or .inf "
+     "(no cost: a term the calibration left free), got -1"),
     ("name: x\ndevice: d\nconstants: [1, 2]\ncalibration: {}\n",
      "p.yaml:3:12: 'constants' must be a mapping, got [1, 2]"),
     ("name: [x\n", "p.yaml:2:1: invalid YAML"),
@@ -257,11 +258,12 @@ def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms
 @pytest.mark.parametrize(("rows", "head", "message"), [
     (["mobilenet_v2,x,224,,10"], None, "m.csv:3:14: width multiplier must be a positive "
                                       "number up to 16 (at most 6 decimals), got 'x'"),
-    (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer, got '-3'"),
-    (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a positive number of "
-                                        "milliseconds, got '0'"),
-    (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a positive number of "
-                                       "milliseconds, got ''"),
+    (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer up to "
+                                        "16,384, got '-3'"),
+    (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a number of milliseconds from "
+                                        "0.001 to 10,000,000, got '0'"),
+    (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a number of milliseconds from "
+                                       "0.001 to 10,000,000, got ''"),
     (["mobilenet_v2,0.5,160"], None, "m.csv:3:21: 3 fields where the header has 5"),
     ([",0.5,160,,3"], None, "m.csv:3:1: spec must name a built-in spec or a spec file"),
     (["mobilenet_v9,1,224,,3"], None, "m.csv:3:1: spec 'mobilenet_v9': no spec file or "
@@ -303,8 +305,8 @@ def test_calibrate_recovers_constants_and_is_deterministic(tmp_path):
 def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
     # three V1 rows: too few rows, no depthwise-heavy model (V1 1.0 at 224: 3.1 % of MACs
     # depthwise), and no element-wise ops beyond one global pool each
-    path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,1.0,192,,22",
-                           "mobilenet_v1,1.0,160,,16"])
+    path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,0.75,192,,14",
+                           "mobilenet_v1,0.5,160,,6"])
     result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
     assert result.exit_code == 0, result.output
     assert "WARNING: only 3 rows for 9 constants" in result.stdout
@@ -313,6 +315,19 @@ def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
             "conv1x1_gmacs_per_s)") in result.stdout
     assert ("WARNING: no row has elements through exp (swish, sigmoid, GELU): exp_gelems_per_s "
             "is not fitted (0 cost)") in result.stdout
+
+
+def test_calibrate_writes_no_profile_with_an_infinite_rate(tmp_path):
+    """Three V1 rows at one width: the fit gives depthwise MACs no cost, an infinite rate
+    that no profile may hold (issue 19: a rate of .inf estimated 0.00 ms)."""
+    path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,1.0,192,,24",
+                           "mobilenet_v1,1.0,160,,19"])
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.replace(str(tmp_path) + "/", "") == (
+        "error: m.csv: the fit gives depthwise MACs no cost, so depthwise_gmacs_per_s would be "
+        "infinite; a profile's rates are finite: measure models with more depthwise MACs\n")
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def _json(*args: str) -> dict:

@@ -144,7 +144,8 @@ def test_missing_external_file_when_its_values_are_needed(tmp_path):
                     all_tensors_to_one_file=True, location="w.bin", size_threshold=0)
     (tmp_path / "w.bin").unlink()
     assert error(tmp_path / "m.onnx") == (
-        "tensor 'target': external data file 'w.bin' is missing (its values are needed here)")
+        "tensor 'target': external data 'w.bin': the file is missing (its values are needed "
+        "here)")
 
 
 # -- operators --------------------------------------------------------------------------------

@@ -148,10 +148,10 @@ def test_alpha_values_that_round_alike_share_one_build():
 
 
 def test_counts_past_int64_are_refused():
-    spec = "name: big\nsource: t\ninput: {size: 8}\nclasses: 10\nlayers:\n" \
-           "  - conv: {c: 1000000, k: 9}\n"
+    spec = "name: big\nsource: t\ninput: {size: 8, channels: 1000000}\nclasses: 10\n" \
+           "layers:\n  - conv: {c: 1000000, k: 9}\n"
     with pytest.raises(MacscalcError, match="do not fit 64-bit integers"):
-        sweep(sweeps_spec(spec), [1], [2**20])
+        sweep(sweeps_spec(spec), [1], [16384])  # 9·9·10⁶·10⁶·16384² MACs > 2⁶³
 
 
 def sweeps_spec(text: str):
@@ -254,10 +254,11 @@ def test_cli_points_without_a_network_are_errors_not_numbers():
 @pytest.mark.parametrize(("args", "message"), [
     (["--max-latency", "10"], "error: --max-latency needs --device PROFILE and a positive "
                               "number of ms"),
-    (["--res", "0,96"], "error: resolution must be a whole number from 1 to 1048576, got 0"),
-    (["--res", "95.5"], "error: resolution must be a whole number from 1 to 1048576, got "
+    (["--res", "0,96"], "error: resolution must be a whole number from 1 to 16,384, got 0"),
+    (["--res", "95.5"], "error: resolution must be a whole number from 1 to 16,384, got "
                         "95.5"),
-    (["--alpha", "0:1:0.5"], "error: width multiplier must be a positive number, got 0"),
+    (["--alpha", "0:1:0.5"], "error: width multiplier must be a positive number up to 16 (at "
+                             "most 6 decimals), got 0"),
     (["--plot", "x.pdf"], "error: --plot needs a .png or .svg file name, got 'x.pdf'"),
 ])
 def test_cli_bad_input(args, message):

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from macscalc import parse
 from macscalc.cli import app
 from macscalc.core.errors import MacscalcError, kind, show
+from macscalc.core.files import write_atomic
 from macscalc.lang.spec import builtin_names
-from macscalc.render.output import write_atomic
 
 runner = CliRunner()
 HEAD = "name: t\nsource: s\ninput: {size: 32}\nclasses: 10\n"
@@ -304,8 +304,8 @@ def test_micronet_rows_with_zero_groups_or_channels(here, row, message):
      "to 16,384, got '²'"),
     (["compare", "mobilenet_v1", "mobilenet_v1 --classes 9999999"], "--classes must be a "
      "positive integer up to 1,000,000, got '9999999'"),
-    (["pick", "--device", "pixel1", "--max-latency", "nan"], "--max-latency must be a positive "
-     "number of ms, got nan"),
+    (["pick", "--device", "pixel1", "--max-latency", "nan"], "--max-latency must be a number of "
+     "milliseconds from 0.001 to 10,000,000, got nan"),
     (["count", "mobilenet_v1", "-o", ""], "cannot write '.': not a file name"),
 ])
 def test_bad_options(args, message):

@@ -10,12 +10,12 @@ what measured the data; the profile keeps them. Every mistake is ``file:line:col
 from __future__ import annotations
 
 import csv
-import math
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import MAX_CHANNELS, MAX_CSV_ROWS, MAX_SIZE
 
 if TYPE_CHECKING:
     from macscalc.analysis.latency import Profile
@@ -43,19 +43,26 @@ class Measurement(NamedTuple):
 
     def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
+        from macscalc.core.files import inside
         from macscalc.lang.graph import build
-        from macscalc.lang.spec import load_spec
+        from macscalc.lang.spec import is_file, load_spec
 
         ref = self.spec
-        if base is not None and (base / ref).is_file():
+        if base is not None and is_file(base / ref):
             ref = str(base / ref)
         try:
+            if self.file is not None and is_file(Path(ref)):  # a file a CSV names, as base:
+                if not ref.endswith((".yaml", ".yml")):
+                    raise MacscalcError("a spec file named in a CSV ends in .yaml or .yml")
+                inside(Path(ref), (base or Path.cwd(), Path.cwd()), "the CSV's folder and the "
+                       "current folder", None, "the spec file")
             return build(load_spec(ref), self.alpha, (self.res, self.res) if self.res else None,
                          self.classes)
         except MacscalcError as e:
             if self.file is None:
                 raise
-            raise MacscalcError(f"spec {self.spec!r}: {e}", self.file, self.line, 1) from None
+            raise MacscalcError(f"spec {show(self.spec)}: {e}", self.file, self.line,
+                                1) from None
 
 
 def _starts(line: str) -> list[int]:
@@ -69,20 +76,22 @@ def _starts(line: str) -> list[int]:
     return starts
 
 
-def _positive_int(text: str, what: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise ValueError(f"{what} must be a positive integer, got {text!r}")
+def _positive_int(text: str, what: str, most: int) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= most:
+        raise ValueError(f"{what} must be a positive integer up to {most:,}, got {show(text)}")
     return int(text)
 
 
-def _ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"ms must be a positive number of milliseconds, got {text!r}")
-    return value
+def _lines(path: Path) -> list[str]:
+    """The CSV's lines: a regular UTF-8 file of at most 1 MiB, in its folder or the current
+    one once links are followed (a link cannot make a run print some other file)."""
+    from macscalc.core.files import inside
+    from macscalc.core.yamlload import read_text
+
+    file = str(path)
+    inside(path, (path.parent, Path.cwd()), "its folder and the current folder", file,
+           f"measurements {show(file)}")
+    return read_text(path, file, "measurements").splitlines()
 
 
 FIGURES = {"median": "ms", "min": "min_ms"}  # calibrate --figure: the column it fits
@@ -90,17 +99,18 @@ FIGURES = {"median": "ms", "min": "min_ms"}  # calibrate --figure: the column it
 
 def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
                       ) -> list[Measurement]:
-    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional);
+    """The rows of a measurement CSV (``need_ms=False``: a grid to measure, ms optional),
+    at most ``MAX_CSV_ROWS``, each value within the limits a spec's options have;
     ``figure`` names the column taken as the latency (``FIGURES``)."""
-    from macscalc.core.units import parse_alpha
+    from macscalc.core.units import parse_alpha, parse_ms
 
     file = str(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read measurements: {e}", file) from None
+    lines = _lines(path)
     rows = [(i, line) for i, line in enumerate(lines, 1)
             if line.strip() and not line.lstrip().startswith("#")]
+    if len(rows) > MAX_CSV_ROWS + 1:
+        raise MacscalcError(f"more than {MAX_CSV_ROWS:,} rows of measurements", file,
+                            rows[MAX_CSV_ROWS + 1][0], 1)
     if not rows:
         raise MacscalcError(f"no header: expected {','.join(CSV_COLUMNS)}", file, 1, 1)
     head_line, head_text = rows[0]
@@ -110,7 +120,7 @@ def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
         if j >= len(header) or header[j] != name:
             col = _starts(head_text)[j] if j < len(header) else len(head_text) + 1
             raise MacscalcError(f"the header must start {','.join(required)}; column {j + 1} "
-                                f"is {header[j] if j < len(header) else 'missing'!r}",
+                                f"is {show(header[j]) if j < len(header) else 'missing'}",
                                 file, head_line, col)
     has_ms = len(header) > 4 and header[4] == "ms"
     ms_col = 4
@@ -135,11 +145,11 @@ def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
             column = 1
             alpha = parse_alpha(cells[1]) if cells[1] else None
             column = 2
-            res = _positive_int(cells[2], "res") if cells[2] else None
+            res = _positive_int(cells[2], "res", MAX_SIZE) if cells[2] else None
             column = 3
-            classes = _positive_int(cells[3], "classes") if cells[3] else None
+            classes = _positive_int(cells[3], "classes", MAX_CHANNELS) if cells[3] else None
             column = ms_col
-            ms = _ms(cells[ms_col]) if has_ms and (need_ms or cells[ms_col]) else None
+            ms = parse_ms(cells[ms_col], "ms") if has_ms and (need_ms or cells[ms_col]) else None
         except (ValueError, MacscalcError) as e:
             message = e.message if isinstance(e, MacscalcError) else str(e)
             raise MacscalcError(message, file, line_no, starts[column]) from None
@@ -151,8 +161,7 @@ def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
 
 def comments(path: Path) -> list[str]:
     """The CSV's comment lines (what measured it), without the ``#``."""
-    return [line.lstrip()[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.lstrip().startswith("#")]
+    return [line.lstrip()[1:].strip() for line in _lines(path) if line.lstrip().startswith("#")]
 
 
 DW_HEAVY = 0.10  # a model whose depthwise MACs are at least this share of its MACs

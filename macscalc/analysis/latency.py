@@ -28,11 +28,13 @@ numpy is imported only by the fit; estimating from a profile needs none.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from macscalc.analysis.kernels import FREE, Kernel, is_depthwise, kernels
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import MAX_PROFILE_CONSTANT
 
 if TYPE_CHECKING:
     from macscalc.lang.graph import Network, Node
@@ -88,6 +90,9 @@ TERMS = (
     Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3),
 )
 TERM_NAMES = tuple(t.name for t in TERMS)
+
+
+RATES = frozenset(t.key for t in TERMS if t.rate)
 
 
 def kernel_features(k: Kernel) -> dict[str, Any]:
@@ -266,8 +271,8 @@ class KernelTime(NamedTuple):
         return max(parts, key=parts.__getitem__)
 
 
-def _num(v: float) -> float | str:
-    return ".inf" if math.isinf(v) else float(f"{v:.4g}")
+def _num(v: float) -> float:
+    return float(f"{v:.4g}")
 
 
 def profile_yaml(p: Profile) -> str:
@@ -303,22 +308,18 @@ def profile_names() -> list[str]:
 
 def load_profile(ref: str) -> Profile:
     """A profile by file path or built-in name (``pixel1``); every mistake located."""
-    from macscalc.core.yamlload import LocDict, load
+    from macscalc.core.yamlload import LocDict, load, read_text
 
     path = Path(ref)
-    if not path.is_file():
+    if not os.path.lexists(path):  # False, not an error, for a name the system refuses
+        if ref not in profile_names():
+            raise MacscalcError(f"no profile file or built-in profile named {show(ref)} "
+                                f"(built-ins: {', '.join(profile_names())})")
         path = PROFILE_DIR / f"{ref}.yaml"
-        if ref.endswith((".yaml", ".yml")) or not path.is_file():
-            raise MacscalcError(f"no profile file or built-in profile named {ref!r} (built-ins: "
-                                f"{', '.join(profile_names())})")
         file = f"macscalc/data/profiles/{path.name}"
     else:
         file = ref
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MacscalcError(f"cannot read profile: {e}", file) from None
-    doc = load(text, file)
+    doc = load(read_text(path, file, "profile"), file)
 
     def need(m: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
         if not isinstance(m, LocDict):
@@ -326,12 +327,18 @@ def load_profile(ref: str) -> Profile:
         if key not in m:
             raise MacscalcError(f"{where} needs {key!r}", file, *m.loc)
         value = m[key]
-        bad_number = kind is float and (isinstance(value, bool) or not isinstance(
-            value, (int, float)) or value < 0 or math.isnan(value))
+        rate = kind is float and key in RATES
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        free = rate and number and value == math.inf  # a term the calibration left free
+        bad_number = kind is float and not free and not (  # NaN fails every comparison
+            number and (value > 0 if rate else value >= 0) and value <= MAX_PROFILE_CONSTANT)
         if bad_number or (kind is not float and not isinstance(value, kind)):
-            expected = "a non-negative number" if kind is float else {
+            expected = (f"a {'positive' if rate else 'non-negative'} number up to "
+                        f"{MAX_PROFILE_CONSTANT:,.0f}"
+                        + (" or .inf (no cost: a term the calibration left free)" if rate
+                           else "")) if kind is float else {
                 str: "text", LocDict: "a mapping", list: "a list"}.get(kind, "a value")
-            raise MacscalcError(f"{key!r} must be {expected}, got {value!r}", file,
+            raise MacscalcError(f"{show(key)} must be {expected}, got {show(value)}", file,
                                 *m.value_locs[key])
         return value
 
@@ -343,6 +350,9 @@ def load_profile(ref: str) -> Profile:
                             *doc.value_locs["published"])
     consts = need(doc, "constants", LocDict, top)
     constants = {t.key: float(need(consts, t.key, float, "constants")) for t in TERMS}
+    if all(math.isinf(constants[k]) for k in RATES):
+        raise MacscalcError("a profile needs at least one finite rate: with every term free, "
+                            "every estimate would be 0 ms", file, *consts.loc)
     cal = need(doc, "calibration", LocDict, top)
 
     def errors(key: str) -> Errors:

@@ -41,8 +41,9 @@ import numpy as np
 
 from macscalc.analysis.counting import Convention, param_convention
 from macscalc.analysis.memory import IN_PLACE, tensors
-from macscalc.core.errors import MacscalcError
-from macscalc.core.units import DTYPE_BYTES, dtype_name, fmt_alpha
+from macscalc.core.errors import MacscalcError, show
+from macscalc.core.limits import MAX_ALPHA, MAX_SIZE, MAX_SWEEP_ALPHAS, MAX_SWEEP_POINTS
+from macscalc.core.units import DTYPE_BYTES, dtype_name, exact, fmt_alpha, positive_ratio
 from macscalc.lang.graph import Network, Node, Replay, build
 from macscalc.lang.layers import PARAM_PARTS, Layer, Shape
 from macscalc.lang.spec import Spec, UserBlock, load_spec
@@ -55,8 +56,6 @@ FLOAT_EXACT = 2**53  # integers below this are exact in float64, and so are thei
 PAIRWISE = 1024  # live rows compared all with all (a bool array of PAIRWISE² × chains)
 PRODUCT_CELLS = 1 << 22  # live rows × resolutions multiplied at once
 BLOCK_CELLS = 1 << 16  # grid points the frontier's prefilter takes at once
-MAX_POINTS = 20_000_000  # 3 int64 arrays of this size take 480 MB
-MAX_RESOLUTION = 2**20
 
 # How each primitive maps its first input's (h, w): a hashable rule, or None (unchanged).
 # A kind missing here cannot be swept (tests check that every primitive is listed).
@@ -139,7 +138,7 @@ def _apply(rule: Rule, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nda
         return tuple(np.maximum((n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + extra[i] + 1, 0)
                      for i, n in enumerate((h, w)))
     scale = rule[1]
-    if max(int(h.max()), int(w.max())) * scale >= INT64_LIMIT // MAX_RESOLUTION:
+    if max(int(h.max()), int(w.max())) * scale >= INT64_LIMIT // MAX_SIZE:
         raise MacscalcError(f"upsampling ×{scale} makes feature maps too large to count")
     return h * scale, w * scale
 
@@ -622,9 +621,7 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
     r = np.array(sorted({_resolution(x) for x in resolutions}), dtype=np.int64)
     if not a or not len(r):
         raise MacscalcError("a sweep needs at least one α and one resolution")
-    if len(a) * len(r) > MAX_POINTS:
-        raise MacscalcError(f"{len(a) * len(r):,} points are more than a sweep holds "
-                            f"({MAX_POINTS:,}); narrow the ranges or take larger steps")
+    check_points(len(a), len(r))
     convention = Convention(param_convention(params), (), dtype_name(dtype))
     classes = classes or spec.classes
     grid = _Grid(spec, r, classes, convention, profile)
@@ -656,14 +653,26 @@ def sweep(spec: Spec | str, alphas: Iterable[Any], resolutions: Iterable[int],
                  grid.builds, latency, profile)
 
 
+def check_points(alphas: int, resolutions: int) -> None:
+    """The grid's size within the limits, checked before anything is expanded or allocated:
+    points bound the arrays, α values the networks built (one per α at worst)."""
+    if alphas > MAX_SWEEP_ALPHAS:
+        raise MacscalcError(f"{alphas:,} α values are more than a sweep holds "
+                            f"({MAX_SWEEP_ALPHAS:,}); take a larger step")
+    if alphas * resolutions > MAX_SWEEP_POINTS:
+        raise MacscalcError(f"{alphas:,} α × {resolutions:,} resolutions = "
+                            f"{alphas * resolutions:,} points, more than a sweep holds "
+                            f"({MAX_SWEEP_POINTS:,}); narrow the ranges or take larger steps")
+
+
 def _exact(x: Any) -> Fraction:
+    """A width multiplier within the limits every command applies: up to 16, 6 decimals."""
     try:
-        value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
-    except (TypeError, ValueError, ZeroDivisionError):
-        value = Fraction(0)
-    if value <= 0:
-        raise MacscalcError(f"width multiplier must be a positive number, got {_show(x)}")
-    return value
+        text = str(x) if isinstance(x, (Fraction, np.integer)) else x
+        return positive_ratio(text, MAX_ALPHA)
+    except ValueError:
+        raise MacscalcError(f"width multiplier must be a positive number up to {MAX_ALPHA} "
+                            f"(at most 6 decimals), got {_show(x)}") from None
 
 
 def _resolution(x: Any) -> int:
@@ -674,8 +683,8 @@ def _resolution(x: Any) -> int:
             value = Fraction(repr(x)) if isinstance(x, float) else Fraction(x)
         except (TypeError, ValueError, ZeroDivisionError):
             value = Fraction(0)
-    if not (isinstance(value, int) or value.denominator == 1) or not 1 <= value <= MAX_RESOLUTION:
-        raise MacscalcError(f"resolution must be a whole number from 1 to {MAX_RESOLUTION}, "
+    if not (isinstance(value, int) or value.denominator == 1) or not 1 <= value <= MAX_SIZE:
+        raise MacscalcError(f"resolution must be a whole number from 1 to {MAX_SIZE:,}, "
                             f"got {_show(x)}")
     return int(value)
 
@@ -683,31 +692,48 @@ def _resolution(x: Any) -> int:
 def _show(x: Any) -> str:
     if isinstance(x, Fraction):
         return str(x) if x.denominator == 1 else fmt_alpha(x)
-    return repr(x)
+    return show(x) if isinstance(x, str) else show(repr(x)).strip("'")
+
+
+Range = tuple[Fraction, Fraction, Fraction, int]  # start, stop, step, how many values
+
+
+def _ranges(text: str, what: str) -> list[Range]:
+    """The ranges and single values of ``text``, each sized, nothing expanded yet."""
+    out: list[Range] = []
+    for item in (t.strip() for t in text.split(",")):
+        parts = item.split(":")
+        try:
+            nums = [exact(p) for p in parts]
+        except ValueError:
+            raise MacscalcError(f"{what} must be numbers, START:STOP:STEP ranges or comma "
+                                f"lists of them, got {show(item)}") from None
+        if len(nums) > 3:
+            raise MacscalcError(f"{what}: a range is START:STOP:STEP, got {show(item)}")
+        start, stop, step = (*nums, nums[-1] if len(nums) == 1 else Fraction(1),
+                             Fraction(1))[:3]
+        if step <= 0 or stop < start:
+            raise MacscalcError(f"{what}: {show(item)} needs STOP ≥ START and a positive STEP")
+        out.append((start, stop, step, int((stop - start) // step) + 1))
+    return out
+
+
+def value_count(text: str, what: str) -> int:
+    """How many values ``text`` names (repeats counted), without expanding its ranges."""
+    return sum(n for *_, n in _ranges(text, what))
 
 
 def parse_values(text: str, what: str) -> list[Fraction]:
     """``START:STOP:STEP`` (inclusive, exact decimals), ``a,b,c``, or both: ``0.25:1:0.25,1.4``.
-    ``START:STOP`` steps by 1."""
+    ``START:STOP`` steps by 1. Sized first: more than a sweep holds is an error before any
+    value is made."""
+    ranges = _ranges(text, what)
+    total = sum(n for *_, n in ranges)
+    if total > MAX_SWEEP_POINTS:
+        raise MacscalcError(f"{what} names {total:,} values, more than a sweep holds "
+                            f"({MAX_SWEEP_POINTS:,})")
     out: list[Fraction] = []
-    for item in (t.strip() for t in text.split(",")):
-        parts = item.split(":")
-        try:
-            nums = [Fraction(p.strip()) for p in parts]
-        except (ValueError, ZeroDivisionError):
-            raise MacscalcError(f"{what} must be numbers, START:STOP:STEP ranges or comma "
-                                f"lists of them, got {item!r}") from None
-        if len(nums) == 1:
-            out.append(nums[0])
-            continue
-        if len(nums) > 3:
-            raise MacscalcError(f"{what}: a range is START:STOP:STEP, got {item!r}")
-        start, stop, step = (*nums, Fraction(1))[:3]
-        if step <= 0 or stop < start:
-            raise MacscalcError(f"{what}: {item!r} needs STOP ≥ START and a positive STEP")
-        n = (stop - start) // step + 1
-        if n > MAX_POINTS:
-            raise MacscalcError(f"{what}: {item!r} has {n:,} values, more than a sweep holds")
+    for start, _, step, n in ranges:
         if start.denominator == step.denominator == 1:
             out += map(Fraction, range(int(start), int(start) + n * int(step), int(step)))
         else:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.analysis.counting import Report, settings_text
-from macscalc.core.errors import MacscalcError, show
+from macscalc.core.errors import MacscalcError, printable, show
 from macscalc.core.limits import MAX_COUNT, MAX_GROWTH, MAX_REPORT_BYTES
 from macscalc.core.units import exact, fmt_int, parse_limit, pct
 from macscalc.core.yamlload import LocDict, load, read_text
@@ -375,7 +375,7 @@ def repo_path(file: str) -> str:
 
 
 def _data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _prop(text: str) -> str:

@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 
 from macscalc.analysis.counting import Report
 from macscalc.commands.budget import SpecCheck
+from macscalc.core.files import write_atomic
 from macscalc.core.units import fmt_int
 from macscalc.lang.graph import Network, Node
 from macscalc.lang.layers import Shape
-from macscalc.render.output import Column, Doc, Table, render, write_atomic
+from macscalc.render.output import Column, Doc, Table, render
 from macscalc.render.report import report_data
 
 COMPUTE = ("conv2d", "depthwise", "linear", "conv_transpose")

@@ -249,6 +249,9 @@ def scaling_doc(spec: Spec, alpha: Fraction, res: int) -> Doc:
     """How α and ρ scale each layer, and where rounding moves the real cost off α²·ρ²."""
     conv = Convention(PARAM_CONVENTIONS["torch"])
     base = count(build(spec, Fraction(1)), conv)  # the paper widths, whatever the spec fixes
+    if not base.macs:  # every ratio below is to the base's MACs
+        raise MacscalcError(f"explain scaling needs conv or FC layers: {show(spec.name)} has "
+                            "no MACs to scale", spec.file)
     scaled = count(build(spec, alpha, (res, res)), conv)
     rho = Fraction(res, spec.size[0])
     by_name = {lc.node.name: lc for lc in scaled.layers}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
 from macscalc.core.units import DTYPE_BYTES, fmt_alpha, fmt_int
 from macscalc.published.grid import Grid
 from macscalc.published.tables import families, load_family
@@ -54,7 +54,9 @@ def family_names(text: str | None) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     for n in names:
         if n not in known:
-            raise MacscalcError(f"unknown family {n!r} (known: {', '.join(known)})")
+            raise MacscalcError(f"unknown family {show(n)} (known: {', '.join(known)})")
+    if not names:
+        raise MacscalcError(f"--family {show(text)} names no family (known: {', '.join(known)})")
     return names
 
 

@@ -9,6 +9,7 @@ given (an input may be hostile, and the message may land in a public CI log).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,6 +58,24 @@ def show(value: Any, limit: int = EXCERPT_CHARS) -> str:
         if len(text) > limit:
             break
     return _cut(text, limit)
+
+
+# C0 and C1 controls (a terminal's escape sequences start with ESC or CSI), and the
+# invisible format characters that reorder or hide text (bidi controls, zero widths)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                          "\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` as every printer shows it: control and invisible format characters
+    escaped (``\\x1b``, ``\\u202e``), so a name from a file cannot move the cursor, colour
+    the terminal or break a line; and no line starts a GitHub workflow command (``::``)."""
+    out = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                           else f"\\u{ord(m[0]):04x}", text)
+    if out.lstrip(" ").startswith("::"):
+        at = out.index(":")
+        out = out[:at] + "\\x3a" + out[at + 1:]
+    return out
 
 
 def kind(value: Any) -> str:

@@ -19,9 +19,10 @@ from typing import Any
 MAX_LENGTH = 200  # characters in one expression
 MAX_VALUE = 10**12  # magnitude of any number or intermediate result
 
+# ASCII only: a plain \d also matches Arabic-Indic digits, and Fraction reads '١٢' as 12
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|\$([A-Za-z_][A-Za-z0-9_]*)"
                     r"|([A-Za-z_][A-Za-z0-9_]*|'[^'$]*'|\"[^\"$]*\")"
-                    r"|(//|==|!=|<=|>=|[-+*/%()<>,]))")
+                    r"|(//|==|!=|<=|>=|[-+*/%()<>,]))", re.ASCII)
 _KEYWORDS = ("and", "or", "not")
 _CONSTANTS = {"true": Fraction(1), "false": Fraction(0)}
 Value = Fraction | str  # a number, or a word (``relu``) that only compares equal or not

@@ -8,13 +8,14 @@ is refused before any arithmetic, and every value is checked against its limit
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
 from macscalc.core.errors import MacscalcError, show
-from macscalc.core.limits import MAX_ALPHA, MAX_COUNT, MAX_FRACTION_CHARS
+from macscalc.core.limits import MAX_ALPHA, MAX_COUNT, MAX_FRACTION_CHARS, MS_RANGE
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
@@ -68,6 +69,18 @@ def parse_int(text: str, what: str, most: int) -> int:
     if not (t.isascii() and t.isdigit() and len(t) <= 20 and 0 < int(t) <= most):
         raise MacscalcError(f"{what} must be a positive integer up to {most:,}, got {show(text)}")
     return int(t)
+
+
+def parse_ms(value: str | float, what: str) -> float:
+    """A latency in milliseconds within ``MS_RANGE`` (NaN and infinities refused)."""
+    try:
+        ms = float(value) if not isinstance(value, str) or value.isascii() else math.nan
+    except ValueError:
+        ms = math.nan
+    if not MS_RANGE[0] <= ms <= MS_RANGE[1]:
+        raise MacscalcError(f"{what} must be a number of milliseconds from {MS_RANGE[0]} to "
+                            f"{MS_RANGE[1]:,}, got {show(value)}")
+    return ms
 
 
 def _whole(number: str, unit: int, text: str, what: str, example: str) -> int:

@@ -384,6 +384,9 @@ def build(
         b.in_base = False
         b.rule = spec.rounding
     b.place_rows(spec.rows)
+    if not b.nodes:  # every row left out by its 'if': nothing to count is not zero
+        raise MacscalcError("the network has no layers (every row was left out by its 'if')",
+                            spec.file, spec.line)
     return Network(spec, settings, b.input, tuple(b.nodes))
 
 

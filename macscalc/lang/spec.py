@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, kind, show
 from macscalc.core.expr import ExprError, evaluate, is_expression, references
-from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_EXPANDED_ROWS
+from macscalc.core.limits import MAX_ALPHA, MAX_BASE_CHAIN, MAX_BLOCK_DEPTH, MAX_EXPANDED_ROWS
 from macscalc.core.rounding import RULES, RoundingRule, parametric
 from macscalc.core.yamlload import Loc, LocDict, LocList, load, read_text
 from macscalc.lang import attention as _attention  # noqa: F401  (files its kinds)
@@ -471,19 +471,27 @@ def _uses(bdef: BlockDef, blocks: dict[str, BlockDef]) -> list[tuple[str, Loc]]:
 
 
 def _no_recursion(r: _Reader, blocks: dict[str, BlockDef]) -> None:
-    """A block that uses itself, directly or through others, can never be expanded."""
-    done: set[str] = set()
+    """A block that uses itself, directly or through others, can never be expanded; blocks
+    used inside one another more than ``MAX_BLOCK_DEPTH`` deep are refused too, so that
+    expanding them never runs out of stack."""
+    depth: dict[str, int] = {}  # blocks inside one another, counting itself
 
-    def visit(name: str, chain: list[str]) -> None:
-        if name in done:
-            return
+    def visit(name: str, chain: list[str]) -> int:
+        if name in depth:
+            return depth[name]
+        inner = 0
         for used, loc in _uses(blocks[name], blocks):
             if used in chain or used == name:
                 cycle = " → ".join([*chain[chain.index(used):], name, used]) if used in chain \
                     else f"{name} → {name}"
                 raise r.fail(f"block {used!r} uses itself: {cycle}", loc)
-            visit(used, [*chain, name])
-        done.add(name)
+            if len(chain) + 2 > MAX_BLOCK_DEPTH or visit(used, [*chain, name]) + 1 \
+                    > MAX_BLOCK_DEPTH:
+                raise r.fail(f"blocks are used inside one another more than "
+                             f"{MAX_BLOCK_DEPTH} deep (here {name} uses {used})", loc)
+            inner = max(inner, depth[used])
+        depth[name] = inner + 1
+        return depth[name]
 
     for name in blocks:
         visit(name, [])
@@ -724,7 +732,7 @@ _LOADING: ContextVar[tuple[tuple[Path, str], ...]] = ContextVar("_LOADING", defa
 def load_spec(ref: str, depth: Fraction | None = None) -> Spec:
     """Load a spec by path, or a built-in by name (``mobilenet_v2``), its rows' ``n``
     scaled by ``depth`` (default: the spec's own ``depth:``)."""
-    if _is_file(Path(ref)):
+    if is_file(Path(ref)):
         return _load(Path(ref), ref, depth)
     return _builtin(ref, depth=depth)
 
@@ -751,7 +759,7 @@ def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
     if not any(real.is_relative_to(root) for root in roots):
         raise MacscalcError(f"{show(ref)} is outside the folder of "
                             f"{chain[0][1] if chain else naming} and the current folder")
-    if not _is_file(real):
+    if not is_file(real):
         raise _unknown(ref)
     return _load(real, os.path.normpath(Path(naming).parent / ref), depth)
 
@@ -779,7 +787,8 @@ def _unknown(ref: str, note: str = "") -> MacscalcError:
                          f"({len(names)} built-ins: macscalc specs lists them){note}")
 
 
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a path the system cannot look up is not one."""
     try:
         return path.is_file()
     except (OSError, ValueError):  # a name too long, or with a NUL byte

@@ -138,15 +138,22 @@ def _signature(rows_: list[Row], i: int, index: dict[str, int]) -> tuple[Any, ..
     return rows_[i].kind, tuple(sorted((k, str(v)) for k, v in rows_[i].args.items())), rel
 
 
+MAX_BLOCK_ROWS = 128  # rows of one repeated sequence looked for (a ResNet block has ~10)
+
+
 def repeats(rows_: list[Row], min_count: int = 2) -> list[tuple[int, int, int]]:
     """Runs of an identical row sequence repeated back to back: (start, length, count),
-    longest coverage first at each point. The candidates for blocks of the spec's own."""
+    longest coverage first at each point. The candidates for blocks of the spec's own.
+    Sequences of at most ``MAX_BLOCK_ROWS`` rows are tried, so 20,000 rows take linear
+    time, not cubic."""
     index = {r.name: j for j, r in enumerate(rows_)}
     sig = [_signature(rows_, i, index) for i in range(len(rows_))]
     found, i = [], 0
     while i < len(sig):
         best = (1, 1)
-        for length in range(1, (len(sig) - i) // 2 + 1):
+        for length in range(1, min((len(sig) - i) // 2, MAX_BLOCK_ROWS) + 1):
+            if sig[i + length] != sig[i]:  # no repeat of this length: skip the slices
+                continue
             count = 1
             while sig[i + count * length: i + (count + 1) * length] == sig[i: i + length]:
                 count += 1

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from macscalc.analysis.calibrate import CSV_COLUMNS, Measurement, read_measurements
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
 from macscalc.core.extras import require
-from macscalc.core.units import fmt_alpha
+from macscalc.core.limits import MAX_CSV_ROWS, MAX_MEASURE_BYTES, MAX_MEASURE_MACS
+from macscalc.core.units import fmt_alpha, fmt_int
 from macscalc.lang.graph import Network
 
 EXTRA_COLUMNS = ("q1_ms", "q3_ms", "min_ms", "max_ms", "threads", "runs")
@@ -149,6 +150,20 @@ def runner(network: Network, threads: int, runtime: str = "onnxruntime",
         LiteRTRunner(network, threads, dtype)
 
 
+def _check_measurable(network: Network) -> None:
+    """A model this machine can run in seconds: its MACs and peak activation memory within
+    the limits, checked before it is exported or any memory is taken."""
+    from macscalc.analysis.memory import peak
+
+    macs = sum(n.layer.macs(n.in_shapes, n.out) for n in network.nodes)
+    nbytes = 4 * peak(network).elements
+    if macs > MAX_MEASURE_MACS or nbytes > MAX_MEASURE_BYTES:
+        raise MacscalcError(f"{network.spec.name} ({fmt_int(macs)} MACs, {fmt_int(nbytes)} "
+                            f"bytes of activations at fp32) is past what measure runs "
+                            f"({fmt_int(MAX_MEASURE_MACS)} MACs, {fmt_int(MAX_MEASURE_BYTES)} "
+                            "bytes)", network.spec.file)
+
+
 def effective_rounds(networks: int, rounds: int, runs: int) -> int:
     """Rounds only interleave several networks, and never hold fewer than one run."""
     return min(rounds, runs) if networks > 1 else 1
@@ -185,6 +200,8 @@ def time_networks(networks: list[Network], threads: int, runs: int, warmup: int,
     max_runs = runs if max_runs is None else max_runs
     if max_runs < runs:
         raise MacscalcError(f"--max-runs ({max_runs}) must be at least --runs ({runs})")
+    for network in networks:
+        _check_measurable(network)
     runners = []
     for i, network in enumerate(networks):
         runners.append(runner(network, threads, runtime, dtype))
@@ -271,23 +288,29 @@ def grid_points(text: str) -> list[Measurement]:
     """``--grid``: a CSV file (spec,alpha,res,classes[,ms]), or a comma list of family
     names (their published grid points) and specs (at their defaults)."""
 
+    from macscalc.lang.spec import is_file
     from macscalc.published.tables import families, load_family
 
     path = Path(text)
-    if path.is_file():
+    if is_file(path):
         return read_measurements(path, need_ms=False)
     out = []
     known = families()
+    rows: dict[str, list[Measurement]] = {}  # each family read once, however often named
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
         if item in known:
-            out += [Measurement(r.spec, r.alpha, r.res, None, None)
-                    for r in load_family(item).primary.rows]
+            if item not in rows:
+                rows[item] = [Measurement(r.spec, r.alpha, r.res, None, None)
+                              for r in load_family(item).primary.rows]
+            out += rows[item]
         else:
             out.append(Measurement(item, None, None, None, None))
+    if len(out) > MAX_CSV_ROWS:
+        raise MacscalcError(f"--grid names {len(out):,} points, more than {MAX_CSV_ROWS:,}")
     if not out:
-        raise MacscalcError(f"--grid {text!r} names no specs (a CSV file, or families such as "
+        raise MacscalcError(f"--grid {show(text)} names no specs (a CSV file, or families such as "
                             f"{', '.join(known)}, or specs, comma-separated)")
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from macscalc.analysis.counting import PARAM_CONVENTIONS, ParamConvention
-from macscalc.core.errors import MacscalcError
+from macscalc.core.errors import MacscalcError, show
 from macscalc.core.units import fmt_alpha
 from macscalc.core.yamlload import LocDict, load
 from macscalc.lang.graph import Network
@@ -170,8 +170,9 @@ def families() -> list[str]:
 
 def load_family(name: str) -> Family:
     path = DATA_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise MacscalcError(f"no published tables for {name!r} (known: {', '.join(families())})")
+    if name not in families():
+        raise MacscalcError(f"no published tables for {show(name)} (known: "
+                            f"{', '.join(families())})")
     file = f"macscalc/data/{path.name}"
     doc = load(path.read_text(encoding="utf-8"), file)
     try:
@@ -222,9 +223,11 @@ def _memory(d: LocDict) -> MemoryTable:
 
 
 def load_split(spec_name: str) -> Split | None:
-    """A paper's per-layer-type split for a spec (``data/splits/<spec>.yaml``), if any."""
+    """A paper's per-layer-type split for a spec (``data/splits/<spec>.yaml``), if any. A
+    spec's name is looked up among the files there, never used as a path: it comes from
+    the spec, which may be hostile."""
     path = DATA_DIR / "splits" / f"{spec_name}.yaml"
-    if not path.is_file():
+    if spec_name not in {p.stem for p in path.parent.glob("*.yaml")}:
         return None
     file = f"macscalc/data/splits/{path.name}"
     try:

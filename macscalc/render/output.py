@@ -16,17 +16,15 @@ never with ``NO_COLOR``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import stat
+import re
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from macscalc.core.errors import MacscalcError, show
+from macscalc.core.errors import MacscalcError, printable
+from macscalc.core.files import write_atomic
 
 SCHEMA_VERSION = 1
 FORMATS = ("table", "wide", "json", "csv", "markdown")
@@ -58,7 +56,8 @@ class Table(NamedTuple):
     notes: list[str] = []
 
     def cells(self, row: dict[str, Any]) -> list[str]:
-        return ["" if row.get(c.key) is None else c.fmt(row[c.key]) for c in self.columns]
+        return ["" if row.get(c.key) is None else printable(c.fmt(row[c.key]))
+                for c in self.columns]
 
 
 class Doc(NamedTuple):
@@ -70,17 +69,17 @@ class Doc(NamedTuple):
 
 
 def _markdown(doc: Doc) -> str:
-    out = [f"## {doc.title}", ""]
+    out = [f"## {printable(doc.title)}", ""]
     if doc.intro:
-        out += ["```text", *doc.intro, "```", ""]
+        out += ["```text", *map(printable, doc.intro), "```", ""]
     for t in doc.tables:
-        out += [f"### {t.title}", ""]
+        out += [f"### {printable(t.title)}", ""]
         out.append("| " + " | ".join(c.header for c in t.columns) + " |")
         out.append("|" + "|".join(":---" if c.left else "---:" for c in t.columns) + "|")
         out += ["| " + " | ".join(s.replace("|", "\\|") for s in t.cells(r)) + " |" for r in t.rows]
         out.append("")
-        out += [f"- {n}" for n in t.notes] + ([""] if t.notes else [])
-    out += [f"- {n}" for n in doc.notes]
+        out += [f"- {printable(n)}" for n in t.notes] + ([""] if t.notes else [])
+    out += [f"- {printable(n)}" for n in doc.notes]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -101,15 +100,21 @@ def _csv(doc: Doc) -> str:
 
 def _plain(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
-        return "×".join(map(str, v))
-    return v
+        return printable("×".join(map(str, v)))
+    return printable(v) if isinstance(v, str) else v
 
 
 def _json(doc: Doc) -> str:
     import json
 
     leaf = json.JSONEncoder(ensure_ascii=False, default=_decimal).encode
-    return _encode({"schema_version": SCHEMA_VERSION, **doc.data}, "", leaf) + "\n"
+    text = _encode({"schema_version": SCHEMA_VERSION, **doc.data}, "", leaf) + "\n"
+    # json escapes C0 controls itself; C1 and invisible format characters can only be
+    # inside strings, where \uXXXX is the same text
+    return _UNESCAPED.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+_UNESCAPED = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -249,7 +254,7 @@ def _table_lines(t: Table, width: int | None, style: _Style) -> list[str]:
                   for x, w, c in zip(cells, widths, cols, strict=True))
         return (" " * GAP).join(padded).rstrip()
 
-    out = [f"{style.bold}{x}{style.off}" for x in _wrap(t.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(printable(t.title), width)]
     out.append(f"{style.bold}{line([c.header for c in cols])}{style.off}")
     out.append((" " * GAP).join("─" * w for w in widths))
     for cells, r in zip(rows, t.rows, strict=True):
@@ -257,7 +262,7 @@ def _table_lines(t: Table, width: int | None, style: _Style) -> list[str]:
     for note, number in lay.notes.items():
         out += _wrap(note, width, f"  [{number}] ", " " * (len(str(number)) + 5))
     for note in t.notes:
-        out += _wrap(note, width, "  ")
+        out += _wrap(printable(note), width, "  ")
     cut = any(len(x) > w for cells in rows for x, w in zip(cells, widths, strict=True))
     if lay.dropped or cut:
         names = ", ".join(t.columns[i].header for i in lay.dropped)
@@ -281,24 +286,24 @@ def _intro_lines(line: str, width: int | None) -> list[str]:
 def text(doc: Doc, width: int | None = None, color: bool = False) -> str:
     """``doc`` for people: every line at most ``width`` characters (None: no limit)."""
     style = _Style("\033[1m", "\033[33m", "\033[0m") if color else _Style()
-    out = [f"{style.bold}{x}{style.off}" for x in _wrap(doc.title, width)]
+    out = [f"{style.bold}{x}{style.off}" for x in _wrap(printable(doc.title), width)]
     if doc.intro:
         out.append("")
         for x in doc.intro:
-            out += _intro_lines(x, width)
+            out += _intro_lines(printable(x), width)
     for t in doc.tables:
         out += ["", *_table_lines(t, width, style)]
     if doc.notes:
         out.append("")
     for note in doc.notes:
-        out += _wrap(note, width, "", "  ")
+        out += _wrap(printable(note), width, "", "  ")
     return "\n".join(out) + "\n"
 
 
 def terminal_width() -> int | None:
     """``COLUMNS`` when set, else the terminal's width; None (no limit) for a pipe or file."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isascii() and columns.isdigit() and 0 < len(columns) <= 6 and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
         return os.get_terminal_size(sys.stdout.fileno()).columns
@@ -320,67 +325,3 @@ def render(doc: Doc, fmt: str, output: Path | None = None) -> None:
         sys.stdout.write(result)
     else:
         write_atomic(output, result)
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write text (UTF-8) or bytes (an ONNX model, a plot) via a temporary file and rename,
-    so a failure leaves no partial file.
-
-    The file keeps the mode of the one it replaces; a new one gets the umask's default.
-    SIGTERM or SIGINT during the write removes the temporary file, then goes to the
-    handler it would have gone to; SIGKILL cannot be caught and may leave the hidden
-    ``.NAME.*.tmp`` behind."""
-    if path.name in ("", ".", ".."):
-        raise MacscalcError(f"cannot write {show(str(path))}: not a file name")
-    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-    try:
-        with _signals_raise():
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-            with os.fdopen(fd, "wb") as f:
-                f.write(text.encode("utf-8") if isinstance(text, str) else text)
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-            os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, _Interrupted):
-            signal.raise_signal(e.signum)  # its own handler, restored: the default ends us
-            raise MacscalcError(f"{path} not written: interrupted") from None
-        if isinstance(e, (OSError, ValueError)):
-            reason = getattr(e, "strerror", None) or e
-            raise MacscalcError(f"cannot write {show(str(path))}: {reason}") from None
-        raise
-
-
-class _Interrupted(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """While the body runs, SIGTERM and SIGINT raise :class:`_Interrupted` (after putting
-    every handler back), so the caller can clean up first. Signals set to be ignored, and
-    threads other than the main one (which may not set handlers), are left alone."""
-    saved = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGTERM, signal.SIGINT):
-            handler = signal.getsignal(s)
-            if handler not in (signal.SIG_IGN, None):
-                saved[s] = handler
-
-    def restore() -> None:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-
-    def interrupted(signum: int, frame: Any) -> None:
-        restore()
-        raise _Interrupted(signum)
-
-    try:
-        for s in saved:
-            signal.signal(s, interrupted)
-        yield
-    finally:
-        restore()

@@ -50,7 +50,7 @@ def _save(fig: Figure, path: Path, footnote: str) -> None:
     """Render to memory, then write it whole or not at all."""
     import textwrap
 
-    from macscalc.render.output import write_atomic
+    from macscalc.core.files import write_atomic
 
     check_target(path)
     fig.supxlabel(textwrap.fill(footnote, 160), x=0.01, ha="left", fontsize=7)

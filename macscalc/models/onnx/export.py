@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import MacscalcError
 from macscalc.core.extras import require
+from macscalc.core.limits import MAX_EXPORT_PARAMS
+from macscalc.core.units import fmt_int
+from macscalc.lang.layers import PARAM_PARTS
 
 if TYPE_CHECKING:
     import onnx
@@ -381,6 +384,11 @@ def export(network: Network, seed: int = 0) -> onnx.ModelProto:
     if unknown:
         raise MacscalcError(f"no ONNX export rule for layer kind(s): {', '.join(unknown)}",
                             network.spec.file)
+    params = sum(n.layer.params(n.in_shapes).total(PARAM_PARTS) for n in network.nodes)
+    if params > MAX_EXPORT_PARAMS:
+        raise MacscalcError(f"{fmt_int(params)} parameters are more than an exported model "
+                            f"holds ({fmt_int(MAX_EXPORT_PARAMS)}): they are drawn and "
+                            "written before anything runs", network.spec.file)
     g = Graph(seed)
     tensors = {"input": "input"}
     consumed: set[str] = set()
@@ -405,6 +413,6 @@ def export(network: Network, seed: int = 0) -> onnx.ModelProto:
 
 def save(model: onnx.ModelProto, path: Path) -> None:
     """Write the model whole or not at all."""
-    from macscalc.render.output import write_atomic
+    from macscalc.core.files import write_atomic
 
     write_atomic(path, model.SerializeToString())

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import MacscalcError
+from macscalc.core.files import inside
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,7 +116,8 @@ class _Wire:
 
 
 def _numel(buf: Any, start: int, end: int, file: str) -> int:
-    """Elements of a serialized TensorProto, from its dims (packed or not)."""
+    """Elements of a serialized TensorProto from its dims (packed or not), counted only up
+    to ``SMALL + 1``: a tensor of a million dims costs no big-number arithmetic."""
     w = _Wire(buf, start, end, file)
     n = 1
     while w.pos < w.end:
@@ -122,11 +125,11 @@ def _numel(buf: Any, start: int, end: int, file: str) -> int:
         if number != _DIMS:
             continue
         if wire == 0:
-            n *= payload
+            n = min(n * payload, SMALL + 1)
         else:
             inner = _Wire(buf, payload, stop, file)
             while inner.pos < inner.end:
-                n *= inner.varint()
+                n = min(n * inner.varint(), SMALL + 1)
     return n
 
 
@@ -219,17 +222,71 @@ def values(t: TensorProto, base: Path, file: str) -> np.ndarray:
 
     name = short(t.name)
     if t.data_location == TensorProto.EXTERNAL:
-        info = {e.key: e.value for e in t.external_data}
-        loc = info.get("location", "")
-        target = (base / loc).resolve()
-        if not loc or Path(loc).is_absolute() or base.resolve() not in target.parents:
-            raise MacscalcError(f"tensor {name!r}: external data location {short(loc)!r} is "
-                                "not a file beside the model", file)
-        if not target.is_file():
-            raise MacscalcError(f"tensor {name!r}: external data file {short(loc)!r} is "
-                                "missing (its values are needed here)", file)
+        return _external(t, base, file)
     try:
-        return numpy_helper.to_array(t, str(base))
+        return numpy_helper.to_array(t)
     except Exception as e:  # noqa: BLE001 - any failure of untrusted data is a user error
         raise MacscalcError(f"tensor {name!r}: cannot read its values "
                             f"({type(e).__name__})", file) from None
+
+
+def _external(t: TensorProto, base: Path, file: str) -> np.ndarray:
+    """A small tensor's values from its external-data file: a regular file inside the
+    model's folder (links followed, none leading out), exactly the declared bytes read."""
+    import numpy as np
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    name = short(t.name)
+    info = {e.key: e.value for e in t.external_data}
+    loc = info.get("location", "")
+
+    def fail(what: str) -> MacscalcError:
+        return MacscalcError(f"tensor {name!r}: external data {short(loc)!r}: {what}", file)
+
+    if not loc or "\0" in loc or Path(loc).is_absolute():
+        raise fail("not a file beside the model")
+    offset, length = (_decimal(info.get(k), fail, k) for k in ("offset", "length"))
+    try:
+        dtype = np.dtype(tensor_dtype_to_np_dtype(t.data_type))
+    except (KeyError, TypeError, ValueError):
+        raise fail(f"data type {t.data_type} cannot be read from a file") from None
+    if dtype.kind not in "biuf":
+        raise fail(f"data type {dtype.name} cannot be read from a file")
+    numel = 1
+    for d in t.dims:
+        numel *= d
+    need = numel * dtype.itemsize
+    if numel < 0 or (length is not None and length != need):
+        raise fail(f"declares {length} bytes where its dims need {need}")
+    real = inside(base / loc, (base,), "the model's folder", file,
+                  f"tensor {name!r}: external data {short(loc)!r}")
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise fail("the file is missing (its values are needed here)") from None
+    except (OSError, ValueError) as e:
+        raise fail(f"cannot read it ({getattr(e, 'strerror', None) or 'not a usable path'})"
+                   ) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise fail("not a regular file")
+        if (offset or 0) + need > st.st_size:
+            raise fail("the file is shorter than the range it declares")
+        data = os.pread(fd, need, offset or 0)
+    except OSError as e:
+        raise fail(f"cannot read it ({e.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) != need:
+        raise fail("the file is shorter than the range it declares")
+    return np.frombuffer(data, dtype.newbyteorder("<")).reshape(tuple(t.dims)).copy()
+
+
+def _decimal(text: str | None, fail: Any, key: str) -> int | None:
+    """An external-data offset or length: ASCII digits only, at most 18 of them."""
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise fail(f"its {key} must be a whole number of bytes")
+    return int(text)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from macscalc.core.errors import ShapeError
+from macscalc.core.errors import ShapeError, show
+from macscalc.core.limits import MAX_CONST_ELEMENTS, MAX_RANK
 from macscalc.lang.layers import (
     Activation,
     Add,
@@ -75,6 +76,36 @@ def _window(imp: Importer, node: NodeProto) -> tuple[Act, tuple[int, int, int, i
     return v, total, a  # type: ignore[return-value]
 
 
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _window_attrs(imp: Importer, node: NodeProto, a: dict, kernel: tuple[int, int] | None
+                  ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """A window's kernel, strides and dilations as the node gives them, checked against
+    the ONNX operator (two positive values each, a known auto_pad) and, for a conv,
+    against its weight's kernel: a contradiction is the file's error, never counted."""
+    k = a.get("kernel_shape", list(kernel) if kernel else None)
+    if k is None:
+        raise imp.fail("needs kernel_shape", node)
+    out = []
+    for key, v in (("kernel_shape", k), ("strides", a.get("strides", [1, 1])),
+                   ("dilations", a.get("dilations", [1, 1]))):
+        if not isinstance(v, list) or len(v) != 2 or any(not isinstance(x, int) or x < 1
+                                                          for x in v):
+            raise imp.fail(f"{key} must be two positive integers, got {show(v)}", node)
+        out.append((v[0], v[1]))
+    if kernel is not None and out[0] != kernel:
+        raise imp.fail(f"kernel_shape {show(k)} contradicts its weight's "
+                       f"{kernel[0]}×{kernel[1]} kernel", node)
+    auto = a.get("auto_pad", "NOTSET")
+    if auto not in AUTO_PADS:
+        raise imp.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {show(auto)}",
+                       node)
+    if any(not isinstance(p, int) or p < 0 for p in a.get("pads", [])):
+        raise imp.fail(f"pads must be non-negative integers, got {show(a['pads'])}", node)
+    return out[0], out[1], out[2]
+
+
 def _onnx_len(n: int, k: int, s: int, d: int, begin: int, end: int, ceil: bool) -> int:
     """ONNX's (and PyTorch's) output length of one axis."""
     span = d * (k - 1) + 1
@@ -127,7 +158,7 @@ def _placed_window(imp: Importer, node: NodeProto, x: Act, make: Callable[[Any],
         if (out.h, out.w) == want:
             imp.place(node, layer, [x])
             return
-    raise Unsupported(f"{node.op_type} with pads {list(pads)}")
+    raise Unsupported(f"{node.op_type} with pads {imp.quote(list(pads), node)}")
 
 
 def _kernel(imp: Importer, node: NodeProto) -> Const:
@@ -144,12 +175,10 @@ def _conv(imp: Importer, node: NodeProto) -> None:
     cout, per_group, kh, kw = w.dims
     group = int(a.get("group", 1))
     cin = x.dims[1]
-    if per_group * group != cin:
+    if group < 1 or per_group * group != cin:
         raise imp.fail(f"weight {show_dims(w.dims)} with group {group} does not fit {cin} input "
                        "channels", node)
-    k = tuple(a.get("kernel_shape", [kh, kw]))
-    s = tuple(a.get("strides", [1, 1]))
-    d = tuple(a.get("dilations", [1, 1]))
+    k, s, d = _window_attrs(imp, node, a, (kh, kw))
     bias = len(node.input) > 2 and bool(node.input[2])
     if group > 1 and group == cin and cout % cin == 0:
         def make(p: Any) -> Layer:
@@ -165,24 +194,24 @@ def _conv_transpose(imp: Importer, node: NodeProto) -> None:
     w = _kernel(imp, node)
     cin, per_group, kh, kw = w.dims
     group = int(a.get("group", 1))
+    k, s, d = _window_attrs(imp, node, a, (kh, kw))
+    if group < 1:
+        raise imp.fail(f"group must be positive, got {group}", node)
     if cin != x.dims[1] or a.get("auto_pad", "NOTSET") != "NOTSET" or "output_shape" in a \
             or pads[:2] != pads[2:]:
         raise Unsupported("ConvTranspose with auto_pad, output_shape or uneven pads")
-    layer = ConvTranspose2d(c=per_group * group, k=tuple(a.get("kernel_shape", [kh, kw])),
-                            s=tuple(a.get("strides", [1, 1])), padding=tuple(pads[:2]),
+    layer = ConvTranspose2d(c=per_group * group, k=k, s=s, padding=tuple(pads[:2]),
                             output_padding=tuple(a.get("output_padding", [0, 0])),
-                            d=tuple(a.get("dilations", [1, 1])), groups=group,
-                            bias=len(node.input) > 2 and bool(node.input[2]))
+                            d=d, groups=group, bias=len(node.input) > 2 and bool(node.input[2]))
     imp.place(node, layer, [x])
 
 
 def _pool(op: str) -> Callable[[Importer, NodeProto], None]:
     def rule(imp: Importer, node: NodeProto) -> None:
         x, pads, a = _window(imp, node)
-        if any(v != 1 for v in a.get("dilations", [1, 1])):
+        k, s, d = _window_attrs(imp, node, a, None)
+        if d != (1, 1):
             raise Unsupported(f"{node.op_type} with dilations")
-        k = tuple(a["kernel_shape"])
-        s = tuple(a.get("strides", [1, 1]))
         ceil = bool(a.get("ceil_mode", 0))
 
         def make(p: Any) -> Layer:
@@ -244,8 +273,10 @@ def _clip(imp: Importer, node: NodeProto) -> None:
         fn = "relu6"
     elif lo == 0 and (hi is None or hi == float("inf")):
         fn = "relu"
+    elif imp.from_external(node):
+        raise Unsupported("Clip with bounds from external data")
     else:
-        raise Unsupported(f"Clip({lo}, {hi})")
+        raise Unsupported(f"Clip({show(lo, 12)}, {show(hi, 12)})")
     imp.place(node, Activation(fn=fn), [imp.act(node)])
 
 
@@ -383,7 +414,8 @@ def _split(imp: Importer, node: NodeProto) -> None:
         step = -(-c // parts)
         sizes = [min(step, c - i * step) for i in range(parts)]
     if len(sizes) != n or sum(sizes) != c or min(sizes) <= 0:
-        raise imp.fail(f"split sizes {sizes} do not divide {c} channels into {n}", node)
+        raise imp.fail(f"split sizes {imp.quote(sizes, node)} do not divide {c} channels into "
+                       f"{n}", node)
     base = sanitize(node.name, node.op_type) or "split"
     start = 0
     for i, (o, size) in enumerate(zip(node.output, sizes, strict=True)):
@@ -434,7 +466,7 @@ def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
     if dims.count(-1) == 1 and known and total % known == 0:
         dims[dims.index(-1)] = total // known
     if any(d < 0 for d in dims) or int(np.prod(dims or [1])) != total:
-        raise imp.fail(f"cannot reshape {show_dims(x.dims)} to {shape}", node)
+        raise imp.fail(f"cannot reshape {show_dims(x.dims)} to {imp.quote(shape, node)}", node)
     return tuple(dims)
 
 
@@ -665,19 +697,42 @@ def _const_eval(fn: Callable[..., Any]) -> Callable[[Importer, NodeProto], list[
 
         args = [imp.const_value(n, node) if n else None for n in node.input]
         try:
+            if _out_size(np, node.op_type, args) > MAX_CONST_ELEMENTS:
+                raise imp.fail(f"constant arithmetic would make a tensor over "
+                               f"{MAX_CONST_ELEMENTS:,} elements", node)
             out = fn(np, attrs(node), imp.opset, *args)
-        except (ValueError, TypeError, IndexError, ZeroDivisionError, MemoryError) as e:
+        except (ValueError, TypeError, IndexError, ZeroDivisionError, MemoryError,
+                OverflowError) as e:
             raise imp.fail(f"cannot evaluate on constants: {type(e).__name__}", node) \
                 from None
         outs = out if isinstance(out, list) else [out]
-        results: list[Value] = []
-        for o in outs:
-            arr = np.asarray(o)
-            if arr.size > 1 << 20:
-                raise imp.fail("constant arithmetic makes a tensor over 2^20 elements", node)
-            results.append(Const(tuple(arr.shape), arr))
-        return results
+        return [Const(tuple(arr.shape), arr) for arr in map(np.asarray, outs)]
     return rule
+
+
+def _out_size(np: Any, op: str, args: list[Any]) -> int:
+    """The elements an op on constants makes, sized before anything is allocated: ops
+    whose output may be larger than their inputs (a shape given as values, broadcasting,
+    a range, a gather) are sized from their arguments; the rest make at most what they
+    read."""
+    from math import ceil, prod
+
+    xs = [np.asarray(x) for x in args if x is not None]
+    if op == "ConstantOfShape":
+        dims = [int(v) for v in xs[0].reshape(-1)] if xs[0].size <= MAX_RANK else [-1]
+        return prod(dims) if min(dims, default=0) >= 0 else MAX_CONST_ELEMENTS + 1
+    if op == "Expand":
+        if xs[1].size > MAX_RANK:
+            return MAX_CONST_ELEMENTS + 1
+        return prod(np.broadcast_shapes(xs[0].shape, tuple(int(v) for v in xs[1].reshape(-1))))
+    if op == "Range":
+        start, limit, delta = (float(x.reshape(-1)[0]) for x in xs)
+        return max(0, ceil((limit - start) / delta)) if delta else MAX_CONST_ELEMENTS + 1
+    if op == "Gather":
+        return xs[1].size * (xs[0].size // max(xs[0].shape[0] if xs[0].ndim else 1, 1))
+    if op in ("Add", "Sub", "Mul", "Div", "Min", "Max", "Equal", "Where"):
+        return prod(np.broadcast_shapes(*(x.shape for x in xs)))
+    return sum(x.size for x in xs)
 
 
 def _shape(imp: Importer, node: NodeProto) -> list[Value]:
@@ -774,9 +829,11 @@ CONST_OPS: dict[str, Callable[[Importer, NodeProto], list[Value]]] = {
 
 
 def _constant(np: Any, a: dict) -> Any:
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     if "value" in a:
+        if a["value"].data_location == TensorProto.EXTERNAL:  # read only by file.values
+            raise ValueError("a Constant node's value in external data")
         return numpy_helper.to_array(a["value"])
     for key in ("value_float", "value_int"):
         if key in a:

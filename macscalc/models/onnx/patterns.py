@@ -9,9 +9,10 @@ Div formula of layer norm, MatMul + Add of a bias (one linear layer).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import MacscalcError
+from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.models.onnx.file import values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
@@ -60,7 +61,7 @@ class Patterns:
                 a = node.attribute[0] if node.attribute else None
                 if a is None:
                     continue
-                if a.name == "value" and a.t and int(np.prod(a.t.dims or [1])) == 1:
+                if a.name == "value" and a.t and _literal(a.t):
                     from onnx import numpy_helper
 
                     try:
@@ -300,3 +301,12 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
 }
+
+
+def _literal(t: Any) -> bool:
+    """Whether a Constant's tensor is one value held in the file itself: external data is
+    read only by ``file.values``, from the model's folder."""
+    from onnx import TensorProto
+
+    return t.data_location != TensorProto.EXTERNAL and len(t.dims) <= MAX_RANK and all(
+        d == 1 for d in t.dims)

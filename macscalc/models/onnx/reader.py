@@ -24,10 +24,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from macscalc.core.errors import MacscalcError, ShapeError
+from macscalc.core.errors import MacscalcError, ShapeError, show
+from macscalc.core.limits import (
+    MAX_CHANNELS,
+    MAX_COUNT,
+    MAX_LAYERS,
+    MAX_ONNX_NODES,
+    MAX_RANK,
+    MAX_SIZE,
+)
 from macscalc.core.rounding import RULES as ROUNDING
 from macscalc.lang.graph import Network, Node, Settings
-from macscalc.lang.layers import Layer
+from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import load, short, values
 from macscalc.models.onnx.ops import CONST_OPS, RULES
@@ -77,11 +85,21 @@ class Importer:
         self.producer: dict[str, int] = {}
         self.bn_nodes = 0
         self.inferred = False
+        self.external: set[str] = set()  # tensors whose values come from external data
 
     # -- errors and names ------------------------------------------------------------
     def fail(self, message: str, node: NodeProto | None = None) -> MacscalcError:
         where = f"node {short(node.name or '?')!r} ({short(node.op_type)}): " if node else ""
         return MacscalcError(where + message, self.file)
+
+    def from_external(self, node: NodeProto) -> bool:
+        """Whether a node reads values that came from an external-data file."""
+        return any(n in self.external for n in node.input)
+
+    def quote(self, value: Any, node: NodeProto) -> str:
+        """A value a node computed from constants, as a message may show it: an excerpt, or
+        only where it came from when that is an external-data file (never its bytes)."""
+        return "values from external data" if self.from_external(node) else show(value)
 
     def unique(self, name: str) -> str:
         base = name or "node"
@@ -97,11 +115,15 @@ class Importer:
         onnx = self.onnx
         g = self.graph
         self._check_text()
+        if len(g.node) > MAX_ONNX_NODES:
+            raise self.fail(f"the graph has {len(g.node):,} nodes, more than macscalc reads "
+                            f"({MAX_ONNX_NODES:,})")
         known_types = set(onnx.TensorProto.DataType.values()) - {0}
         for t in g.initializer:
             if t.data_type not in known_types:
                 raise self.fail(f"initializer {short(t.name)!r} has unknown data type "
                                 f"{t.data_type}")
+            self._check_dims(f"initializer {short(t.name)!r}", tuple(t.dims))
             self.values[t.name] = Const(tuple(t.dims), None, t)
         for vi in [*g.value_info, *g.output]:
             dims = self._type_dims(vi)
@@ -147,7 +169,22 @@ class Importer:
         t = vi.type.tensor_type
         if not t.HasField("shape"):
             return None
-        return tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        self._check_dims(f"tensor {short(vi.name)!r}", dims)
+        return dims
+
+    def _check_dims(self, what: str, dims: tuple[int | None, ...]) -> None:
+        """Dims within the limits, checked before anything is sized from them."""
+        if len(dims) > MAX_RANK:
+            raise self.fail(f"{what} has {len(dims):,} dims; macscalc reads tensors of at "
+                            f"most {MAX_RANK}")
+        numel = 1
+        for d in dims:
+            if d is not None and d < 0:
+                raise self.fail(f"{what} has a negative dim {d}")
+            numel *= d or 1
+        if numel > MAX_COUNT:
+            raise self.fail(f"{what} has more than 1e18 elements")
 
     def _input(self, vi: Any, known_types: set[int]) -> Act:
         name = short(vi.name)
@@ -165,6 +202,9 @@ class Importer:
                                 f"input {name!r} is {show_dims(dims)}. Write a spec with "
                                 "'macscalc import' to change its resolution")
             spatial = tuple(self.res if d is None else d for d in spatial)
+        if any(d is not None and d > MAX_SIZE for d in spatial) or (dims[1] or 0) > MAX_CHANNELS:
+            raise self.fail(f"input {name!r} is {show_dims(dims)}, past macscalc's limits "
+                            f"({MAX_SIZE:,} pixels a side, {MAX_CHANNELS:,} channels)")
         if any(d is None or d <= 0 for d in (dims[1], *spatial)):
             raise self.fail(f"input {name!r} has a symbolic or zero size {show_dims(dims)}: "
                             "give the image size with --res R, or export with a fixed one (a "
@@ -262,6 +302,8 @@ class Importer:
         if not readable(v):
             raise self.fail(f"needs the values of the large tensor {short(name)!r}", node)
         value = np.asarray(values(v.proto, self.base, self.file))
+        if v.proto.data_location == self.onnx.TensorProto.EXTERNAL:
+            self.external.add(name)
         self.values[name] = v._replace(value=value)
         return value
 
@@ -288,6 +330,8 @@ class Importer:
               name: str | None = None, out: str | None = None) -> Act:
         """Place ``layer`` on ``ins``; its output is laid out like ``like`` (default: the
         first input) and checked against the dims the file declares."""
+        if len(self.nodes) >= MAX_LAYERS:
+            raise self.fail(f"more than {MAX_LAYERS:,} layers in one network")
         shapes = tuple(a.shape for a in ins)
         label = self.unique(name or node_name(node) or node.op_type.lower())
         try:
@@ -298,6 +342,7 @@ class Importer:
             raise self.fail(str(e), node) from None
         if min(s) <= 0:
             raise self.fail(f"makes an empty tensor {s}", node)
+        self._check_limits(node, layer, s)
         self.nodes.append(Node(name=label, layer=layer, inputs=tuple(a.ref for a in ins),
                                in_shapes=shapes, out=s, block=label, block_kind=node.op_type,
                                role=None))
@@ -305,6 +350,22 @@ class Importer:
         self._check_declared(node, target, result.dims)
         self.values[target] = result
         return result
+
+    def _check_limits(self, node: NodeProto, layer: Layer, s: Shape) -> None:
+        """A layer a spec could hold: every argument and the output within the spec
+        language's limits, so ``import`` never writes a spec that ``count`` refuses."""
+        for key, a in layer.args.items():
+            v = getattr(layer, key)
+            if v == a.default or not isinstance(v, (int, tuple)) or isinstance(v, bool):
+                continue
+            try:
+                a.type(list(v) if isinstance(v, tuple) else v)
+            except (ValueError, TypeError):
+                raise self.fail(f"{key} {show(v)} of {layer.kind} is past macscalc's limits "
+                                f"({a.type.expected})", node) from None
+        if max(s.h, s.w) > MAX_SIZE or s.c > MAX_CHANNELS:
+            raise self.fail(f"makes a {s} tensor, past macscalc's limits ({MAX_SIZE:,} pixels "
+                            f"a side, {MAX_CHANNELS:,} channels)", node)
 
     def alias(self, node: NodeProto, a: Act, dims: tuple[int, ...] | None = None,
               ch: int | None = None, out: str | None = None) -> None:
@@ -401,6 +462,8 @@ class Importer:
     def _const(self, node: NodeProto, op: str) -> None:
         """Shape arithmetic on constants: evaluated, counted as nothing."""
         outs = CONST_OPS[op](self, node)
+        if self.from_external(node):
+            self.external.update(node.output)
         for o, v in zip(node.output, outs, strict=False):
             self.values[o] = v
 

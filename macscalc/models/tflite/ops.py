@@ -37,7 +37,7 @@ from macscalc.models.tflite.model import Operator, Tensor
 from macscalc.models.tflite.values import PADDING, Act, Const, Grouped, Padded, Rows
 
 if TYPE_CHECKING:
-    from macscalc.models.tflite.reader import Importer
+    from macscalc.models.tflite.context import Importer
 
 
 class Options:
