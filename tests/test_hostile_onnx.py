@@ -140,7 +140,7 @@ def test_sizes_past_the_limits_are_refused_before_work(here):
     # pads of 2^40 (import -o wrote a spec that count then refused)
     message = onnx_error(conv_model(here, pads=[2**40] * 4))
     assert message == ("m.onnx: node 'c' (Conv): padding [1099511627776, 1099511627776] of "
-                       "conv2d is past macscalc's limits ('same', 'valid', a non-negative "
+                       "conv2d is past macscalc's limits ('same', 'valid', 'torch', a non-negative "
                        "integer up to 1,024 or a list [h, w] of two)")
     g = G(("N", 3, 2**62, 8))
     assert onnx_error(g.save(here / "m.onnx", g.node("Relu", ["x"]))) == (

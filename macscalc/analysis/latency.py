@@ -271,8 +271,8 @@ class KernelTime(NamedTuple):
         return max(parts, key=parts.__getitem__)
 
 
-def _num(v: float) -> float:
-    return float(f"{v:.4g}")
+def _num(v: float) -> float | str:
+    return ".inf" if math.isinf(v) else float(f"{v:.4g}")
 
 
 def profile_yaml(p: Profile) -> str:
