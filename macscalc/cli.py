@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from macscalc.commands import inputs
 from macscalc.core.errors import MacscalcError, printable, show
 from macscalc.core.limits import (
     MAX_CHANNELS,
@@ -31,9 +32,6 @@ from macscalc.core.limits import (
 
 if TYPE_CHECKING:
     from macscalc.analysis.calibrate import Calibration
-    from macscalc.analysis.counting import Convention, Report
-    from macscalc.analysis.latency import Profile
-    from macscalc.lang.graph import Network
 
 app = typer.Typer(
     name="macscalc",
@@ -167,55 +165,6 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _convention(params: str, ops: str, dtype: str) -> "Convention":
-    """The counting convention the --params, --count and --dtype options name."""
-    from macscalc.analysis.counting import Convention, param_convention, parse_ops
-    from macscalc.core.units import dtype_name
-
-    return Convention(param_convention(params), parse_ops(ops), dtype_name(dtype))
-
-
-def _profile(device: str | None) -> "Profile | None":
-    """The device profile --device names, if any."""
-    if device is None:
-        return None
-    from macscalc.analysis.latency import load_profile
-
-    return load_profile(device)
-
-
-def _with_latency(report: "Report", profile: "Profile | None") -> "Report":
-    """The report with its estimated latency on ``profile``, when one is given."""
-    if profile is not None:
-        from macscalc.analysis.latency import estimate
-        from macscalc.published.tables import published_latency
-
-        published = (published_latency(report.network, profile.published)
-                     if profile.published else None)
-        report.latency = estimate(report, profile, published)
-    return report
-
-
-def _network(ref: str, alpha: str | None, res: int | None, classes: int | None = None,
-             allow_unknown: bool = False, depth: str | None = None,
-             output_stride: int | None = None) -> "Network":
-    """The spec ``ref`` (a path or a built-in name, or an .onnx or .tflite file) under the
-    --alpha, --res, --classes, --depth and --output-stride options (α and depth default to
-    the spec's own)."""
-    from macscalc.core.units import parse_alpha
-    from macscalc.lang.graph import build
-    from macscalc.lang.spec import load_spec
-    from macscalc.models.files import model_format, read_model
-
-    if model_format(ref):
-        return read_model(ref, allow_unknown, res, alpha=alpha, classes=classes, depth=depth,
-                          output_stride=output_stride)
-    a = parse_alpha(alpha) if alpha is not None else None
-    d = parse_alpha(depth, "depth multiplier") if depth is not None else None
-    return build(load_spec(ref, d), a, (res, res) if res else None, classes,
-                 output_stride=output_stride)
-
-
 @app.command()
 def specs(fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
     """List the built-in specs with their sources."""
@@ -310,12 +259,12 @@ def count(
         from macscalc.render.output import render
         from macscalc.render.views import count_doc
 
-        convention = _convention(params, ops, dtype)
+        convention = inputs.convention(params, ops, dtype)
         if by is not None and by not in ("block", "stage"):
             raise MacscalcError(f"--by must be block or stage, got {show(by)}")
-        network = _network(spec, alpha, res, classes, allow_unknown, depth, output_stride)
-        profile = _profile(device)
-        report = _with_latency(count_network(network, convention), profile)
+        network = inputs.network(spec, alpha, res, classes, allow_unknown, depth, output_stride)
+        profile = inputs.profile(device)
+        report = inputs.with_latency(count_network(network, convention), profile)
         doc = count_doc(report, flops, check_published(report))
         if by is not None:
             from macscalc.commands.groups import with_groups
@@ -363,7 +312,8 @@ def table(
             check_target(plot)
         a = parse_alpha(alpha) if alpha is not None else None
         limit = parse_count(max_macs, "--max-macs") if max_macs is not None else None
-        doc = table_doc(shown(Grid(load_family(family)), a, res, limit, _profile(device)), limit)
+        grid = shown(Grid(load_family(family)), a, res, limit, inputs.profile(device))
+        doc = table_doc(grid, limit)
         render(doc, fmt, output)
         if plot is not None:
             table_plot(doc.data, plot)
@@ -432,68 +382,16 @@ def check(
     limit is printed with its value, margin or overshoot (absolute and %) and where it was
     set.
     """
-    status = 0
     with user_errors():
-        from macscalc.analysis.counting import count as count_network
-        from macscalc.commands.budget import (
-            check_doc,
-            check_specs,
-            github_annotations,
-            growth_outcomes,
-            limits_for,
-            load_baseline,
-            load_budget_file,
-            parse_growth,
-        )
-        from macscalc.core.files import write_atomic
-        from macscalc.core.units import parse_bytes, parse_count
-        from macscalc.render.output import render
+        from macscalc.commands.check import limit_flags, run_check
 
-        given = {"macs": max_macs, "flops": max_flops, "params": max_params}
-        flags = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
-        for key, text in (("memory", max_memory), ("size", max_size)):
-            if text is not None:
-                flags[key] = parse_bytes(text, f"--max-{key}")
-        if max_latency is not None:
-            if device is None:
-                from macscalc.analysis.latency import profile_names
-
-                raise MacscalcError(f"--max-latency needs --device PROFILE (built-in: "
-                                    f"{', '.join(profile_names())}; or a file from macscalc "
-                                    "calibrate)")
-            from macscalc.core.units import parse_ms
-
-            flags["latency"] = round(parse_ms(max_latency, "--max-latency") * 1000)
-        convention = _convention(params, ops, dtype)
-        budget_file = load_budget_file(budget) if budget else None
-        growth = parse_growth(max_growth)
-        base = load_baseline(baseline) if baseline else None
-        profile = _profile(device)
-        checked = check_specs(
-            specs, lambda ref: _with_latency(count_network(
-                _network(ref, alpha, res, None, allow_unknown), convention), profile),
-            lambda report, ref: limits_for(report.network.spec, ref, flags, budget_file),
-            lambda report: growth_outcomes(report, base, str(baseline), growth) if base else [],
-            require_limits)
-        status = max(c.status for c in checked)
-        if against is not None:
-            from macscalc.commands.drift import drift_check
-
-            model = count_network(_network(against, None, None, None, allow_unknown),
-                                  convention)
-            if drift_check(checked, model, fmt, output, against, notices):
-                status = max(status, 1)
-        elif fmt == "github":
-            text = github_annotations(checked, notices)
-            if output is None:
-                typer.echo(text, nl=False)
-            else:
-                write_atomic(output, text)
-        else:
-            render(check_doc(checked), "table" if fmt == "text" else fmt, output)
-        for c in checked:
-            if c.error is not None and fmt != "github":
-                typer.echo(f"error: {printable(c.error.located())}", err=True)
+        flags = limit_flags({"macs": max_macs, "flops": max_flops, "params": max_params},
+                            {"memory": max_memory, "size": max_size}, max_latency, device)
+        status = run_check(specs, flags, device=device, budget=budget, baseline=baseline,
+                           max_growth=max_growth, require_limits=require_limits,
+                           against=against, notices=notices, fmt=fmt, output=output,
+                           params=params, ops=ops, dtype=dtype, alpha=alpha, res=res,
+                           allow_unknown=allow_unknown)
     if status:
         raise typer.Exit(status)
 
@@ -532,12 +430,12 @@ def memory(
 
             if planner != "tflm":
                 raise MacscalcError(f"--planner is tflm, not {show(planner)}")
-            network = None if model_format(spec) else _network(spec, alpha, res)
+            network = None if model_format(spec) else inputs.network(spec, alpha, res)
             model, what = tflm_model(spec, alpha, res, name, network)
             label = network.spec.name if network is not None else Path(spec).name
             render(arena_doc(model, label, what), fmt, output)
             return
-        network = _network(spec, alpha, res, None, allow_unknown)
+        network = inputs.network(spec, alpha, res, None, allow_unknown)
         doc = memory_doc(activations(network), check_memory(network), name, DTYPE_BYTES[name])
         render(doc, fmt, output)
 
@@ -610,7 +508,7 @@ def pick(
             if device not in profile_names() and not is_file(Path(device)):
                 raise MacscalcError(f"no published latencies or profile for device {show(device)} "
                                     f"({choices})")
-            profile = _profile(device)
+            profile = inputs.profile(device)
             published = profile.published if profile.published in known else None
         limits = Limits(parse_count(max_macs, "--max-macs") if max_macs else None,
                         parse_count(max_params, "--max-params") if max_params else None,
@@ -652,10 +550,10 @@ def compare(
 
         if len(variants) < 2:
             raise MacscalcError("compare needs two or more variants")
-        convention = _convention(params, ops, dtype)
-        profile = _profile(device)
+        convention = inputs.convention(params, ops, dtype)
+        profile = inputs.profile(device)
         reports = [variant_report(v, convention, allow_unknown) for v in variants]
-        render(compare_doc([(label, _with_latency(r, profile)) for label, r in reports]), fmt,
+        render(compare_doc([(label, inputs.with_latency(r, profile)) for label, r in reports]), fmt,
                output)
 
 
@@ -755,7 +653,7 @@ def sweep(
             from macscalc.core.units import parse_ms
 
             parse_ms(max_latency, "--max-latency")
-        profile = _profile(device)
+        profile = inputs.profile(device)
         if plot is not None:
             from macscalc.render.plot import check_target, sweep_plot
 
@@ -821,7 +719,7 @@ def export(
         fmt = model_format or ("tflite" if output.suffix.lower() == ".tflite" else "onnx")
         if fmt not in ("onnx", "tflite"):
             raise MacscalcError(f"--format is onnx or tflite, not {show(fmt)}")
-        network = _network(spec, alpha, res, classes)
+        network = inputs.network(spec, alpha, res, classes)
         if fmt == "tflite":
             from macscalc.core.files import write_atomic
             from macscalc.models.tflite.export import export as to_tflite
@@ -916,7 +814,7 @@ def measure(
             if spec is None or runtime != "onnxruntime":
                 raise MacscalcError("--layers profiles one SPEC in onnxruntime, not a --grid "
                                     "or another runtime")
-            network = _network(spec, alpha, res, classes)
+            network = inputs.network(spec, alpha, res, classes)
             pin(cpu)
             measured = kernel_times(network, threads, runs, warmup)
             render(layers_doc(network, measured, load_profile(device or "cpu_epyc_1t")), fmt,
@@ -1216,7 +1114,7 @@ def latency(
         from macscalc.commands.explain import latency_doc
         from macscalc.render.output import render
 
-        render(latency_doc(_network(spec, alpha, res), load_profile(device)), fmt, output)
+        render(latency_doc(inputs.network(spec, alpha, res), load_profile(device)), fmt, output)
 
 
 @explain_app.command(hidden=True)
@@ -1234,7 +1132,7 @@ def layer(
         from macscalc.commands.explain import layer_doc
         from macscalc.render.output import render
 
-        render(layer_doc(_network(spec, alpha, res, None, allow_unknown), name), fmt, output)
+        render(layer_doc(inputs.network(spec, alpha, res, None, allow_unknown), name), fmt, output)
 
 
 def main() -> None:
