@@ -31,7 +31,7 @@ from macscalc.core.limits import (
 )
 
 if TYPE_CHECKING:
-    from macscalc.analysis.calibrate import Calibration
+    pass
 
 app = typer.Typer(
     name="macscalc",
@@ -878,87 +878,12 @@ def calibrate(
     whole models to time on a device where only whole models run.
     """
     with user_errors():
-        from macscalc.analysis.calibrate import FIGURES, calibrate_file
-        from macscalc.analysis.latency import profile_yaml
-        from macscalc.core.files import write_atomic
-        from macscalc.render.calibration import calibrate_doc
-        from macscalc.render.output import render
+        from macscalc.commands.calibration import run_calibrate
 
-        if figure not in FIGURES:
-            raise MacscalcError(f"--figure must be one of {', '.join(FIGURES)}, got {figure!r}")
-        if suggest_n is not None:
-            if measured is None or auto:
-                raise MacscalcError("--suggest N needs CANDIDATES (and no --auto)")
-            text = _suggest_csv(str(measured), suggest_n)
-            if profile is None:
-                typer.echo(text, nl=False)
-            else:
-                write_atomic(profile, text)
-            return
-        if profile is None:
-            raise MacscalcError("give the profile to write with -o PROFILE.yaml")
-        if auto == (measured is not None):
-            raise MacscalcError("give MEASURED.csv or --auto (not both)")
-        if auto:
-            cal = _auto(threads, budget, figure, cpu, name)
-        else:
-            cal = calibrate_file(measured, name, figure)
-        write_atomic(profile, profile_yaml(cal.profile))
-        render(calibrate_doc(cal, str(profile)), fmt)
-
-
-def _auto(threads: int, budget: float, figure: str, cpu: int | None, name: str | None
-          ) -> "Calibration":
-    """calibrate --auto with a progress bar on stderr when it is a terminal."""
-    import sys
-
-    from macscalc.models.autocal import auto_calibrate
-
-    if not sys.stderr.isatty():
-        cal, _ = auto_calibrate(threads, budget, figure, cpu)
-    else:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("timing graphs", total=None)
-
-            def step(done: int, total: int, label: str) -> None:
-                bar.update(task, completed=done, total=total, description=label)
-
-            cal, _ = auto_calibrate(threads, budget, figure, cpu, step)
-    return cal._replace(profile=cal.profile._replace(name=name or "auto"))
-
-
-def _suggest_csv(candidates: str, n: int) -> str:
-    """calibrate --suggest: the chosen candidates as the CSV calibrate reads."""
-    from macscalc.analysis.design import suggest
-    from macscalc.analysis.latency import load_profile
-    from macscalc.core.units import fmt_alpha
-    from macscalc.models.measure import grid_points
-
-    points = grid_points(candidates)
-    base = Path(candidates).parent if Path(candidates).is_file() else None
-    networks = [p.network(base) for p in points]
-    s = suggest(networks, n, load_profile(REFERENCE_PROFILE))
-    lines = [f"# macscalc calibrate --suggest {n}: of {len(points)} candidates, the {len(s.picks)} "
-             "whose timings best pin the latency model's constants (greedy D-optimal design "
-             "over their features)",
-             f"# the design has rank {s.rank} over the {len(s.terms)} constants these "
-             f"candidates exercise ({', '.join(s.terms)})"
-             + ("" if s.rank == len(s.terms) else ": too few models to pin them all"),
-             "# time each model, put the ms in the last column, then: macscalc calibrate "
-             "FILE -o PROFILE.yaml",
-             "spec,alpha,res,classes,ms"]
-    for i in s.picks:
-        p, net = points[i], networks[i]
-        st = net.settings
-        lines.append(f"{p.spec},{fmt_alpha(st.alpha)},{st.size[0]},{st.classes},")
-    return "\n".join(lines) + "\n"
-
-
-REFERENCE_PROFILE = "cpu_epyc_1t"  # scales --suggest's rows by an estimated time
+        text = run_calibrate(measured, profile, auto=auto, suggest_n=suggest_n, name=name,
+                             figure=figure, threads=threads, budget=budget, cpu=cpu, fmt=fmt)
+        if text is not None:
+            typer.echo(text, nl=False)
 
 
 class _ExplainGroup(TyperGroup):
@@ -971,7 +896,7 @@ class _ExplainGroup(TyperGroup):
                 from macscalc.lang.spec import suggest
 
                 topics = [n for n, c in self.commands.items() if not c.hidden]
-                typer.echo(f"error: unknown topic {args[0]!r}{suggest(args[0], topics)} "
+                typer.echo(f"error: unknown topic {show(args[0])}{suggest(args[0], topics)} "
                            f"(topics: {', '.join(topics)}; or SPEC --layer NAME)", err=True)
                 raise typer.Exit(2)
             args = ["layer", *args]
