@@ -632,56 +632,11 @@ def sweep(
     --alpha 0.25:1.4:0.05 --res 96:320:16 --max-macs 300M --frontier
     """
     with user_errors():
-        from macscalc.analysis.sweeps import (
-            check_points,
-            parse_values,
-            progress_bar,
-            select,
-            value_count,
-        )
-        from macscalc.analysis.sweeps import sweep as run
-        from macscalc.core.units import parse_bytes, parse_count
-        from macscalc.lang.spec import load_spec
-        from macscalc.published.tables import published_accuracy
-        from macscalc.render.output import render
-        from macscalc.render.sweep_view import sweep_doc
+        from macscalc.commands.sweep import run_sweep
 
-        if max_latency is not None and device is None:
-            raise MacscalcError("--max-latency needs --device PROFILE and a positive number "
-                                "of ms")
-        if max_latency is not None:
-            from macscalc.core.units import parse_ms
-
-            parse_ms(max_latency, "--max-latency")
-        profile = inputs.profile(device)
-        if plot is not None:
-            from macscalc.render.plot import check_target, sweep_plot
-
-            check_target(plot)
-        given = {"macs": max_macs, "params": max_params}
-        limits = {k: parse_count(v, f"--max-{k}") for k, v in given.items() if v is not None}
-        if max_memory is not None:
-            limits["memory"] = parse_bytes(max_memory, "--max-memory")
-        if max_latency is not None:
-            limits["latency"] = max_latency
-        from macscalc.models.files import FORMATS_A, model_format
-
-        if model_format(spec):
-            raise MacscalcError(f"sweep needs a spec: α and ρ do not apply to "
-                                f"{FORMATS_A[model_format(spec)]} file; write one with "
-                                "'macscalc import MODEL -o spec.yaml'")
-        s = load_spec(spec)
-        check_points(value_count(alpha, "--alpha"), value_count(res, "--res") if res else 1)
-        sizes = parse_values(res, "--res") if res else [s.size[0]]
-        with progress_bar() as progress:
-            result = run(s, parse_values(alpha, "--alpha"), sizes, classes, params, dtype,
-                         progress, profile)
-        accuracy = published_accuracy(s)
-        chosen = select(result, limits, accuracy.values if accuracy else {}, frontier)
-        doc = sweep_doc(result, chosen, accuracy, limits, frontier)
-        render(doc, fmt, output)
-        if plot is not None:
-            sweep_plot(result, doc.data, plot)
+        run_sweep(spec, alpha, res, classes, params, dtype,
+                  {"macs": max_macs, "params": max_params}, max_memory, max_latency, device,
+                  frontier, plot, fmt, output)
 
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A spec file or built-in name.")]
@@ -797,45 +752,12 @@ def measure(
     (pip install 'macscalc[onnx]') or, for LiteRT, the tflite extra.
     """
     with user_errors():
+        from macscalc.commands.timing import run_measure
 
-        from macscalc.analysis.calibrate import Measurement
-        from macscalc.core.files import write_atomic
-        from macscalc.core.units import parse_alpha
-        from macscalc.models.measure import grid_points, measure_csv, runner_check
-
-        if (spec is None) == (grid is None):
-            raise MacscalcError("give a SPEC or --grid GRID (not both)")
-        if layers:
-            from macscalc.analysis.latency import load_profile
-            from macscalc.commands.layers import layers_doc
-            from macscalc.models.measure import kernel_times, pin
-            from macscalc.render.output import render
-
-            if spec is None or runtime != "onnxruntime":
-                raise MacscalcError("--layers profiles one SPEC in onnxruntime, not a --grid "
-                                    "or another runtime")
-            network = inputs.network(spec, alpha, res, classes)
-            pin(cpu)
-            measured = kernel_times(network, threads, runs, warmup)
-            render(layers_doc(network, measured, load_profile(device or "cpu_epyc_1t")), fmt,
-                   output)
-            return
-        if grid is not None:
-            points, base = grid_points(grid), Path(grid).parent
-        else:
-            a = parse_alpha(alpha) if alpha is not None else None
-            points, base = [Measurement(spec, a, res, classes, None)], None
-        runner_check(runtime, dtype)
-        text, summaries = measure_csv(points, threads, runs, warmup, rounds, base,
-                                      progress=grid is not None,
-                                      max_runs=4 * runs if max_runs is None else max_runs,
-                                      cpu=cpu, runtime=runtime, dtype=dtype)
-        for line in summaries:
-            typer.echo(printable(line), err=True)
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            write_atomic(output, text)
+        run_measure(spec, grid, alpha=alpha, res=res, classes=classes, threads=threads,
+                    runs=runs, warmup=warmup, rounds=rounds, max_runs=max_runs, cpu=cpu,
+                    layers=layers, device=device, runtime=runtime, dtype=dtype, fmt=fmt,
+                    output=output)
 
 
 @app.command()
