@@ -1,0 +1,279 @@
+"""Counting rules for attention graphs: token tensors, products of two computed tensors,
+constants added or multiplied in, class tokens and the reshapes between images and tokens.
+
+A token tensor is tracked with its ONNX dims and its channels on the last axis; its last
+two axes are n tokens × c channels and every axis before them (heads, windows) counts
+as a sequence, so ``(1, heads, n, d)`` is the spec language's ``Tokens(heads, n, d)``.
+Reshapes and transposes between those layouts (patch embedding, heads split and merge)
+are free views, as ``heads``/``to_tokens`` are in a spec. Each rule here is tried
+before the image rule of the same op in :mod:`ops`, which still handles every image
+form; a form neither knows stays :class:`Unsupported` (an unknown op, never zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import prod
+from typing import TYPE_CHECKING
+
+from macscalc.lang.attention import MatMul
+from macscalc.lang.layers import Layer, Scalar
+from macscalc.lang.norms import GroupNorm
+from macscalc.lang.tokens import ClassToken, PosEmbed, TakeTokens, Tokens
+from macscalc.models.onnx import ops
+from macscalc.models.onnx.values import Act, Const, Unsupported, attrs, scalar, show_dims
+
+if TYPE_CHECKING:
+    from onnx import NodeProto
+
+    from macscalc.models.onnx.context import Importer
+
+Rule = Callable[["Importer", "NodeProto"], None]
+
+
+class TokenView(Act):
+    """An ``Act`` of dims (1, g, n, c) read as ``Tokens(g, n, c)``, the type the token
+    kinds (``class_token``, ``take_tokens``) require."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self) -> Tokens:  # type: ignore[override]
+        return Tokens(*self.dims[1:])
+
+
+def _as_tokens(a: Act) -> TokenView:
+    """The tensor as g × n × c tokens: its last two axes, every axis before them a
+    sequence (the batch is 1)."""
+    dims = a.dims if len(a.dims) >= 2 else (1, *a.dims)
+    return TokenView(a.ref, (1, prod(dims[:-2]), dims[-2], dims[-1]), 3)
+
+
+def _place(imp: Importer, node: NodeProto, layer: Layer, ins: list[Act],
+           dims: tuple[int, ...]) -> None:
+    """Place ``layer`` on ``ins`` read as tokens; its output gets the ONNX ``dims``."""
+    scratch = "\x00tokens:" + node.output[0]  # not a name the file can already hold
+    placed = imp.place(node, layer, [_as_tokens(a) for a in ins], like=Act("", (1, 1, 1, 1), 3),
+                       out=scratch)
+    imp.values.pop(scratch, None)
+    if prod(placed.dims) != prod(dims):
+        raise imp.fail(f"the file's layout {show_dims(dims)} does not hold "
+                       f"{show_dims(placed.dims[1:])} tokens", node)
+    imp.alias(node, placed, dims, len(dims) - 1)
+
+
+# -- products of computed tensors ------------------------------------------------------------
+
+def _matmul(imp: Importer, node: NodeProto) -> None:
+    """q·kᵀ and attn·v: (…, m, k)·(…, k, n), batched over the leading axes; MACs
+    g·m·k·n as the spec's ``matmul``. A constant second input is a linear layer."""
+    import numpy as np
+
+    if not isinstance(imp.values.get(node.input[1]), Act):
+        ops.RULES["MatMul"](imp, node)
+        return
+    a, b = imp.act(node, 0), imp.act(node, 1)
+    if len(a.dims) < 2 or len(b.dims) < 2:
+        raise Unsupported("MatMul of a vector")
+    (m, k), (k2, n) = a.dims[-2:], b.dims[-2:]
+    if k != k2:
+        raise imp.fail(f"cannot multiply {show_dims(a.dims)} by {show_dims(b.dims)}", node)
+    try:
+        batch = tuple(int(d) for d in np.broadcast_shapes(a.dims[:-2], b.dims[:-2]))
+    except ValueError:
+        raise imp.fail(f"the leading axes of {show_dims(a.dims)} and {show_dims(b.dims)} "
+                       "do not broadcast", node) from None
+    if prod(batch) != prod(a.dims[:-2]):
+        raise Unsupported("MatMul repeating its first input")  # g' must divide g
+    _place(imp, node, MatMul(), [a, b], (*batch, m, n))
+
+
+def _einsum(imp: Importer, node: NodeProto) -> None:
+    """A two-operand Einsum that is a batched product (``bhid,bhjd->bhij`` for q·kᵀ,
+    ``bhij,bhjd->bhid`` for attn·v, any letters): batch letters in both inputs and the
+    output, contracted ones in both inputs only; MACs the product of every letter's size."""
+    eq = str(attrs(node).get("equation", "")).replace(" ", "")
+    ins = [imp.values.get(n) for n in node.input]
+    if len(ins) != 2 or not all(isinstance(v, Act) for v in ins) or "->" not in eq \
+            or "." in eq:
+        raise Unsupported("Einsum other than a product of two computed tensors")
+    a, b = imp.act(node, 0), imp.act(node, 1)
+    lhs, out = eq.split("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or any(len(t) != len(set(t)) for t in (*terms, out)) \
+            or len(terms[0]) != len(a.dims) or len(terms[1]) != len(b.dims):
+        raise Unsupported("Einsum other than a product of two computed tensors")
+    ta, tb = terms
+    size: dict[str, int] = {}
+    for term, dims in ((ta, a.dims), (tb, b.dims)):
+        for letter, d in zip(term, dims, strict=True):
+            if size.setdefault(letter, d) != d:
+                raise imp.fail(f"{eq}: axis {letter!r} is {size[letter]} and {d}", node)
+    batch = [x for x in ta if x in tb and x in out]
+    inner = [x for x in ta if x in tb and x not in out]
+    rows = [x for x in ta if x not in tb]
+    cols = [x for x in tb if x not in ta]
+    if set(out) != {*batch, *rows, *cols} or not inner or any(x not in out for x in rows + cols):
+        raise Unsupported("Einsum other than a product of two computed tensors")
+    g, m, k, n = (prod(size[x] for x in part) for part in (batch, rows, inner, cols))
+    left = Act(a.ref, (1, g, m, k), 3)
+    right = Act(b.ref, (1, g, k, n), 3)
+    _place(imp, node, MatMul(), [left, right], tuple(size[x] for x in out))
+
+
+# -- constants combined with a tensor --------------------------------------------------------
+
+_SCALAR_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
+
+
+def _with_constant(imp: Importer, node: NodeProto) -> tuple[Act, Const] | None:
+    """(tensor, constant) for a binary node reading one of each, the tensor first for a
+    non-commutative op; None for any other form."""
+    ins = [imp.values.get(n) for n in node.input]
+    if len(ins) != 2:
+        return None
+    x, c = ins
+    if isinstance(x, Act) and isinstance(c, Const):
+        return x, c
+    if isinstance(x, Const) and isinstance(c, Act) and node.op_type in ("Add", "Mul"):
+        return c, x
+    return None
+
+
+def _constant_op(fallback: Rule | None) -> Rule:
+    """A tensor and a scalar constant (the attention scale, x/√2, x^2): ``scalar``; Add
+    of a learned table of the tensor's own shape: ``pos_embed``."""
+    def rule(imp: Importer, node: NodeProto) -> None:
+        pair = _with_constant(imp, node)
+        if pair is not None:
+            x, c = pair
+            size = prod(c.dims)
+            if size == 1:
+                imp.place(node, Scalar(op=_SCALAR_OPS[node.op_type]), [x])
+                return
+            if node.op_type == "Add" and c.dims[-len(x.dims) + 1:] == x.dims[1:] \
+                    and size == prod(x.dims) and len(x.dims) >= 3:
+                _place(imp, node, PosEmbed(), [x], x.dims)
+                return
+        if fallback is None:
+            raise Unsupported(f"{node.op_type} of two tensors or by a non-scalar constant")
+        fallback(imp, node)
+    return rule
+
+
+# -- class token and the tokens' layouts -----------------------------------------------------
+
+def _concat(imp: Importer, node: NodeProto) -> None:
+    """A learned constant prepended along the tokens axis (ViT's class token):
+    ``class_token``, its elements table parameters."""
+    ins = [imp.values.get(n) for n in node.input if n]
+    if not (len(ins) >= 2 and all(isinstance(v, Const) for v in ins[:-1])
+            and isinstance(ins[-1], Act)):
+        ops.RULES["Concat"](imp, node)
+        return
+    x = ins[-1]
+    assert isinstance(x, Act)
+    rank = len(x.dims)
+    axis = int(attrs(node).get("axis", 1)) % rank
+    consts = [v for v in ins[:-1] if isinstance(v, Const)]
+    if rank < 3 or axis != rank - 2 or x.ch != rank - 1 or any(
+            len(c.dims) != rank or c.dims[-1] != x.dims[-1] or prod(c.dims[1:-2]) != 1
+            for c in consts):
+        raise Unsupported("Concat of a constant that is not a class token")
+    tokens = sum(c.dims[axis] for c in consts)
+    _place(imp, node, ClassToken(tokens=tokens),
+           [x], (*x.dims[:axis], x.dims[axis] + tokens, x.dims[-1]))
+
+
+def _gather(imp: Importer, node: NodeProto) -> None:
+    """One token of each sequence (``x[:, 0]``, the class-token head): ``take_tokens``;
+    one of stacked q, k, v (``qkv.unbind(0)``, the stack on the batch axis): a view."""
+    x = imp.act(node)
+    rank = len(x.dims)
+    axis = int(attrs(node).get("axis", 0)) % rank
+    idx = imp.const_value(node.input[1], node)
+    i = scalar(idx) if idx.shape == () else None
+    if i is None:
+        ops.RULES["Gather"](imp, node)
+        return
+    i = int(i) % x.dims[axis]
+    dims = x.dims[:axis] + x.dims[axis + 1:]
+    if axis == 0 and rank >= 3 and dims[0] == 1:
+        imp.alias(node, x, dims, len(dims) - 1)
+    elif axis == rank - 2 and x.ch == rank - 1 and i == 0:
+        _place(imp, node, TakeTokens(tokens=1), [x], dims)
+    else:
+        raise Unsupported("Gather of one element of an image")
+
+
+def _view(imp: Importer, node: NodeProto, x: Act, dims: tuple[int, ...], ch: int) -> None:
+    """A layout change that counts nothing; refused where the result cannot be counted
+    (positions folded into the batch axis: windows stacked as images)."""
+    if dims[0] != 1:
+        raise Unsupported(f"{node.op_type} folding positions into the batch axis")
+    imp.alias(node, x, dims, ch)
+
+
+def _reshape(imp: Importer, node: NodeProto) -> None:
+    """Patch embedding's flatten (1, C, H·W), heads split (1, n, h, d) and merged back:
+    views. Channels stay on axis 1 of an image whose spatial axes merge, otherwise they
+    are the last axis."""
+    try:
+        ops.RULES["Reshape"](imp, node)
+        return
+    except Unsupported:
+        pass
+    x = imp.act(node)
+    dims = ops._target(imp, node, x)
+    keeps_channels = x.ch == 1 and len(x.dims) >= 3 and len(dims) >= 3 and dims[1] == x.dims[1]
+    _view(imp, node, x, dims, 1 if keeps_channels else len(dims) - 1)
+
+
+def _transpose(imp: Importer, node: NodeProto) -> None:
+    """Any permutation of a tensor's axes: the heads' and tokens' transposes; a view."""
+    try:
+        ops.RULES["Transpose"](imp, node)
+        return
+    except Unsupported:
+        pass
+    x = imp.act(node)
+    perm = [int(p) for p in attrs(node).get("perm", [])] or list(reversed(range(len(x.dims))))
+    if sorted(perm) != list(range(len(x.dims))):
+        raise imp.fail(f"perm {perm} is not a permutation of {len(x.dims)} axes", node)
+    dims = tuple(x.dims[p] for p in perm)
+    if perm[0] != 0 and (x.dims[0] != 1 or perm[1] != 0):
+        raise Unsupported("Transpose moving the batch axis")
+    # perm[1] == 0: q, k, v stacked first (timm's permute(2, 0, 3, 1, 4)), read by Gather
+    imp.alias(node, x, dims, perm.index(x.ch))
+
+
+# -- norms ---------------------------------------------------------------------------------
+
+def _groupnorm(imp: Importer, node: NodeProto) -> None:
+    """GroupNormalization (γ, β per channel, opset 21) and InstanceNormalization (one
+    group per channel): ``groupnorm``."""
+    x = imp.act(node)
+    scale = imp.values.get(node.input[1])
+    c = x.dims[1] if len(x.dims) >= 2 else 0
+    if x.ch != 1 or not isinstance(scale, Const) or prod(scale.dims) != c:
+        raise Unsupported(f"{node.op_type} with a scale not of one per channel")
+    groups = c if node.op_type == "InstanceNormalization" else int(attrs(node)["num_groups"])
+    imp.place(node, GroupNorm(groups=groups), [x])
+
+
+RULES: dict[str, Rule] = {
+    **ops.RULES,
+    "MatMul": _matmul,
+    "Einsum": _einsum,
+    "Add": _constant_op(ops.RULES["Add"]),
+    "Mul": _constant_op(ops.RULES["Mul"]),
+    "Sub": _constant_op(None),
+    "Div": _constant_op(None),
+    "Pow": _constant_op(None),
+    "Concat": _concat,
+    "Gather": _gather,
+    "Reshape": _reshape,
+    "Transpose": _transpose,
+    "GroupNormalization": _groupnorm,
+    "InstanceNormalization": _groupnorm,
+}

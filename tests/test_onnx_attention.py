@@ -1,0 +1,242 @@
+"""ONNX attention graphs (macscalc.models.onnx.tokens_ops): a small DeiT built by hand in
+each exporter's op patterns counts exactly what the same network written in the spec
+language counts (MACs, parameters, extra ops per category); every unknown operator is
+named in the first error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the ONNX tests need the onnx extra: "
+                           "pip install 'macscalc[onnx]'")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from macscalc import PARAM_CONVENTIONS, Convention, count  # noqa: E402
+from macscalc.cli import app  # noqa: E402
+from macscalc.core.errors import MacscalcError  # noqa: E402
+from macscalc.models.onnx.reader import read_network  # noqa: E402
+from tests.conftest import counted as spec_counted  # noqa: E402
+from tests.onnx_build import G  # noqa: E402
+
+runner = CliRunner()
+
+C, HEADS, D, N = 16, 2, 8, 17  # width, heads, head width, tokens (16 patches + class)
+
+# specs/deit_small.yaml's structure at 32×32 px, 8×8 patches, width 16, 2 heads, 1 block
+MINI_DEIT = f"""name: mini_deit
+source: test
+input: {{size: 32, channels: 3}}
+classes: 10
+blocks:
+  vit_block:
+    args: {{c: required, heads: required}}
+    layers:
+      - layernorm: {{}}
+      - attention: {{heads: $heads}}
+      - residual: {{name: mixed}}
+      - layernorm: {{}}
+      - fc: {{c: $c * 4, act: gelu}}
+      - fc: {{c: $c}}
+      - residual: {{from: mixed}}
+layers:
+  - conv: {{c: {C}, k: 8, s: 8, padding: 0, bias: true}}
+  - to_tokens: {{}}
+  - class_token: {{}}
+  - pos_embed: {{}}
+  - vit_block: {{c: {C}, heads: {HEADS}, n: 1}}
+  - layernorm: {{}}
+  - take_tokens: {{}}
+  - fc: {{c: classes}}
+"""
+
+
+class Exporter:
+    """One exporter's way of writing each part of the network."""
+
+    def __init__(self, g: G, dynamo: bool, fused_qkv: bool, einsum: bool = False) -> None:
+        self.g, self.dynamo, self.fused_qkv, self.einsum = g, dynamo, fused_qkv, einsum
+
+    def linear(self, x: str, cin: int, cout: int) -> str:
+        g = self.g
+        if self.dynamo:  # x·Wᵀ with the weight transposed in the graph
+            w = g.node("Transpose", [g.init((cout, cin))], perm=[1, 0])
+        else:
+            w = g.init((cin, cout))
+        return g.node("Add", [g.node("MatMul", [x, w]), g.init((cout,))])
+
+    def layernorm(self, x: str) -> str:
+        g = self.g
+        if not self.dynamo:
+            return g.node("LayerNormalization", [x, g.init((C,)), g.init((C,))], axis=-1)
+        m = g.node("ReduceMean", [x, g.ints([-1])])
+        d = g.node("Sub", [x, m])
+        v = g.node("ReduceMean", [g.node("Pow", [d, g.scalar(2.0)]), g.ints([-1])])
+        s = g.node("Sqrt", [g.node("Add", [v, g.scalar(1e-6)])])
+        return g.node("Add", [g.node("Mul", [g.node("Div", [d, s]), g.init((C,))]),
+                              g.init((C,))])
+
+    def gelu(self, x: str) -> str:
+        g = self.g
+        if not self.dynamo:
+            return g.node("Gelu", [x]) if g.opset >= 20 else self._erf_gelu(x)
+        return self._erf_gelu(x)
+
+    def _erf_gelu(self, x: str) -> str:
+        g = self.g
+        e = g.node("Erf", [g.node("Div", [x, g.scalar(2 ** 0.5)])])
+        return g.node("Mul", [g.node("Mul", [x, g.node("Add", [e, g.scalar(1.0)])]),
+                              g.scalar(0.5)])
+
+    def heads(self, x: str) -> str:
+        """(1, n, c) → (1, heads, n, d)."""
+        g = self.g
+        x = g.node("Reshape", [x, g.ints([1, N, HEADS, D])])
+        return g.node("Transpose", [x], perm=[0, 2, 1, 3])
+
+    def qkv(self, x: str) -> tuple[str, str, str]:
+        g = self.g
+        if not self.fused_qkv:
+            return tuple(self.heads(self.linear(x, C, C)) for _ in range(3))  # type: ignore
+        # timm: qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        t = g.node("Reshape", [self.linear(x, C, 3 * C), g.ints([1, N, 3, HEADS, D])])
+        t = g.node("Transpose", [t], perm=[2, 0, 3, 1, 4])
+        return tuple(g.node("Gather", [t, g.init((), i, "int64")], axis=0)  # type: ignore
+                     for i in range(3))
+
+    def attention(self, x: str) -> str:
+        g = self.g
+        q, k, v = self.qkv(x)
+        if self.einsum:
+            scores = g.node("Einsum", [q, k], equation="bhid,bhjd->bhij")
+            a = g.node("Softmax", [g.node("Mul", [scores, g.scalar(D ** -0.5)])], axis=-1)
+            o = g.node("Einsum", [a, v], equation="bhij, bhjd -> bihd")  # merged heads
+            return self.linear(g.node("Reshape", [o, g.ints([1, N, C])]), C, C)
+        if self.dynamo:
+            kt = g.node("Transpose", [k], perm=[0, 1, 3, 2])
+            scores = g.node("Div", [g.node("MatMul", [q, kt]), g.scalar(D ** 0.5)])
+        else:
+            kt = g.node("Transpose", [k], perm=[0, 1, 3, 2])
+            scores = g.node("Mul", [g.node("MatMul", [q, kt]), g.scalar(D ** -0.5)])
+        a = g.node("Softmax", [scores], axis=-1)
+        o = g.node("Transpose", [g.node("MatMul", [a, v])], perm=[0, 2, 1, 3])
+        o = g.node("Reshape", [o, g.ints([1, N, C])])
+        return self.linear(o, C, C)
+
+    def network(self) -> str:
+        g = self.g
+        x = g.conv("x", 3, C, 8, 8, p=0, bias=True)  # 4×4 patches
+        x = g.node("Reshape", [x, g.ints([1, C, 16])])  # flatten(2)
+        x = g.node("Transpose", [x], perm=[0, 2, 1])  # (1, 16, C)
+        cls = g.node("Expand", [g.init((1, 1, C)), g.ints([1, 1, C])])
+        x = g.node("Concat", [cls, x], axis=1)
+        x = g.node("Add", [x, g.init((1, N, C))])  # positional embedding
+        x = g.node("Add", [x, self.attention(self.layernorm(x))])
+        h = self.linear(self.gelu(self.linear(self.layernorm(x), C, 4 * C)), 4 * C, C)
+        x = g.node("Add", [x, h])
+        x = g.node("Gather", [self.layernorm(x), g.init((), 0, "int64")], axis=1)
+        return self.linear(x, C, 10)
+
+
+def counted(path: Path):
+    return count(read_network(str(path)), Convention(PARAM_CONVENTIONS["torch"],
+                                                     ("add", "mul", "act", "bn")))
+
+
+FORMS = {  # (opset, dynamo, fused qkv, einsum)
+    "torchscript-separate-qkv": (17, False, False, False),
+    "torchscript-fused-qkv": (17, False, True, False),
+    "torchscript-gelu-op": (20, False, True, False),
+    "dynamo": (18, True, True, False),
+    "einsum": (17, False, False, True),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_mini_deit_counts_as_its_spec(tmp_path, form):
+    opset, dynamo, fused, einsum = FORMS[form]
+    g = G(("N", 3, 32, 32), opset=opset)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, dynamo, fused, einsum).network())
+    spec = tmp_path / "mini_deit.yaml"
+    spec.write_text(MINI_DEIT, encoding="utf-8")
+    want = spec_counted(str(spec), ops=("add", "mul", "act", "bn"))
+    got = counted(p)
+    # by hand: patch conv 8·8·3·16·16 = 49,152; q, k, v, proj 4·17·16·16 = 17,408;
+    # q·kᵀ and attn·v 2·2·17·17·8 = 9,248; MLP 2·17·16·64 = 34,816; head 16·10 = 160
+    assert want.macs == 49_152 + 17_408 + 9_248 + 34_816 + 160 == 110_784
+    assert (got.macs, got.params) == (want.macs, want.params)
+    # params: conv 3,088, class token 16, pos 272, 3 LNs 96, qkv+proj 1,088, MLP 2,128,
+    # head 170
+    assert got.params == 3_088 + 16 + 272 + 96 + 1_088 + 2_128 + 170 == 6_858
+    assert got.ops_by_category == want.ops_by_category
+    assert got.param_parts.tables == 16 + 272  # class token and positional table
+
+
+def test_scores_are_a_matmul_of_two_computed_tensors(tmp_path):
+    g = G(("N", 3, 32, 32), opset=17)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, False).network())
+    net = read_network(str(p))
+    mm = [n for n in net.nodes if n.layer.kind == "matmul"]
+    # (2 heads × 17 × 8)·(2 × 8 × 17) → 2 × 17 × 17, then (2 × 17 × 17)·(2 × 17 × 8)
+    assert [(n.in_shapes, n.out) for n in mm] == [
+        (((2, 17, 8), (2, 8, 17)), (2, 17, 17)), (((2, 17, 17), (2, 17, 8)), (2, 17, 8))]
+    assert [n.layer.kind for n in net.nodes if n.layer.kind in
+            ("class_token", "pos_embed", "scalar", "take_tokens")] == [
+        "class_token", "pos_embed", "scalar", "take_tokens"]
+
+
+def test_windows_folded_into_the_batch_are_not_counted(tmp_path):
+    """Swin's view(-1, p·p, C) stacks windows on the batch axis: no rule (counting it as
+    one image would drop the windows), so an unknown op, never a wrong count."""
+    g = G(("N", 8, 4, 4))
+    x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])
+    x = g.node("Reshape", [x, g.ints([-1, 4, 8])], name="win")
+    p = g.save(tmp_path / "m.onnx", g.node("Relu", [x]))
+    with pytest.raises(MacscalcError) as e:
+        read_network(str(p))
+    assert e.value.message.startswith("no counting rule for these ONNX operators: Reshape "
+                                      "folding positions into the batch axis (1: win)")
+
+
+def test_group_and_instance_norm(tmp_path):
+    g = G(("N", 8, 4, 4), opset=21)
+    x = g.node("GroupNormalization", ["x", g.init((8,)), g.init((8,))], num_groups=2)
+    x = g.node("InstanceNormalization", [x, g.init((8,)), g.init((8,))])
+    p = g.save(tmp_path / "m.onnx", x)
+    net = read_network(str(p))
+    assert [(n.layer.kind, n.layer.groups) for n in net.nodes] == [("groupnorm", 2),
+                                                                   ("groupnorm", 8)]
+    r = counted(p)
+    # γ, β per channel, twice: 32; 7 bn ops per element (lang/norms.py): 2·7·128 = 1,792
+    assert (r.params, r.ops_by_category["bn"]) == (32, 1_792)
+    g = G(("N", 8, 4, 4), opset=18)  # opset 18: γ, β per group, not per channel
+    p = g.save(tmp_path / "m.onnx", g.node("GroupNormalization",
+                                           ["x", g.init((2,)), g.init((2,))], num_groups=2))
+    assert counted_error(p).startswith("no counting rule for these ONNX operators: "
+                                       "GroupNormalization with a scale not of one per channel")
+
+
+def counted_error(p: Path) -> str:
+    with pytest.raises(MacscalcError) as e:
+        read_network(str(p))
+    return e.value.message
+
+
+def test_first_error_lists_every_unknown_operator(tmp_path):
+    """The walk goes on past an unknown op (through a placeholder of the file's shape), so
+    an op with a rule but an unsupported form further on is listed too, with counts."""
+    g = G(("N", 8, 4, 4))
+    x = g.node("Softplus", ["x"], name="t1")
+    for i in range(3):
+        x = g.conv(x, 8, 8, 1)
+        x = g.node("Clip", [x, g.scalar(0.0), g.scalar(3.0)], name=f"c{i}")
+    p = g.save(tmp_path / "m.onnx", x)
+    assert counted_error(p) == (
+        "no counting rule for these ONNX operators: Softplus (1: t1); Clip(0.0, 3.0) "
+        "(3: c0, c1, c2). Nothing is counted as zero; --allow-unknown counts them as "
+        "unknown (report status partial)")
+    result = runner.invoke(app, ["count", str(p)])
+    assert result.exit_code == 2
+    assert "Clip(0.0, 3.0) (3: c0, c1, c2)" in result.stderr
