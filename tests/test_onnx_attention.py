@@ -240,3 +240,24 @@ def test_first_error_lists_every_unknown_operator(tmp_path):
     result = runner.invoke(app, ["count", str(p)])
     assert result.exit_code == 2
     assert "Clip(0.0, 3.0) (3: c0, c1, c2)" in result.stderr
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_global_response_norm_pattern(tmp_path, opset):
+    """timm's GlobalResponseNorm on N×H×W×C: x.norm(p=2, dim=(1, 2)), its mean over the
+    channels + ε, x·n, γ·, + β (addcmul), + x: one ``grn``."""
+    g = G(("N", 8, 4, 4), opset=opset)
+    x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])
+    axes = {"axes": [1, 2]} if opset < 18 else {}
+    n2 = g.node("ReduceL2", [x, *([g.ints([1, 2])] if opset >= 18 else [])], keepdims=1,
+                **axes)
+    m = g.node("ReduceMean", [n2, *([g.ints([-1])] if opset >= 18 else [])], keepdims=1,
+               **({"axes": [-1]} if opset < 18 else {}))
+    nx = g.node("Div", [n2, g.node("Add", [m, g.scalar(1e-6)])])
+    y = g.node("Mul", [g.init((8,)), g.node("Mul", [x, nx])])
+    y = g.node("Add", [x, g.node("Add", [g.init((8,)), y])])
+    p = g.save(tmp_path / "m.onnx", g.node("Transpose", [y], perm=[0, 3, 1, 2]))
+    assert [n.layer.kind for n in read_network(str(p)).nodes] == ["grn"]
+    r = counted(p)
+    # lang/norms.py: γ, β 2·8; bn ops 6·(4·4·8) + 3·8 = 792, as the spec's grn row
+    assert (r.params, r.extra_ops, r.ops_by_category["bn"]) == (16, 792, 792)
