@@ -261,3 +261,34 @@ def test_global_response_norm_pattern(tmp_path, opset):
     r = counted(p)
     # lang/norms.py: γ, β 2·8; bn ops 6·(4·4·8) + 3·8 = 792, as the spec's grn row
     assert (r.params, r.extra_ops, r.ops_by_category["bn"]) == (16, 792, 792)
+
+
+def test_import_writes_the_views_as_reshape_rows(tmp_path):
+    """import: the file's layout changes become free ``reshape`` rows and matmul reads
+    both its inputs, so the written spec counts exactly what the file counts."""
+    g = G(("N", 3, 32, 32), opset=17)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, False).network())
+    out = tmp_path / "m.yaml"
+    result = runner.invoke(app, ["import", str(p), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "  - reshape: {shape: [2, 17, 8], layout: tokens, name: matmul38.in, " \
+           "from: matmul17}\n" in text
+    assert "  - matmul: {name: matmul38, from: [matmul38.in, matmul38.in1]}\n" in text
+    spec = spec_counted(str(out), ops=("add", "mul", "act", "bn"))
+    onnx_r = counted(p)
+    assert (spec.macs, spec.params, spec.ops_by_category) == (
+        onnx_r.macs, onnx_r.params, onnx_r.ops_by_category)
+    assert spec.macs == 110_784  # the mini DeiT's hand count above
+
+
+def test_import_refuses_a_fused_qkv_it_cannot_write(tmp_path):
+    g = G(("N", 3, 32, 32), opset=17)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, True).network())
+    result = runner.invoke(app, ["import", str(p)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: cannot write 'matmul30' as a spec row: it reads 2×17×8 tokens, a part of the "
+        "output of 'matmul17' (17×1×48), as a fused q, k, v projection split into heads "
+        "does; import has no row for that view yet (the file itself counts)\n")
+    assert result.stdout == ""
