@@ -135,9 +135,8 @@ def _viewed(out: list[Row], src: str, have: Shape, want: Shape, name: str, k: in
         return src
     if have.numel != want.numel:
         raise MacscalcError(f"cannot write {name!r} as a spec row: it reads {want}, a part "
-                            f"of the output of {src!r} ({have}), as a fused q, k, v "
-                            "projection split into heads does; import has no row for that "
-                            "view yet (the file itself counts)")
+                            f"of the output of {src!r} ({have}); import has no row for "
+                            "such a view yet (the file itself counts)")
     view = _unique(f"{name}.in{k}" if k else f"{name}.in", used)
     layout = "tokens" if isinstance(want, Tokens) else "image"
     out.append(Row("reshape", {"shape": list(want), "layout": layout}, view, (src,), view))

@@ -17,7 +17,7 @@ from math import prod
 from typing import TYPE_CHECKING
 
 from macscalc.lang.attention import MatMul
-from macscalc.lang.layers import Layer, Scalar
+from macscalc.lang.layers import Layer, Scalar, Slice
 from macscalc.lang.norms import GroupNorm
 from macscalc.lang.tokens import ClassToken, PosEmbed, TakeTokens, Tokens
 from macscalc.models.onnx import ops
@@ -187,7 +187,7 @@ def _concat(imp: Importer, node: NodeProto) -> None:
 
 def _gather(imp: Importer, node: NodeProto) -> None:
     """One token of each sequence (``x[:, 0]``, the class-token head): ``take_tokens``;
-    one of stacked q, k, v (``qkv.unbind(0)``, the stack on the batch axis): a view."""
+    one of stacked q, k, v (``qkv.unbind(0)``, the stack on the batch axis): a slice."""
     x = imp.act(node)
     rank = len(x.dims)
     axis = int(attrs(node).get("axis", 0)) % rank
@@ -199,11 +199,24 @@ def _gather(imp: Importer, node: NodeProto) -> None:
     i = int(i) % x.dims[axis]
     dims = x.dims[:axis] + x.dims[axis + 1:]
     if axis == 0 and rank >= 3 and dims[0] == 1:
-        imp.alias(node, x, dims, len(dims) - 1)
+        _unstack(imp, node, x, i, dims)
     elif axis == rank - 2 and x.ch == rank - 1 and i == 0:
         _place(imp, node, TakeTokens(tokens=1), [x], dims)
     else:
         raise Unsupported("Gather of one element of an image")
+
+
+def _unstack(imp: Importer, node: NodeProto, x: Act, i: int, dims: tuple[int, ...]) -> None:
+    """Part ``i`` of a projection stacked first (timm's qkv: (1, n, 3·h·d) reshaped to
+    (3, 1, h, n, d)): the channel chunk ``i`` of the projection's n × 3·h·d output, a
+    free ``slice``, then read as heads."""
+    n, k = dims[-2], x.dims[0]
+    chunk = prod(dims) // n
+    src = Act(x.ref, (1, n, k * chunk), 2)
+    scratch = "\x00tokens:" + node.output[0]
+    part = imp.place(node, Slice(c=chunk, start=i * chunk), [src], out=scratch)
+    imp.values.pop(scratch, None)
+    imp.alias(node, part, dims, len(dims) - 1)
 
 
 def _view(imp: Importer, node: NodeProto, x: Act, dims: tuple[int, ...], ch: int) -> None:
