@@ -56,8 +56,9 @@ layers:
 class Exporter:
     """One exporter's way of writing each part of the network."""
 
-    def __init__(self, g: G, dynamo: bool, fused_qkv: bool, einsum: bool = False) -> None:
-        self.g, self.dynamo, self.fused_qkv, self.einsum = g, dynamo, fused_qkv, einsum
+    def __init__(self, g: G, dynamo: bool, qkv: str, einsum: bool = False,
+                 sdpa: bool = False) -> None:
+        self.g, self.dynamo, self.qkv_form, self.einsum, self.sdpa = g, dynamo, qkv, einsum, sdpa
 
     def linear(self, x: str, cin: int, cout: int) -> str:
         g = self.g
@@ -98,13 +99,17 @@ class Exporter:
 
     def qkv(self, x: str) -> tuple[str, str, str]:
         g = self.g
-        if not self.fused_qkv:
+        if self.qkv_form == "separate":
             return tuple(self.heads(self.linear(x, C, C)) for _ in range(3))  # type: ignore
         # timm: qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         t = g.node("Reshape", [self.linear(x, C, 3 * C), g.ints([1, N, 3, HEADS, D])])
         t = g.node("Transpose", [t], perm=[2, 0, 3, 1, 4])
-        return tuple(g.node("Gather", [t, g.init((), i, "int64")], axis=0)  # type: ignore
-                     for i in range(3))
+        if self.qkv_form == "gather":  # dynamo
+            return tuple(g.node("Gather", [t, g.init((), i, "int64")], axis=0)  # type: ignore
+                         for i in range(3))
+        # TorchScript (torch 2.13): Split into ones along axis 0, then Squeeze axis 0
+        parts = g.node("Split", [t, g.ints([1, 1, 1])], outputs=3, axis=0)
+        return tuple(g.node("Squeeze", [p, g.ints([0])]) for p in parts)  # type: ignore
 
     def attention(self, x: str) -> str:
         g = self.g
@@ -114,7 +119,11 @@ class Exporter:
             a = g.node("Softmax", [g.node("Mul", [scores, g.scalar(D ** -0.5)])], axis=-1)
             o = g.node("Einsum", [a, v], equation="bhij, bhjd -> bihd")  # merged heads
             return self.linear(g.node("Reshape", [o, g.ints([1, N, C])]), C, C)
-        if self.dynamo:
+        if self.sdpa:  # TorchScript's scaled_dot_product_attention: q and kᵀ each × √scale
+            root = g.scalar(D ** -0.25)
+            kt = g.node("Mul", [g.node("Transpose", [k], perm=[0, 1, 3, 2]), root])
+            scores = g.node("MatMul", [g.node("Mul", [q, root]), kt])
+        elif self.dynamo:
             kt = g.node("Transpose", [k], perm=[0, 1, 3, 2])
             scores = g.node("Div", [g.node("MatMul", [q, kt]), g.scalar(D ** 0.5)])
         else:
@@ -145,20 +154,20 @@ def counted(path: Path):
                                                      ("add", "mul", "act", "bn")))
 
 
-FORMS = {  # (opset, dynamo, fused qkv, einsum)
-    "torchscript-separate-qkv": (17, False, False, False),
-    "torchscript-fused-qkv": (17, False, True, False),
-    "torchscript-gelu-op": (20, False, True, False),
-    "dynamo": (18, True, True, False),
-    "einsum": (17, False, False, True),
+FORMS = {  # (opset, dynamo, q/k/v, einsum)
+    "torchscript-separate-qkv": (17, False, "separate", False),
+    "torchscript-fused-qkv": (17, False, "split", False),
+    "torchscript-gelu-op": (20, False, "split", False),
+    "dynamo": (18, True, "gather", False),
+    "einsum": (17, False, "separate", True),
 }
 
 
 @pytest.mark.parametrize("form", FORMS)
 def test_mini_deit_counts_as_its_spec(tmp_path, form):
-    opset, dynamo, fused, einsum = FORMS[form]
+    opset, dynamo, qkv, einsum = FORMS[form]
     g = G(("N", 3, 32, 32), opset=opset)
-    p = g.save(tmp_path / "m.onnx", Exporter(g, dynamo, fused, einsum).network())
+    p = g.save(tmp_path / "m.onnx", Exporter(g, dynamo, qkv, einsum).network())
     spec = tmp_path / "mini_deit.yaml"
     spec.write_text(MINI_DEIT, encoding="utf-8")
     want = spec_counted(str(spec), ops=("add", "mul", "act", "bn"))
@@ -176,7 +185,7 @@ def test_mini_deit_counts_as_its_spec(tmp_path, form):
 
 def test_scores_are_a_matmul_of_two_computed_tensors(tmp_path):
     g = G(("N", 3, 32, 32), opset=17)
-    p = g.save(tmp_path / "m.onnx", Exporter(g, False, False).network())
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, "separate").network())
     net = read_network(str(p))
     mm = [n for n in net.nodes if n.layer.kind == "matmul"]
     # (2 heads × 17 × 8)·(2 × 8 × 17) → 2 × 17 × 17, then (2 × 17 × 17)·(2 × 17 × 8)
@@ -269,7 +278,7 @@ def test_import_writes_the_views_as_reshape_rows(tmp_path, fused):
     taken apart becomes three channel ``slice`` rows, and matmul reads both its inputs,
     so the written spec counts exactly what the file counts."""
     g = G(("N", 3, 32, 32), opset=17)
-    p = g.save(tmp_path / "m.onnx", Exporter(g, False, fused).network())
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, "gather" if fused else "separate").network())
     out = tmp_path / "m.yaml"
     result = runner.invoke(app, ["import", str(p), "-o", str(out)])
     assert result.exit_code == 0, result.stderr
@@ -295,7 +304,7 @@ def test_import_refuses_a_view_of_part_of_a_tensor(tmp_path):
     from macscalc.lang.tokens import Tokens
 
     g = G(("N", 3, 32, 32), opset=17)
-    net = read_network(str(g.save(tmp_path / "m.onnx", Exporter(g, False, False).network())))
+    net = read_network(str(g.save(tmp_path / "m.onnx", Exporter(g, False, "separate").network())))
     i = next(k for k, n in enumerate(net.nodes) if n.layer.kind == "matmul")
     bad = net.nodes[i]._replace(in_shapes=(Tokens(1, 17, 8), net.nodes[i].in_shapes[1]))
     net = net._replace(nodes=(*net.nodes[:i], bad, *net.nodes[i + 1:]))
@@ -305,3 +314,19 @@ def test_import_refuses_a_view_of_part_of_a_tensor(tmp_path):
         "cannot write 'matmul38' as a spec row: it reads 17×8 tokens, a part of the output "
         "of 'matmul17' (17×1×16); import has no row for such a view yet (the file itself "
         "counts)")
+
+
+def test_sdpa_scales_q_and_k_not_the_scores(tmp_path):
+    """torch 2.13's TorchScript export of scaled_dot_product_attention multiplies q and kᵀ
+    by √scale each instead of the scores by scale: the same MACs and params, and the mul
+    ops the graph does (2 × 2·17·8 = 544), not the spec's 2·17·17 = 578 on the scores."""
+    g = G(("N", 3, 32, 32), opset=17)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, False, "split", sdpa=True).network())
+    spec = tmp_path / "mini_deit.yaml"
+    spec.write_text(MINI_DEIT, encoding="utf-8")
+    want = spec_counted(str(spec), ops=("add", "mul", "act", "bn"))
+    got = counted(p)
+    assert (got.macs, got.params) == (want.macs, want.params) == (110_784, 6_858)
+    assert (want.ops_by_category["mul"], got.ops_by_category["mul"]) == (578, 544)
+    assert {k: v for k, v in got.ops_by_category.items() if k != "mul"} == \
+        {k: v for k, v in want.ops_by_category.items() if k != "mul"}

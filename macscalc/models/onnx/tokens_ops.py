@@ -199,24 +199,53 @@ def _gather(imp: Importer, node: NodeProto) -> None:
     i = int(i) % x.dims[axis]
     dims = x.dims[:axis] + x.dims[axis + 1:]
     if axis == 0 and rank >= 3 and dims[0] == 1:
-        _unstack(imp, node, x, i, dims)
+        _unstack(imp, node, x, i, dims, node.output[0])
     elif axis == rank - 2 and x.ch == rank - 1 and i == 0:
         _place(imp, node, TakeTokens(tokens=1), [x], dims)
     else:
         raise Unsupported("Gather of one element of an image")
 
 
-def _unstack(imp: Importer, node: NodeProto, x: Act, i: int, dims: tuple[int, ...]) -> None:
+def _unstack(imp: Importer, node: NodeProto, x: Act, i: int, dims: tuple[int, ...],
+             out: str) -> None:
     """Part ``i`` of a projection stacked first (timm's qkv: (1, n, 3·h·d) reshaped to
     (3, 1, h, n, d)): the channel chunk ``i`` of the projection's n × 3·h·d output, a
     free ``slice``, then read as heads."""
     n, k = dims[-2], x.dims[0]
     chunk = prod(dims) // n
     src = Act(x.ref, (1, n, k * chunk), 2)
-    scratch = "\x00tokens:" + node.output[0]
+    scratch = "\x00tokens:" + out
     part = imp.place(node, Slice(c=chunk, start=i * chunk), [src], out=scratch)
     imp.values.pop(scratch, None)
-    imp.alias(node, part, dims, len(dims) - 1)
+    imp.alias(node, part, dims, len(dims) - 1, out=out)
+
+
+def _split(imp: Importer, node: NodeProto) -> None:
+    """``qkv.unbind(0)`` as TorchScript writes it: Split of the stacked projection into
+    ones along axis 0 (then Squeeze): a free channel slice each."""
+    x = imp.act(node)
+    axis = int(attrs(node).get("axis", 0)) % len(x.dims)
+    k = x.dims[0]
+    sizes = imp.ints(node, 1, "split") or [1] * len(node.output)
+    if axis != 0 or k == 1 or len(x.dims) < 3 or x.dims[1] != 1:
+        ops.RULES["Split"](imp, node)
+        return
+    if sizes != [1] * k or len(node.output) != k:
+        raise Unsupported("Split of stacked tensors into other than ones")
+    for i, o in enumerate(node.output):
+        _unstack(imp, node, x, i, (1, *x.dims[1:]), o)
+
+
+def _squeeze(imp: Importer, node: NodeProto) -> None:
+    """Squeeze of axis 0 of a (1, 1, …) tensor (a part after Split): the batch stays, one
+    axis of 1 goes; any other squeeze is the image rule's."""
+    x = imp.act(node)
+    axes = imp.ints(node, 1, "axes")
+    if axes is None or [a % len(x.dims) for a in axes] != [0] or len(x.dims) < 3 \
+            or x.dims[:2] != (1, 1):
+        ops.RULES["Squeeze"](imp, node)
+        return
+    imp.alias(node, x, x.dims[1:], x.ch - 1)
 
 
 def _view(imp: Importer, node: NodeProto, x: Act, dims: tuple[int, ...], ch: int) -> None:
@@ -285,6 +314,8 @@ RULES: dict[str, Rule] = {
     "Pow": _constant_op(None),
     "Concat": _concat,
     "Gather": _gather,
+    "Split": _split,
+    "Squeeze": _squeeze,
     "Reshape": _reshape,
     "Transpose": _transpose,
     "GroupNormalization": _groupnorm,
