@@ -236,6 +236,23 @@ def _split(imp: Importer, node: NodeProto) -> None:
         _unstack(imp, node, x, i, (1, *x.dims[1:]), o)
 
 
+def _slice(imp: Importer, node: NodeProto) -> None:
+    """The dynamo exporter's ``unbind(0)``: Slice [i:i+1] along axis 0 of the stacked
+    projection (then Squeeze): a free channel slice."""
+    x = imp.act(node)
+    stacked = len(x.dims) >= 3 and x.dims[0] > 1 and x.dims[1] == 1
+    axes = imp.ints(node, 3, default=[0]) if stacked and imp.opset >= 10 else None
+    if axes is None or [a % len(x.dims) for a in axes] != [0]:
+        ops.RULES["Slice"](imp, node)
+        return
+    starts, ends = imp.ints(node, 1) or [], imp.ints(node, 2) or []
+    steps = imp.ints(node, 4, default=[1]) or [1]
+    if len(starts) != 1 or len(ends) != 1 or steps != [1] \
+            or not 0 <= starts[0] < x.dims[0] or min(ends[0], x.dims[0]) != starts[0] + 1:
+        raise Unsupported("Slice of stacked tensors other than one of them")
+    _unstack(imp, node, x, starts[0], (1, *x.dims[1:]), node.output[0])
+
+
 def _squeeze(imp: Importer, node: NodeProto) -> None:
     """Squeeze of axis 0 of a (1, 1, …) tensor (a part after Split): the batch stays, one
     axis of 1 goes; any other squeeze is the image rule's."""
@@ -249,20 +266,32 @@ def _squeeze(imp: Importer, node: NodeProto) -> None:
 
 
 def _view(imp: Importer, node: NodeProto, x: Act, dims: tuple[int, ...], ch: int) -> None:
-    """A layout change that counts nothing; refused where the result cannot be counted
-    (positions folded into the batch axis: windows stacked as images)."""
-    if dims[0] != 1:
+    """A layout change that counts nothing. Positions or heads folded into the batch axis
+    are allowed only on the way to another view (the dynamo exporter's kᵀ as
+    reshape(-1, n, d), transpose, reshape back): a layer reading them would count one
+    image of them (Swin's windows stacked as images), so that is an unknown op."""
+    if dims[0] != 1 and not _only_views(imp, node):
         raise Unsupported(f"{node.op_type} folding positions into the batch axis")
     imp.alias(node, x, dims, ch)
+
+
+def _only_views(imp: Importer, node: NodeProto,
+                kinds: tuple[str, ...] = ("Reshape", "Transpose")) -> bool:
+    """Whether every reader of the node's output is one of ``kinds`` (no layer counts it)."""
+    users = imp.consumers.get(node.output[0], [])
+    return bool(users) and all(u >= 0 and imp.order[u].op_type in kinds for u in users)
 
 
 def _reshape(imp: Importer, node: NodeProto) -> None:
     """Patch embedding's flatten (1, C, H·W), heads split (1, n, h, d) and merged back:
     views. Channels stay on axis 1 of an image whose spatial axes merge, otherwise they
     are the last axis."""
+    v = imp.values[node.input[0]]
+    folded = isinstance(v, Act) and v.dims[0] != 1  # only views read it (``_view``)
     try:
-        ops.RULES["Reshape"](imp, node)
-        return
+        if not folded:
+            ops.RULES["Reshape"](imp, node)
+            return
     except Unsupported:
         pass
     x = imp.act(node)
@@ -273,6 +302,9 @@ def _reshape(imp: Importer, node: NodeProto) -> None:
 
 def _transpose(imp: Importer, node: NodeProto) -> None:
     """Any permutation of a tensor's axes: the heads' and tokens' transposes; a view."""
+    v = imp.values[node.input[0]]
+    if isinstance(v, Act) and v.dims[0] != 1 and not _only_views(imp, node):
+        raise Unsupported("Transpose of positions folded into the batch axis")
     try:
         ops.RULES["Transpose"](imp, node)
         return
@@ -283,9 +315,10 @@ def _transpose(imp: Importer, node: NodeProto) -> None:
     if sorted(perm) != list(range(len(x.dims))):
         raise imp.fail(f"perm {perm} is not a permutation of {len(x.dims)} axes", node)
     dims = tuple(x.dims[p] for p in perm)
-    if perm[0] != 0 and (x.dims[0] != 1 or perm[1] != 0):
+    # perm[1] == 0: q, k, v stacked first (timm's permute(2, 0, 3, 1, 4)), taken apart
+    if perm[0] != 0 and (x.dims[0] != 1 or perm[1] != 0
+                         or not _only_views(imp, node, ("Gather", "Split", "Slice"))):
         raise Unsupported("Transpose moving the batch axis")
-    # perm[1] == 0: q, k, v stacked first (timm's permute(2, 0, 3, 1, 4)), read by Gather
     imp.alias(node, x, dims, perm.index(x.ch))
 
 
@@ -316,6 +349,7 @@ RULES: dict[str, Rule] = {
     "Gather": _gather,
     "Split": _split,
     "Squeeze": _squeeze,
+    "Slice": _slice,
     "Reshape": _reshape,
     "Transpose": _transpose,
     "GroupNormalization": _groupnorm,
