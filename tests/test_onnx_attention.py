@@ -338,3 +338,26 @@ def test_sdpa_scales_q_and_k_not_the_scores(tmp_path):
     assert (want.ops_by_category["mul"], got.ops_by_category["mul"]) == (578, 544)
     assert {k: v for k, v in got.ops_by_category.items() if k != "mul"} == \
         {k: v for k, v in want.ops_by_category.items() if k != "mul"}
+
+
+def test_constants_and_two_tensor_sub_div(tmp_path):
+    """Sub/Div/Pow by a scalar constant: ``scalar`` (1 op per element, lang/layers.py
+    SCALAR_OPS: sub under add, div and pow under mul); PoolFormer's pool(x) − x and a
+    division of two computed tensors: ``eltwise``; Sub by a per-channel constant: unknown."""
+    g = G(("N", 8, 4, 4))
+    x = g.node("Sub", ["x", g.scalar(0.5)])
+    x = g.node("Pow", [g.node("Div", [x, g.scalar(2.0)]), g.scalar(2.0)])
+    pooled = g.node("AveragePool", [x], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1])
+    x = g.node("Div", [g.node("Sub", [pooled, x]), x])
+    p = g.save(tmp_path / "m.onnx", x)
+    net = read_network(str(p))
+    assert [(n.layer.kind, getattr(n.layer, "op", None)) for n in net.nodes] == [
+        ("scalar", "sub"), ("scalar", "div"), ("scalar", "pow"), ("pool", "avg"),
+        ("eltwise", "sub"), ("eltwise", "div")]
+    r = counted(p)
+    # 128 elements: sub 128 + eltwise sub 128 under add; div, pow, eltwise div 3·128 under mul
+    assert (r.ops_by_category["add"], r.ops_by_category["mul"]) == (256, 384)
+    g = G(("N", 8, 4, 4))
+    p = g.save(tmp_path / "m.onnx", g.node("Sub", ["x", g.init((1, 8, 1, 1))], name="s"))
+    assert counted_error(p).startswith("no counting rule for these ONNX operators: Sub with "
+                                       "broadcasting or by a non-scalar constant (1: s)")

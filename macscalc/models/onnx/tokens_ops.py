@@ -16,7 +16,7 @@ from collections.abc import Callable
 from math import prod
 from typing import TYPE_CHECKING
 
-from macscalc.lang.attention import MatMul
+from macscalc.lang.attention import Eltwise, MatMul
 from macscalc.lang.layers import Layer, Scalar, Slice
 from macscalc.lang.norms import GroupNorm
 from macscalc.lang.tokens import ClassToken, PosEmbed, TakeTokens, Tokens
@@ -142,7 +142,8 @@ def _with_constant(imp: Importer, node: NodeProto) -> tuple[Act, Const] | None:
 
 def _constant_op(fallback: Rule | None) -> Rule:
     """A tensor and a scalar constant (the attention scale, x/√2, x^2): ``scalar``; Add
-    of a learned table of the tensor's own shape: ``pos_embed``."""
+    of a learned table of the tensor's own shape: ``pos_embed``; Sub or Div of two
+    tensors of one shape: ``eltwise``."""
     def rule(imp: Importer, node: NodeProto) -> None:
         pair = _with_constant(imp, node)
         if pair is not None:
@@ -155,9 +156,17 @@ def _constant_op(fallback: Rule | None) -> Rule:
                     and size == prod(x.dims) and len(x.dims) >= 3:
                 _place(imp, node, PosEmbed(), [x], x.dims)
                 return
-        if fallback is None:
-            raise Unsupported(f"{node.op_type} of two tensors or by a non-scalar constant")
-        fallback(imp, node)
+        if fallback is not None:
+            fallback(imp, node)
+            return
+        ins = [imp.values.get(n) for n in node.input]
+        if node.op_type in ("Sub", "Div") and len(ins) == 2 \
+                and all(isinstance(v, Act) and v.dims == ins[0].dims  # type: ignore[union-attr]
+                        for v in ins):
+            # PoolFormer's pool(x) − x, a division by a computed normalizer: ``eltwise``
+            imp.place(node, Eltwise(op=node.op_type.lower()), ins)  # type: ignore[arg-type]
+            return
+        raise Unsupported(f"{node.op_type} with broadcasting or by a non-scalar constant")
     return rule
 
 
