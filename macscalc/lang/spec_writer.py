@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 from macscalc.core.errors import MacscalcError
 from macscalc.core.rounding import RULES
 from macscalc.lang.graph import Network, Node, unknown_ops
+from macscalc.lang.layers import Shape
+from macscalc.lang.tokens import Tokens
 
 COMPUTE = {"conv2d": "conv", "depthwise": "dw", "linear": "fc"}
 RESERVED = {"input", "prev", "classes"}
@@ -39,7 +41,7 @@ class Row(NamedTuple):
         body = dict(self.args)
         body["name"] = self.name
         if self.inputs != (prev,):
-            multi = self.kind in ("add", "mul", "concat")
+            multi = self.kind in ("add", "mul", "concat", "matmul", "eltwise")
             if multi and self.inputs[0] == prev and len(self.inputs) == 2:
                 body["from"] = self.inputs[1]
             else:
@@ -97,6 +99,7 @@ def rows(network: Network) -> list[Row]:
     used = set(RESERVED)
     out: list[Row] = []
     skip: set[str] = set()
+    shapes: dict[str, Shape] = {"input": network.input, **{n.name: n.out for n in network.nodes}}
     for n in network.nodes:
         if n.name in skip:
             continue
@@ -116,10 +119,28 @@ def rows(network: Network) -> list[Row]:
                     args["act"] = last.layer.fn  # type: ignore[attr-defined]
         else:
             kind, args, last = n.layer.kind, _args(n.layer), n
-        inputs = tuple(row_of[i] for i in n.inputs)
+        inputs = tuple(_viewed(out, row_of[i], shapes[i], want, name, k, used)
+                       for k, (i, want) in enumerate(zip(n.inputs, n.in_shapes, strict=True)))
         out.append(Row(kind, args, name, inputs, last.name))
         row_of[last.name] = name
     return out
+
+
+def _viewed(out: list[Row], src: str, have: Shape, want: Shape, name: str, k: int,
+            used: set[str]) -> str:
+    """The row a node reads, through a ``reshape`` row where it reads that row's output in
+    another layout (a model file's reshapes between images, tokens and heads are views,
+    not primitives)."""
+    if isinstance(have, Tokens) == isinstance(want, Tokens) and tuple(have) == tuple(want):
+        return src
+    if have.numel != want.numel:
+        raise MacscalcError(f"cannot write {name!r} as a spec row: it reads {want}, a part "
+                            f"of the output of {src!r} ({have}); import has no row for "
+                            "such a view yet (the file itself counts)")
+    view = _unique(f"{name}.in{k}" if k else f"{name}.in", used)
+    layout = "tokens" if isinstance(want, Tokens) else "image"
+    out.append(Row("reshape", {"shape": list(want), "layout": layout}, view, (src,), view))
+    return view
 
 
 def _unique(name: str, used: set[str]) -> str:

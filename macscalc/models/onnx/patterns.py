@@ -3,7 +3,8 @@
 Found before the walk from the graph's structure and its literal constants; each is
 placed at its last node: x·Sigmoid(x) (swish), x·HardSigmoid(x) and relu6(x + 3)/6
 forms (hard-swish, hard-sigmoid), the Erf formula of GELU, the ReduceMean/Sub/Pow/Sqrt/
-Div formula of layer norm, MatMul + Add of a bias (one linear layer).
+Div formula of layer norm, MatMul + Add of a bias (one linear layer), ConvNeXt-V2's
+global response norm (ReduceL2, its channel mean, x·n, γ, β, + x).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from macscalc.core.errors import MacscalcError
 from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
+from macscalc.lang.norms import GlobalResponseNorm
 from macscalc.models.onnx.file import values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
@@ -103,7 +105,7 @@ class Patterns:
                 continue
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
                      "ReduceMean": self._layernorm, "MatMul": self._linear,
-                     "Clip": self._hard}.get(node.op_type)
+                     "Clip": self._hard, "ReduceL2": self._grn}.get(node.op_type)
             try:
                 f = match(i) if match else None
             except (IndexError, KeyError, ValueError, TypeError):
@@ -245,6 +247,32 @@ class Patterns:
             return None
         return self._fused("linear", mm.input[0], [i, add], (mm.input[1], bias))
 
+    def _grn(self, i: int) -> Fused | None:
+        """ConvNeXt-V2's global response norm (timm ``GlobalResponseNorm``): g = ‖x‖₂ over
+        the positions, n = g / (mean of g over channels + ε), then x + (β + γ·(x·n))."""
+        l2 = self.order[i]
+        x, g = l2.input[0], l2.output[0]
+        users = self.imp.consumers.get(g, [])
+        mean = next((u for u in users if u >= 0 and self.order[u].op_type == "ReduceMean"),
+                    None)
+        div = next((u for u in users if u >= 0 and self.order[u].op_type == "Div"), None)
+        if len(users) != 2 or mean is None or div is None or self.order[div].input[0] != g:
+            return None
+        eps = self.only(self.order[mean].output[0], "Add")
+        if eps is None or self.only(self.order[eps].output[0], "Div") != div:
+            return None
+        nodes, cur = [i, mean, eps, div], self.order[div].output[0]
+        for op, want in (("Mul", x), ("Mul", "const"), ("Add", "const"), ("Add", x)):
+            j = self.only(cur, op)
+            o = self.other(j, cur) if j is not None else None
+            if j is None or o is None or (o != want if want == x else not self.is_const(o)):
+                return None
+            nodes.append(j)
+            cur = self.order[j].output[0]
+        extra = tuple(self.other(j, self.order[k].output[0]) or ""
+                      for j, k in ((nodes[5], nodes[4]), (nodes[6], nodes[5])))
+        return self._fused("grn", x, nodes, extra)
+
     def _weight(self, name: str) -> bool:
         """A constant, possibly through a Transpose (the dynamo exporter's linear)."""
         if self.is_const(name):
@@ -278,6 +306,22 @@ def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
               out=f.out)
 
 
+def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
+    import numpy as np
+
+    first = imp.order[f.nodes[0]]
+    rank = len(x.dims)
+    axes = {a % rank for a in imp.ints(first, 1, "axes") or []}
+    if axes != {i for i in range(1, rank) if i != x.ch} or not axes:
+        raise Unsupported("ReduceL2 over axes other than the positions")
+    for e in f.extra:
+        v = imp.values.get(e)
+        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+            raise Unsupported("GRN with a scale or shift not of one per channel")
+    imp.place(node, GlobalResponseNorm(), [x],
+              name=sanitize(first.name, "", module=True) or None, out=f.out)
+
+
 def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
     import numpy as np
 
@@ -300,6 +344,7 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "gelu": _fuse_act("gelu"),
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
+    "grn": _fuse_grn,
 }
 
 

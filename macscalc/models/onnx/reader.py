@@ -38,8 +38,9 @@ from macscalc.lang.graph import Network, Node, Settings
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import load, short, values
-from macscalc.models.onnx.ops import CONST_OPS, RULES
+from macscalc.models.onnx.ops import CONST_OPS
 from macscalc.models.onnx.patterns import FUSED, Patterns
+from macscalc.models.onnx.tokens_ops import RULES
 from macscalc.models.onnx.values import (
     Act,
     Const,
@@ -420,12 +421,18 @@ class Importer:
 
     def _unknown(self, node: NodeProto, label: str, record_only: bool = False) -> None:
         self.unknown.setdefault(label, []).append(short(node.name or node.op_type))
-        if record_only or not self.allow_unknown:
+        if record_only:
             self._kill(node)
             return
+        # Without --allow-unknown the walk still goes on through an unknown placeholder
+        # where it can, so that the first error lists every unknown operator, not only the
+        # first one met (whatever it feeds would otherwise be dead and go unreported).
         acts = [v for n in node.input if n and isinstance(v := self.values.get(n), Act)]
         dims = self._declared_dims(node.output[0]) if node.output else None
         if not acts or dims is None:
+            if not self.allow_unknown:
+                self._kill(node)
+                return
             raise self.fail(f"{label} cannot be counted as unknown: "
                             + ("it reads no image tensor" if not acts else
                                "the file does not say its output shape"), node)
@@ -434,6 +441,9 @@ class Importer:
         try:
             s = probe.shape
         except ShapeError as e:
+            if not self.allow_unknown:
+                self._kill(node)
+                return
             raise self.fail(str(e), node) from None
         self.place(node, Unknown(op=label, h=s.h, w=s.w, c=s.c), acts, like=probe)
         for o in node.output[1:]:
