@@ -162,7 +162,7 @@ def test_leave_one_out_never_sees_the_left_out_row():
     x, ms = synthetic()
     ms = [t * (1 + 0.05 * ((i % 3) - 1)) for i, t in enumerate(ms)]  # some noise
     base = leave_one_out(x, ms)
-    for i in range(len(ms)):
+    for i in (0, len(ms) // 2, len(ms) - 1):  # the first, a middle and the last row
         # a wildly different measurement of row i cannot change row i's held-out prediction
         moved = leave_one_out(x, ms[:i] + [ms[i] * 50] + ms[i + 1:])
         assert moved[i] == base[i]
