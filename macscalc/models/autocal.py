@@ -24,9 +24,10 @@ from macscalc.lang.graph import Network, build
 from macscalc.lang.spec import parse
 
 HOLD_OUT = 5  # one graph in five is held out of the fit
-# (feature-map size, channels): from large maps with few channels to small maps with many
+# (feature-map size, channels): from large maps with few channels to small maps with many;
+# the last two have tensors beyond the core's 1 MB L2, as a network's early layers do
 SHAPES = ((56, 32), (14, 256), (28, 64), (7, 512), (112, 16), (28, 128), (14, 128), (7, 256),
-          (56, 64))
+          (56, 64), (112, 32), (56, 96))
 CHAIN = 3  # each layer under test is timed alone and repeated this many times: a short
 # network, whose tensors and weights do not all stay in the core's caches between runs
 FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
