@@ -5,9 +5,10 @@ percentage error (MAPE), for:
 
 (a) leave-one-out on the published Pixel-1 rows (slim V2 grid, 22 rows; slim V3 table,
     6 rows: macscalc/data/v2.yaml, v3.yaml);
-(b) the profile ``calibrate --auto`` fits to single layers timed on this machine
-    (benchmarks/data/auto_epyc_1t_pinned.csv) predicting every measured built-in and
-    MobileNet (benchmarks/data/*_epyc_1t_pinned.csv, minimum of each row's runs);
+(b) the profile ``calibrate --auto`` fits to layers and blocks timed on this machine,
+    alone and in chains of three (benchmarks/data/auto_epyc_1t_pinned.csv), predicting
+    every measured built-in and MobileNet (benchmarks/data/*_epyc_1t_pinned.csv, minimum
+    of each row's runs);
 (c) the 8 whole models ``calibrate --suggest 8`` picks from those, fitted, predicting
     all the others;
 (d) leave-one-out over all of them (the built-in cpu_epyc_1t profile's band), beside
@@ -16,7 +17,8 @@ percentage error (MAPE), for:
 
     python benchmarks/latency.py [--write-profiles] [--measure-auto]
 
-``--measure-auto`` re-times the auto graphs (pinned to CPU 1) into the CSV above;
+``--measure-auto`` re-times the auto graphs (pinned to CPU 1, the minimum of 3 passes)
+into the CSV above;
 ``--write-profiles`` regenerates macscalc/data/profiles/ (pixel1 from the published rows,
 cpu_epyc_1t from every measured whole model here).
 """
