@@ -13,6 +13,7 @@ from macscalc.analysis.design import suggest
 from macscalc.analysis.latency import TERMS, features, load_profile
 from macscalc.cli import app
 from macscalc.lang.spec import builtin_names
+from macscalc.models.autocal import CHAIN, SHAPES, designs
 from tests.conftest import counted
 
 np = pytest.importorskip("numpy", reason="the design needs numpy")
@@ -120,3 +121,25 @@ def test_auto_runs_end_to_end_on_a_tiny_budget(tmp_path):
     # the held-out band is the error on graphs the fit never saw
     held = [abs(r["error_pct"]) for r in data["rows"] if r["set"] == "held out"]
     assert data["leave_one_out"]["mape_pct"] == pytest.approx(sum(held) / len(held), abs=0.01)
+
+
+def test_auto_holds_out_every_kind_at_some_shapes_and_fits_it_at_the_others():
+    ds = designs()
+    # 11 shapes x 14 kinds, each alone and as a chain of 3, and 5 FC layers (autocal.py)
+    assert (len(SHAPES), CHAIN, len(ds)) == (11, 3, 11 * 14 * 2 + 5)
+    by_kind: dict[str, set[bool]] = {}
+    for d in ds:
+        kind = d.label if d.label.startswith("fc") else \
+            d.label.replace(f" c{d.channels} {d.size}", "")
+        by_kind.setdefault("fc" if kind.startswith("fc") else kind, set()).add(d.held)
+    # a hold-out rule that aliased with the design's period held out every FC graph
+    assert len(by_kind) == 29 and all(v == {True, False} for v in by_kind.values())
+    fc = [d.held for d in ds if d.label.startswith("fc")]
+    assert fc == [True, False, False, False, False]
+    # a chain repeats the rows of its single graph three times, split names numbered
+    one = next(d for d in ds if d.label == "split concat c32 56")
+    three = next(d for d in ds if d.label == "split concat c32 56 x3")
+    assert three.rows == tuple(r.replace("#", str(n)) for n in range(3) for r in (
+        "pw: {c: 32}", "split: {parts: 2, name: x#}", "concat: {from: [x#.1, x#.0]}"))
+    assert len(one.rows) == 3 and one.held == three.held
+    three.network()  # it builds

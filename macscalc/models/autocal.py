@@ -23,10 +23,13 @@ from macscalc.core.errors import MacscalcError
 from macscalc.lang.graph import Network, build
 from macscalc.lang.spec import parse
 
-HOLD_OUT = 5  # every fifth graph is held out of the fit
-# (feature-map size, channels): from large maps with few channels to small maps with many
+HOLD_OUT = 5  # one graph in five is held out of the fit
+# (feature-map size, channels): from large maps with few channels to small maps with many;
+# the last two have tensors beyond the core's 1 MB L2, as a network's early layers do
 SHAPES = ((56, 32), (14, 256), (28, 64), (7, 512), (112, 16), (28, 128), (14, 128), (7, 256),
-          (56, 64))
+          (56, 64), (112, 32), (56, 96))
+CHAIN = 3  # each layer under test is timed alone and repeated this many times: a short
+# network, whose tensors and weights do not all stay in the core's caches between runs
 FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
 
 
@@ -37,6 +40,7 @@ class Design(NamedTuple):
     size: int
     channels: int
     rows: tuple[str, ...]
+    held: bool  # held out of the fit and predicted
 
     def network(self) -> Network:
         text = "\n".join([f"name: auto_{self.label.replace(' ', '_')}", "source: calibrate --auto",
@@ -54,27 +58,32 @@ def designs() -> list[Design]:
         pw = f"pw: {{c: {c}}}"  # a 1×1 conv first: the layer under test reads a conv's
         # output in the runtime's blocked layout, as inside a network
         kinds = [
-            ("pw", c, [f"pw: {{c: {2 * c}}}"]),
-            ("conv3", c, [f"conv: {{c: {c}, k: 3}}"]),
-            ("group3 w16", c, [f"conv: {{c: {c}, k: 3, group_width: 16}}"]),
-            ("dw3", c, [pw, "dw: {k: 3}"]),
-            ("dw5", c, [pw, "dw: {k: 5}"]),
-            ("dw7", c, [pw, "dw: {k: 7}"]),
-            ("dw3 s2", c, [pw, "dw: {k: 3, s: 2}"]),
-            ("swish", c, [pw, "act: {fn: swish}"]),
-            ("shuffle", c, [pw, "shuffle: {groups: 2}"]),
-            ("split concat", c, [pw, "split: {parts: 2, name: x}",
-                                 "concat: {from: [x.1, x.0]}"]),
-            ("maxpool", c, [pw, "pool: {op: max, k: 3, s: 2, padding: 1}"]),
-            ("ir", c, [pw, f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
-            ("ir se", c, [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
-            ("residual", c, [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
+            ("pw", [f"pw: {{c: {2 * c}}}"]),
+            ("conv3", [f"conv: {{c: {c}, k: 3}}"]),
+            ("group3 w16", [f"conv: {{c: {c}, k: 3, group_width: 16}}"]),
+            ("dw3", [pw, "dw: {k: 3}"]),
+            ("dw5", [pw, "dw: {k: 5}"]),
+            ("dw7", [pw, "dw: {k: 7}"]),
+            ("dw3 s2", [pw, "dw: {k: 3, s: 2}"]),
+            ("swish", [pw, "act: {fn: swish}"]),
+            ("shuffle", [pw, "shuffle: {groups: 2}"]),
+            ("split concat", [pw, "split: {parts: 2, name: x#}", "concat: {from: [x#.1, x#.0]}"]),
+            ("maxpool", [pw, "pool: {op: max, k: 3, s: 2, padding: 1}"]),
+            ("ir", [pw, f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
+            ("ir se", [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
+            ("residual", [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
         ]
-        out += [Design(f"{k} c{ch} {s}", s, ch, tuple(rows)) for k, ch, rows in kinds]
-        if i < len(FC):
+        # each kind alone and as a chain; held out (both) at one shape in five, so the
+        # held-out graphs cover every kind; '#' numbers a name in each repetition
+        out += [Design(f"{k} c{c} {s}" + (f" x{n}" if n > 1 else ""), s, c,
+                       tuple(r.replace("#", str(m)) for m in range(n) for r in rows),
+                       (i + j) % HOLD_OUT == HOLD_OUT - 1)
+                for n in (1, CHAIN) for j, (k, rows) in enumerate(kinds)]
+        if i < len(FC):  # one FC layer (a network has one, at its end)
             cin, cout = FC[i]
             out.append(Design(f"fc {cin}-{cout}", 1, cin, (f"fc: {{c: {cout}, bn: false, "
-                                                            "act: none}",)))
+                                                            "act: none}",),
+                              (i + len(kinds)) % HOLD_OUT == HOLD_OUT - 1))
     return out
 
 
@@ -107,7 +116,7 @@ def auto_calibrate(threads: int, budget: float, figure: str = "median", cpu: int
     if len(done) < 2 * HOLD_OUT:
         raise MacscalcError(f"only {len(done)} graphs timed; --auto needs at least "
                             f"{2 * HOLD_OUT}")
-    held = [i % HOLD_OUT == HOLD_OUT - 1 for i in range(len(done))]
+    held = [d.held for d, *_ in done]
     notes = provenance(threads, 10, 3, 2, 40, cpu)
     elapsed = time.monotonic() - start
     cal = fit_split([n for _, n, _ in done], [ms for *_, ms in done],
