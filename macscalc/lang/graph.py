@@ -417,3 +417,14 @@ def unknown_ops(network: Network) -> dict[str, list[str]]:
         if n.layer.kind == "unknown":
             out.setdefault(n.layer.op, []).append(n.name)  # type: ignore[attr-defined]
     return out
+
+
+def unique_name(used: set[str], base: str) -> str:
+    """``base``, else ``base_2``, ``base_3``, …: the first not in ``used``, which it joins
+    (a model file's layer names may repeat; a network's may not)."""
+    name, i = base, 1
+    while name in used:
+        i += 1
+        name = f"{base}_{i}"
+    used.add(name)
+    return name

@@ -34,7 +34,7 @@ from macscalc.core.limits import (
     MAX_SIZE,
 )
 from macscalc.core.rounding import RULES as ROUNDING
-from macscalc.lang.graph import Network, Node, Settings
+from macscalc.lang.graph import Network, Node, Settings, unique_name
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import load, short, values
@@ -103,13 +103,7 @@ class Importer:
         return "values from external data" if self.from_external(node) else show(value)
 
     def unique(self, name: str) -> str:
-        base = name or "node"
-        name, i = base, 1
-        while name in self.used:
-            i += 1
-            name = f"{base}_{i}"
-        self.used.add(name)
-        return name
+        return unique_name(self.used, name or "node")
 
     # -- reading the graph ------------------------------------------------------------
     def read(self) -> Network:

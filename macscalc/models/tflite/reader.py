@@ -23,7 +23,7 @@ from pathlib import Path
 from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.core.limits import MAX_CHANNELS, MAX_SIZE
 from macscalc.core.rounding import RULES as ROUNDING
-from macscalc.lang.graph import Network, Node, Settings
+from macscalc.lang.graph import Network, Node, Settings, unique_name
 from macscalc.lang.layers import Activation, Layer, LayerNorm, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import short
@@ -63,13 +63,7 @@ class Importer:
         return MacscalcError(where + message, self.file)
 
     def unique(self, name: str) -> str:
-        base = name or "op"
-        name, i = base, 1
-        while name in self.used:
-            i += 1
-            name = f"{base}_{i}"
-        self.used.add(name)
-        return name
+        return unique_name(self.used, name or "op")
 
     # -- the walk ----------------------------------------------------------------------
     def read(self) -> Network:
