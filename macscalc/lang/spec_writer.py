@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError
 from macscalc.core.rounding import RULES
-from macscalc.lang.graph import Network, Node, unknown_ops
+from macscalc.lang.graph import Network, Node, unique_name, unknown_ops
 from macscalc.lang.layers import Shape
 from macscalc.lang.tokens import Tokens
 
@@ -144,13 +144,8 @@ def _viewed(out: list[Row], src: str, have: Shape, want: Shape, name: str, k: in
 
 
 def _unique(name: str, used: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "layer"
-    name, i = base, 1
-    while name in used:
-        i += 1
-        name = f"{base}_{i}"
-    used.add(name)
-    return name
+    """``name`` as a spec may write it (letters, digits, ``_.-``), unique among ``used``."""
+    return unique_name(used, re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "layer")
 
 
 def _signature(rows_: list[Row], i: int, index: dict[str, int]) -> tuple[Any, ...]:
