@@ -54,6 +54,7 @@ from macscalc.models.onnx.values import (
     readable,
     role,
     show_dims,
+    unknown_error,
 )
 
 if TYPE_CHECKING:
@@ -140,12 +141,7 @@ class Importer:
             elif f.last == i:
                 self._fused(f, node)
         if self.unknown and not self.allow_unknown:
-            listed = "; ".join(f"{op} ({len(names)}: {', '.join(names[:5])}"
-                               f"{', …' if len(names) > 5 else ''})"
-                               for op, names in self.unknown.items())
-            raise MacscalcError(f"no counting rule for these ONNX operators: {listed}. "
-                                "Nothing is counted as zero; --allow-unknown counts them as "
-                                "unknown (report status partial)", self.file)
+            raise unknown_error("ONNX", self.unknown, self.file)
         return self._network(x)
 
     def _check_text(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from macscalc.core.errors import ShapeError
+from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.schema import POS_INT, ArgType, arg
 from macscalc.models.onnx.file import SMALL, short
@@ -125,6 +125,16 @@ class Unsupported(Exception):
     def __init__(self, label: str) -> None:
         super().__init__(label)
         self.label = label
+
+
+def unknown_error(fmt: str, unknown: dict[str, list[str]], file: str) -> MacscalcError:
+    """The first error of a model file with operators macscalc has no rule for: every
+    operator with its count and first five names, never a zero counted in its place."""
+    listed = "; ".join(f"{op} ({len(names)}: {', '.join(names[:5])}"
+                       f"{', …' if len(names) > 5 else ''})" for op, names in unknown.items())
+    return MacscalcError(f"no counting rule for these {fmt} operators: {listed}. Nothing is "
+                         "counted as zero; --allow-unknown counts them as unknown (report "
+                         "status partial)", file)
 
 
 # Ops a torch.nn module exports as itself: its name's last part is the op type, which

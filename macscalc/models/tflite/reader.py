@@ -27,7 +27,7 @@ from macscalc.lang.graph import Network, Node, Settings, unique_name
 from macscalc.lang.layers import Activation, Layer, LayerNorm, Shape
 from macscalc.lang.spec import Spec
 from macscalc.models.onnx.file import short
-from macscalc.models.onnx.values import Unknown, Unsupported
+from macscalc.models.onnx.values import Unknown, Unsupported, unknown_error
 from macscalc.models.tflite.model import Graph, Model, Operator, Tensor, load
 from macscalc.models.tflite.ops import RULES
 from macscalc.models.tflite.quant import Stored
@@ -102,12 +102,7 @@ class Importer:
         for op in g.operators:
             self._operator(op)
         if self.unknown and not self.allow_unknown:
-            listed = "; ".join(f"{op} ({len(names)}: {', '.join(names[:5])}"
-                               f"{', …' if len(names) > 5 else ''})"
-                               for op, names in self.unknown.items())
-            raise MacscalcError(f"no counting rule for these TFLite operators: {listed}. "
-                                "Nothing is counted as zero; --allow-unknown counts them as "
-                                "unknown (report status partial)", self.file)
+            raise unknown_error("TFLite", self.unknown, self.file)
         return self._network(shape)
 
     def _find_swish(self) -> None:
