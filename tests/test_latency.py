@@ -47,7 +47,8 @@ GRID = [("resnet18", "1.0", 96), ("regnet_x_400mf", "1.0", 96), ("mobilenet_v2",
 # constants to recover, in the profile's physical units
 KNOWN = {"conv1x1_gmacs_per_s": 40.0, "conv_gmacs_per_s": 30.0, "group_gmacs_per_s": 20.0,
          "dw_gmacs_per_s": 10.0, "dw_mplanes_per_s": 20.0, "exp_gelems_per_s": 3.0,
-         "gbytes_per_s": 25.0, "weight_gbytes_per_s": 8.0, "us_per_kernel": 2.5}
+         "gbytes_per_s": 25.0, "weight_gbytes_per_s": 8.0, "dram_gbytes_per_s": 4.0,
+         "us_per_kernel": 2.5}
 HAND = ("  - conv: {c: 8, k: 3, bn: true, act: relu}\n"
         "  - dw: {k: 5, bn: true, act: hswish}\n"
         "  - shuffle: {groups: 2}\n"
@@ -92,7 +93,7 @@ def test_kernels_by_hand(spec_file):
         ("fc1/fc", "linear", {"macs_fc": 80, "bytes": 4 * (8 + 10), "wbytes": 4 * 80})]
     assert features(net) == {"macs_conv1x1": 4_176, "macs_conv": 13_824, "macs_group": 0,
                              "macs_dw": 12_800, "dw_planes": 8, "exp": 512, "bytes": 29_608,
-                             "wbytes": 2_240, "kernels": 12}
+                             "wbytes": 2_240, "dram": 0, "kernels": 12}
 
 
 def test_a_split_is_one_kernel(spec_file):
@@ -121,6 +122,20 @@ def test_fit_recovers_known_constants():
     x, ms = synthetic()
     got = [t.constant(c) for t, c in zip(TERMS, fit(x, ms), strict=True)]
     assert got == pytest.approx([KNOWN[t.key] for t in TERMS], rel=1e-6)
+
+
+def test_a_prior_holds_what_few_rows_leave_loose():
+    # three rows (V2, MNASNet, V1 0.25) cannot pin ten constants: pulled toward a prior
+    # of the true constants at half speed, the fit scales it (one factor for rates, one
+    # for launches) and recovers every constant, those the rows never exercise (grouped,
+    # exp, FC weights from memory) included; without the prior those are 0
+    x, ms = synthetic()
+    rows = [2, 3, 7]
+    truth = [t.coef(KNOWN[t.key]) for t in TERMS]
+    got = fit([x[i] for i in rows], [ms[i] for i in rows], term_ties(), [2 * c for c in truth])
+    assert got == pytest.approx(truth, rel=1e-6)
+    alone = fit([x[i] for i in rows], [ms[i] for i in rows])
+    assert alone[TERM_NAMES.index("exp")] == 0
 
 
 def test_a_rate_no_row_pins_takes_its_tie_never_zero():
@@ -296,10 +311,12 @@ def test_calibrate_recovers_constants_and_is_deterministic(tmp_path):
     # written to 4 significant digits
     assert p.constants == pytest.approx(KNOWN, rel=5e-4)
     assert (p.rows, p.loo.within_10, p.name) == (18, 100.0, "toy")
-    assert p.fitted_on == "m.csv, 18 rows (measured by hand)"
+    assert p.fitted_on == ("m.csv, 18 rows (measured by hand); pulled toward the cpu_epyc_1t "
+                           "profile's proportions (--prior)")
     data = json.loads(result.stdout)
     assert [round(r["loo_error_pct"], 6) for r in data["rows"]] == [0.0] * 18
-    assert data["warnings"] == []
+    # 18 rows for 10 constants: fitted exactly, but fewer than two rows a constant
+    assert [w.split(":")[0] for w in data["warnings"]] == ["only 18 rows for 10 constants"]
 
 
 def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
@@ -307,9 +324,10 @@ def test_calibrate_warns_when_terms_are_not_identified(tmp_path):
     # depthwise), and no element-wise ops beyond one global pool each
     path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,0.75,192,,14",
                            "mobilenet_v1,0.5,160,,6"])
-    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml")])
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(tmp_path / "p.yaml"),
+                                 "--prior", "none"])
     assert result.exit_code == 0, result.output
-    assert "WARNING: only 3 rows for 9 constants" in result.stdout
+    assert "WARNING: only 3 rows for 10 constants: too few to fit them" in result.stdout
     assert "WARNING: no depthwise-heavy model" in result.stdout
     assert ("WARNING: no row has grouped conv MACs: group_gmacs_per_s is not fitted (taken as "
             "conv1x1_gmacs_per_s)") in result.stdout
@@ -324,7 +342,7 @@ def test_calibrate_writes_a_rate_the_rows_leave_free_as_inf(tmp_path):
     path = _csv(tmp_path, ["mobilenet_v1,1.0,224,,30", "mobilenet_v1,1.0,192,,24",
                            "mobilenet_v1,1.0,160,,19"])
     out = tmp_path / "p.yaml"
-    result = runner.invoke(app, ["calibrate", str(path), "-o", str(out)])
+    result = runner.invoke(app, ["calibrate", str(path), "-o", str(out), "--prior", "none"])
     assert result.exit_code == 0, result.output
     assert "  exp_gelems_per_s: .inf  #" in out.read_text(encoding="utf-8")
     assert ("WARNING: no row has elements through exp (swish, sigmoid, GELU): exp_gelems_per_s "
