@@ -215,9 +215,12 @@ def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
 
 def measure(sessions: int) -> None:
     """Time every whole model of the grids and every auto graph, interleaved in one
-    session, ``sessions`` times, and keep each one's minimum: this shared machine's speed
-    drifts by up to 20 % between sessions minutes apart (other tenants), so graphs timed
-    in different sessions cannot be compared, and other work only ever adds time."""
+    session, ``sessions`` times. This shared machine's speed drifts by up to 20 % between
+    sessions minutes apart (other tenants), and other work only ever adds time, so each
+    figure is the lowest over the sessions: for a whole model its minimum run; for an
+    auto graph its median in the session (``calibrate --auto``'s figure: the minimum of a
+    sub-millisecond graph catches the core at a boost a 10–300 ms network never keeps;
+    with minima here, (b) fell from 82 % to 48 %)."""
     from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
     pin(1)
@@ -226,21 +229,25 @@ def measure(sessions: int) -> None:
     auto = designs()
     graphs = [d.network() for d in auto]
     best: list[Timing] = []
+    notes = provenance(1, RUNS, 2, ROUNDS, None, 1)
     for _ in range(sessions):
-        notes = provenance(1, RUNS, 2, ROUNDS, None, 1)
         timed = time_networks(whole + graphs, 1, runs=RUNS, warmup=2, rounds=ROUNDS)
-        best = [min(a, b, key=lambda t: t.min) for a, b in zip(best, timed, strict=True)] \
-            if best else timed
-    notes.append(f"# the minimum over {sessions} such sessions, each timing every model here "
-                 "and every graph of auto_epyc_1t.csv interleaved; the load average is the "
-                 "last session's")
-    WHOLE.write_text("\n".join([*notes, "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,"
-                                "threads,runs", *(csv_row(n, m.spec, t) for m, n, t in
-                                                   zip(rows, whole, best, strict=False))])
-                     + "\n", encoding="utf-8")
-    AUTO.write_text("\n".join([*notes, "graph,ms", *(
-        f"{d.label},{t.min:.5f}" for d, t in zip(auto, best[len(whole):], strict=True))])
-        + "\n", encoding="utf-8")
+        best = [min(a, b, key=lambda t, auto=i >= len(whole): t.ms if auto else t.min)
+                for i, (a, b) in enumerate(zip(best, timed, strict=True))] if best else timed
+    shared = (f"interleaved in each of {sessions} sessions; the load average is the first "
+              "session's")
+    WHOLE.write_text("\n".join([*notes, f"# the minimum over {sessions} such sessions, each "
+                                f"timing every model here and every graph of {AUTO.name} "
+                                + shared, "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,"
+                                "max_ms,threads,runs", *(csv_row(n, m.spec, t) for m, n, t in
+                                                          zip(rows, whole, best))]) + "\n",
+                     encoding="utf-8")
+    AUTO.write_text("\n".join([*notes, "# each graph's median over its runs in a session "
+                               "(calibrate --auto's figure), the minimum of those over the "
+                               f"sessions that also timed {WHOLE.name}'s models, " + shared,
+                               "graph,ms", *(f"{d.label},{t.ms:.5f}" for d, t in
+                                             zip(auto, best[len(whole):], strict=True))])
+                    + "\n", encoding="utf-8")
     print(f"wrote {WHOLE} and {AUTO}")
 
 
