@@ -9,7 +9,8 @@ kernel here carries quantities that mean the same in every family: its MACs by c
 (1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
 bytes it reads and writes, the weight bytes it streams (at the runtime's dtype; a layer's
 weights past 8 MiB apart, as they come from memory rather than cache), and the
-elements that go through an exponential (swish, sigmoid, GELU, ...). The rules follow
+elements that go through an exponential (swish, sigmoid, GELU, ...) and that a resize
+writes. The rules follow
 onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
 built-ins).
 """
@@ -106,7 +107,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         if key in reordered or (key not in owner and key != "input"):
             return
         reordered.add(key)
-        out.append(Kernel((key,), "reorder", {"bytes": 2 * DTYPE_BYTES * numel(name, shape)}))
+        out.append(Kernel((key,), "reorder", {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}))
 
     def sizes(n: Node) -> Any:
         return sum(numel(i, s) for i, s in zip(n.inputs, n.in_shapes, strict=True)) + \
@@ -178,6 +179,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)
             if kind == "act" and n.layer.fn in EXP_ACTS:
                 f["exp"] = numel(n.name, n.out)
+            if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
+                f["resize"] = numel(n.name, n.out)
         out.append(Kernel((n.name,), what, f))
         owner[n.name] = len(out) - 1
         if kind == "slice":
