@@ -332,8 +332,10 @@ def test_calibrate_recovers_constants_and_is_deterministic(tmp_path):
     # written to 4 significant digits
     assert p.constants == pytest.approx(KNOWN, rel=5e-4)
     assert (p.rows, p.loo.within_10, p.name) == (20, 100.0, "toy")
+    # exact rows: leave-one-out wants no pull toward the prior
     assert p.fitted_on == ("m.csv, 20 rows (measured by hand); pulled toward the cpu_epyc_1t "
-                           "profile's proportions (--prior)")
+                           "profile's proportions with strength 0, chosen by leave-one-out "
+                           "(--prior)")
     data = json.loads(result.stdout)
     assert [round(r["loo_error_pct"], 6) for r in data["rows"]] == [0.0] * 20
     # 20 rows for 12 constants: fitted exactly, but fewer than two rows a constant

@@ -232,6 +232,7 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
         kinds,
         leave_one_out,
         predict,
+        prior_strength,
         term_ties,
     )
 
@@ -239,11 +240,13 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
     x = [[f[t.name] for t in TERMS] for f in feats]
     ties = term_ties()
     start = prior.coefs() if prior is not None else None
-    coefs = fit(x, ms, ties, start)
+    strength = prior_strength(x, ms, start) if start is not None else None
+    coefs = fit(x, ms, ties, start, strength)
     fitted = [predict(coefs, row) for row in x]
-    held_out = leave_one_out(x, ms, ties, start)
+    held_out = leave_one_out(x, ms, ties, start, strength)
     if prior is not None:
-        fitted_on += f"; pulled toward the {prior.name} profile's proportions (--prior)"
+        fitted_on += (f"; pulled toward the {prior.name} profile's proportions with strength "
+                      f"{strength:g}, chosen by leave-one-out (--prior)")
     profile = Profile(
         name=name, device=device,
         constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs, strict=True)},

@@ -208,17 +208,18 @@ def nnls(a: Any, b: Any) -> Any:
 
 
 def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None,
-        prior: list[float] | None = None) -> list[float]:
+        prior: list[float] | None = None, strength: float | None = None) -> list[float]:
     """Costs in ms per unit of each feature column, ≥ 0, minimising relative error; a
     column the rows leave at zero cost (none exercises it, or too little to pin it) takes
     the cost of the column ``ties`` names for it: a conv is never free.
 
     With a ``prior`` (another device's costs, as ``Profile.coefs``), the fit starts from
     it, scaled to these rows (one factor for the rates, one for the launch cost), and
-    pays for every move away from it, as much as leave-one-out over the rows finds best
-    (``RIDGE``): a few whole models (``--suggest``'s eight) then correct the constants
-    they pin and leave the rest at the prior's proportions, instead of fitting
-    themselves exactly with constants that predict nothing else."""
+    pays ``strength`` · Σ (c / start − 1)² for moving away from it (by default the
+    strength leave-one-out over the rows finds best, ``prior_strength``): a few whole
+    models (``--suggest``'s eight) then correct the constants they pin and leave the rest
+    at the prior's proportions, instead of fitting themselves exactly with constants that
+    predict nothing else."""
     import numpy as np
 
     a = np.asarray(x, dtype=float)
@@ -226,15 +227,25 @@ def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = Non
     if prior is None:
         coefs = nnls(a / t[:, None], np.ones(len(t)))
     else:
-        start = _scaled(a, t, np.asarray(prior, dtype=float))
-        strength = min(RIDGE, key=lambda lam: _held_out_error(a, t, np.asarray(prior), lam))
+        p = np.asarray(prior, dtype=float)
+        start = _scaled(a, t, p)
+        lam = prior_strength(x, ms, prior) if strength is None else strength
         # a column no row exercises keeps the prior's (scaled) cost, whatever the strength
-        coefs = np.where(a.any(axis=0), _toward(a, t, start, strength), start)
+        coefs = np.where(a.any(axis=0), _toward(a, t, start, lam), start)
     out = [float(c) for c in coefs]
     for j, k in (ties or {}).items():
         if out[j] == 0:
             out[j] = out[k]
     return out
+
+
+def prior_strength(x: list[list[float]], ms: list[float], prior: list[float]) -> float:
+    """The pull toward ``prior`` (of ``RIDGE``) whose fits predict each row, left out,
+    best (mean squared relative error)."""
+    import numpy as np
+
+    a, t, p = (np.asarray(v, dtype=float) for v in (x, ms, prior))
+    return min(RIDGE, key=lambda lam: _held_out_error(a, t, p, lam))
 
 
 RIDGE = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # strengths of the pull to a prior
@@ -290,9 +301,12 @@ def predict(coefs: list[float], row: list[float]) -> float:
 
 
 def leave_one_out(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None,
-                  prior: list[float] | None = None) -> list[float]:
-    """Each row predicted by a fit on all the other rows (never on itself)."""
-    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:], ties, prior), x[i])
+                  prior: list[float] | None = None, strength: float | None = None
+                  ) -> list[float]:
+    """Each row predicted by a fit on all the other rows (never on itself); with a prior,
+    at the ``strength`` chosen on all the rows (choosing it again without each row would
+    cost a leave-one-out inside every fit)."""
+    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:], ties, prior, strength), x[i])
             for i in range(len(x))]
 
 
