@@ -35,7 +35,8 @@ from macscalc.lang.layers import (
     SpaceToDepth,
     Upsample,
 )
-from macscalc.models.onnx.file import short
+from macscalc.models.onnx.file import array, short
+from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.values import (
     Act,
     Broadcast,
@@ -53,9 +54,8 @@ from macscalc.models.onnx.values import (
 )
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 
 # -- rules: one ONNX operator each ----------------------------------------------------------
@@ -829,12 +829,10 @@ CONST_OPS: dict[str, Callable[[Importer, NodeProto], list[Value]]] = {
 
 
 def _constant(np: Any, a: dict) -> Any:
-    from onnx import TensorProto, numpy_helper
-
     if "value" in a:
-        if a["value"].data_location == TensorProto.EXTERNAL:  # read only by file.values
+        if a["value"].data_location == EXTERNAL:  # read only by file.values
             raise ValueError("a Constant node's value in external data")
-        return numpy_helper.to_array(a["value"])
+        return array(a["value"])
     for key in ("value_float", "value_int"):
         if key in a:
             return np.array(a[key])

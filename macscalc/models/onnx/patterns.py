@@ -16,14 +16,14 @@ from macscalc.core.errors import MacscalcError
 from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.lang.norms import GlobalResponseNorm
-from macscalc.models.onnx.file import values
+from macscalc.models.onnx.file import array, values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
+from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 
 class Patterns:
@@ -64,11 +64,9 @@ class Patterns:
                 if a is None:
                     continue
                 if a.name == "value" and a.t and _literal(a.t):
-                    from onnx import numpy_helper
-
                     try:
-                        out[node.output[0]] = float(numpy_helper.to_array(a.t).reshape(-1)[0])
-                    except Exception:  # noqa: BLE001 - an unreadable literal matches nothing
+                        out[node.output[0]] = float(array(a.t).reshape(-1)[0])
+                    except (ValueError, TypeError):  # an unreadable literal matches nothing
                         continue
                 elif a.name in ("value_float", "value_int"):
                     out[node.output[0]] = float(a.f if a.name == "value_float" else a.i)
@@ -351,7 +349,5 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
 def _literal(t: Any) -> bool:
     """Whether a Constant's tensor is one value held in the file itself: external data is
     read only by ``file.values``, from the model's folder."""
-    from onnx import TensorProto
-
-    return t.data_location != TensorProto.EXTERNAL and len(t.dims) <= MAX_RANK and all(
+    return t.data_location != EXTERNAL and len(t.dims) <= MAX_RANK and all(
         d == 1 for d in t.dims)
