@@ -10,6 +10,7 @@ global response norm (ReduceL2, its channel mean, x·n, γ, β, + x).
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import MacscalcError
@@ -49,11 +50,9 @@ class Patterns:
 
     def _literals(self) -> dict[str, float]:
         """Scalar literal constants by tensor name."""
-        import numpy as np
-
         out: dict[str, float] = {}
         for name, v in self.imp.values.items():
-            if isinstance(v, Const) and v.proto is not None and int(np.prod(v.dims or (1,))) == 1:
+            if isinstance(v, Const) and v.proto is not None and prod(v.dims) == 1:
                 try:
                     out[name] = float(values(v.proto, self.imp.base, self.imp.file).reshape(-1)[0])
                 except MacscalcError:
@@ -289,8 +288,6 @@ def _fuse_act(fn: str) -> Callable[[Importer, Fused, NodeProto, Act], None]:
 
 
 def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     axes = imp.ints(first, 1, "axes") or []
     rank = len(x.dims)
@@ -298,15 +295,13 @@ def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceMean over a non-channel axis")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("layer norm with a scale or shift not of one per channel")
     imp.place(node, LayerNorm(), [x], name=sanitize(node.name, "", module=True) or None,
               out=f.out)
 
 
 def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     rank = len(x.dims)
     axes = {a % rank for a in imp.ints(first, 1, "axes") or []}
@@ -314,22 +309,20 @@ def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceL2 over axes other than the positions")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("GRN with a scale or shift not of one per channel")
     imp.place(node, GlobalResponseNorm(), [x],
               name=sanitize(first.name, "", module=True) or None, out=f.out)
 
 
 def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     mm = imp.order[f.nodes[0]]
     w = imp.values.get(f.extra[0])
     b = imp.values.get(f.extra[1])
     if not isinstance(w, Const) or not isinstance(b, Const):
         raise Unsupported("MatMul by a computed tensor")
     out = matmul_out(x, w)
-    if int(np.prod(b.dims or (1,))) != out:
+    if prod(b.dims) != out:
         raise Unsupported("Add after MatMul of a tensor that is not a bias")
     name = sanitize(mm.name, mm.op_type) or None
     imp.place(node, Linear(c=out, bias=True), [x], name=name, out=f.out)
