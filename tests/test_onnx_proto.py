@@ -214,7 +214,7 @@ def test_malformed_bytes_are_located_errors(data, message):
 def test_the_item_budget_bounds_the_work(monkeypatch):
     monkeypatch.setattr(proto, "MAX_ONNX_ITEMS", 20)
     data = kitchen_sink().SerializeToString()
-    with pytest.raises(MacscalcError, match="more than 20 nodes, tensors, attributes, dims and "
+    with pytest.raises(MacscalcError, match="over 20 nodes, tensors, attributes, dims and "
                                             "other items, more than macscalc reads"):
         proto.decode(data, "m.onnx")
 

@@ -313,7 +313,7 @@ class _Decoder:
     def count(self, n: int, w: Wire, at: int) -> None:
         self.items += n
         if self.items > MAX_ONNX_ITEMS:
-            raise w.fail(f"more than {MAX_ONNX_ITEMS:,} nodes, tensors, attributes, dims and "
+            raise w.fail(f"over {MAX_ONNX_ITEMS:,} nodes, tensors, attributes, dims and "
                          "other items, more than macscalc reads", at)
 
 
