@@ -205,10 +205,15 @@ def test_large_values_are_never_read(tmp_path, monkeypatch):
     (b"\x3a\x04\x2a\x02\x48\x00", "value field 9 of a tensor has wire type 0 at byte 4"),
     (b"\x3a\x02\x02\x00", "field number 0 at byte 3"),
 ])
-def test_malformed_bytes_are_located_errors(data, message):
+def test_malformed_bytes_are_located_errors(tmp_path, data, message):
     with pytest.raises(MacscalcError) as e:
         proto.decode(data, "m.onnx")
     assert str(e.value) == f"m.onnx: not a readable ONNX model: {message}"
+    path = tmp_path / "m.onnx"  # from the file, a small message is read whole: same byte
+    path.write_bytes(data)
+    with pytest.raises(MacscalcError) as e, opened(str(path)):
+        pass
+    assert str(e.value) == f"{path}: not a readable ONNX model: {message}"
 
 
 def test_the_item_budget_bounds_the_work(monkeypatch):

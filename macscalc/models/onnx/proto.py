@@ -53,14 +53,15 @@ class Source:
 class Wire:
     """A cursor over protobuf wire format in ``buf[start:end]`` (bytes or a Source)."""
 
-    __slots__ = ("buf", "pos", "end", "file")
+    __slots__ = ("buf", "pos", "end", "file", "base")
 
-    def __init__(self, buf: Any, start: int, end: int, file: str) -> None:
-        self.buf, self.pos, self.end, self.file = buf, start, end, file
+    def __init__(self, buf: Any, start: int, end: int, file: str, base: int = 0) -> None:
+        self.buf, self.pos, self.end, self.file, self.base = buf, start, end, file, base
 
     def fail(self, what: str, at: int | None = None) -> MacscalcError:
+        """A located error; ``base`` is where ``buf`` starts in the file."""
         return MacscalcError(f"not a readable ONNX model: {what} at byte "
-                             f"{self.pos if at is None else at}", self.file)
+                             f"{self.base + (self.pos if at is None else at)}", self.file)
 
     def varint(self) -> int:
         buf, pos, end = self.buf, self.pos, self.end
@@ -103,9 +104,9 @@ def signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def varints(buf: Any, start: int, end: int, file: str) -> list[int]:
+def varints(buf: Any, start: int, end: int, file: str, base: int = 0) -> list[int]:
     """The unsigned varints of a packed field."""
-    w, out = Wire(buf, start, end, file), []
+    w, out = Wire(buf, start, end, file, base), []
     while w.pos < w.end:
         out.append(w.varint())
     return out
@@ -236,13 +237,33 @@ _DATA_WIRES = {4: (5, 2), 5: (0, 2), 6: (2,), 7: (0, 2), 9: (2,), 10: (1, 2), 11
 
 
 class _Decoder:
-    """One file's decoding, with its budget of items (messages and repeated values)."""
+    """Decoding ``buf`` (a file, or bytes read from it at ``base``), with the file's budget
+    of items (messages and repeated values)."""
 
-    def __init__(self, buf: Any, file: str) -> None:
-        self.buf, self.file, self.items = buf, file, 0
+    CHUNK = 1 << 20  # a message this small is read in one go, not a block at a time...
+    TENSOR_CHUNK = 1 << 16  # ...a tensor only if this small (16 bytes for 4,096 values)
+
+    def __init__(self, buf: Any, file: str, base: int = 0, items: list[int] | None = None
+                 ) -> None:
+        self.buf, self.file, self.base = buf, file, base
+        self.items = [0] if items is None else items
+
+    def sub(self, cls: type[Message], w: Wire, at: int, start: int, end: int) -> Any:
+        """A submessage: read into memory first when it is small and still in the file (a
+        graph or a weight is walked in place, header by header; a node or a small tensor is
+        one read)."""
+        limit = self.TENSOR_CHUNK if cls is TensorProto else self.CHUNK
+        if not isinstance(self.buf, Source) or end - start > limit:
+            return self.message(cls, start, end)
+        data = self.buf[start:end]
+        if len(data) != end - start:
+            raise w.fail("the file changed while it was read", at)
+        return _Decoder(data, self.file, self.base + start, self.items).message(
+            cls, 0, end - start)
 
     def message(self, cls: type[Message], start: int, end: int) -> Any:
-        obj, w, buf = cls(), Wire(self.buf, start, end, self.file), self.buf
+        obj, buf = cls(), self.buf
+        w = Wire(buf, start, end, self.file, self.base)
         fields, seen = cls.FIELDS, set()
         while w.pos < w.end:
             number, wire, at, payload, stop = w.field()
@@ -261,13 +282,13 @@ class _Decoder:
                 raise w.fail(f"field {number} of {cls.__name__} has wire type {wire}", at)
             if isinstance(kind, list):
                 self.count(1, w, at)
-                getattr(obj, name).append(self.message(kind[0], payload, stop))
+                getattr(obj, name).append(self.sub(kind[0], w, at, payload, stop))
             elif isinstance(kind, type):
                 if number in seen:  # protobuf would merge the two: never seen in an export
                     raise w.fail(f"field {number} of {cls.__name__} appears twice", at)
                 seen.add(number)
                 self.count(1, w, at)
-                setattr(obj, name, self.message(kind, payload, stop))
+                setattr(obj, name, self.sub(kind, w, at, payload, stop))
             else:
                 self.scalar(obj, name, kind, w, wire, at, payload, stop)
         return obj
@@ -286,7 +307,7 @@ class _Decoder:
             setattr(obj, name, struct.unpack("<f", bytes(self.buf[payload:stop]))[0])
         elif kind == "ints":
             new = [signed(payload)] if wire == 0 else [
-                signed(v) for v in varints(self.buf, payload, stop, self.file)]
+                signed(v) for v in varints(self.buf, payload, stop, self.file, self.base)]
             self.count(len(new), w, at)
             getattr(obj, name).extend(new)
         elif kind == "floats":
@@ -311,8 +332,8 @@ class _Decoder:
             raise w.fail("a name that is not UTF-8 text", at) from None
 
     def count(self, n: int, w: Wire, at: int) -> None:
-        self.items += n
-        if self.items > MAX_ONNX_ITEMS:
+        self.items[0] += n
+        if self.items[0] > MAX_ONNX_ITEMS:
             raise w.fail(f"over {MAX_ONNX_ITEMS:,} nodes, tensors, attributes, dims and "
                          "other items, more than macscalc reads", at)
 
