@@ -262,3 +262,22 @@ def _mutated(data: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:
     for at, v in flips:
         b[at % len(b)] = v
     return bytes(b[: len(b) - cut % 64])
+
+
+def test_counting_a_file_imports_neither_onnx_nor_numpy(tmp_path):
+    """What made a count take 1 s (issue 22, item 5): ``import onnx`` (0.8 s, ml_dtypes),
+    then numpy for dims arithmetic. A file without shape arithmetic needs neither."""
+    import subprocess
+    import sys
+
+    g = G()
+    x = g.node("Relu", [g.bn(g.conv("x", 3, 8, 3), 8)])
+    path = g.save(tmp_path / "m.onnx", g.node("GlobalAveragePool", [x]))
+    code = ("import sys; from macscalc.cli import main; sys.argv = ['macscalc', 'count', "
+            f"{str(path)!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('onnx', 'google.protobuf', 'ml_dtypes', 'numpy') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=True)
+    assert "MACs: 13,824" in done.stdout  # 3·3·3·8 × 8·8, the conv
+    assert done.stdout.splitlines()[-1] == "[]"
