@@ -24,6 +24,7 @@ from macscalc.core.errors import MacscalcError  # noqa: E402
 from macscalc.models.onnx import proto  # noqa: E402
 from macscalc.models.onnx.export import export  # noqa: E402
 from macscalc.models.onnx.file import array, opened  # noqa: E402
+from macscalc.models.onnx.proto import varints  # noqa: E402
 from macscalc.models.onnx.reader import read_network  # noqa: E402
 from tests.onnx_build import G  # noqa: E402
 from tests.test_fuzz_surfaces import fuzz, one_error  # noqa: E402
@@ -216,9 +217,16 @@ def test_malformed_bytes_are_located_errors(tmp_path, data, message):
     assert str(e.value) == f"{path}: not a readable ONNX model: {message}"
 
 
-def test_the_item_budget_bounds_the_work(monkeypatch):
+@pytest.mark.parametrize("packed", [False, True])
+def test_the_item_budget_bounds_the_work(monkeypatch, packed):
     monkeypatch.setattr(proto, "MAX_ONNX_ITEMS", 20)
-    data = kitchen_sink().SerializeToString()
+    if packed:  # one attribute of 10,000 ints: decoding stops after the 21st
+        g = G()
+        data = g.model(g.node("Relu", ["x"], ints=list(range(10_000)))).SerializeToString()
+        monkeypatch.setattr(proto, "varints", lambda *a: pytest.fail(str(a)) if a[-1] > 21
+                            else varints(*a))
+    else:
+        data = kitchen_sink().SerializeToString()
     with pytest.raises(MacscalcError, match="over 20 nodes, tensors, attributes, dims and "
                                             "other items, more than macscalc reads"):
         proto.decode(data, "m.onnx")

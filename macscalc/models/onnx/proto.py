@@ -104,10 +104,11 @@ def signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def varints(buf: Any, start: int, end: int, file: str, base: int = 0) -> list[int]:
-    """The unsigned varints of a packed field."""
+def varints(buf: Any, start: int, end: int, file: str, base: int = 0,
+            most: int = MAX_ONNX_ITEMS + 1) -> list[int]:
+    """The unsigned varints of a packed field, at most ``most`` of them."""
     w, out = Wire(buf, start, end, file, base), []
-    while w.pos < w.end:
+    while w.pos < w.end and len(out) < most:
         out.append(w.varint())
     return out
 
@@ -306,8 +307,8 @@ class _Decoder:
         elif kind == "float":
             setattr(obj, name, struct.unpack("<f", bytes(self.buf[payload:stop]))[0])
         elif kind == "ints":
-            new = [signed(payload)] if wire == 0 else [
-                signed(v) for v in varints(self.buf, payload, stop, self.file, self.base)]
+            new = [signed(payload)] if wire == 0 else [signed(v) for v in varints(
+                self.buf, payload, stop, self.file, self.base, MAX_ONNX_ITEMS + 1 - self.items[0])]
             self.count(len(new), w, at)
             getattr(obj, name).extend(new)
         elif kind == "floats":
