@@ -360,7 +360,8 @@ def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
 def _fuse_bias_table(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
     table, index = (imp.values.get(e) for e in f.extra)
     if not isinstance(table, Const) or not isinstance(index, Const) or len(table.dims) != 2 \
-            or len(x.dims) < 3 or index.dims != x.dims[-2:] or x.dims[-3] != table.dims[0]:
+            or min(table.dims) < 1 or len(x.dims) < 3 or index.dims != x.dims[-2:] \
+            or x.dims[-3] != table.dims[0]:
         raise Unsupported("Gather of a table that is no attention bias of these scores")
     heads, entries = table.dims
     sequences = prod(x.dims[:-2])
