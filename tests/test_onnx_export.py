@@ -160,7 +160,8 @@ def test_shuffle_interleaves_the_groups(spec_file):
 
 # Every token and attention kind once, with the forms the built-ins do not reach: keys
 # shared by two heads of each window (a broadcast product), a bias table shared by four
-# windows, grids, two class tokens, a one-channel eltwise, scalar min, two tokens taken.
+# windows, grids, two class tokens, a one-channel eltwise, scalar min, two tokens taken,
+# tokens reshaped to an image.
 TOKEN_KINDS = """name: token_kinds
 source: test
 input: {size: 8, channels: 8}
@@ -188,7 +189,8 @@ layers:
   - eltwise: {op: max, from: [padded, one]}
   - scalar: {op: min}
   - take_tokens: {tokens: 2}                         # 2 × 9
-  - linear: {c: classes}
+  - reshape: {shape: [1, 2, 9], layout: image}
+  - linear: {c: classes}                             # 1×2×4
 """
 
 
@@ -205,7 +207,7 @@ def test_token_kinds_export_run_and_read_back(tmp_path):
     model = export(report.network)
     onnx.checker.check_model(model, full_check=True)
     assert graph_counts(model) == (64 + 36, 20_552)
-    assert [list(o.shape) for o in run(model, report.network)] == [[1, 1, 2, 4]]
+    assert [list(o.shape) for o in run(model, report.network)] == [[1, 4, 1, 2]]
     save(model, tmp_path / "m.onnx")
     back = count(read_network(str(tmp_path / "m.onnx")), report.convention)
     assert (back.macs, back.params, back.param_parts.tables, back.ops_by_category) == (

@@ -16,6 +16,7 @@ from __future__ import annotations
 from math import isqrt
 from typing import TYPE_CHECKING
 
+from macscalc.lang.tokens import Tokens
 from macscalc.models.onnx.writer import Graph, channel_axis, dims, rule
 
 if TYPE_CHECKING:
@@ -89,6 +90,20 @@ def _heads(g: Graph, n: Node, xs: list[str]) -> str:
 def _merge_heads(g: Graph, n: Node, xs: list[str]) -> str:
     x, h = n.in_shapes[0], n.layer.heads
     return _regroup(g, n, xs[0], [1, x.h // h, h, x.w, x.c], [0, 1, 3, 2, 4])
+
+
+@rule("reshape")
+def _reshape(g: Graph, n: Node, xs: list[str]) -> str:
+    """The elements in h×w×c (g × n × c) order re-read as the new shape: an image
+    through NHWC on either side, tokens as they are."""
+    x, out = xs[0], n.out
+    if not isinstance(n.in_shapes[0], Tokens):
+        x = g.op("Transpose", [x], f"{n.name}/nhwc", perm=[0, 2, 3, 1])
+    shape = g.ints(f"{n.name}.shape", [1, out.h, out.w, out.c])
+    if isinstance(out, Tokens):
+        return g.op("Reshape", [x, shape], n.name)
+    return g.op("Transpose", [g.op("Reshape", [x, shape], f"{n.name}/nhwc_out")], n.name,
+                perm=[0, 3, 1, 2])
 
 
 @rule("matmul")
