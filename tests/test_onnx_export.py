@@ -297,6 +297,22 @@ def test_cli_export_writes_a_checked_file(tmp_path):
     assert graph_counts(model)[1] == 11_934_128
 
 
+def test_cli_exports_an_attention_model_that_runs(tmp_path):
+    # EfficientViT-M0 at 32 px, the least it builds at: cascaded group attention over
+    # 2×2, 1×1 and 1×1 maps (4 tokens, then 1), bias tables, to_tokens and to_image
+    path = tmp_path / "m0.onnx"
+    result = CliRunner().invoke(app, ["export", "efficientvit_m0", "--res", "32", "-o",
+                                      str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("opset 17, input 1×3×32×32, output 1×1000×1×1\n")
+    model = onnx.load(str(path))
+    assert {"MatMul", "Softmax", "Gather"} <= {n.op_type for n in model.graph.node}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32), dtype=np.float32)
+    (y,) = session.run(None, {"input": x})
+    assert y.shape == (1, 1000, 1, 1) and np.isfinite(y).all()
+
+
 def test_a_missing_extra_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # import onnx now fails
     result = CliRunner().invoke(app, ["export", "mobilenet_v1", "-o", str(tmp_path / "m.onnx")])
