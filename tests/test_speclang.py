@@ -460,3 +460,79 @@ def test_measure_and_calibrate_rows_without_alpha_take_the_specs_own():
     assert point.network().settings.alpha == Fraction(6, 5)
     assert Measurement("efficientnet_b3", Fraction(1), None, None, None).network(
     ).settings.alpha == 1
+
+
+MB_IN = """rounding: make_divisible_8
+defaults: {bn: true, act: relu6}
+blocks:
+  mb:
+    args: {c: required, t: 6, s: 1, mid: $in * $t}
+    layers:
+      - pw: {c: $mid, if: $t != 1}
+      - dw: {k: 3, s: $s}
+      - pw: {c: $c, act: none}
+      - residual: {mode: skip, if: $s == 1}
+layers:
+  - conv: {c: 32, k: 3, s: 2}
+  - mb: {t: 1, c: 16}
+  - mb: {c: 24, s: 2, n: 2}
+"""
+IR_ROWS = """rounding: make_divisible_8
+defaults: {bn: true, act: relu6}
+layers:
+  - conv: {c: 32, k: 3, s: 2}
+  - ir: {t: 1, c: 16}
+  - ir: {t: 6, c: 24, s: 2, n: 2}
+"""
+
+
+@pytest.mark.parametrize(("alpha", "macs", "params"), [
+    # α 1 by hand on 8×8 → 4×4 → 2×2: stem 27·32·16 (+64 BN); dw 9·32·16, pw 32·16·16;
+    # pw 16·96·16, dw 9·96·4, pw 96·24·4; pw 24·144·4, dw 9·144·4, pw 144·24·4. Params:
+    # 928 + (352 + 544) + (1,728 + 1,056 + 2,352) + (3,744 + 1,584 + 3,504)
+    ("1", 13_824 + 4_608 + 8_192 + 24_576 + 3_456 + 9_216 + 13_824 + 5_184 + 13_824, 15_792),
+    # α 0.5: 16 → 8 → 16 → 16 wide, and the 1×1 after the 8-wide block is 48 (8·6), not 24:
+    # 6,912 + 2,304 + 2,048 + 6,144 + 1,728 + 3,072 + 6,144 + 3,456 + 6,144
+    ("0.5", 37_952, 6_944),
+    ("0.35", 25_472, 3_600),  # 16 → 8 → 8 (make_divisible_8 of 5.6 and 8.4)
+])
+def test_in_is_the_blocks_input_as_built_and_alpha_never_scales_it_again(alpha, macs, params):
+    # `c: $in * $t` is MobileNet V2's expansion from the input actually built (α-scaled and
+    # rounded), as `ir: {t}` expands; the block equals the built-in rows at every α
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    mine, ir = _count(MB_IN, alpha), _count(IR_ROWS, alpha)
+    assert (mine.macs, mine.params) == (ir.macs, ir.params) == (macs, params)
+    if alpha == "0.5":
+        net = _net(MB_IN, alpha)
+        assert [(n.name, n.out.c) for n in net.nodes if n.layer.kind == "conv2d"] == [
+            ("conv1/conv", 16), ("mb1/pw1/pw", 8), ("mb2_1/pw1/pw", 48),
+            ("mb2_1/pw2/pw", 16), ("mb2_2/pw1/pw", 96), ("mb2_2/pw2/pw", 16)]
+    assert count(_net(MB_IN, alpha), tr).params == params
+    # a sweep builds such blocks where they are placed too, one network per α
+    from macscalc import sweep
+
+    swept = sweep(parse(HEAD + MB_IN, "t.yaml"), [alpha], [8])
+    assert (int(swept.macs[0, 0]), int(swept.params[0, 0])) == (macs, params)
+
+
+def test_in_in_conditions_and_defaults_and_where_it_is_refused():
+    # `if: $in != $c`: a 1×1 projection only where the width changes (32 → 16, not 16 → 16);
+    # `half` defaults to half the block's input: 16, then 8 (the dropped row takes no name)
+    body = ("blocks:\n  blk:\n    args: {c: required, half: $in // 2}\n    layers:\n"
+            "      - conv: {c: $c, k: 1, if: $in != $c}\n      - conv: {c: $half, k: 3}\n"
+            "layers:\n  - conv: {c: 32, k: 3}\n  - blk: {c: 16}\n  - blk: {c: 16}\n")
+    net = _net(body)
+    assert [(n.name, n.out.c) for n in net.nodes] == [
+        ("conv1/conv", 32), ("blk1/conv1/conv", 16), ("blk1/conv2/conv", 16),
+        ("blk2/conv1/conv", 8)]
+    # outside a block $in means nothing: located at the value
+    assert _error("layers:\n  - conv: {c: 8, k: 3}\n  - pw: {c: $in * 2}\n") == (
+        "t.yaml:7:13: $in is the channels of a block's input: it can be used only in the rows "
+        "and argument defaults of a block")
+    assert _error("blocks:\n  b:\n    args: {c: 8}\n    layers:\n      - pw: {c: $c}\n"
+                  "layers:\n  - b: {c: $in}\n").startswith("t.yaml:11:12: $in is the")
+    # a mistake in a default that uses $in is reported at the default
+    assert _error("blocks:\n  b:\n    args: {c: $in * relu}\n    layers:\n"
+                  "      - pw: {c: $c}\nlayers:\n  - conv: {c: 8, k: 3}\n  - b: {}\n") == (
+        "t.yaml:7:15: 'relu' is not a number (in the default of 'c' of block 'b', used at "
+        "line 12)")

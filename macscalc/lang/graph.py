@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, ShapeError
-from macscalc.core.limits import MAX_LAYERS
+from macscalc.core.limits import MAX_EXPANDED_ROWS, MAX_LAYERS
 from macscalc.lang.atrous import Atrous
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
@@ -115,6 +115,7 @@ class Builder:
         self.ordinals: dict[tuple[str, str], int] = {}
         self.width: list[Width] = []  # a spec block's row ``width``, for the rows inside
         self.atrous: Atrous | None = None
+        self.expanded = 0  # rows of blocks expanded here, where ``$in`` is known
         if settings.output_stride is not None:
             self.atrous = Atrous(settings.output_stride, backbone_only=spec.base is not None)
             self.replay = None  # a replayed row would not record its strides and rates
@@ -212,7 +213,7 @@ class Builder:
                 continue
             if value == "classes":
                 changes[field_name] = self.settings.classes
-            elif width != "fixed":
+            elif width != "fixed" and field_name not in row.built:  # $in: built already
                 alpha = self.settings.alpha if width is None else max(self.settings.alpha, width)
                 changes[field_name] = self.rule.width(value, alpha)
         return changes
@@ -353,8 +354,13 @@ class Builder:
         self.scopes.append(Scope(f"{name}/", self.cur))
         if row.width is not None:
             self.width.append(row.width)
+        rows = item.rows(j, self.shape().c)
+        if item.by_input is not None:  # expanded here: bounded as the spec's rows are
+            self.expanded += len(rows)
+            if self.expanded > MAX_EXPANDED_ROWS:
+                raise self._error(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows")
         try:
-            self.place_rows(item.rows(j))
+            self.place_rows(rows)
         finally:
             self.scopes.pop()
             if row.width is not None:

@@ -19,6 +19,7 @@ file:line:column on every error.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from fractions import Fraction
 from pathlib import Path
@@ -59,7 +60,8 @@ BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may
 REQUIRED_TOP = ("name", "source", "input", "classes")  # and layers, base or both
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 REQUIRED = "required"  # the default of a block argument that every use must give
-BUILTIN_ARGS = ("i",)  # set by the builder in every block: the repeat index
+_MAX_EXPANSIONS = 64  # a ``$in`` block's expansions kept, by repeat and input width
+BUILTIN_ARGS = ("i", "in")  # set in every block: the repeat index, the input's channels
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -78,6 +80,7 @@ class Row(NamedTuple):
     col: int
     role: str | None = None  # groups the row's primitives in the per-kind summary
     optional: tuple[str, ...] = ()  # ``from`` names of rows an ``if`` dropped: skipped if absent
+    built: tuple[str, ...] = ()  # widths computed from ``$in``: as built already, α never applies
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
@@ -86,15 +89,27 @@ class Row(NamedTuple):
 class UserBlock(NamedTuple):
     """A use of a block the spec defines: its rows with the arguments substituted, once as
     written and once for repeats (``s`` set to 1), or once per repeat when its rows use the
-    repeat index ``$i``."""
+    repeat index ``$i``. A block whose rows or defaults use ``$in`` can only be expanded
+    where it is placed, once its input is known: ``by_input`` expands repeat ``j`` for an
+    input of ``cin`` channels (``repeats`` is then empty)."""
 
     kind: str
     args: dict[str, Any]
     repeats: tuple[tuple[Row, ...], ...]
+    by_input: Callable[[int, int], tuple[Row, ...]] | None = None
 
-    def rows(self, j: int) -> tuple[Row, ...]:
-        """The rows of repeat ``j`` (from 0)."""
+    def rows(self, j: int, cin: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j`` (from 0) on an input of ``cin`` channels."""
+        if self.by_input is not None:
+            return self.by_input(j, cin)
         return self.repeats[min(j, len(self.repeats) - 1)]
+
+
+class FromInput(NamedTuple):
+    """A value computed from ``$in``: the channels of the block's input as built, so
+    already α-scaled and rounded. As a width it is taken as it is, never scaled again."""
+
+    value: Any
 
 
 class BlockDef(NamedTuple):
@@ -523,6 +538,9 @@ class _Context:
                 item = self.substitute(item, loc, env, where)
                 if item is None:
                     continue
+            elif (at := _input_use(item, loc)) is not None:
+                raise self.r.fail("$in is the channels of a block's input: it can be used only "
+                                  "in the rows and argument defaults of a block", at)
             row = self.row(item, loc)
             if row is None:
                 name = _written_name(item)
@@ -551,9 +569,12 @@ class _Context:
             return out_list
         if is_expression(value):
             try:
-                return evaluate(value, env)
+                out = evaluate(value, {k: _plain(v) for k, v in env.items()})
             except ExprError as e:
                 raise self.r.fail(f"{e}{where}", loc) from None
+            if any(n == "in" or isinstance(env.get(n), FromInput) for n in references(value)):
+                return FromInput(out)
+            return out
         return value
 
     def row(self, item: Any, loc: Loc) -> Row | None:
@@ -571,13 +592,15 @@ class _Context:
             raise r.fail(f"unknown layer kind {show(kind)}{suggest(str(kind), known)} "
                          f"(known: {', '.join(known)})", item.key_locs[kind])
         body = r.mapping(item[kind], item.value_locs[kind], what)
+        args, body = body, _plain_body(body)  # args keeps what came from $in marked
         if not r.value(body, "if", _condition, "true or false (or an expression of block "
                        "arguments)", what, True):
             return None
         if r.value(body, "n", REPEATS, REPEATS.expected, what, 1) == 0:
             return None  # no repeats: placed as an `if` that is false
         if kind in self.blocks:
-            return self.use(self.blocks[kind], body, loc)
+            return self.use(self.blocks[kind], args, body, loc)
+        built = tuple(k for k, v in args.items() if isinstance(v, FromInput))
         cls = ROW_KINDS[kind]
         r.keys(body, [*cls.args, *ROW_KEYS], what)
         values = {
@@ -598,7 +621,8 @@ class _Context:
                 _check_default_padding(instance, self.defaults["padding"])
         except ValueError as e:
             raise r.fail(str(e), body.loc) from None
-        return self.make(instance, body, loc, what)
+        return self.make(instance, body, loc, what)._replace(
+            built=tuple(k for k in built if k in cls.width_args))
 
     def make(self, item: Any, body: LocDict, loc: Loc, what: str) -> Row:
         r = self.r
@@ -619,8 +643,10 @@ class _Context:
             col=loc[1],
         )
 
-    def use(self, bdef: BlockDef, body: LocDict, loc: Loc) -> Row:
-        """A row using the spec's own block: arguments checked, rows expanded."""
+    def use(self, bdef: BlockDef, args: LocDict, body: LocDict, loc: Loc) -> Row:
+        """A row using the spec's own block: arguments checked, rows expanded (where it is
+        placed, when they use ``$in``). ``args`` is ``body`` with what came from ``$in``
+        still marked."""
         r = self.r
         what = f"block {bdef.name!r}"
         allowed = [*bdef.args, *ROW_KEYS]
@@ -629,33 +655,58 @@ class _Context:
                 raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
                              f"(its arguments: {', '.join(bdef.args) or 'none'})",
                              body.key_locs[key])
-        env: dict[str, Any] = {}
         for a, default in bdef.args.items():
-            if a in body:
-                env[a] = body[a]
-            elif default == REQUIRED:
+            if a not in body and default == REQUIRED:
                 raise r.fail(f"{what} needs argument {a!r} (its arguments: "
                              f"{', '.join(bdef.args)})", body.loc)
-            else:  # a default may use the arguments declared before it
-                env[a] = self.substitute(
-                    default, bdef.args.value_locs[a], env,
-                    f" (in the default of {a!r} of {what}, used at line {loc[0]})")
-        where = f" (in block {bdef.name!r} used at line {loc[0]})"
         n = self.repeats(body, what)
-        if _uses_index(bdef.rows):
-            repeats = tuple(self.expand(bdef, {**env, "s": 1} if j and "s" in env else env,
-                                        where, j) for j in range(n))
+        indexed = _uses_name(bdef.rows, "i")  # expanded once per repeat
+        if _uses_name(bdef.rows, "in") or _uses_name(bdef.args, "in"):
+            expanded: dict[tuple[int, int], tuple[Row, ...]] = {}
+
+            def by_input(j: int, cin: int) -> tuple[Row, ...]:
+                key = (j if indexed else min(j, 1), cin)
+                if key not in expanded:
+                    if len(expanded) >= _MAX_EXPANSIONS:
+                        expanded.clear()
+                    inner = _Context(r, self.defaults, self.blocks, self.depth)
+                    env = inner.arguments(bdef, args, loc, {"in": cin})
+                    expanded[key] = inner.instance(bdef, env, loc, j)
+                return expanded[key]
+
+            return self.make(UserBlock(bdef.name, {}, (), by_input), body, loc, what)
+        env = self.arguments(bdef, args, loc)
+        if indexed:
+            repeats = tuple(self.instance(bdef, env, loc, j) for j in range(n))
         else:
-            repeats = (self.expand(bdef, env, where),)
-            if "s" in env and env["s"] != 1 and n > 1:
-                repeats += (self.expand(bdef, {**env, "s": 1}, where),)
+            repeats = (self.instance(bdef, env, loc, 0),)
+            if n > 1 and _plain(env.get("s", 1)) != 1:
+                repeats += (self.instance(bdef, env, loc, 1),)
         return self.make(UserBlock(bdef.name, env, repeats), body, loc, what)
 
-    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str,
-               index: int = 0) -> tuple[Row, ...]:
-        """The block's rows with ``env`` and the repeat index ``$i`` substituted."""
+    def arguments(self, bdef: BlockDef, args: LocDict, loc: Loc,
+                  given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A use's arguments with the defaults filled in; ``given`` are the builder's
+        (``$in``), which a default may use as it may use the arguments declared before it."""
+        env: dict[str, Any] = dict(given or {})
+        for a, default in bdef.args.items():
+            if a in args:
+                env[a] = args[a]
+            else:
+                env[a] = self.substitute(
+                    default, bdef.args.value_locs[a], env,
+                    f" (in the default of {a!r} of block {bdef.name!r}, used at line {loc[0]})")
+        return env
+
+    def instance(self, bdef: BlockDef, env: dict[str, Any], loc: Loc,
+                 j: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j``: the arguments and the repeat index ``$i`` substituted;
+        repeats after the first get ``s: 1``."""
+        where = f" (in block {bdef.name!r} used at line {loc[0]})"
+        if j and "s" in env:
+            env = {**env, "s": 1}
         try:
-            return self.rows(bdef.rows, {**env, "i": index}, where)
+            return self.rows(bdef.rows, {**env, "i": j}, where)
         except MacscalcError as e:
             if "(in block " in e.message:  # the innermost use says where
                 raise
@@ -678,13 +729,47 @@ def _skip_dropped(row: Row, dropped: set[str]) -> Row:
     return row._replace(optional=tuple(n for n in row.inputs if n in dropped))
 
 
-def _uses_index(value: Any) -> bool:
-    """Whether raw rows refer to the repeat index ``$i`` anywhere."""
+def _uses_name(value: Any, name: str) -> bool:
+    """Whether raw rows (or argument defaults) refer to ``$name`` anywhere."""
     if isinstance(value, dict):
-        return any(_uses_index(v) for v in value.values())
+        return any(_uses_name(v, name) for v in value.values())
     if isinstance(value, list):
-        return any(_uses_index(v) for v in value)
-    return is_expression(value) and "i" in references(value)
+        return any(_uses_name(v, name) for v in value)
+    return is_expression(value) and name in references(value)
+
+
+def _input_use(value: Any, loc: Loc) -> Loc | None:
+    """Where a row outside any block writes ``$in``, if it does."""
+    if isinstance(value, LocDict):
+        return next((at for k, v in value.items()
+                     if (at := _input_use(v, value.value_locs[k])) is not None), None)
+    if isinstance(value, LocList):
+        return next((at for v, item_loc in zip(value, value.item_locs, strict=True)
+                     if (at := _input_use(v, item_loc)) is not None), None)
+    return loc if _uses_name(value, "in") else None
+
+
+def _plain(value: Any) -> Any:
+    """A value with the ``$in`` marks taken off, at any depth."""
+    if isinstance(value, FromInput):
+        return value.value
+    if isinstance(value, LocList):
+        out = LocList()
+        out.extend(_plain(v) for v in value)
+        out.loc, out.item_locs = value.loc, value.item_locs
+        return out
+    if isinstance(value, LocDict):
+        return _plain_body(value)
+    return value
+
+
+def _plain_body(body: LocDict) -> LocDict:
+    out = LocDict()
+    out.loc = body.loc
+    for k, v in body.items():
+        out[k] = _plain(v)
+        out.key_locs[k], out.value_locs[k] = body.key_locs[k], body.value_locs[k]
+    return out
 
 
 def _bare(kind: str, loc: Loc) -> LocDict:
