@@ -399,6 +399,7 @@ def test_inception_v3_as_torchvision():
     ("efficientnet_b3", 10),  # B0's rows and a depth multiplier
     ("efficientnet_v2_s", 25),
     ("inception_v3", 84),  # the aim is 45: not met (five module kinds, one row a layer)
+    ("mixnet_s", 30),
 ])
 def test_new_specs_are_compact(spec, limit):
     from macscalc.lang.spec import builtin_dir
@@ -536,3 +537,31 @@ def test_in_in_conditions_and_defaults_and_where_it_is_refused():
                   "      - pw: {c: $c}\nlayers:\n  - conv: {c: 8, k: 3}\n  - b: {}\n") == (
         "t.yaml:7:15: 'relu' is not a number (in the default of 'c' of block 'b', used at "
         "line 12)")
+
+
+def test_mixconv_splits_channels_as_timm_and_gives_each_group_its_kernel():
+    # timm _split_channels: equal parts, the remainder to the first: 30 in 4 → 9, 7, 7, 7.
+    # Depthwise 3, 5, 7, 9 on 8×8 (stride 1, torch padding): (9·9 + 25·7 + 49·7 + 81·7)·64
+    net = _net("layers:\n  - conv: {c: 30, k: 1}\n"
+               "  - mixconv: {k: [3, 5, 7, 9], padding: torch, bn: true, act: swish}\n")
+    groups = [n for n in net.nodes if n.layer.kind == "depthwise"]
+    assert [(n.name, n.layer.k, n.out.c) for n in groups] == [
+        ("mixconv1/k3_0", (3, 3), 9), ("mixconv1/k5_1", (5, 5), 7),
+        ("mixconv1/k7_2", (7, 7), 7), ("mixconv1/k9_3", (9, 9), 7)]
+    r = _count("layers:\n  - conv: {c: 30, k: 1}\n"
+               "  - mixconv: {k: [3, 5, 7, 9], padding: torch, bn: true}\n")
+    dw = r.macs - 3 * 30 * 64
+    assert dw == (9 * 9 + 25 * 7 + 49 * 7 + 81 * 7) * 64 == 74_624
+    assert [n.out for n in net.nodes[-3:]] == [(8, 8, 30)] * 3  # concat, BN, act
+    # with c, each group is a dense conv on its share: 15 → 9 as 8 → 5 and 7 → 4 (MixNet's
+    # 1×1 in two groups): 8·5 + 7·4 = 68 weights; a single kernel is one plain conv
+    r = _count("layers:\n  - conv: {c: 15, k: 1}\n  - mixconv: {c: 9, k: [1, 1]}\n"
+               "  - mixconv: {c: 4, k: [3]}\n")
+    by = {lc.node.name: lc.params.weights for lc in r.layers if lc.params.weights}
+    assert by == {"conv1/conv": 45, "mixconv1/k1_0": 40, "mixconv1/k1_1": 28,
+                  "mixconv2/k3": 9 * 9 * 4}
+    assert _error("layers:\n  - conv: {c: 2, k: 1}\n  - mixconv: {k: [3, 5, 7]}\n") == (
+        "t.yaml:7:5: mixconv1: 2 input and 2 output channels do not split into 3 groups, one "
+        "per kernel")
+    assert _error("defaults: {padding: 1}\nlayers:\n  - mixconv: {k: [3, 5]}\n").startswith(
+        "t.yaml:7:14: padding [1, 1] from 'defaults' (line 5) does not fit this row's 5×5")

@@ -47,6 +47,9 @@ from tests.conftest import counted
     ("mobilenetv4_conv_small", "1", 224, 186_005_568, 3_774_024, 25_088),  # timm, same name
     ("fbnet_c", "1", 224, 384_960_160, 5_572_200, 44_368),  # timm fbnetc_100
     ("spnasnet_100", "1", 224, 333_467_072, 4_421_616, 39_504),  # timm spnasnet_100
+    # timm mixnet_s, torch 2.14.1 and timm 1.0.31 (CPU), at 224 and 256
+    ("mixnet_s", "1", 224, 239_173_360, 4_134_606, 32_192),
+    ("mixnet_s", "1", 256, 311_684_800, 4_134_606, 32_192),
 ])
 def test_zoo_matches_pytorch(spec, alpha, res, macs, params, bn_stats):
     report = counted(spec, alpha, res, classes=1000, params="torch")

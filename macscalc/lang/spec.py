@@ -384,6 +384,8 @@ def _defaults(r: _Reader, doc: LocDict) -> dict[str, Default]:
 def _kernels(item: Layer | Block) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """The kernels (size, dilation) a row's ``padding`` applies to: ``k``, or uib's
     ``k_start``, ``k_mid`` and ``k_end`` that are not 0."""
+    if hasattr(item, "kernels"):  # mixconv: one kernel per channel group
+        return item.kernels
     d = getattr(item, "d", (1, 1))
     found = []
     for field in ("k", "k_start", "k_mid", "k_end"):
