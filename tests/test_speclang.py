@@ -363,10 +363,17 @@ def test_upsample_like_another_tensor_and_a_concat_that_skips_dropped_rows():
         ("conv2/conv", "g/conv"), (9, 9, 8), "like g bilinear")
     assert net.nodes[-1].out == (9, 9, 12)
     from macscalc import sweep
+    from macscalc.analysis.memory import peak
 
-    with pytest.raises(MacscalcError, match=r"sweep cannot follow upsample: \{like: g\}"):
-        sweep(parse(HEAD + "layers:\n  - conv: {c: 4, k: 3, name: g}\n"
-                    "  - upsample: {like: g}\n", "t.yaml"), [1], [8])
+    # a sweep follows it: the output takes g's size at every resolution (odd ones too)
+    like = ("layers:\n  - conv: {c: 4, k: 3, name: g}\n  - conv: {c: 8, k: 3, s: 2}\n"
+            "  - upsample: {like: g}\n  - concat: {from: [g, prev]}\n  - conv: {c: 4, k: 1}\n")
+    swept = sweep(parse(HEAD + like, "t.yaml"), ["0.5", "1"], [9, 16, 17])
+    for i, alpha in enumerate(["0.5", "1"]):
+        for j, res in enumerate([9, 16, 17]):
+            net = _net(like, alpha, res)
+            assert (int(swept.macs[i, j]), int(swept.memory[i, j])) == (
+                _count(like, alpha, res).macs, 4 * peak(net).elements), (alpha, res)
     # an Inception-style block whose optional branch an `if` drops: the concat joins the rest
     spec = ("blocks:\n  mix:\n    args: {pool: true}\n    layers:\n"
             "      - conv: {c: 4, k: 1, from: input, name: b1}\n"
@@ -400,6 +407,7 @@ def test_inception_v3_as_torchvision():
     ("efficientnet_v2_s", 25),
     ("inception_v3", 84),  # the aim is 45: not met (five module kinds, one row a layer)
     ("mixnet_s", 30),
+    ("ghostnetv2_100", 36),  # the aim is 35: the table's 15 bottlenecks are 15 rows
 ])
 def test_new_specs_are_compact(spec, limit):
     from macscalc.lang.spec import builtin_dir
@@ -565,3 +573,24 @@ def test_mixconv_splits_channels_as_timm_and_gives_each_group_its_kernel():
         "per kernel")
     assert _error("defaults: {padding: 1}\nlayers:\n  - mixconv: {k: [3, 5]}\n").startswith(
         "t.yaml:7:14: padding [1, 1] from 'defaults' (line 5) does not fit this row's 5×5")
+
+
+def test_ghost_module_and_ghostnetv2_dfc_attention_at_an_odd_size():
+    # timm GhostModuleV2 on 9×9×4 → 6: primary 1×1 to ⌈6/2⌉ = 3 (4·3·81 = 972 MACs), cheap
+    # 3×3 dw (9·3·81 = 2,187), concat, cut to 6; DFC from the module's input: 2×2/2 avg pool
+    # to 4×4 (floor), 1×1 4 → 6 (4·6·16 = 384), dw 1×5 and 5×1 (5·6·16 = 480 each), sigmoid,
+    # nearest upsampling back to 9×9, product. Weights 12 + 27 + 24 + 30 + 30, BN 2·24.
+    body = ("defaults: {bn: true, act: relu}\nlayers:\n  - conv: {c: 4, k: 1, bn: false, "
+            "act: none}\n  - ghost: {c: 6, dfc: true}\n")
+    net = _net(body, size=9)
+    assert [(n.name.removeprefix("ghost1/"), n.out) for n in net.nodes
+            if n.layer.kind not in ("batchnorm", "act")] == [
+        ("conv1/conv", (9, 9, 4)), ("primary", (9, 9, 3)), ("cheap", (9, 9, 3)),
+        ("cat", (9, 9, 6)), ("out", (9, 9, 6)), ("dfc_pool", (4, 4, 4)),
+        ("dfc_conv", (4, 4, 6)), ("dfc_1x5", (4, 4, 6)), ("dfc_5x1", (4, 4, 6)),
+        ("dfc_up", (9, 9, 6)), ("scale", (9, 9, 6))]
+    r = _count(body, size=9)
+    assert r.macs - 3 * 4 * 81 == 972 + 2_187 + 384 + 480 + 480
+    assert r.params - 12 == 12 + 27 + 24 + 30 + 30 + 2 * (3 + 3 + 6 + 6 + 6)
+    # without dfc, GhostNet's module: nothing after the cut
+    assert _net(body.replace("dfc: true", "dfc: false"), size=9).nodes[-1].name == "ghost1/out"

@@ -33,6 +33,7 @@ from macscalc.lang.layers import (
     ShiftMax,
     Shuffle,
     Slice,
+    Upsample,
 )
 from macscalc.lang.schema import (
     ACT,
@@ -195,6 +196,37 @@ class MixConv(BnAct, Block):
             b.add(BatchNorm(), f"{name}.bn")
         if self.act:
             b.add(Activation(fn=self.act), f"{name}.{self.act}")
+
+
+@block
+class Ghost(BnAct, Block):
+    """GhostNet's ghost module (arXiv:1911.11907 Fig. 2; timm ``GhostModule``, ratio 2): a
+    1×1 conv to ⌈c/2⌉ channels, a cheap 3×3 depthwise on them, both with BN and act,
+    concatenated and cut to c. With ``dfc`` (GhostNetV2, arXiv:2211.12905 §3.2; timm
+    ``GhostModuleV2``) the output is multiplied by its DFC attention, computed from the
+    module's input: a 2×2/2 average pool, 1×1 conv, depthwise 1×5 and 5×1 (each with BN),
+    sigmoid, nearest upsampling back to the output's size."""
+
+    kind: ClassVar[str] = "ghost"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    dfc = arg(BOOL, False, doc="GhostNetV2's DFC attention")
+
+    def expand(self, b: Placer, name: str) -> None:
+        x = b.cur
+        unit(b, f"{name}/primary", Conv2d(c=-(-self.c // 2)), self.bn, self.act)
+        primary = b.cur
+        unit(b, f"{name}/cheap", Depthwise(k=(3, 3), padding=(1, 1)), self.bn, self.act)
+        b.add(Concat(), f"{name}/cat", inputs=[primary, b.cur])
+        out = b.add(Slice(c=self.c), f"{name}/out")
+        if not self.dfc:
+            return
+        with b.within("dfc"):
+            b.add(Pool(op="avg", k=(2, 2), s=(2, 2)), f"{name}/dfc_pool", inputs=[x])
+            unit(b, f"{name}/dfc_conv", Conv2d(c=self.c), self.bn, None)
+            unit(b, f"{name}/dfc_1x5", Depthwise(k=(1, 5), padding=(0, 2)), self.bn, None)
+            unit(b, f"{name}/dfc_5x1", Depthwise(k=(5, 1), padding=(2, 0)), self.bn, "sigmoid")
+            b.add(Upsample(like=out), f"{name}/dfc_up", inputs=[b.cur, out])
+            b.add(Mul(), f"{name}/scale", inputs=[out, b.cur])
 
 
 @block
