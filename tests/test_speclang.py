@@ -594,3 +594,57 @@ def test_ghost_module_and_ghostnetv2_dfc_attention_at_an_odd_size():
     assert r.params - 12 == 12 + 27 + 24 + 30 + 30 + 2 * (3 + 3 + 6 + 6 + 6)
     # without dfc, GhostNet's module: nothing after the cut
     assert _net(body.replace("dfc: true", "dfc: false"), size=9).nodes[-1].name == "ghost1/out"
+
+
+def test_tinynet_a_is_b0_rows_at_depth_1_2_rounded_as_timm(tmp_path):
+    # timm tinynet_a (torch 2.14.1, timm 1.0.31, FlopCounterMode / sum(p.numel())):
+    # 336,867,712 MACs, 6,187,972 params, 52,000 BN statistics at 192×192. timm's
+    # _gen_tinynet scales depth with depth_trunc='round': B0's repeats 1, 2, 2, 3, 3, 4, 1
+    # become 1, 2, 2, 4, 4, 5, 1 (round(2.4) = 2, round(3.6) = 4), where ceil gives 2, 3, 3,
+    # 4, 4, 5, 2
+    from macscalc import load_spec
+
+    path = tmp_path / "tinynet_a.yaml"
+    path.write_text("name: tinynet_a\nsource: timm tinynet_a\ninput: {size: 192}\n"
+                    "classes: 1000\ndepth: 1.2\ndepth_rounding: round\n"
+                    "base: {spec: efficientnet_b0}\n", encoding="utf-8")
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    spec = load_spec(str(path))
+    assert [row.n for row in spec.base.spec.rows if row.item.kind == "mbconv"] == [
+        1, 2, 2, 4, 4, 5, 1]
+    report = count(build(spec), tr)
+    assert (report.macs, report.params, report.param_parts.bn_stats) == (
+        336_867_712, 6_187_972, 52_000)
+    assert [row.n for row in load_spec("efficientnet_b0", Fraction(6, 5)).rows
+            if row.item.kind == "mbconv"] == [2, 3, 3, 4, 4, 5, 2]
+    # half to even, never below one repeat: n = 1 at depth 0.5 stays 1, n = 4 at 0.625 is 2
+    body = ("depth: 0.5\ndepth_rounding: round\nlayers:\n  - conv: {c: 8, k: 3, n: 1}\n"
+            "  - conv: {c: 8, k: 3, n: 3}\n  - conv: {c: 8, k: 3, n: 5}\n")
+    assert [row.n for row in parse(HEAD + body, "t.yaml").rows] == [1, 2, 2]
+    assert _error("depth_rounding: floor\nlayers:\n  - flatten\n") == (
+        "t.yaml:5:17: 'depth_rounding' of the spec must be ceil or round, got 'floor'")
+
+
+def test_base_fixes_alpha_and_depth_as_the_top_level_keys_do(tmp_path):
+    # torchvision MNASNet0_75_Weights meta: num_params 3,170,208, _ops 0.215 (G MACs);
+    # B3 (torchvision EfficientNet_B3_Weights: 12,233,232 params) as B0's rows at α 1.2,
+    # depth 1.4, 300×300
+    from macscalc import load_spec
+
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    path = tmp_path / "tv_mnasnet0_75.yaml"
+    path.write_text("name: tv_mnasnet0_75\nsource: torchvision mnasnet0_75\n"
+                    "input: {size: 224}\nclasses: 1000\n"
+                    "base: {spec: mnasnet1_0, alpha: 0.75}\n", encoding="utf-8")
+    report = count(build(load_spec(str(path))), tr)
+    assert (report.params, round(report.macs / 1e9, 3)) == (3_170_208, 0.215)
+    path = tmp_path / "b3.yaml"
+    path.write_text("name: b3\nsource: torchvision efficientnet_b3\ninput: {size: 300}\n"
+                    "classes: 1000\nbase: {spec: efficientnet_b0, alpha: 1.2, depth: 1.4}\n",
+                    encoding="utf-8")
+    assert count(build(load_spec(str(path))), tr).params == 12_233_232
+    assert _error("alpha: 0.5\nbase: {spec: mnasnet1_0, alpha: 0.75}\n") == (
+        "t.yaml:6:26: 'alpha' is given twice: at the top (line 5) and in 'base'; keep one")
+    assert _error("base: {spec: mnasnet1_0, width: 0.75}\n").startswith(
+        "t.yaml:5:26: unknown key 'width' in 'base' (expected one of: spec, until, alpha, "
+        "depth)")

@@ -35,7 +35,7 @@ from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmenta
 from macscalc.lang import norms as _norms  # noqa: F401  (files its kinds)
 from macscalc.lang.blocks import BLOCKS, Block
 from macscalc.lang.layers import KINDS, Layer, torch_padding
-from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
+from macscalc.lang.schema import CHOICE, NAMES, POS_INT, REPEATS, SIZE, Arg
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
 TOP_KEYS = (
@@ -55,7 +55,9 @@ TOP_KEYS = (
     "output_stride",
     "alpha",
     "depth",
+    "depth_rounding",
 )
+DEPTH_ROUNDING = ("ceil", "round")  # timm _scale_stage_depth's depth_trunc
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
 REQUIRED_TOP = ("name", "source", "input", "classes")  # and layers, base or both
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
@@ -161,6 +163,7 @@ class Spec(NamedTuple):
     output_stride: int | None = None  # past it, the backbone's strides become dilations
     alpha: Fraction = Fraction(1)  # the width multiplier a build takes unless given one
     depth: Fraction = Fraction(1)  # the depth multiplier the rows' ``n`` were scaled by
+    depth_rounding: str = "ceil"  # how n·depth became a count: ``DEPTH_ROUNDING``
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -271,10 +274,11 @@ def _inheritable() -> dict[str, Arg]:
     return found
 
 
-def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
+def parse(text: str, file: str, depth: Fraction | None = None,
+          depth_rounding: str | None = None) -> Spec:
     """Parse and validate spec text; every mistake is a located :class:`MacscalcError`.
     ``depth`` (default: the spec's own ``depth:``, else 1) multiplies every written ``n``,
-    rounded up as EfficientNet does (⌈n·d⌉)."""
+    rounded by ``depth_rounding`` (default: the spec's own, else ceil as EfficientNet)."""
     r = _Reader(file)
     doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
@@ -291,13 +295,22 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
     rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
-    if depth is None and "depth" in doc:
-        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec")
-    base = _base(r, doc, depth)  # scaled alike; else its own depth and alpha carry over
+    base_doc = _base_doc(r, doc)
+    fixed_depth = _fixed(r, doc, base_doc, "depth")  # checked even where --depth wins
+    depth = fixed_depth if depth is None else depth
+    depth_rounding = depth_rounding or r.value(
+        doc, "depth_rounding", CHOICE(*DEPTH_ROUNDING), " or ".join(DEPTH_ROUNDING),
+        "the spec", None)
+    # the base's rows are scaled alike; else its own depth, rounding and alpha carry over
+    base = _base(r, base_doc, depth, depth_rounding)
     if depth is None:
         depth = base.spec.depth if base is not None else Fraction(1)
-    alpha = base.spec.alpha if base is not None else Fraction(1)
-    ctx = _Context(r, defaults, _blocks(r, doc), depth)
+    if depth_rounding is None:
+        depth_rounding = base.spec.depth_rounding if base is not None else "ceil"
+    alpha = _fixed(r, doc, base_doc, "alpha")
+    if alpha is None:
+        alpha = base.spec.alpha if base is not None else Fraction(1)
+    ctx = _Context(r, defaults, _blocks(r, doc), depth, depth_rounding)
     layers = doc.get("layers")
     if "layers" in doc and (not isinstance(layers, LocList) or not layers):
         raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
@@ -319,24 +332,46 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         output_stride=r.value(doc, "output_stride", POS_INT, POS_INT.expected, "the spec",
                               None),
         line=doc.key_locs["name"][0],
-        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", alpha),
+        alpha=alpha,
         depth=depth,
+        depth_rounding=depth_rounding,
     )
 
 
-def _base(r: _Reader, doc: LocDict, depth: Fraction | None) -> Base | None:
-    """A backbone taken from another spec, up to (and including) the layer ``until``, or
-    the whole spec; its rows' ``n`` scaled by ``depth`` when given (else by its own)."""
+def _base_doc(r: _Reader, doc: LocDict) -> LocDict | None:
+    """``base:`` checked for its keys: ``spec``, and optionally ``until``, ``alpha``,
+    ``depth``."""
     if "base" not in doc:
         return None
     b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
-    r.keys(b, ("spec", "until"), "'base'")
+    r.keys(b, ("spec", "until", "alpha", "depth"), "'base'")
     if "spec" not in b:
         raise r.fail("'base' needs 'spec' (a spec name, and optionally 'until', the layer "
                      "it ends with)", b.loc)
+    return b
+
+
+def _fixed(r: _Reader, doc: LocDict, base: LocDict | None, key: str) -> Fraction | None:
+    """The ``alpha`` or ``depth`` a spec is counted at, written at the top or in its
+    ``base:`` (``base: {spec: mnasnet1_0, alpha: 0.75}``), not both; None if neither."""
+    if base is not None and key in base:
+        if key in doc:
+            raise r.fail(f"{key!r} is given twice: at the top (line {doc.key_locs[key][0]}) "
+                         "and in 'base'; keep one", base.key_locs[key])
+        return r.value(base, key, _multiplier, _MULTIPLIER, "'base'")
+    return r.value(doc, key, _multiplier, _MULTIPLIER, "the spec", None)
+
+
+def _base(r: _Reader, b: LocDict | None, depth: Fraction | None,
+          depth_rounding: str | None) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``, or
+    the whole spec; its rows' ``n`` scaled by ``depth`` and rounded by ``depth_rounding``
+    when given (else by its own)."""
+    if b is None:
+        return None
     ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = _base_spec(ref, r.file, depth)
+        spec = _base_spec(ref, r.file, depth, depth_rounding)
     except MacscalcError as e:
         if e.line is not None:
             raise  # a mistake inside the base spec, located there
@@ -519,17 +554,24 @@ class _Context:
     substituting a use's arguments into their raw rows (bounded in total size)."""
 
     def __init__(self, r: _Reader, defaults: dict[str, Default],
-                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1)):
+                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1),
+                 depth_rounding: str = "ceil"):
         self.r = r
         self.defaults = defaults
         self.blocks = blocks
         self.depth = depth
+        self.depth_rounding = depth_rounding
         self.expanded = 0
 
     def repeats(self, body: LocDict, what: str) -> int:
-        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉."""
+        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉, or n·d
+        rounded half to even and at least 1 (``depth_rounding: round``, timm's TinyNet)."""
         n = self.r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
-        return -(-n * self.depth // 1) if "n" in body else n
+        if "n" not in body or self.depth == 1:
+            return n
+        if self.depth_rounding == "round":
+            return max(1, round(n * self.depth)) if n else 0
+        return -(-n * self.depth // 1)
 
     def rows(self, items: LocList, env: dict[str, Any] | None = None,
              where: str = "") -> tuple[Row, ...]:
@@ -671,7 +713,8 @@ class _Context:
                 if key not in expanded:
                     if len(expanded) >= _MAX_EXPANSIONS:
                         expanded.clear()
-                    inner = _Context(r, self.defaults, self.blocks, self.depth)
+                    inner = _Context(r, self.defaults, self.blocks, self.depth,
+                                     self.depth_rounding)
                     env = inner.arguments(bdef, args, loc, {"in": cin})
                     expanded[key] = inner.instance(bdef, env, loc, j)
                 return expanded[key]
@@ -824,18 +867,21 @@ def load_spec(ref: str, depth: Fraction | None = None) -> Spec:
     return _builtin(ref, depth=depth)
 
 
-def _builtin(name: str, note: str = "", depth: Fraction | None = None) -> Spec:
+def _builtin(name: str, note: str = "", depth: Fraction | None = None,
+             depth_rounding: str | None = None) -> Spec:
     if name not in builtin_names():
         raise _unknown(name, note)
-    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth)
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth, depth_rounding)
 
 
-def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
+def _base_spec(ref: str, naming: str, depth: Fraction | None = None,
+               depth_rounding: str | None = None) -> Spec:
     """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
     spec that names it (``naming``), inside its outermost spec's folder or the current one.
     Nothing else is opened, so a spec cannot make macscalc read other files."""
     if not ref.endswith((".yaml", ".yml")):
-        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth)
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth,
+                        depth_rounding)
     chain = _LOADING.get()
     here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
     if Path(ref).is_absolute():
@@ -848,10 +894,11 @@ def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
                             f"{chain[0][1] if chain else naming} and the current folder")
     if not is_file(real):
         raise _unknown(ref)
-    return _load(real, os.path.normpath(Path(naming).parent / ref), depth)
+    return _load(real, os.path.normpath(Path(naming).parent / ref), depth, depth_rounding)
 
 
-def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
+def _load(path: Path, file: str, depth: Fraction | None = None,
+          depth_rounding: str | None = None) -> Spec:
     chain = _LOADING.get()
     real = _resolved(path)
     if any(real == seen for seen, _ in chain):
@@ -863,7 +910,7 @@ def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
     text = read_text(path, file, "spec")
     token = _LOADING.set((*chain, (real, file)))
     try:
-        return parse(text, file, depth)
+        return parse(text, file, depth, depth_rounding)
     finally:
         _LOADING.reset(token)
 
