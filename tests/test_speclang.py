@@ -540,6 +540,12 @@ def test_in_in_conditions_and_defaults_and_where_it_is_refused():
         "and argument defaults of a block")
     assert _error("blocks:\n  b:\n    args: {c: 8}\n    layers:\n      - pw: {c: $c}\n"
                   "layers:\n  - b: {c: $in}\n").startswith("t.yaml:11:12: $in is the")
+    # expanded where it is placed, such a block counts against the spec's 20,000 rows: 26
+    # rows 1,000 times is refused at the use
+    rows = "".join("      - act: {fn: relu}\n" for _ in range(25))
+    assert _error("blocks:\n  b:\n    layers:\n      - pw: {c: $in}\n" + rows +
+                  "layers:\n  - conv: {c: 8, k: 3}\n  - b: {n: 1000}\n") == (
+        "t.yaml:36:5: the spec expands to more than 20,000 rows")
     # a mistake in a default that uses $in is reported at the default
     assert _error("blocks:\n  b:\n    args: {c: $in * relu}\n    layers:\n"
                   "      - pw: {c: $c}\nlayers:\n  - conv: {c: 8, k: 3}\n  - b: {}\n") == (
