@@ -57,6 +57,7 @@ from tests.conftest import counted
     ("ghostnetv2_100", "1", 224, 167_048_288, 6_156_908, 62_384),
     ("ghostnetv2_100", "1", 256, 219_729_728, 6_156_908, 62_384),
     ("ghostnetv2_100", "1", 225, 193_676_456, 6_156_908, 62_384),
+    ("ghostnetv2_100", "1.3", 224, 269_322_976, 8_960_404, 81_048),  # timm ghostnetv2_130
 ])
 def test_zoo_matches_pytorch(spec, alpha, res, macs, params, bn_stats):
     report = counted(spec, alpha, res, classes=1000, params="torch")

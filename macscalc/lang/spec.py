@@ -298,9 +298,9 @@ def parse(text: str, file: str, depth: Fraction | None = None,
     base_doc = _base_doc(r, doc)
     fixed_depth = _fixed(r, doc, base_doc, "depth")  # checked even where --depth wins
     depth = fixed_depth if depth is None else depth
-    depth_rounding = depth_rounding or r.value(
-        doc, "depth_rounding", CHOICE(*DEPTH_ROUNDING), " or ".join(DEPTH_ROUNDING),
-        "the spec", None)
+    own_rounding = r.value(doc, "depth_rounding", CHOICE(*DEPTH_ROUNDING),
+                           " or ".join(DEPTH_ROUNDING), "the spec", None)
+    depth_rounding = depth_rounding or own_rounding
     # the base's rows are scaled alike; else its own depth, rounding and alpha carry over
     base = _base(r, base_doc, depth, depth_rounding)
     if depth is None:
