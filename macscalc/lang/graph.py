@@ -57,6 +57,7 @@ class Placed(NamedTuple):
     shapes: dict[str, Shape]
     cur: str
     is_block: bool
+    row: Row  # held, so that no other row can take the id its key is filed under
 
 
 class Replay:
@@ -64,7 +65,8 @@ class Replay:
 
     A sweep builds one network per channel configuration and class of resolutions, and
     most rows read the same in each. A row's placement depends only on what ``_reads``
-    keys: the row and repeat, its α-scaled widths, the tensors it reads (the current
+    keys: the row (by identity; an entry holds it, as rows a ``$in`` block expands while
+    placed may come and go) and repeat, its α-scaled widths, the tensors it reads (the current
     one, the scope's input, its ``from``) with their shapes, the role, whether it is in
     the base (so the rule) and ``classes``; a block reads the builder through nothing
     else. Nodes are immutable, so networks share them. Cleared past ``LIMIT`` rows.
@@ -79,10 +81,10 @@ class Replay:
         return self.rows.get(key)
 
     def keep(self, key: tuple[Any, ...], nodes: tuple[Node, ...], cur: str,
-             is_block: bool) -> None:
+             is_block: bool, row: Row) -> None:
         if len(self.rows) >= self.LIMIT:
             self.rows.clear()
-        self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block)
+        self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block, row)
 
 
 class Builder:
@@ -292,7 +294,7 @@ class Builder:
             self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:
             self.replay.keep(key, tuple(self.nodes[start:]), self.cur,
-                             isinstance(inst, Block) or inst.is_identity())
+                             isinstance(inst, Block) or inst.is_identity(), row)
 
     def _joined(self, row: Row, inputs: tuple[str, ...]) -> list[str]:
         """A concat's or add's inputs without the rows an ``if`` dropped; fewer than two
@@ -329,7 +331,7 @@ class Builder:
         kept = self.replay.get(key)
         if kept is None:
             return False
-        nodes, shapes, cur, is_block = kept
+        nodes, shapes, cur, is_block, _ = kept
         names = (*shapes, name) if is_block else shapes
         if len(self.nodes) + len(nodes) > MAX_LAYERS or any(
                 map(self.shapes.__contains__, names)) or any(
