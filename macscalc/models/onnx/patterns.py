@@ -4,7 +4,8 @@ Found before the walk from the graph's structure and its literal constants; each
 placed at its last node: x·Sigmoid(x) (swish), x·HardSigmoid(x) and relu6(x + 3)/6
 forms (hard-swish, hard-sigmoid), the Erf formula of GELU, the ReduceMean/Sub/Pow/Sqrt/
 Div formula of layer norm, MatMul + Add of a bias (one linear layer), ConvNeXt-V2's
-global response norm (ReduceL2, its channel mean, x·n, γ, β, + x).
+global response norm (ReduceL2, its channel mean, x·n, γ, β, + x), an attention-bias
+table gathered by a constant index and added to the scores.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from macscalc.core.errors import MacscalcError
 from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.lang.norms import GlobalResponseNorm
+from macscalc.lang.tokens import BiasTable
 from macscalc.models.onnx.file import array, values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
 from macscalc.models.onnx.proto import EXTERNAL
+from macscalc.models.onnx.tokens_ops import place_tokens
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
 
 if TYPE_CHECKING:
@@ -102,7 +105,8 @@ class Patterns:
                 continue
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
                      "ReduceMean": self._layernorm, "MatMul": self._linear,
-                     "Clip": self._hard, "ReduceL2": self._grn}.get(node.op_type)
+                     "Clip": self._hard, "ReduceL2": self._grn,
+                     "Gather": self._bias_table}.get(node.op_type)
             try:
                 f = match(i) if match else None
             except (IndexError, KeyError, ValueError, TypeError):
@@ -270,6 +274,21 @@ class Patterns:
                       for j, k in ((nodes[5], nodes[4]), (nodes[6], nodes[5])))
         return self._fused("grn", x, nodes, extra)
 
+    def _bias_table(self, i: int) -> Fused | None:
+        """timm's ``attention_biases[:, attention_bias_idxs]`` (LeViT, EfficientFormer,
+        TinyViT, EfficientViT-M): Gather along axis 1 of a constant (heads, entries) table
+        by a constant index, added to the scores. Evaluated as constants, the table would
+        read as a positional table of the scores' size."""
+        gather = self.order[i]
+        if len(gather.input) != 2 or not all(map(self.is_const, gather.input)) \
+                or int(attrs(gather).get("axis", 0)) != 1:
+            return None
+        add = self.only(gather.output[0], "Add")
+        x = self.other(add, gather.output[0]) if add is not None else None
+        if add is None or x is None or self.is_const(x):
+            return None
+        return self._fused("bias_table", x, [i, add], tuple(gather.input))
+
     def _weight(self, name: str) -> bool:
         """A constant, possibly through a Transpose (the dynamo exporter's linear)."""
         if self.is_const(name):
@@ -328,6 +347,17 @@ def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
     imp.place(node, Linear(c=out, bias=True), [x], name=name, out=f.out)
 
 
+def _fuse_bias_table(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
+    table, index = (imp.values.get(e) for e in f.extra)
+    if not isinstance(table, Const) or not isinstance(index, Const) or len(table.dims) != 2 \
+            or min(table.dims) < 1 or len(x.dims) < 3 or index.dims != x.dims[-2:] \
+            or x.dims[-3] != table.dims[0]:
+        raise Unsupported("Gather of a table that is no attention bias of these scores")
+    heads, entries = table.dims
+    sequences = prod(x.dims[:-2])
+    place_tokens(imp, node, BiasTable(entries=entries, per=sequences // heads), [x], x.dims)
+
+
 FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "swish": _fuse_act("swish"),
     "hswish": _fuse_act("hswish"),
@@ -336,6 +366,7 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
     "grn": _fuse_grn,
+    "bias_table": _fuse_bias_table,
 }
 
 
