@@ -19,15 +19,15 @@ from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.lang.norms import GlobalResponseNorm
 from macscalc.lang.tokens import BiasTable
-from macscalc.models.onnx.file import values
+from macscalc.models.onnx.file import array, values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
+from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.tokens_ops import place_tokens
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 
 class Patterns:
@@ -53,11 +53,9 @@ class Patterns:
 
     def _literals(self) -> dict[str, float]:
         """Scalar literal constants by tensor name."""
-        import numpy as np
-
         out: dict[str, float] = {}
         for name, v in self.imp.values.items():
-            if isinstance(v, Const) and v.proto is not None and int(np.prod(v.dims or (1,))) == 1:
+            if isinstance(v, Const) and v.proto is not None and prod(v.dims) == 1:
                 try:
                     out[name] = float(values(v.proto, self.imp.base, self.imp.file).reshape(-1)[0])
                 except MacscalcError:
@@ -68,11 +66,9 @@ class Patterns:
                 if a is None:
                     continue
                 if a.name == "value" and a.t and _literal(a.t):
-                    from onnx import numpy_helper
-
                     try:
-                        out[node.output[0]] = float(numpy_helper.to_array(a.t).reshape(-1)[0])
-                    except Exception:  # noqa: BLE001 - an unreadable literal matches nothing
+                        out[node.output[0]] = float(array(a.t).reshape(-1)[0])
+                    except (ValueError, TypeError):  # an unreadable literal matches nothing
                         continue
                 elif a.name in ("value_float", "value_int"):
                     out[node.output[0]] = float(a.f if a.name == "value_float" else a.i)
@@ -311,8 +307,6 @@ def _fuse_act(fn: str) -> Callable[[Importer, Fused, NodeProto, Act], None]:
 
 
 def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     axes = imp.ints(first, 1, "axes") or []
     rank = len(x.dims)
@@ -320,15 +314,13 @@ def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceMean over a non-channel axis")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("layer norm with a scale or shift not of one per channel")
     imp.place(node, LayerNorm(), [x], name=sanitize(node.name, "", module=True) or None,
               out=f.out)
 
 
 def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     rank = len(x.dims)
     axes = {a % rank for a in imp.ints(first, 1, "axes") or []}
@@ -336,22 +328,20 @@ def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceL2 over axes other than the positions")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("GRN with a scale or shift not of one per channel")
     imp.place(node, GlobalResponseNorm(), [x],
               name=sanitize(first.name, "", module=True) or None, out=f.out)
 
 
 def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     mm = imp.order[f.nodes[0]]
     w = imp.values.get(f.extra[0])
     b = imp.values.get(f.extra[1])
     if not isinstance(w, Const) or not isinstance(b, Const):
         raise Unsupported("MatMul by a computed tensor")
     out = matmul_out(x, w)
-    if int(np.prod(b.dims or (1,))) != out:
+    if prod(b.dims) != out:
         raise Unsupported("Add after MatMul of a tensor that is not a bias")
     name = sanitize(mm.name, mm.op_type) or None
     imp.place(node, Linear(c=out, bias=True), [x], name=name, out=f.out)
@@ -383,7 +373,5 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
 def _literal(t: Any) -> bool:
     """Whether a Constant's tensor is one value held in the file itself: external data is
     read only by ``file.values``, from the model's folder."""
-    from onnx import TensorProto
-
-    return t.data_location != TensorProto.EXTERNAL and len(t.dims) <= MAX_RANK and all(
+    return t.data_location != EXTERNAL and len(t.dims) <= MAX_RANK and all(
         d == 1 for d in t.dims)

@@ -25,9 +25,8 @@ from macscalc.models.onnx import ops
 from macscalc.models.onnx.values import Act, Const, Unsupported, attrs, scalar, show_dims
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 Rule = Callable[["Importer", "NodeProto"], None]
 
