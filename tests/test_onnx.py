@@ -385,15 +385,20 @@ def test_cycle_missing_input_and_unknown_dtype(tmp_path):
     assert error(p) == "initializer 'w1' has unknown data type 99"
 
 
-def test_missing_extra_says_how_to_install(tmp_path, monkeypatch):
+def test_reading_needs_no_extra_and_export_says_how_to_install(tmp_path, monkeypatch):
+    """Reading decodes the protobuf itself (models/onnx/proto.py); only export and
+    measure import onnx."""
     import sys
 
     g = G()
     p = g.save(tmp_path / "m.onnx", stem(g, False))
+    with_onnx = runner.invoke(app, ["count", str(p), "-f", "json"]).stdout
     monkeypatch.setitem(sys.modules, "onnx", None)
-    result = runner.invoke(app, ["count", str(p)])
+    result = runner.invoke(app, ["count", str(p), "-f", "json"])
+    assert (result.exit_code, result.stdout) == (0, with_onnx)
+    result = runner.invoke(app, ["export", "mobilenet_v1", "-o", str(tmp_path / "v1.onnx")])
     assert result.exit_code == 2
-    assert result.stderr == "error: reading ONNX needs the onnx extra: pip install " \
+    assert result.stderr == "error: ONNX export needs the onnx package: pip install " \
                             "'macscalc[onnx]'\n"
 
 

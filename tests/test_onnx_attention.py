@@ -21,6 +21,8 @@ from macscalc.models.onnx.reader import read_network  # noqa: E402
 from tests.conftest import counted as spec_counted  # noqa: E402
 from tests.onnx_build import G  # noqa: E402
 
+np = pytest.importorskip("numpy", reason="the onnx extra needs numpy")
+
 runner = CliRunner()
 
 C, HEADS, D, N = 16, 2, 8, 17  # width, heads, head width, tokens (16 patches + class)
@@ -361,3 +363,26 @@ def test_constants_and_two_tensor_sub_div(tmp_path):
     p = g.save(tmp_path / "m.onnx", g.node("Sub", ["x", g.init((1, 8, 1, 1))], name="s"))
     assert counted_error(p).startswith("no counting rule for these ONNX operators: Sub with "
                                        "broadcasting or by a non-scalar constant (1: s)")
+
+
+def test_bias_table_gathered_and_added(tmp_path):
+    """timm's attention_biases[:, attention_bias_idxs] + scores: one ``bias_table`` of
+    heads × entries parameters (2 · 3 = 6; 1 add per score, 2·2·4·4 = 64), shared by the
+    windows of a [1, windows, heads, m, n] view; an index that does not fit the scores is
+    an unknown op, never a positional table of the scores' size."""
+    def graph(index_dims: tuple[int, int]) -> Path:
+        g = G(("N", 4, 4, 4))
+        x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])  # 4 × 4 × 4 tokens
+        x = g.node("Reshape", [x, g.ints([1, 2, 2, 4, 4])])
+        idx = g.init(index_dims, np.arange(np.prod(index_dims)) % 3, np.int64)
+        bias = g.node("Gather", [g.init((2, 3)), idx], axis=1)
+        return g.save(tmp_path / "m.onnx", g.node("Add", [x, bias], name="biased"))
+
+    net = read_network(str(graph((4, 4))))
+    (node,) = [n for n in net.nodes if n.layer.kind == "bias_table"]
+    assert (node.layer.entries, node.layer.per) == (3, 2)
+    r = counted(graph((4, 4)))
+    assert (r.params, r.param_parts.tables, r.ops_by_category["add"]) == (6, 6, 64)
+    assert counted_error(graph((2, 8))).startswith(
+        "no counting rule for these ONNX operators: Gather of a table that is no attention "
+        "bias of these scores (1: biased)")

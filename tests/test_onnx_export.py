@@ -29,7 +29,7 @@ ort = pytest.importorskip("onnxruntime", reason="running exports needs onnxrunti
 np = pytest.importorskip("numpy", reason="the onnx extra needs numpy")
 
 from macscalc.analysis.counting import count  # noqa: E402
-from macscalc.models.onnx.export import RULES, export, save  # noqa: E402
+from macscalc.models.onnx.export import RULES, dims, export, save  # noqa: E402
 from macscalc.models.onnx.reader import read_network  # noqa: E402
 
 FULL = os.environ.get("MACSCALC_EXPORT_FULL") == "1"
@@ -37,7 +37,8 @@ HEAVY = 30_000_000  # weights past which a round trip runs only with MACSCALC_EX
 
 
 def graph_counts(model) -> tuple[int, int]:
-    """(weights, MACs) of the Conv, Gemm and MatMul nodes, from the graph alone."""
+    """(weights, MACs) of the Conv, Gemm and MatMul nodes, from the graph alone; a MatMul
+    of two computed tensors (q·kᵀ, attn·v) has MACs and no weights."""
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in (*inferred.graph.value_info, *inferred.graph.output)}
@@ -46,9 +47,12 @@ def graph_counts(model) -> tuple[int, int]:
     for node in model.graph.node:
         if node.op_type not in ("Conv", "Gemm", "MatMul"):
             continue
+        out = shapes[node.output[0]]
+        if node.input[1] not in inits:  # every output element is a dot product over k
+            macs += math.prod(out) * shapes[node.input[0]][-1]
+            continue
         w = inits[node.input[1]]
         weights += math.prod(w)
-        out = shapes[node.output[0]]
         if node.op_type == "Conv":  # w: cout, cin/group, kh, kw; out: 1, cout, hout, wout
             macs += math.prod(w) * out[2] * out[3]
         else:  # every output element is one dot product over the reduced axis
@@ -73,44 +77,16 @@ NOT_READ_BACK = {"micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3", "vg
 
 
 # SSD on VGG-16's unpadded extra layers (3×3 to 1×1) need 268 px at least; Inception-v3's
-# unpadded stem and reductions need torchvision's min_size
-SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268, "inception_v3": 75}
-
-
-# Built-ins with token layouts, attention or GRN: the exporter has no rule for them yet, and
-# says which kinds (export.py RULES), never writing a file that counts differently.
-NOT_EXPORTED = {
-    "deit_small": "class_token, heads, matmul, merge_heads, pos_embed, scalar, take_tokens, "
-                  "to_tokens",
-    "efficientvit_m0": "bias_table, matmul, scalar, to_image, to_tokens, window_merge, "
-                       "window_partition",
-    "mobilevit_s": "heads, matmul, merge_heads, scalar, window_merge, window_partition",
-    "convnextv2_femto": "grn",
-    "fastvit_t12": "eltwise",
-    "efficientformer_l3": "bias_table, eltwise, heads, matmul, merge_heads, scalar, to_tokens",
-    "efficientvit_b1": "eltwise, heads, matmul, merge_heads, pad_channels, scalar, to_image, "
-                       "to_tokens",
-    "levit_192": "bias_table, heads, matmul, merge_heads, scalar, to_image, to_tokens",
-    "mobilenetv4_hybrid_large": "heads, matmul, merge_heads, scalar, to_image, to_tokens",
-    "repvit_m1_0": "scalar",
-    "tiny_vit_11m": "bias_table, heads, matmul, merge_heads, scalar, window_merge, "
-                    "window_partition",
-}
+# unpadded stem and reductions need torchvision's min_size; TinyViT's 7×7 windows tile its
+# maps (strides 8 to 32) only at multiples of 224
+SMALLEST = {"ssd300_vgg16": 268, "ssd512_vgg16": 268, "inception_v3": 75, "tiny_vit_11m": 224}
 
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_round_trip(name, tmp_path):
-    # (at the spec's own size: TinyViT's 7×7 windows do not tile a 64 px input's maps)
-    report = counted(name, res=None if FULL or name in NOT_EXPORTED else SMALLEST.get(name, 64),
-                     params="weights")
-    if not FULL and name not in NOT_EXPORTED and report.param_parts.weights > HEAVY:
+    report = counted(name, res=None if FULL else SMALLEST.get(name, 64), params="weights")
+    if not FULL and report.param_parts.weights > HEAVY:
         pytest.skip(f"{report.param_parts.weights:,} weights: MACSCALC_EXPORT_FULL=1 runs it")
-    if name in NOT_EXPORTED:
-        with pytest.raises(MacscalcError) as e:
-            export(report.network)
-        assert str(e.value).endswith(f"no ONNX export rule for layer kind(s): "
-                                     f"{NOT_EXPORTED[name]}")
-        return
     model = export(report.network)
     onnx.checker.check_model(model, full_check=True)
     assert graph_counts(model) == (report.param_parts.weights, report.macs)
@@ -119,8 +95,7 @@ def test_builtin_round_trip(name, tmp_path):
         back = count(read_network(str(tmp_path / "m.onnx")), report.convention)
         assert (back.macs, back.param_parts.weights) == (report.macs, report.param_parts.weights)
     consumed = {i for n in report.network.nodes for i in n.inputs}
-    expected = [[1, n.out.c, n.out.h, n.out.w] for n in report.network.nodes
-                if n.name not in consumed]
+    expected = [dims(n.out) for n in report.network.nodes if n.name not in consumed]
     outputs = run(model, report.network)
     assert [list(o.shape) for o in outputs] == expected
     assert all(np.isfinite(o).all() for o in outputs)
@@ -183,6 +158,108 @@ def test_shuffle_interleaves_the_groups(spec_file):
     assert session.run(None, {"input": x})[0].ravel().tolist() == [0, 2, 1, 3]
 
 
+# Every token and attention kind once, with the forms the built-ins do not reach: keys
+# shared by two heads of each window (a broadcast product), a bias table shared by four
+# windows, grids, two class tokens, a one-channel eltwise, scalar min, two tokens taken,
+# tokens reshaped to an image.
+TOKEN_KINDS = """name: token_kinds
+source: test
+input: {size: 8, channels: 8}
+classes: 4
+layers:
+  - window_partition: {size: 4, name: win}          # 4 windows × 16 tokens × 8
+  - linear: {c: 8, name: q_proj}
+  - heads: {heads: 2, name: q}                       # 8 × 16 × 4
+  - slice: {c: 4, from: win, name: k}                # 4 × 16 × 4: keys of both heads
+  - matmul: {from: [q, k], tb: true}                 # 8 × 16 × 16
+  - scalar: {op: mul}
+  - bias_table: {entries: 16, per: 4}
+  - act: {fn: softmax}
+  - matmul: {from: [prev, k]}                        # 8 × 16 × 4
+  - merge_heads: {heads: 2}                          # 4 × 16 × 8
+  - window_merge: {}                                 # 8×8×8
+  - window_partition: {size: 2, mode: grid}          # 4 × 16 × 8
+  - window_merge: {mode: grid}
+  - to_tokens: {}                                    # 64 × 8
+  - class_token: {tokens: 2}                         # 66 × 8
+  - pos_embed: {}
+  - batchnorm: {}
+  - pad_channels: {channels: 1, name: padded}        # 66 × 9
+  - slice: {c: 1, start: 8, name: one}
+  - eltwise: {op: max, from: [padded, one]}
+  - scalar: {op: min}
+  - take_tokens: {tokens: 2}                         # 2 × 9
+  - reshape: {shape: [1, 2, 9], layout: image}
+  - linear: {c: classes}                             # 1×2×4
+"""
+
+
+def test_token_kinds_export_run_and_read_back(tmp_path):
+    path = tmp_path / "token_kinds.yaml"
+    path.write_text(TOKEN_KINDS, encoding="utf-8")
+    ops = ("add", "mul", "act", "bn")
+    report = counted(str(path), params="torch", ops=ops)
+    # q 4·16·8·8 = 4,096; q·kᵀ and attn·v 8·16·4·16 = 8,192 each; head 2·9·4 = 72
+    assert report.macs == 4_096 + 2 * 8_192 + 72 == 20_552
+    # q 72, bias table 16 entries × 2 heads, class tokens 2·8, positions 66·8, BN γ β 16,
+    # head 9·4 + 4
+    assert report.params == 72 + 32 + 16 + 528 + 16 + 40 == 704
+    model = export(report.network)
+    onnx.checker.check_model(model, full_check=True)
+    assert graph_counts(model) == (64 + 36, 20_552)
+    assert [list(o.shape) for o in run(model, report.network)] == [[1, 4, 1, 2]]
+    save(model, tmp_path / "m.onnx")
+    back = count(read_network(str(tmp_path / "m.onnx")), report.convention)
+    assert (back.macs, back.params, back.param_parts.tables, back.ops_by_category) == (
+        report.macs, report.params, 32 + 16 + 528, report.ops_by_category)
+
+
+def _loops(c: int, h: int, w: int, p: int, mode: str) -> dict:
+    """Where each pixel (channel, y, x) of a c×h×w image goes, by the spec's definition of
+    the kind: (sequence, token, channel)."""
+    cols = w // p
+    out = {}
+    for ch in range(c):
+        for y in range(h):
+            for x in range(w):
+                cell, inner = (y // p) * cols + x // p, (y % p) * p + x % p
+                out[ch, y, x] = ((cell, inner) if mode == "window" else (inner, cell)) + (ch,)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["window", "grid"])
+def test_partitions_move_the_pixels_the_spec_says(spec_file, mode):
+    path = spec_file(f"  - window_partition: {{size: 2, mode: {mode}}}\n  - heads: {{heads: 2}}\n",
+                     "name: t\nsource: test\ninput: {size: 4, channels: 4}\nclasses: 2\n")
+    net = build(load_spec(str(path)))
+    session = ort.InferenceSession(export(net).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.arange(64, dtype=np.float32).reshape(1, 4, 4, 4)
+    y = session.run(None, {"input": x})[0]
+    assert y.shape == (1, 8, 4, 2)  # 4 sequences × 2 heads, 4 tokens, 2 channels each
+    for (ch, r, col), (seq, token, c) in _loops(4, 4, 4, 2, mode).items():
+        assert y[0, seq * 2 + c // 2, token, c % 2] == x[0, ch, r, col]
+
+
+def test_keys_shared_by_heads_are_each_windows_own(spec_file):
+    # 4 windows of 4 tokens, q in 2 heads of 2 channels, k the first 2 channels per window
+    path = spec_file("  - window_partition: {size: 2, name: win}\n"
+                     "  - heads: {heads: 2, name: q}\n"
+                     "  - slice: {c: 2, from: win, name: k}\n"
+                     "  - matmul: {from: [q, k], tb: true}\n",
+                     "name: t\nsource: test\ninput: {size: 4, channels: 4}\nclasses: 2\n")
+    net = build(load_spec(str(path)))
+    session = ort.InferenceSession(export(net).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 4, 4, 4), dtype=np.float32)
+    tokens = np.zeros((4, 4, 4), dtype=np.float32)
+    for (ch, r, col), (seq, token, c) in _loops(4, 4, 4, 2, "window").items():
+        tokens[seq, token, c] = x[0, ch, r, col]
+    q = tokens.reshape(4, 4, 2, 2).transpose(0, 2, 1, 3)  # window, head, token, d
+    want = np.einsum("whid,wjd->whij", q, tokens[..., :2]).reshape(1, 8, 4, 4)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], want, rtol=1e-5)
+
+
 def test_linear_at_a_spatial_size_is_a_matmul_per_position():
     spec = load_spec("mobilenet_v1")
     x, y = Shape(2, 2, 3), Shape(2, 2, 5)
@@ -218,6 +295,22 @@ def test_cli_export_writes_a_checked_file(tmp_path):
     onnx.checker.check_model(model)
     # torchvision mobilenet_v2(width_mult=0.35) at 96: 11,934,128 MACs (data/v2.yaml)
     assert graph_counts(model)[1] == 11_934_128
+
+
+def test_cli_exports_an_attention_model_that_runs(tmp_path):
+    # EfficientViT-M0 at 32 px, the least it builds at: cascaded group attention over
+    # 2×2, 1×1 and 1×1 maps (4 tokens, then 1), bias tables, to_tokens and to_image
+    path = tmp_path / "m0.onnx"
+    result = CliRunner().invoke(app, ["export", "efficientvit_m0", "--res", "32", "-o",
+                                      str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("opset 17, input 1×3×32×32, output 1×1000×1×1\n")
+    model = onnx.load(str(path))
+    assert {"MatMul", "Softmax", "Gather"} <= {n.op_type for n in model.graph.node}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32), dtype=np.float32)
+    (y,) = session.run(None, {"input": x})
+    assert y.shape == (1, 1000, 1, 1) and np.isfinite(y).all()
 
 
 def test_a_missing_extra_says_how_to_install_it(monkeypatch, tmp_path):

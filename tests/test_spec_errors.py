@@ -27,9 +27,9 @@ def _fails(path, message: str) -> None:
      "shuffle, shiftmax, adaptive_pool, concat, slice, layernorm, layer_scale, space_to_depth, "
      "l2norm, upsample, conv_transpose, to_tokens, to_image, window_partition, window_merge, "
      "heads, merge_heads, take_tokens, reshape, pad_channels, class_token, pos_embed, "
-     "bias_table, matmul, eltwise, groupnorm, grn, conv, pw, dw, fc, dwsep, ir, fused, uib, se, "
-     "micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, residual, attention, "
-     "cascaded_attention, aspp, logits, lr_aspp)"),
+     "bias_table, matmul, eltwise, groupnorm, grn, conv, pw, dw, mixconv, ghost, fc, dwsep, "
+     "ir, fused, uib, se, micro_dw, micro_pw, dyshiftmax, micro, ssd_predictor, split, "
+     "residual, attention, cascaded_attention, aspp, logits, lr_aspp)"),
     ("  - conv: {c: 8, k: 3, stride: 2}\n",
      "6:24: unknown key 'stride' in 'conv'; did you mean 's'? (expected one of: bn, act, c, k, "
      "s, padding, d, groups, group_width, bias, n, name, from, width, role, if)"),

@@ -363,10 +363,17 @@ def test_upsample_like_another_tensor_and_a_concat_that_skips_dropped_rows():
         ("conv2/conv", "g/conv"), (9, 9, 8), "like g bilinear")
     assert net.nodes[-1].out == (9, 9, 12)
     from macscalc import sweep
+    from macscalc.analysis.memory import peak
 
-    with pytest.raises(MacscalcError, match=r"sweep cannot follow upsample: \{like: g\}"):
-        sweep(parse(HEAD + "layers:\n  - conv: {c: 4, k: 3, name: g}\n"
-                    "  - upsample: {like: g}\n", "t.yaml"), [1], [8])
+    # a sweep follows it: the output takes g's size at every resolution (odd ones too)
+    like = ("layers:\n  - conv: {c: 4, k: 3, name: g}\n  - conv: {c: 8, k: 3, s: 2}\n"
+            "  - upsample: {like: g}\n  - concat: {from: [g, prev]}\n  - conv: {c: 4, k: 1}\n")
+    swept = sweep(parse(HEAD + like, "t.yaml"), ["0.5", "1"], [9, 16, 17])
+    for i, alpha in enumerate(["0.5", "1"]):
+        for j, res in enumerate([9, 16, 17]):
+            net = _net(like, alpha, res)
+            assert (int(swept.macs[i, j]), int(swept.memory[i, j])) == (
+                _count(like, alpha, res).macs, 4 * peak(net).elements), (alpha, res)
     # an Inception-style block whose optional branch an `if` drops: the concat joins the rest
     spec = ("blocks:\n  mix:\n    args: {pool: true}\n    layers:\n"
             "      - conv: {c: 4, k: 1, from: input, name: b1}\n"
@@ -399,6 +406,8 @@ def test_inception_v3_as_torchvision():
     ("efficientnet_b3", 10),  # B0's rows and a depth multiplier
     ("efficientnet_v2_s", 25),
     ("inception_v3", 84),  # the aim is 45: not met (five module kinds, one row a layer)
+    ("mixnet_s", 30),
+    ("ghostnetv2_100", 36),  # the aim is 35: the table's 15 bottlenecks are 15 rows
 ])
 def test_new_specs_are_compact(spec, limit):
     from macscalc.lang.spec import builtin_dir
@@ -460,3 +469,188 @@ def test_measure_and_calibrate_rows_without_alpha_take_the_specs_own():
     assert point.network().settings.alpha == Fraction(6, 5)
     assert Measurement("efficientnet_b3", Fraction(1), None, None, None).network(
     ).settings.alpha == 1
+
+
+MB_IN = """rounding: make_divisible_8
+defaults: {bn: true, act: relu6}
+blocks:
+  mb:
+    args: {c: required, t: 6, s: 1, mid: $in * $t}
+    layers:
+      - pw: {c: $mid, if: $t != 1}
+      - dw: {k: 3, s: $s}
+      - pw: {c: $c, act: none}
+      - residual: {mode: skip, if: $s == 1}
+layers:
+  - conv: {c: 32, k: 3, s: 2}
+  - mb: {t: 1, c: 16}
+  - mb: {c: 24, s: 2, n: 2}
+"""
+IR_ROWS = """rounding: make_divisible_8
+defaults: {bn: true, act: relu6}
+layers:
+  - conv: {c: 32, k: 3, s: 2}
+  - ir: {t: 1, c: 16}
+  - ir: {t: 6, c: 24, s: 2, n: 2}
+"""
+
+
+@pytest.mark.parametrize(("alpha", "macs", "params"), [
+    # α 1 by hand on 8×8 → 4×4 → 2×2: stem 27·32·16 (+64 BN); dw 9·32·16, pw 32·16·16;
+    # pw 16·96·16, dw 9·96·4, pw 96·24·4; pw 24·144·4, dw 9·144·4, pw 144·24·4. Params:
+    # 928 + (352 + 544) + (1,728 + 1,056 + 2,352) + (3,744 + 1,584 + 3,504)
+    ("1", 13_824 + 4_608 + 8_192 + 24_576 + 3_456 + 9_216 + 13_824 + 5_184 + 13_824, 15_792),
+    # α 0.5: 16 → 8 → 16 → 16 wide, and the 1×1 after the 8-wide block is 48 (8·6), not 24:
+    # 6,912 + 2,304 + 2,048 + 6,144 + 1,728 + 3,072 + 6,144 + 3,456 + 6,144
+    ("0.5", 37_952, 6_944),
+    ("0.35", 25_472, 3_600),  # 16 → 8 → 8 (make_divisible_8 of 5.6 and 8.4)
+])
+def test_in_is_the_blocks_input_as_built_and_alpha_never_scales_it_again(alpha, macs, params):
+    # `c: $in * $t` is MobileNet V2's expansion from the input actually built (α-scaled and
+    # rounded), as `ir: {t}` expands; the block equals the built-in rows at every α
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    mine, ir = _count(MB_IN, alpha), _count(IR_ROWS, alpha)
+    assert (mine.macs, mine.params) == (ir.macs, ir.params) == (macs, params)
+    if alpha == "0.5":
+        net = _net(MB_IN, alpha)
+        assert [(n.name, n.out.c) for n in net.nodes if n.layer.kind == "conv2d"] == [
+            ("conv1/conv", 16), ("mb1/pw1/pw", 8), ("mb2_1/pw1/pw", 48),
+            ("mb2_1/pw2/pw", 16), ("mb2_2/pw1/pw", 96), ("mb2_2/pw2/pw", 16)]
+    assert count(_net(MB_IN, alpha), tr).params == params
+    # a sweep builds such blocks where they are placed too, one network per α
+    from macscalc import sweep
+
+    swept = sweep(parse(HEAD + MB_IN, "t.yaml"), [alpha], [8])
+    assert (int(swept.macs[0, 0]), int(swept.params[0, 0])) == (macs, params)
+
+
+def test_in_in_conditions_and_defaults_and_where_it_is_refused():
+    # `if: $in != $c`: a 1×1 projection only where the width changes (32 → 16, not 16 → 16);
+    # `half` defaults to half the block's input: 16, then 8 (the dropped row takes no name)
+    body = ("blocks:\n  blk:\n    args: {c: required, half: $in // 2}\n    layers:\n"
+            "      - conv: {c: $c, k: 1, if: $in != $c}\n      - conv: {c: $half, k: 3}\n"
+            "layers:\n  - conv: {c: 32, k: 3}\n  - blk: {c: 16}\n  - blk: {c: 16}\n")
+    net = _net(body)
+    assert [(n.name, n.out.c) for n in net.nodes] == [
+        ("conv1/conv", 32), ("blk1/conv1/conv", 16), ("blk1/conv2/conv", 16),
+        ("blk2/conv1/conv", 8)]
+    # outside a block $in means nothing: located at the value
+    assert _error("layers:\n  - conv: {c: 8, k: 3}\n  - pw: {c: $in * 2}\n") == (
+        "t.yaml:7:13: $in is the channels of a block's input: it can be used only in the rows "
+        "and argument defaults of a block")
+    assert _error("blocks:\n  b:\n    args: {c: 8}\n    layers:\n      - pw: {c: $c}\n"
+                  "layers:\n  - b: {c: $in}\n").startswith("t.yaml:11:12: $in is the")
+    # expanded where it is placed, such a block counts against the spec's 20,000 rows: 26
+    # rows 1,000 times is refused at the use
+    rows = "".join("      - act: {fn: relu}\n" for _ in range(25))
+    assert _error("blocks:\n  b:\n    layers:\n      - pw: {c: $in}\n" + rows +
+                  "layers:\n  - conv: {c: 8, k: 3}\n  - b: {n: 1000}\n") == (
+        "t.yaml:36:5: the spec expands to more than 20,000 rows")
+    # a mistake in a default that uses $in is reported at the default
+    assert _error("blocks:\n  b:\n    args: {c: $in * relu}\n    layers:\n"
+                  "      - pw: {c: $c}\nlayers:\n  - conv: {c: 8, k: 3}\n  - b: {}\n") == (
+        "t.yaml:7:15: 'relu' is not a number (in the default of 'c' of block 'b', used at "
+        "line 12)")
+
+
+def test_mixconv_splits_channels_as_timm_and_gives_each_group_its_kernel():
+    # timm _split_channels: equal parts, the remainder to the first: 30 in 4 → 9, 7, 7, 7.
+    # Depthwise 3, 5, 7, 9 on 8×8 (stride 1, torch padding): (9·9 + 25·7 + 49·7 + 81·7)·64
+    net = _net("layers:\n  - conv: {c: 30, k: 1}\n"
+               "  - mixconv: {k: [3, 5, 7, 9], padding: torch, bn: true, act: swish}\n")
+    groups = [n for n in net.nodes if n.layer.kind == "depthwise"]
+    assert [(n.name, n.layer.k, n.out.c) for n in groups] == [
+        ("mixconv1/k3_0", (3, 3), 9), ("mixconv1/k5_1", (5, 5), 7),
+        ("mixconv1/k7_2", (7, 7), 7), ("mixconv1/k9_3", (9, 9), 7)]
+    r = _count("layers:\n  - conv: {c: 30, k: 1}\n"
+               "  - mixconv: {k: [3, 5, 7, 9], padding: torch, bn: true}\n")
+    dw = r.macs - 3 * 30 * 64
+    assert dw == (9 * 9 + 25 * 7 + 49 * 7 + 81 * 7) * 64 == 74_624
+    assert [n.out for n in net.nodes[-3:]] == [(8, 8, 30)] * 3  # concat, BN, act
+    # with c, each group is a dense conv on its share: 15 → 9 as 8 → 5 and 7 → 4 (MixNet's
+    # 1×1 in two groups): 8·5 + 7·4 = 68 weights; a single kernel is one plain conv
+    r = _count("layers:\n  - conv: {c: 15, k: 1}\n  - mixconv: {c: 9, k: [1, 1]}\n"
+               "  - mixconv: {c: 4, k: [3]}\n")
+    by = {lc.node.name: lc.params.weights for lc in r.layers if lc.params.weights}
+    assert by == {"conv1/conv": 45, "mixconv1/k1_0": 40, "mixconv1/k1_1": 28,
+                  "mixconv2/k3": 9 * 9 * 4}
+    assert _error("layers:\n  - conv: {c: 2, k: 1}\n  - mixconv: {k: [3, 5, 7]}\n") == (
+        "t.yaml:7:5: mixconv1: 2 input and 2 output channels do not split into 3 groups, one "
+        "per kernel")
+    assert _error("defaults: {padding: 1}\nlayers:\n  - mixconv: {k: [3, 5]}\n").startswith(
+        "t.yaml:7:14: padding [1, 1] from 'defaults' (line 5) does not fit this row's 5×5")
+
+
+def test_ghost_module_and_ghostnetv2_dfc_attention_at_an_odd_size():
+    # timm GhostModuleV2 on 9×9×4 → 6: primary 1×1 to ⌈6/2⌉ = 3 (4·3·81 = 972 MACs), cheap
+    # 3×3 dw (9·3·81 = 2,187), concat, cut to 6; DFC from the module's input: 2×2/2 avg pool
+    # to 4×4 (floor), 1×1 4 → 6 (4·6·16 = 384), dw 1×5 and 5×1 (5·6·16 = 480 each), sigmoid,
+    # nearest upsampling back to 9×9, product. Weights 12 + 27 + 24 + 30 + 30, BN 2·24.
+    body = ("defaults: {bn: true, act: relu}\nlayers:\n  - conv: {c: 4, k: 1, bn: false, "
+            "act: none}\n  - ghost: {c: 6, dfc: true}\n")
+    net = _net(body, size=9)
+    assert [(n.name.removeprefix("ghost1/"), n.out) for n in net.nodes
+            if n.layer.kind not in ("batchnorm", "act")] == [
+        ("conv1/conv", (9, 9, 4)), ("primary", (9, 9, 3)), ("cheap", (9, 9, 3)),
+        ("cat", (9, 9, 6)), ("out", (9, 9, 6)), ("dfc_pool", (4, 4, 4)),
+        ("dfc_conv", (4, 4, 6)), ("dfc_1x5", (4, 4, 6)), ("dfc_5x1", (4, 4, 6)),
+        ("dfc_up", (9, 9, 6)), ("scale", (9, 9, 6))]
+    r = _count(body, size=9)
+    assert r.macs - 3 * 4 * 81 == 972 + 2_187 + 384 + 480 + 480
+    assert r.params - 12 == 12 + 27 + 24 + 30 + 30 + 2 * (3 + 3 + 6 + 6 + 6)
+    # without dfc, GhostNet's module: nothing after the cut
+    assert _net(body.replace("dfc: true", "dfc: false"), size=9).nodes[-1].name == "ghost1/out"
+
+
+def test_tinynet_a_is_b0_rows_at_depth_1_2_rounded_as_timm(tmp_path):
+    # timm tinynet_a (torch 2.14.1, timm 1.0.31, FlopCounterMode / sum(p.numel())):
+    # 336,867,712 MACs, 6,187,972 params, 52,000 BN statistics at 192×192. timm's
+    # _gen_tinynet scales depth with depth_trunc='round': B0's repeats 1, 2, 2, 3, 3, 4, 1
+    # become 1, 2, 2, 4, 4, 5, 1 (round(2.4) = 2, round(3.6) = 4), where ceil gives 2, 3, 3,
+    # 4, 4, 5, 2
+    from macscalc import load_spec
+
+    path = tmp_path / "tinynet_a.yaml"
+    path.write_text("name: tinynet_a\nsource: timm tinynet_a\ninput: {size: 192}\n"
+                    "classes: 1000\ndepth: 1.2\ndepth_rounding: round\n"
+                    "base: {spec: efficientnet_b0}\n", encoding="utf-8")
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    spec = load_spec(str(path))
+    assert [row.n for row in spec.base.spec.rows if row.item.kind == "mbconv"] == [
+        1, 2, 2, 4, 4, 5, 1]
+    report = count(build(spec), tr)
+    assert (report.macs, report.params, report.param_parts.bn_stats) == (
+        336_867_712, 6_187_972, 52_000)
+    assert [row.n for row in load_spec("efficientnet_b0", Fraction(6, 5)).rows
+            if row.item.kind == "mbconv"] == [2, 3, 3, 4, 4, 5, 2]
+    # half to even, never below one repeat: n = 1 at depth 0.5 stays 1, n = 4 at 0.625 is 2
+    body = ("depth: 0.5\ndepth_rounding: round\nlayers:\n  - conv: {c: 8, k: 3, n: 1}\n"
+            "  - conv: {c: 8, k: 3, n: 3}\n  - conv: {c: 8, k: 3, n: 5}\n")
+    assert [row.n for row in parse(HEAD + body, "t.yaml").rows] == [1, 2, 2]
+    assert _error("depth_rounding: floor\nlayers:\n  - flatten\n") == (
+        "t.yaml:5:17: 'depth_rounding' of the spec must be ceil or round, got 'floor'")
+
+
+def test_base_fixes_alpha_and_depth_as_the_top_level_keys_do(tmp_path):
+    # torchvision MNASNet0_75_Weights meta: num_params 3,170,208, _ops 0.215 (G MACs);
+    # B3 (torchvision EfficientNet_B3_Weights: 12,233,232 params) as B0's rows at α 1.2,
+    # depth 1.4, 300×300
+    from macscalc import load_spec
+
+    tr = Convention(PARAM_CONVENTIONS["torch"])
+    path = tmp_path / "tv_mnasnet0_75.yaml"
+    path.write_text("name: tv_mnasnet0_75\nsource: torchvision mnasnet0_75\n"
+                    "input: {size: 224}\nclasses: 1000\n"
+                    "base: {spec: mnasnet1_0, alpha: 0.75}\n", encoding="utf-8")
+    report = count(build(load_spec(str(path))), tr)
+    assert (report.params, round(report.macs / 1e9, 3)) == (3_170_208, 0.215)
+    path = tmp_path / "b3.yaml"
+    path.write_text("name: b3\nsource: torchvision efficientnet_b3\ninput: {size: 300}\n"
+                    "classes: 1000\nbase: {spec: efficientnet_b0, alpha: 1.2, depth: 1.4}\n",
+                    encoding="utf-8")
+    assert count(build(load_spec(str(path))), tr).params == 12_233_232
+    assert _error("alpha: 0.5\nbase: {spec: mnasnet1_0, alpha: 0.75}\n") == (
+        "t.yaml:6:26: 'alpha' is given twice: at the top (line 5) and in 'base'; keep one")
+    assert _error("base: {spec: mnasnet1_0, width: 0.75}\n").startswith(
+        "t.yaml:5:26: unknown key 'width' in 'base' (expected one of: spec, until, alpha, "
+        "depth)")

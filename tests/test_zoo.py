@@ -42,11 +42,22 @@ from tests.conftest import counted
     ("convnext_tiny", "1", 224, 4_455_531_264, 28_589_128, 0),  # torchvision convnext_tiny()
     ("mobilenet_v1", "1.25", 224, 879_516_800, 6_270_840, 27_360),  # timm mobilenetv1_125
     ("ghostnet_100", "1", 224, 141_150_512, 5_182_508, 21_968),  # timm ghostnet_100
+    # timm ghostnet_050 (torch 2.14.1, timm 1.0.31): the ghost kind halves the rounded width
+    ("ghostnet_100", "0.5", 224, 42_328_152, 2_587_292, 10_984),
     ("lcnet_100", "1", 224, 155_700_480, 2_953_800, 10_944),  # timm lcnet_100
     ("lcnet_100", "0.5", 224, 44_731_008, 1_880_856, 5_472),  # timm lcnet_050
     ("mobilenetv4_conv_small", "1", 224, 186_005_568, 3_774_024, 25_088),  # timm, same name
     ("fbnet_c", "1", 224, 384_960_160, 5_572_200, 44_368),  # timm fbnetc_100
     ("spnasnet_100", "1", 224, 333_467_072, 4_421_616, 39_504),  # timm spnasnet_100
+    # timm mixnet_s, torch 2.14.1 and timm 1.0.31 (CPU), at 224 and 256
+    ("mixnet_s", "1", 224, 239_173_360, 4_134_606, 32_192),
+    ("mixnet_s", "1", 256, 311_684_800, 4_134_606, 32_192),
+    # timm ghostnetv2_100, torch 2.14.1 and timm 1.0.31 (CPU): DFC attention upsampled back
+    # to any size (225: 113 → 57 → 29 → 15 → 8, pooled 2×2 by floor, then up again)
+    ("ghostnetv2_100", "1", 224, 167_048_288, 6_156_908, 62_384),
+    ("ghostnetv2_100", "1", 256, 219_729_728, 6_156_908, 62_384),
+    ("ghostnetv2_100", "1", 225, 193_676_456, 6_156_908, 62_384),
+    ("ghostnetv2_100", "1.3", 224, 269_322_976, 8_960_404, 81_048),  # timm ghostnetv2_130
 ])
 def test_zoo_matches_pytorch(spec, alpha, res, macs, params, bn_stats):
     report = counted(spec, alpha, res, classes=1000, params="torch")

@@ -108,7 +108,9 @@ def settings_text(network: Network) -> str:
     scaling = (network.origin if network.origin is not None else
                f"α = {fmt_alpha(s.alpha)} with {network.spec.rounding.name} rounding")
     if network.spec.depth != 1:
-        scaling += f"; depth {fmt_alpha(network.spec.depth)} (each written n → ⌈n·depth⌉)"
+        rule = ("n·depth rounded half to even, at least 1"
+                if network.spec.depth_rounding == "round" else "⌈n·depth⌉")
+        scaling += f"; depth {fmt_alpha(network.spec.depth)} (each written n → {rule})"
     return (f"{s.classes} classes; {scaling}; input {s.size[0]}×{s.size[1]}×"
             f"{network.spec.channels}; batch 1")
 

@@ -68,9 +68,11 @@ def _window(layer: Any) -> Rule:
 
 def _upsample(layer: Any) -> Rule:
     if layer.like is not None:
-        raise MacscalcError(f"sweep cannot follow upsample: {{like: {layer.like}}} (its size is "
-                            "another tensor's) yet; use count per point")
+        return LIKE  # the size of its second input, whatever the resolution
     return ("size", layer.size) if layer.size is not None else ("scale", layer.scale)
+
+
+LIKE: Rule = ("like",)  # the output lies on its second input's chain (``upsample: {like}``)
 
 
 def _tokens(layer: Any) -> Rule:
@@ -201,7 +203,10 @@ def _skeleton(net: Network, rules: list[Rule | None], sizes: _Sizes) -> _Skeleto
     chain = {"input": 0}
     for n, rule in zip(net.nodes, rules, strict=True):
         src = chain[n.inputs[0]]
-        chain[n.name] = src if rule is None else sizes.chain(rule, src)
+        if rule == LIKE:
+            chain[n.name] = chain[n.inputs[1]]
+        else:
+            chain[n.name] = src if rule is None else sizes.chain(rule, src)
     chains = tuple(sorted(set(chain.values())))
     col = {c: i for i, c in enumerate(chains)}
     index = {n.name: i for i, n in enumerate(net.nodes)}

@@ -29,6 +29,7 @@ MAX_GROWTH = 1_000_000  # --max-growth, in percent
 MAX_EXPLAIN_CHANNELS = 4_096  # explain micro traces every input of every output
 
 MAX_ONNX_NODES = 100_000  # nodes in an ONNX graph (each placed layer is at most MAX_LAYERS)
+MAX_ONNX_ITEMS = 4_000_000  # messages and repeated values decoded from one ONNX file
 MAX_RANK = 8  # dims of an ONNX tensor (initializer, input, declared output)
 MAX_CONST_ELEMENTS = 1 << 20  # a constant computed from a file's shape arithmetic
 MAX_SWEEP_POINTS = 1_000_000  # α × resolution points of one sweep, sized before expanding

@@ -18,6 +18,7 @@ from macscalc.lang.layers import (
     Activation,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     ConvArgs,
     Depthwise,
@@ -32,6 +33,7 @@ from macscalc.lang.layers import (
     ShiftMax,
     Shuffle,
     Slice,
+    Upsample,
 )
 from macscalc.lang.schema import (
     ACT,
@@ -40,6 +42,7 @@ from macscalc.lang.schema import (
     CHANNELS,
     CHOICE,
     INTS,
+    KERNELS,
     NONNEG_INT,
     PADDING,
     PAIR,
@@ -138,6 +141,92 @@ class Dw(DepthwiseArgs, BnAct, Block):
 
     def expand(self, b: Placer, name: str) -> None:
         unit(b, f"{name}/dw", Depthwise(**_pick(self, DepthwiseArgs)), self.bn, self.act)
+
+
+def split_channels(c: int, groups: int) -> list[int]:
+    """``c`` channels in ``groups`` equal parts, the remainder to the first (timm
+    ``_split_channels``): 30 in 4 is 9, 7, 7, 7."""
+    parts = [c // groups] * groups
+    parts[0] += c - sum(parts)
+    return parts
+
+
+@block
+class MixConv(BnAct, Block):
+    """MixNet's mixed convolution (arXiv:1907.09595 §3; timm ``MixedConv2d``): the channels
+    split into one group per kernel size (``split_channels``), each group convolved with its
+    own kernel, the outputs concatenated, then batch norm and activation over all of them.
+    Without ``c`` every group is depthwise; with ``c`` each is a dense conv from its share
+    of the input to its share of the output (``k: [1, 1]``: MixNet's 1×1 in two groups)."""
+
+    kind: ClassVar[str] = "mixconv"
+    k = arg(KERNELS, doc="one kernel size per channel group, e.g. [3, 5, 7]")
+    c = arg(CHANNELS, None, width=True, doc="output channels (none: depthwise)")
+    s = arg(PAIR, (1, 1), doc="stride")
+    padding = arg(PADDING, "same", inherit=True, doc="padding of every kernel")
+    d = arg(PAIR, (1, 1), doc="dilation")
+    bias = arg(BOOL, False, inherit=True, doc="with a bias")
+
+    @property
+    def kernels(self) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """Each group's kernel and dilation, for the padding check of ``defaults``."""
+        return [((k, k), self.d) for k in self.k]
+
+    def expand(self, b: Placer, name: str) -> None:
+        x, cin = b.cur, b.shape().c
+        groups = len(self.k)
+        ins = split_channels(cin, groups)
+        outs = ins if self.c is None else split_channels(self.c, groups)
+        if min(ins) < 1 or min(outs) < 1:
+            raise b.row_error(f"{name}: {cin} input and {self.c or cin} output channels do not "
+                              f"split into {groups} groups, one per kernel")
+        parts = []
+        for i, (k, ci, co) in enumerate(zip(self.k, ins, outs, strict=True)):
+            src = x if groups == 1 else b.add(Slice(c=ci, start=sum(ins[:i])),
+                                               f"{name}/split.{i}", inputs=[x])
+            conv = (Depthwise(k=(k, k), s=self.s, padding=self.padding, d=self.d,
+                              bias=self.bias) if self.c is None else
+                    Conv2d(c=co, k=(k, k), s=self.s, padding=self.padding, d=self.d,
+                           bias=self.bias))
+            parts.append(b.add(conv, f"{name}/k{k}_{i}" if groups > 1 else f"{name}/k{k}",
+                               inputs=[src]))
+        if groups > 1:
+            b.add(Concat(), f"{name}/cat", inputs=parts)
+        if self.bn:
+            b.add(BatchNorm(), f"{name}.bn")
+        if self.act:
+            b.add(Activation(fn=self.act), f"{name}.{self.act}")
+
+
+@block
+class Ghost(BnAct, Block):
+    """GhostNet's ghost module (arXiv:1911.11907 Fig. 2; timm ``GhostModule``, ratio 2): a
+    1×1 conv to ⌈c/2⌉ channels, a cheap 3×3 depthwise on them, both with BN and act,
+    concatenated and cut to c. With ``dfc`` (GhostNetV2, arXiv:2211.12905 §3.2; timm
+    ``GhostModuleV2``) the output is multiplied by its DFC attention, computed from the
+    module's input: a 2×2/2 average pool, 1×1 conv, depthwise 1×5 and 5×1 (each with BN),
+    sigmoid, nearest upsampling back to the output's size."""
+
+    kind: ClassVar[str] = "ghost"
+    c = arg(CHANNELS, width=True, doc="output channels")
+    dfc = arg(BOOL, False, doc="GhostNetV2's DFC attention")
+
+    def expand(self, b: Placer, name: str) -> None:
+        x = b.cur
+        unit(b, f"{name}/primary", Conv2d(c=-(-self.c // 2)), self.bn, self.act)
+        primary = b.cur
+        unit(b, f"{name}/cheap", Depthwise(k=(3, 3), padding=(1, 1)), self.bn, self.act)
+        b.add(Concat(), f"{name}/cat", inputs=[primary, b.cur])
+        out = b.add(Slice(c=self.c), f"{name}/out")
+        if not self.dfc:
+            return
+        with b.within("dfc"):
+            b.add(Pool(op="avg", k=(2, 2), s=(2, 2)), f"{name}/dfc_pool", inputs=[x])
+            unit(b, f"{name}/dfc_conv", Conv2d(c=self.c), self.bn, None)
+            unit(b, f"{name}/dfc_1x5", Depthwise(k=(1, 5), padding=(0, 2)), self.bn, None)
+            unit(b, f"{name}/dfc_5x1", Depthwise(k=(5, 1), padding=(2, 0)), self.bn, "sigmoid")
+            b.add(Upsample(like=out), f"{name}/dfc_up", inputs=[b.cur, out])
+            b.add(Mul(), f"{name}/scale", inputs=[out, b.cur])
 
 
 @block

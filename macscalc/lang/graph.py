@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from macscalc.core.errors import MacscalcError, ShapeError
-from macscalc.core.limits import MAX_LAYERS
+from macscalc.core.limits import MAX_EXPANDED_ROWS, MAX_LAYERS
 from macscalc.lang.atrous import Atrous
 from macscalc.lang.blocks import Block
 from macscalc.lang.layers import Layer, Shape
@@ -57,6 +57,7 @@ class Placed(NamedTuple):
     shapes: dict[str, Shape]
     cur: str
     is_block: bool
+    row: Row  # held, so that no other row can take the id its key is filed under
 
 
 class Replay:
@@ -64,7 +65,8 @@ class Replay:
 
     A sweep builds one network per channel configuration and class of resolutions, and
     most rows read the same in each. A row's placement depends only on what ``_reads``
-    keys: the row and repeat, its α-scaled widths, the tensors it reads (the current
+    keys: the row (by identity; an entry holds it, as rows a ``$in`` block expands while
+    placed may come and go) and repeat, its α-scaled widths, the tensors it reads (the current
     one, the scope's input, its ``from``) with their shapes, the role, whether it is in
     the base (so the rule) and ``classes``; a block reads the builder through nothing
     else. Nodes are immutable, so networks share them. Cleared past ``LIMIT`` rows.
@@ -79,10 +81,10 @@ class Replay:
         return self.rows.get(key)
 
     def keep(self, key: tuple[Any, ...], nodes: tuple[Node, ...], cur: str,
-             is_block: bool) -> None:
+             is_block: bool, row: Row) -> None:
         if len(self.rows) >= self.LIMIT:
             self.rows.clear()
-        self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block)
+        self.rows[key] = Placed(nodes, {n.name: n.out for n in nodes}, cur, is_block, row)
 
 
 class Builder:
@@ -115,6 +117,7 @@ class Builder:
         self.ordinals: dict[tuple[str, str], int] = {}
         self.width: list[Width] = []  # a spec block's row ``width``, for the rows inside
         self.atrous: Atrous | None = None
+        self.expanded = 0  # rows of blocks expanded here, where ``$in`` is known
         if settings.output_stride is not None:
             self.atrous = Atrous(settings.output_stride, backbone_only=spec.base is not None)
             self.replay = None  # a replayed row would not record its strides and rates
@@ -212,7 +215,7 @@ class Builder:
                 continue
             if value == "classes":
                 changes[field_name] = self.settings.classes
-            elif width != "fixed":
+            elif width != "fixed" and field_name not in row.built:  # $in: built already
                 alpha = self.settings.alpha if width is None else max(self.settings.alpha, width)
                 changes[field_name] = self.rule.width(value, alpha)
         return changes
@@ -291,7 +294,7 @@ class Builder:
             self.add(inst, name, [self.resolve(n) for n in inputs] if inputs else None)
         if key is not None:
             self.replay.keep(key, tuple(self.nodes[start:]), self.cur,
-                             isinstance(inst, Block) or inst.is_identity())
+                             isinstance(inst, Block) or inst.is_identity(), row)
 
     def _joined(self, row: Row, inputs: tuple[str, ...]) -> list[str]:
         """A concat's or add's inputs without the rows an ``if`` dropped; fewer than two
@@ -328,7 +331,7 @@ class Builder:
         kept = self.replay.get(key)
         if kept is None:
             return False
-        nodes, shapes, cur, is_block = kept
+        nodes, shapes, cur, is_block, _ = kept
         names = (*shapes, name) if is_block else shapes
         if len(self.nodes) + len(nodes) > MAX_LAYERS or any(
                 map(self.shapes.__contains__, names)) or any(
@@ -353,8 +356,13 @@ class Builder:
         self.scopes.append(Scope(f"{name}/", self.cur))
         if row.width is not None:
             self.width.append(row.width)
+        rows = item.rows(j, self.shape().c)
+        if item.by_input is not None:  # expanded here: bounded as the spec's rows are
+            self.expanded += len(rows)
+            if self.expanded > MAX_EXPANDED_ROWS:
+                raise self._error(f"the spec expands to more than {MAX_EXPANDED_ROWS:,} rows")
         try:
-            self.place_rows(item.rows(j))
+            self.place_rows(rows)
         finally:
             self.scopes.pop()
             if row.width is not None:

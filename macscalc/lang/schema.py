@@ -249,6 +249,8 @@ RATIO = ArgType(f"a positive number up to {MAX_RATIO:,} (or a fraction such as '
                 _ratio)
 INTS = ArgType(f"a list of non-negative integers up to {MAX_CHANNELS:,}", _ints)
 POS_INTS = ArgType(f"a list of positive integers up to {MAX_CHANNELS:,}", _pos_ints)
+KERNELS = ArgType(f"a list of kernel sizes (positive integers up to {MAX_WINDOW:,}), one per "
+                  "channel group", lambda v: tuple(map(_bounded(MAX_WINDOW), _pos_ints(v))))
 PADDING = ArgType(f"'same', 'valid', 'torch', a non-negative integer up to {MAX_WINDOW:,} or "
                   "a list [h, w] of two", _padding)
 CHANNELS = ArgType(f"a positive integer up to {MAX_CHANNELS:,} or 'classes'", _channels)

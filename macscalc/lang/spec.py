@@ -19,6 +19,7 @@ file:line:column on every error.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from fractions import Fraction
 from pathlib import Path
@@ -34,7 +35,7 @@ from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmenta
 from macscalc.lang import norms as _norms  # noqa: F401  (files its kinds)
 from macscalc.lang.blocks import BLOCKS, Block
 from macscalc.lang.layers import KINDS, Layer, torch_padding
-from macscalc.lang.schema import NAMES, POS_INT, REPEATS, SIZE, Arg
+from macscalc.lang.schema import CHOICE, NAMES, POS_INT, REPEATS, SIZE, Arg
 
 ROW_KINDS: dict[str, type] = {**KINDS, **BLOCKS}
 TOP_KEYS = (
@@ -54,12 +55,15 @@ TOP_KEYS = (
     "output_stride",
     "alpha",
     "depth",
+    "depth_rounding",
 )
+DEPTH_ROUNDING = ("ceil", "round")  # timm _scale_stage_depth's depth_trunc
 BUDGET_KEYS = ("macs", "flops", "params", "memory", "size")  # limits a spec may declare
 REQUIRED_TOP = ("name", "source", "input", "classes")  # and layers, base or both
 ROW_KEYS = ("n", "name", "from", "width", "role", "if")
 REQUIRED = "required"  # the default of a block argument that every use must give
-BUILTIN_ARGS = ("i",)  # set by the builder in every block: the repeat index
+_MAX_EXPANSIONS = 64  # a ``$in`` block's expansions kept, by repeat and input width
+BUILTIN_ARGS = ("i", "in")  # set in every block: the repeat index, the input's channels
 
 Width = None | str | Fraction  # None: scaled by α; "fixed"; Fraction: at least this multiplier
 _ABSENT = object()
@@ -78,6 +82,7 @@ class Row(NamedTuple):
     col: int
     role: str | None = None  # groups the row's primitives in the per-kind summary
     optional: tuple[str, ...] = ()  # ``from`` names of rows an ``if`` dropped: skipped if absent
+    built: tuple[str, ...] = ()  # widths computed from ``$in``: as built already, α never applies
 
     def error(self, message: str) -> MacscalcError:
         return MacscalcError(message, self.file, self.line, self.col)
@@ -86,15 +91,27 @@ class Row(NamedTuple):
 class UserBlock(NamedTuple):
     """A use of a block the spec defines: its rows with the arguments substituted, once as
     written and once for repeats (``s`` set to 1), or once per repeat when its rows use the
-    repeat index ``$i``."""
+    repeat index ``$i``. A block whose rows or defaults use ``$in`` can only be expanded
+    where it is placed, once its input is known: ``by_input`` expands repeat ``j`` for an
+    input of ``cin`` channels (``repeats`` is then empty)."""
 
     kind: str
     args: dict[str, Any]
     repeats: tuple[tuple[Row, ...], ...]
+    by_input: Callable[[int, int], tuple[Row, ...]] | None = None
 
-    def rows(self, j: int) -> tuple[Row, ...]:
-        """The rows of repeat ``j`` (from 0)."""
+    def rows(self, j: int, cin: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j`` (from 0) on an input of ``cin`` channels."""
+        if self.by_input is not None:
+            return self.by_input(j, cin)
         return self.repeats[min(j, len(self.repeats) - 1)]
+
+
+class FromInput(NamedTuple):
+    """A value computed from ``$in``: the channels of the block's input as built, so
+    already α-scaled and rounded. As a width it is taken as it is, never scaled again."""
+
+    value: Any
 
 
 class BlockDef(NamedTuple):
@@ -146,6 +163,7 @@ class Spec(NamedTuple):
     output_stride: int | None = None  # past it, the backbone's strides become dilations
     alpha: Fraction = Fraction(1)  # the width multiplier a build takes unless given one
     depth: Fraction = Fraction(1)  # the depth multiplier the rows' ``n`` were scaled by
+    depth_rounding: str = "ceil"  # how n·depth became a count: ``DEPTH_ROUNDING``
 
 
 # Names people bring from other frameworks, mapped to this spec language's short keys.
@@ -256,10 +274,11 @@ def _inheritable() -> dict[str, Arg]:
     return found
 
 
-def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
+def parse(text: str, file: str, depth: Fraction | None = None,
+          depth_rounding: str | None = None) -> Spec:
     """Parse and validate spec text; every mistake is a located :class:`MacscalcError`.
     ``depth`` (default: the spec's own ``depth:``, else 1) multiplies every written ``n``,
-    rounded up as EfficientNet does (⌈n·d⌉)."""
+    rounded by ``depth_rounding`` (default: the spec's own, else ceil as EfficientNet)."""
     r = _Reader(file)
     doc = r.mapping(load(text, file), (1, 1), "a spec", quote=False)
     r.keys(doc, TOP_KEYS, "the spec")
@@ -276,13 +295,22 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         raise r.fail("'input' needs 'size' (pixels, or [h, w])", inp.loc)
     rounding = _rounding(r, doc)
     defaults = _defaults(r, doc)
-    if depth is None and "depth" in doc:
-        depth = r.value(doc, "depth", _multiplier, _MULTIPLIER, "the spec")
-    base = _base(r, doc, depth)  # scaled alike; else its own depth and alpha carry over
+    base_doc = _base_doc(r, doc)
+    fixed_depth = _fixed(r, doc, base_doc, "depth")  # checked even where --depth wins
+    depth = fixed_depth if depth is None else depth
+    own_rounding = r.value(doc, "depth_rounding", CHOICE(*DEPTH_ROUNDING),
+                           " or ".join(DEPTH_ROUNDING), "the spec", None)
+    depth_rounding = depth_rounding or own_rounding
+    # the base's rows are scaled alike; else its own depth, rounding and alpha carry over
+    base = _base(r, base_doc, depth, depth_rounding)
     if depth is None:
         depth = base.spec.depth if base is not None else Fraction(1)
-    alpha = base.spec.alpha if base is not None else Fraction(1)
-    ctx = _Context(r, defaults, _blocks(r, doc), depth)
+    if depth_rounding is None:
+        depth_rounding = base.spec.depth_rounding if base is not None else "ceil"
+    alpha = _fixed(r, doc, base_doc, "alpha")
+    if alpha is None:
+        alpha = base.spec.alpha if base is not None else Fraction(1)
+    ctx = _Context(r, defaults, _blocks(r, doc), depth, depth_rounding)
     layers = doc.get("layers")
     if "layers" in doc and (not isinstance(layers, LocList) or not layers):
         raise r.fail("'layers' must be a non-empty list of rows", doc.value_locs["layers"])
@@ -304,24 +332,46 @@ def parse(text: str, file: str, depth: Fraction | None = None) -> Spec:
         output_stride=r.value(doc, "output_stride", POS_INT, POS_INT.expected, "the spec",
                               None),
         line=doc.key_locs["name"][0],
-        alpha=r.value(doc, "alpha", _multiplier, _MULTIPLIER, "the spec", alpha),
+        alpha=alpha,
         depth=depth,
+        depth_rounding=depth_rounding,
     )
 
 
-def _base(r: _Reader, doc: LocDict, depth: Fraction | None) -> Base | None:
-    """A backbone taken from another spec, up to (and including) the layer ``until``, or
-    the whole spec; its rows' ``n`` scaled by ``depth`` when given (else by its own)."""
+def _base_doc(r: _Reader, doc: LocDict) -> LocDict | None:
+    """``base:`` checked for its keys: ``spec``, and optionally ``until``, ``alpha``,
+    ``depth``."""
     if "base" not in doc:
         return None
     b = r.mapping(doc["base"], doc.value_locs["base"], "'base'")
-    r.keys(b, ("spec", "until"), "'base'")
+    r.keys(b, ("spec", "until", "alpha", "depth"), "'base'")
     if "spec" not in b:
         raise r.fail("'base' needs 'spec' (a spec name, and optionally 'until', the layer "
                      "it ends with)", b.loc)
+    return b
+
+
+def _fixed(r: _Reader, doc: LocDict, base: LocDict | None, key: str) -> Fraction | None:
+    """The ``alpha`` or ``depth`` a spec is counted at, written at the top or in its
+    ``base:`` (``base: {spec: mnasnet1_0, alpha: 0.75}``), not both; None if neither."""
+    if base is not None and key in base:
+        if key in doc:
+            raise r.fail(f"{key!r} is given twice: at the top (line {doc.key_locs[key][0]}) "
+                         "and in 'base'; keep one", base.key_locs[key])
+        return r.value(base, key, _multiplier, _MULTIPLIER, "'base'")
+    return r.value(doc, key, _multiplier, _MULTIPLIER, "the spec", None)
+
+
+def _base(r: _Reader, b: LocDict | None, depth: Fraction | None,
+          depth_rounding: str | None) -> Base | None:
+    """A backbone taken from another spec, up to (and including) the layer ``until``, or
+    the whole spec; its rows' ``n`` scaled by ``depth`` and rounded by ``depth_rounding``
+    when given (else by its own)."""
+    if b is None:
+        return None
     ref = r.value(b, "spec", _text, "a built-in spec name or a .yaml/.yml file", "'base'")
     try:
-        spec = _base_spec(ref, r.file, depth)
+        spec = _base_spec(ref, r.file, depth, depth_rounding)
     except MacscalcError as e:
         if e.line is not None:
             raise  # a mistake inside the base spec, located there
@@ -369,6 +419,8 @@ def _defaults(r: _Reader, doc: LocDict) -> dict[str, Default]:
 def _kernels(item: Layer | Block) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """The kernels (size, dilation) a row's ``padding`` applies to: ``k``, or uib's
     ``k_start``, ``k_mid`` and ``k_end`` that are not 0."""
+    if hasattr(item, "kernels"):  # mixconv: one kernel per channel group
+        return item.kernels
     d = getattr(item, "d", (1, 1))
     found = []
     for field in ("k", "k_start", "k_mid", "k_end"):
@@ -502,17 +554,24 @@ class _Context:
     substituting a use's arguments into their raw rows (bounded in total size)."""
 
     def __init__(self, r: _Reader, defaults: dict[str, Default],
-                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1)):
+                 blocks: dict[str, BlockDef], depth: Fraction = Fraction(1),
+                 depth_rounding: str = "ceil"):
         self.r = r
         self.defaults = defaults
         self.blocks = blocks
         self.depth = depth
+        self.depth_rounding = depth_rounding
         self.expanded = 0
 
     def repeats(self, body: LocDict, what: str) -> int:
-        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉."""
+        """A row's ``n``, scaled by the depth multiplier when written: ⌈n·d⌉, or n·d
+        rounded half to even and at least 1 (``depth_rounding: round``, timm's TinyNet)."""
         n = self.r.value(body, "n", REPEATS, REPEATS.expected, what, 1)
-        return -(-n * self.depth // 1) if "n" in body else n
+        if "n" not in body or self.depth == 1:
+            return n
+        if self.depth_rounding == "round":
+            return max(1, round(n * self.depth)) if n else 0
+        return -(-n * self.depth // 1)
 
     def rows(self, items: LocList, env: dict[str, Any] | None = None,
              where: str = "") -> tuple[Row, ...]:
@@ -523,6 +582,9 @@ class _Context:
                 item = self.substitute(item, loc, env, where)
                 if item is None:
                     continue
+            elif (at := _input_use(item, loc)) is not None:
+                raise self.r.fail("$in is the channels of a block's input: it can be used only "
+                                  "in the rows and argument defaults of a block", at)
             row = self.row(item, loc)
             if row is None:
                 name = _written_name(item)
@@ -551,9 +613,12 @@ class _Context:
             return out_list
         if is_expression(value):
             try:
-                return evaluate(value, env)
+                out = evaluate(value, {k: _plain(v) for k, v in env.items()})
             except ExprError as e:
                 raise self.r.fail(f"{e}{where}", loc) from None
+            if any(n == "in" or isinstance(env.get(n), FromInput) for n in references(value)):
+                return FromInput(out)
+            return out
         return value
 
     def row(self, item: Any, loc: Loc) -> Row | None:
@@ -571,13 +636,15 @@ class _Context:
             raise r.fail(f"unknown layer kind {show(kind)}{suggest(str(kind), known)} "
                          f"(known: {', '.join(known)})", item.key_locs[kind])
         body = r.mapping(item[kind], item.value_locs[kind], what)
+        args, body = body, _plain_body(body)  # args keeps what came from $in marked
         if not r.value(body, "if", _condition, "true or false (or an expression of block "
                        "arguments)", what, True):
             return None
         if r.value(body, "n", REPEATS, REPEATS.expected, what, 1) == 0:
             return None  # no repeats: placed as an `if` that is false
         if kind in self.blocks:
-            return self.use(self.blocks[kind], body, loc)
+            return self.use(self.blocks[kind], args, body, loc)
+        built = tuple(k for k, v in args.items() if isinstance(v, FromInput))
         cls = ROW_KINDS[kind]
         r.keys(body, [*cls.args, *ROW_KEYS], what)
         values = {
@@ -598,7 +665,8 @@ class _Context:
                 _check_default_padding(instance, self.defaults["padding"])
         except ValueError as e:
             raise r.fail(str(e), body.loc) from None
-        return self.make(instance, body, loc, what)
+        return self.make(instance, body, loc, what)._replace(
+            built=tuple(k for k in built if k in cls.width_args))
 
     def make(self, item: Any, body: LocDict, loc: Loc, what: str) -> Row:
         r = self.r
@@ -619,8 +687,10 @@ class _Context:
             col=loc[1],
         )
 
-    def use(self, bdef: BlockDef, body: LocDict, loc: Loc) -> Row:
-        """A row using the spec's own block: arguments checked, rows expanded."""
+    def use(self, bdef: BlockDef, args: LocDict, body: LocDict, loc: Loc) -> Row:
+        """A row using the spec's own block: arguments checked, rows expanded (where it is
+        placed, when they use ``$in``). ``args`` is ``body`` with what came from ``$in``
+        still marked."""
         r = self.r
         what = f"block {bdef.name!r}"
         allowed = [*bdef.args, *ROW_KEYS]
@@ -629,33 +699,59 @@ class _Context:
                 raise r.fail(f"unknown argument {key!r} of {what}{suggest(str(key), allowed)} "
                              f"(its arguments: {', '.join(bdef.args) or 'none'})",
                              body.key_locs[key])
-        env: dict[str, Any] = {}
         for a, default in bdef.args.items():
-            if a in body:
-                env[a] = body[a]
-            elif default == REQUIRED:
+            if a not in body and default == REQUIRED:
                 raise r.fail(f"{what} needs argument {a!r} (its arguments: "
                              f"{', '.join(bdef.args)})", body.loc)
-            else:  # a default may use the arguments declared before it
-                env[a] = self.substitute(
-                    default, bdef.args.value_locs[a], env,
-                    f" (in the default of {a!r} of {what}, used at line {loc[0]})")
-        where = f" (in block {bdef.name!r} used at line {loc[0]})"
         n = self.repeats(body, what)
-        if _uses_index(bdef.rows):
-            repeats = tuple(self.expand(bdef, {**env, "s": 1} if j and "s" in env else env,
-                                        where, j) for j in range(n))
+        indexed = _uses_name(bdef.rows, "i")  # expanded once per repeat
+        if _uses_name(bdef.rows, "in") or _uses_name(bdef.args, "in"):
+            expanded: dict[tuple[int, int], tuple[Row, ...]] = {}
+
+            def by_input(j: int, cin: int) -> tuple[Row, ...]:
+                key = (j if indexed else min(j, 1), cin)
+                if key not in expanded:
+                    if len(expanded) >= _MAX_EXPANSIONS:
+                        expanded.clear()
+                    inner = _Context(r, self.defaults, self.blocks, self.depth,
+                                     self.depth_rounding)
+                    env = inner.arguments(bdef, args, loc, {"in": cin})
+                    expanded[key] = inner.instance(bdef, env, loc, j)
+                return expanded[key]
+
+            return self.make(UserBlock(bdef.name, {}, (), by_input), body, loc, what)
+        env = self.arguments(bdef, args, loc)
+        if indexed:
+            repeats = tuple(self.instance(bdef, env, loc, j) for j in range(n))
         else:
-            repeats = (self.expand(bdef, env, where),)
-            if "s" in env and env["s"] != 1 and n > 1:
-                repeats += (self.expand(bdef, {**env, "s": 1}, where),)
+            repeats = (self.instance(bdef, env, loc, 0),)
+            if n > 1 and _plain(env.get("s", 1)) != 1:
+                repeats += (self.instance(bdef, env, loc, 1),)
         return self.make(UserBlock(bdef.name, env, repeats), body, loc, what)
 
-    def expand(self, bdef: BlockDef, env: dict[str, Any], where: str,
-               index: int = 0) -> tuple[Row, ...]:
-        """The block's rows with ``env`` and the repeat index ``$i`` substituted."""
+    def arguments(self, bdef: BlockDef, args: LocDict, loc: Loc,
+                  given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A use's arguments with the defaults filled in; ``given`` are the builder's
+        (``$in``), which a default may use as it may use the arguments declared before it."""
+        env: dict[str, Any] = dict(given or {})
+        for a, default in bdef.args.items():
+            if a in args:
+                env[a] = args[a]
+            else:
+                env[a] = self.substitute(
+                    default, bdef.args.value_locs[a], env,
+                    f" (in the default of {a!r} of block {bdef.name!r}, used at line {loc[0]})")
+        return env
+
+    def instance(self, bdef: BlockDef, env: dict[str, Any], loc: Loc,
+                 j: int) -> tuple[Row, ...]:
+        """The rows of repeat ``j``: the arguments and the repeat index ``$i`` substituted;
+        repeats after the first get ``s: 1``."""
+        where = f" (in block {bdef.name!r} used at line {loc[0]})"
+        if j and "s" in env:
+            env = {**env, "s": 1}
         try:
-            return self.rows(bdef.rows, {**env, "i": index}, where)
+            return self.rows(bdef.rows, {**env, "i": j}, where)
         except MacscalcError as e:
             if "(in block " in e.message:  # the innermost use says where
                 raise
@@ -678,13 +774,47 @@ def _skip_dropped(row: Row, dropped: set[str]) -> Row:
     return row._replace(optional=tuple(n for n in row.inputs if n in dropped))
 
 
-def _uses_index(value: Any) -> bool:
-    """Whether raw rows refer to the repeat index ``$i`` anywhere."""
+def _uses_name(value: Any, name: str) -> bool:
+    """Whether raw rows (or argument defaults) refer to ``$name`` anywhere."""
     if isinstance(value, dict):
-        return any(_uses_index(v) for v in value.values())
+        return any(_uses_name(v, name) for v in value.values())
     if isinstance(value, list):
-        return any(_uses_index(v) for v in value)
-    return is_expression(value) and "i" in references(value)
+        return any(_uses_name(v, name) for v in value)
+    return is_expression(value) and name in references(value)
+
+
+def _input_use(value: Any, loc: Loc) -> Loc | None:
+    """Where a row outside any block writes ``$in``, if it does."""
+    if isinstance(value, LocDict):
+        return next((at for k, v in value.items()
+                     if (at := _input_use(v, value.value_locs[k])) is not None), None)
+    if isinstance(value, LocList):
+        return next((at for v, item_loc in zip(value, value.item_locs, strict=True)
+                     if (at := _input_use(v, item_loc)) is not None), None)
+    return loc if _uses_name(value, "in") else None
+
+
+def _plain(value: Any) -> Any:
+    """A value with the ``$in`` marks taken off, at any depth."""
+    if isinstance(value, FromInput):
+        return value.value
+    if isinstance(value, LocList):
+        out = LocList()
+        out.extend(_plain(v) for v in value)
+        out.loc, out.item_locs = value.loc, value.item_locs
+        return out
+    if isinstance(value, LocDict):
+        return _plain_body(value)
+    return value
+
+
+def _plain_body(body: LocDict) -> LocDict:
+    out = LocDict()
+    out.loc = body.loc
+    for k, v in body.items():
+        out[k] = _plain(v)
+        out.key_locs[k], out.value_locs[k] = body.key_locs[k], body.value_locs[k]
+    return out
 
 
 def _bare(kind: str, loc: Loc) -> LocDict:
@@ -737,18 +867,21 @@ def load_spec(ref: str, depth: Fraction | None = None) -> Spec:
     return _builtin(ref, depth=depth)
 
 
-def _builtin(name: str, note: str = "", depth: Fraction | None = None) -> Spec:
+def _builtin(name: str, note: str = "", depth: Fraction | None = None,
+             depth_rounding: str | None = None) -> Spec:
     if name not in builtin_names():
         raise _unknown(name, note)
-    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth)
+    return _load(builtin_dir() / f"{name}.yaml", f"specs/{name}.yaml", depth, depth_rounding)
 
 
-def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
+def _base_spec(ref: str, naming: str, depth: Fraction | None = None,
+               depth_rounding: str | None = None) -> Spec:
     """What ``base: {spec: ref}`` names: a built-in, or a .yaml/.yml file relative to the
     spec that names it (``naming``), inside its outermost spec's folder or the current one.
     Nothing else is opened, so a spec cannot make macscalc read other files."""
     if not ref.endswith((".yaml", ".yml")):
-        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth)
+        return _builtin(ref, "; a base file's name ends in .yaml or .yml", depth,
+                        depth_rounding)
     chain = _LOADING.get()
     here = chain[-1][0].parent if chain else _resolved(Path(naming)).parent
     if Path(ref).is_absolute():
@@ -761,10 +894,11 @@ def _base_spec(ref: str, naming: str, depth: Fraction | None = None) -> Spec:
                             f"{chain[0][1] if chain else naming} and the current folder")
     if not is_file(real):
         raise _unknown(ref)
-    return _load(real, os.path.normpath(Path(naming).parent / ref), depth)
+    return _load(real, os.path.normpath(Path(naming).parent / ref), depth, depth_rounding)
 
 
-def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
+def _load(path: Path, file: str, depth: Fraction | None = None,
+          depth_rounding: str | None = None) -> Spec:
     chain = _LOADING.get()
     real = _resolved(path)
     if any(real == seen for seen, _ in chain):
@@ -776,7 +910,7 @@ def _load(path: Path, file: str, depth: Fraction | None = None) -> Spec:
     text = read_text(path, file, "spec")
     token = _LOADING.set((*chain, (real, file)))
     try:
-        return parse(text, file, depth)
+        return parse(text, file, depth, depth_rounding)
     finally:
         _LOADING.reset(token)
 

@@ -119,6 +119,8 @@ def settings_data(network: Network) -> dict[str, Any]:
         out["output_stride"] = s.output_stride
     if network.spec.depth != 1:  # the rows' repeats were scaled (--depth, depth:)
         out["depth"] = fmt_alpha(network.spec.depth)
+        if network.spec.depth_rounding != "ceil":
+            out["depth_rounding"] = network.spec.depth_rounding
     return out
 
 

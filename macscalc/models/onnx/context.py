@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.core.errors import MacscalcError
     from macscalc.lang.layers import Layer
+    from macscalc.models.onnx.proto import NodeProto
     from macscalc.models.onnx.values import Act, Value
 
 

@@ -1,13 +1,16 @@
 """A placed network as a runnable ONNX graph (opset 17, float32, NCHW, batch 1).
 
 Why: a spec's real latency is found by running it (``macscalc measure``), and a runtime
-needs a graph. Every primitive kind has one rule in ``RULES``: a small function that
-emits the ONNX nodes computing that primitive from its inputs, with seeded random
-weights of exactly the sizes macscalc counts. A kind without a rule is an error, never
-skipped. macscalc's h×w×c is ONNX's [1, c, h, w]; TensorFlow's 'same' padding becomes
-explicit (possibly asymmetric) pads.
+needs a graph. Every primitive kind has one rule in ``RULES`` (``writer``): a small
+function that emits the ONNX nodes computing that primitive from its inputs, with seeded
+random weights of exactly the sizes macscalc counts. A kind without a rule is an error,
+never skipped. macscalc's h×w×c image is ONNX's [1, c, h, w] and its g × n × c tokens
+are [1, g, n, c], channels last (``writer.dims``), the layouts macscalc's ONNX reader
+reads back; TensorFlow's 'same' padding becomes explicit (possibly asymmetric) pads. The
+image kinds' rules are here, the token and attention kinds' in ``export_tokens``.
 
-Adding a kind: one ``@rule("kind")`` function here and a line in the export tests.
+Adding a kind: one ``@rule("kind")`` function here (or in ``export_tokens``) and a line
+in the export tests.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from macscalc.core.extras import require
 from macscalc.core.limits import MAX_EXPORT_PARAMS
 from macscalc.core.units import fmt_int
 from macscalc.lang.layers import PARAM_PARTS
+from macscalc.lang.tokens import Tokens
+from macscalc.models.onnx import export_tokens  # noqa: F401 - registers the token kinds' rules
+from macscalc.models.onnx.writer import RULES, Graph, channel_axis, dims, rule
 
 if TYPE_CHECKING:
     import onnx
@@ -32,54 +38,29 @@ OPSET = 17
 IR_VERSION = 8  # the IR of opset 17: readable by every onnxruntime ≥ 1.13
 
 
-class Graph:
-    """The ONNX graph being written: its nodes, initializers and a seeded generator."""
-
-    def __init__(self, seed: int) -> None:
-        import numpy as np
-        from onnx import helper, numpy_helper
-
-        self.np, self.helper, self.numpy_helper = np, helper, numpy_helper
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-
-    def const(self, name: str, array: Any) -> str:
-        self.initializers.append(self.numpy_helper.from_array(array, name))
-        return name
-
-    def ints(self, name: str, values: list[int]) -> str:
-        return self.const(name, self.np.array(values, dtype=self.np.int64))
-
-    def scalar(self, name: str, value: float) -> str:
-        return self.const(name, self.np.array(value, dtype=self.np.float32))
-
-    def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
-        """He-normal weights: activations keep their scale through deep stacks, so a timed
-        run sees ordinary numbers (no overflow, no denormals)."""
-        w = self.rng.standard_normal(shape, dtype=self.np.float32)
-        return self.const(name, w * self.np.float32((2.0 / fan_in) ** 0.5))
-
-    def small(self, name: str, n: int, centre: float = 0.0) -> str:
-        """A per-channel vector near ``centre`` (biases, BN statistics)."""
-        v = centre + 0.1 * self.rng.standard_normal(n, dtype=self.np.float32)
-        return self.const(name, v.astype(self.np.float32))
-
-    def op(self, op_type: str, inputs: list[str], out: str, **attrs: Any) -> str:
-        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
+def per_channel(g: Graph, name: str, s: Shape, value: float) -> str:
+    """A constant of one ``value`` per channel, shaped to broadcast over ``s``'s layout."""
+    shape = [1, 1, 1, 1]
+    shape[channel_axis(s)] = s.c
+    return g.const(name, g.np.full(shape, value, dtype=g.np.float32))
 
 
-Rule = Callable[[Graph, "Node", list[str]], str]  # emits a primitive; returns its output
-RULES: dict[str, Rule] = {}
+def _channels_last(g: Graph, n: Node, x: str, body: Callable[[str, str], str]) -> str:
+    """``body(input, output name)`` on the channels-last form of ``x``: tokens as they
+    are, an image through NHWC and back (per-position ops: linear, layer norm)."""
+    if isinstance(n.in_shapes[0], Tokens):
+        return body(x, n.name)
+    y = body(g.op("Transpose", [x], f"{n.name}/nhwc", perm=[0, 2, 3, 1]), f"{n.name}/last")
+    return g.op("Transpose", [y], n.name, perm=[0, 3, 1, 2])
 
 
-def rule(kind: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        RULES[kind] = fn
-        return fn
-
-    return register
+def _channels_first(g: Graph, n: Node, x: str, body: Callable[[str, str], str]) -> str:
+    """``body`` on the channels-first form of ``x`` (ONNX's BatchNormalization reads
+    axis 1): an image as it is, tokens through [1, c, g, n] and back."""
+    if not isinstance(n.in_shapes[0], Tokens):
+        return body(x, n.name)
+    y = body(g.op("Transpose", [x], f"{n.name}/nchw", perm=[0, 3, 1, 2]), f"{n.name}/first")
+    return g.op("Transpose", [y], n.name, perm=[0, 2, 3, 1])
 
 
 def _pads(x: Shape, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int],
@@ -122,21 +103,23 @@ def _depthwise(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("linear")
 def _linear(g: Graph, n: Node, xs: list[str]) -> str:
-    """Gemm on a 1×1 input (as exporters write a classifier); at h×w > 1, a MatMul over
-    the channels of every position."""
+    """Gemm on a 1×1 image (as exporters write a classifier); otherwise a MatMul over the
+    channels of every position or token (an image through NHWC)."""
     x, cout = n.in_shapes[0], n.layer.c
     bias = [g.small(f"{n.name}.bias", cout)] if n.layer.bias else []
-    if (x.h, x.w) == (1, 1):
+    if (x.h, x.w) == (1, 1) and not isinstance(x, Tokens):
         w = g.weight(f"{n.name}.weight", (cout, x.c), x.c)
         flat = g.op("Flatten", [xs[0]], f"{n.name}/flatten", axis=1)
         y = g.op("Gemm", [flat, w, *bias], f"{n.name}/gemm", transB=1)
         return g.op("Reshape", [y, g.ints(f"{n.name}.shape", [1, cout, 1, 1])], n.name)
     w = g.weight(f"{n.name}.weight", (x.c, cout), x.c)
-    y = g.op("MatMul", [g.op("Transpose", [xs[0]], f"{n.name}/nhwc", perm=[0, 2, 3, 1]), w],
-             f"{n.name}/matmul")
-    if bias:
-        y = g.op("Add", [y, *bias], f"{n.name}/bias")
-    return g.op("Transpose", [y], n.name, perm=[0, 3, 1, 2])
+
+    def body(y: str, out: str) -> str:
+        if not bias:
+            return g.op("MatMul", [y, w], out)
+        return g.op("Add", [g.op("MatMul", [y, w], f"{n.name}/matmul"), *bias], out)
+
+    return _channels_last(g, n, xs[0], body)
 
 
 @rule("batchnorm")
@@ -144,7 +127,8 @@ def _batchnorm(g: Graph, n: Node, xs: list[str]) -> str:
     c = n.out.c
     stats = [g.small(f"{n.name}.{p}", c, centre)
              for p, centre in (("scale", 1.0), ("bias", 0.0), ("mean", 0.0), ("var", 1.0))]
-    return g.op("BatchNormalization", [xs[0], *stats], n.name, epsilon=1e-3)
+    return _channels_first(g, n, xs[0], lambda y, out: g.op(
+        "BatchNormalization", [y, *stats], out, epsilon=1e-3))
 
 
 def _hsigmoid(g: Graph, x: str, out: str) -> str:
@@ -175,7 +159,6 @@ ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
     "tanh": lambda g, x, out: g.op("Tanh", [x], out),
     "leaky_relu": lambda g, x, out: g.op("LeakyRelu", [x], out, alpha=0.01),
     "mish": _mish,
-    "softmax": lambda g, x, out: g.op("Softmax", [x], out, axis=1),
     "relu6": lambda g, x, out: g.op("Clip", [x, g.scalar(f"{out}.min", 0.0),
                                              g.scalar(f"{out}.max", 6.0)], out),
     "hswish": lambda g, x, out: g.op("HardSwish", [x], out),
@@ -188,6 +171,8 @@ ACTIVATIONS: dict[str, Callable[[Graph, str, str], str]] = {
 @rule("act")
 def _act(g: Graph, n: Node, xs: list[str]) -> str:
     fn = n.layer.fn
+    if fn == "softmax":  # over the channels: axis 1 of an image, the last axis of tokens
+        return g.op("Softmax", xs, n.name, axis=channel_axis(n.out))
     if fn not in ACTIVATIONS:
         raise MacscalcError(f"{n.name}: no ONNX export rule for activation {fn!r}")
     return ACTIVATIONS[fn](g, xs[0], n.name)
@@ -206,7 +191,14 @@ def _pool(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("global_pool")
 def _global_pool(g: Graph, n: Node, xs: list[str]) -> str:
-    return g.op("GlobalAveragePool" if n.layer.op == "avg" else "GlobalMaxPool", xs, n.name)
+    """Over the positions of an image; over the sequences and tokens of tokens (LeViT's
+    mean of its tokens), to a 1×1 image."""
+    avg = n.layer.op == "avg"
+    if not isinstance(n.in_shapes[0], Tokens):
+        return g.op("GlobalAveragePool" if avg else "GlobalMaxPool", xs, n.name)
+    y = g.op("ReduceMean" if avg else "ReduceMax", xs, f"{n.name}/reduce", axes=[1, 2],
+             keepdims=1)
+    return g.op("Reshape", [y, g.ints(f"{n.name}.shape", dims(n.out))], n.name)
 
 
 @rule("add")
@@ -216,7 +208,7 @@ def _add(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("mul")
 def _mul(g: Graph, n: Node, xs: list[str]) -> str:
-    return g.op("Mul", xs, n.name)  # a 1×1×C gate broadcasts as [1, C, 1, 1]
+    return g.op("Mul", xs, n.name)  # a 1×1×C gate broadcasts in either layout
 
 
 @rule("flatten")
@@ -271,7 +263,7 @@ def _shiftmax(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("concat")
 def _concat(g: Graph, n: Node, xs: list[str]) -> str:
-    return g.op("Concat", xs, n.name, axis=1)
+    return g.op("Concat", xs, n.name, axis=channel_axis(n.out))
 
 
 @rule("slice")
@@ -279,7 +271,8 @@ def _slice(g: Graph, n: Node, xs: list[str]) -> str:
     start = n.layer.start
     bounds = [g.ints(f"{n.name}.{end}", [v]) for end, v in (("start", start),
                                                             ("end", start + n.out.c))]
-    return g.op("Slice", [xs[0], *bounds, g.ints(f"{n.name}.axis", [1])], n.name)
+    return g.op("Slice", [xs[0], *bounds, g.ints(f"{n.name}.axis", [channel_axis(n.out)])],
+                n.name)
 
 
 def _windows(size: int, out: int) -> list[tuple[int, int]]:
@@ -317,19 +310,16 @@ def _adaptive_pool(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("layernorm")
 def _layernorm(g: Graph, n: Node, xs: list[str]) -> str:
-    """Over the channels at each position, as ConvNeXt's LayerNorm2d: NHWC and back."""
+    """Over the channels at each position (of an image: as ConvNeXt's LayerNorm2d)."""
     c = n.out.c
-    nhwc = g.op("Transpose", xs, f"{n.name}/nhwc", perm=[0, 2, 3, 1])
-    y = g.op("LayerNormalization", [nhwc, g.small(f"{n.name}.scale", c, 1.0),
-                                    g.small(f"{n.name}.bias", c)], f"{n.name}/ln", axis=-1,
-             epsilon=1e-6)
-    return g.op("Transpose", [y], n.name, perm=[0, 3, 1, 2])
+    scale, bias = g.small(f"{n.name}.scale", c, 1.0), g.small(f"{n.name}.bias", c)
+    return _channels_last(g, n, xs[0], lambda y, out: g.op(
+        "LayerNormalization", [y, scale, bias], out, axis=-1, epsilon=1e-6))
 
 
 @rule("layer_scale")
 def _layer_scale(g: Graph, n: Node, xs: list[str]) -> str:
-    gamma = g.const(f"{n.name}.gamma", g.np.full((1, n.out.c, 1, 1), 1e-6, dtype=g.np.float32))
-    return g.op("Mul", [xs[0], gamma], n.name)
+    return g.op("Mul", [xs[0], per_channel(g, f"{n.name}.gamma", n.out, 1e-6)], n.name)
 
 
 @rule("space_to_depth")
@@ -348,8 +338,7 @@ def _space_to_depth(g: Graph, n: Node, xs: list[str]) -> str:
 def _l2norm(g: Graph, n: Node, xs: list[str]) -> str:
     """SSD's L2Norm: LpNormalization over the channels, then the per-channel scale (20)."""
     y = g.op("LpNormalization", xs, f"{n.name}/norm", axis=1, p=2)
-    gamma = g.const(f"{n.name}.gamma", g.np.full((1, n.out.c, 1, 1), 20.0, dtype=g.np.float32))
-    return g.op("Mul", [y, gamma], n.name)
+    return g.op("Mul", [y, per_channel(g, f"{n.name}.gamma", n.out, 20.0)], n.name)
 
 
 @rule("upsample")
@@ -369,10 +358,6 @@ def _conv_transpose(g: Graph, n: Node, xs: list[str]) -> str:
     return g.op("ConvTranspose", inputs, n.name, kernel_shape=[kh, kw], strides=list(layer.s),
                 dilations=list(layer.d), pads=[*layer.padding, *layer.padding],
                 output_padding=list(layer.output_padding), group=groups)
-
-
-def _nchw(s: Shape) -> list[int]:
-    return [1, s.c, s.h, s.w]
 
 
 def export(network: Network, seed: int = 0) -> onnx.ModelProto:
@@ -399,8 +384,8 @@ def export(network: Network, seed: int = 0) -> onnx.ModelProto:
     s = network.settings
     graph = helper.make_graph(
         g.nodes, network.spec.name,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, _nchw(network.input))],
-        [helper.make_tensor_value_info(tensors[n.name], TensorProto.FLOAT, _nchw(n.out))
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims(network.input))],
+        [helper.make_tensor_value_info(tensors[n.name], TensorProto.FLOAT, dims(n.out))
          for n in outputs],
         g.initializers)
     model = helper.make_model(
@@ -416,3 +401,4 @@ def save(model: onnx.ModelProto, path: Path) -> None:
     from macscalc.core.files import write_atomic
 
     write_atomic(path, model.SerializeToString())
+

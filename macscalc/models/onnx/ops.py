@@ -9,6 +9,7 @@ computations) is evaluated with numpy and counts nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import ShapeError, show
@@ -35,7 +36,8 @@ from macscalc.lang.layers import (
     SpaceToDepth,
     Upsample,
 )
-from macscalc.models.onnx.file import short
+from macscalc.models.onnx.file import array, short
+from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.values import (
     Act,
     Broadcast,
@@ -53,9 +55,8 @@ from macscalc.models.onnx.values import (
 )
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 
 # -- rules: one ONNX operator each ----------------------------------------------------------
@@ -357,8 +358,6 @@ def _expand(imp: Importer, node: NodeProto) -> None:
 
 
 def _mul(imp: Importer, node: NodeProto) -> None:
-    import numpy as np
-
     ins = [imp.values[n] for n in node.input]
     if len(ins) == 2 and any(isinstance(v, Broadcast) for v in ins):
         gate, x = ins if isinstance(ins[0], Broadcast) else ins[::-1]
@@ -376,7 +375,7 @@ def _mul(imp: Importer, node: NodeProto) -> None:
         imp.place(node, Mul(), [a, b])
         return
     x, c = acts[0], consts[0]
-    per_channel = int(np.prod(c.dims or (1,))) == x.shape.c and len(c.dims) <= len(x.dims) and \
+    per_channel = prod(c.dims) == x.shape.c and len(c.dims) <= len(x.dims) and \
         all(d == 1 for i, d in enumerate(reversed(c.dims)) if len(x.dims) - 1 - i != x.ch)
     if not per_channel or x.shape.c == 1:
         raise Unsupported("Mul by a constant")
@@ -453,19 +452,17 @@ def _slice(imp: Importer, node: NodeProto) -> None:
 
 
 def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
-    import numpy as np
-
     shape = [int(v) for v in imp.const_value(node.input[1], node).reshape(-1)]
     allow_zero = attrs(node).get("allowzero", 0)
     dims = [x.dims[i] if v == 0 and not allow_zero and i < len(x.dims) else v
             for i, v in enumerate(shape)]
     if len(dims) >= 2 and dims[0] > 1:
         dims[0] = 1  # the batch: counts are per image
-    known = int(np.prod([d for d in dims if d != -1] or [1]))
-    total = int(np.prod(x.dims))
+    known = prod(d for d in dims if d != -1)
+    total = prod(x.dims)
     if dims.count(-1) == 1 and known and total % known == 0:
         dims[dims.index(-1)] = total // known
-    if any(d < 0 for d in dims) or int(np.prod(dims or [1])) != total:
+    if any(d < 0 for d in dims) or prod(dims) != total:
         raise imp.fail(f"cannot reshape {show_dims(x.dims)} to {imp.quote(shape, node)}", node)
     return tuple(dims)
 
@@ -715,7 +712,7 @@ def _out_size(np: Any, op: str, args: list[Any]) -> int:
     whose output may be larger than their inputs (a shape given as values, broadcasting,
     a range, a gather) are sized from their arguments; the rest make at most what they
     read."""
-    from math import ceil, prod
+    from math import ceil
 
     xs = [np.asarray(x) for x in args if x is not None]
     if op == "ConstantOfShape":
@@ -829,12 +826,10 @@ CONST_OPS: dict[str, Callable[[Importer, NodeProto], list[Value]]] = {
 
 
 def _constant(np: Any, a: dict) -> Any:
-    from onnx import TensorProto, numpy_helper
-
     if "value" in a:
-        if a["value"].data_location == TensorProto.EXTERNAL:  # read only by file.values
+        if a["value"].data_location == EXTERNAL:  # read only by file.values
             raise ValueError("a Constant node's value in external data")
-        return numpy_helper.to_array(a["value"])
+        return array(a["value"])
     for key in ("value_float", "value_int"):
         if key in a:
             return np.array(a[key])

@@ -4,26 +4,30 @@ Found before the walk from the graph's structure and its literal constants; each
 placed at its last node: x·Sigmoid(x) (swish), x·HardSigmoid(x) and relu6(x + 3)/6
 forms (hard-swish, hard-sigmoid), the Erf formula of GELU, the ReduceMean/Sub/Pow/Sqrt/
 Div formula of layer norm, MatMul + Add of a bias (one linear layer), ConvNeXt-V2's
-global response norm (ReduceL2, its channel mean, x·n, γ, β, + x).
+global response norm (ReduceL2, its channel mean, x·n, γ, β, + x), an attention-bias
+table gathered by a constant index and added to the scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 from macscalc.core.errors import MacscalcError
 from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.lang.norms import GlobalResponseNorm
-from macscalc.models.onnx.file import values
+from macscalc.lang.tokens import BiasTable
+from macscalc.models.onnx.file import array, values
 from macscalc.models.onnx.ops import CONST_OPS, matmul_out
+from macscalc.models.onnx.proto import EXTERNAL
+from macscalc.models.onnx.tokens_ops import place_tokens
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 
 class Patterns:
@@ -49,11 +53,9 @@ class Patterns:
 
     def _literals(self) -> dict[str, float]:
         """Scalar literal constants by tensor name."""
-        import numpy as np
-
         out: dict[str, float] = {}
         for name, v in self.imp.values.items():
-            if isinstance(v, Const) and v.proto is not None and int(np.prod(v.dims or (1,))) == 1:
+            if isinstance(v, Const) and v.proto is not None and prod(v.dims) == 1:
                 try:
                     out[name] = float(values(v.proto, self.imp.base, self.imp.file).reshape(-1)[0])
                 except MacscalcError:
@@ -64,11 +66,9 @@ class Patterns:
                 if a is None:
                     continue
                 if a.name == "value" and a.t and _literal(a.t):
-                    from onnx import numpy_helper
-
                     try:
-                        out[node.output[0]] = float(numpy_helper.to_array(a.t).reshape(-1)[0])
-                    except Exception:  # noqa: BLE001 - an unreadable literal matches nothing
+                        out[node.output[0]] = float(array(a.t).reshape(-1)[0])
+                    except (ValueError, TypeError):  # an unreadable literal matches nothing
                         continue
                 elif a.name in ("value_float", "value_int"):
                     out[node.output[0]] = float(a.f if a.name == "value_float" else a.i)
@@ -105,7 +105,8 @@ class Patterns:
                 continue
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
                      "ReduceMean": self._layernorm, "MatMul": self._linear,
-                     "Clip": self._hard, "ReduceL2": self._grn}.get(node.op_type)
+                     "Clip": self._hard, "ReduceL2": self._grn,
+                     "Gather": self._bias_table}.get(node.op_type)
             try:
                 f = match(i) if match else None
             except (IndexError, KeyError, ValueError, TypeError):
@@ -273,6 +274,21 @@ class Patterns:
                       for j, k in ((nodes[5], nodes[4]), (nodes[6], nodes[5])))
         return self._fused("grn", x, nodes, extra)
 
+    def _bias_table(self, i: int) -> Fused | None:
+        """timm's ``attention_biases[:, attention_bias_idxs]`` (LeViT, EfficientFormer,
+        TinyViT, EfficientViT-M): Gather along axis 1 of a constant (heads, entries) table
+        by a constant index, added to the scores. Evaluated as constants, the table would
+        read as a positional table of the scores' size."""
+        gather = self.order[i]
+        if len(gather.input) != 2 or not all(map(self.is_const, gather.input)) \
+                or int(attrs(gather).get("axis", 0)) != 1:
+            return None
+        add = self.only(gather.output[0], "Add")
+        x = self.other(add, gather.output[0]) if add is not None else None
+        if add is None or x is None or self.is_const(x):
+            return None
+        return self._fused("bias_table", x, [i, add], tuple(gather.input))
+
     def _weight(self, name: str) -> bool:
         """A constant, possibly through a Transpose (the dynamo exporter's linear)."""
         if self.is_const(name):
@@ -291,8 +307,6 @@ def _fuse_act(fn: str) -> Callable[[Importer, Fused, NodeProto, Act], None]:
 
 
 def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     axes = imp.ints(first, 1, "axes") or []
     rank = len(x.dims)
@@ -300,15 +314,13 @@ def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceMean over a non-channel axis")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("layer norm with a scale or shift not of one per channel")
     imp.place(node, LayerNorm(), [x], name=sanitize(node.name, "", module=True) or None,
               out=f.out)
 
 
 def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     first = imp.order[f.nodes[0]]
     rank = len(x.dims)
     axes = {a % rank for a in imp.ints(first, 1, "axes") or []}
@@ -316,25 +328,34 @@ def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
         raise Unsupported("ReduceL2 over axes other than the positions")
     for e in f.extra:
         v = imp.values.get(e)
-        if not isinstance(v, Const) or int(np.prod(v.dims or (1,))) != x.shape.c:
+        if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("GRN with a scale or shift not of one per channel")
     imp.place(node, GlobalResponseNorm(), [x],
               name=sanitize(first.name, "", module=True) or None, out=f.out)
 
 
 def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    import numpy as np
-
     mm = imp.order[f.nodes[0]]
     w = imp.values.get(f.extra[0])
     b = imp.values.get(f.extra[1])
     if not isinstance(w, Const) or not isinstance(b, Const):
         raise Unsupported("MatMul by a computed tensor")
     out = matmul_out(x, w)
-    if int(np.prod(b.dims or (1,))) != out:
+    if prod(b.dims) != out:
         raise Unsupported("Add after MatMul of a tensor that is not a bias")
     name = sanitize(mm.name, mm.op_type) or None
     imp.place(node, Linear(c=out, bias=True), [x], name=name, out=f.out)
+
+
+def _fuse_bias_table(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
+    table, index = (imp.values.get(e) for e in f.extra)
+    if not isinstance(table, Const) or not isinstance(index, Const) or len(table.dims) != 2 \
+            or min(table.dims) < 1 or len(x.dims) < 3 or index.dims != x.dims[-2:] \
+            or x.dims[-3] != table.dims[0]:
+        raise Unsupported("Gather of a table that is no attention bias of these scores")
+    heads, entries = table.dims
+    sequences = prod(x.dims[:-2])
+    place_tokens(imp, node, BiasTable(entries=entries, per=sequences // heads), [x], x.dims)
 
 
 FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
@@ -345,13 +366,12 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
     "grn": _fuse_grn,
+    "bias_table": _fuse_bias_table,
 }
 
 
 def _literal(t: Any) -> bool:
     """Whether a Constant's tensor is one value held in the file itself: external data is
     read only by ``file.values``, from the model's folder."""
-    from onnx import TensorProto
-
-    return t.data_location != TensorProto.EXTERNAL and len(t.dims) <= MAX_RANK and all(
+    return t.data_location != EXTERNAL and len(t.dims) <= MAX_RANK and all(
         d == 1 for d in t.dims)

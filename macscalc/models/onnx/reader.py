@@ -37,9 +37,10 @@ from macscalc.core.rounding import RULES as ROUNDING
 from macscalc.lang.graph import Network, Node, Settings, unique_name
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.spec import Spec
-from macscalc.models.onnx.file import load, short, values
+from macscalc.models.onnx.file import inferred, opened, short, values
 from macscalc.models.onnx.ops import CONST_OPS
 from macscalc.models.onnx.patterns import FUSED, Patterns
+from macscalc.models.onnx.proto import DATA_TYPES, EXTERNAL
 from macscalc.models.onnx.tokens_ops import RULES
 from macscalc.models.onnx.values import (
     Act,
@@ -58,7 +59,7 @@ from macscalc.models.onnx.values import (
 )
 
 if TYPE_CHECKING:
-    from onnx import ModelProto, NodeProto
+    from macscalc.models.onnx.proto import ModelProto, NodeProto, ValueInfoProto
 
 
 class Importer:
@@ -66,10 +67,7 @@ class Importer:
 
     def __init__(self, model: ModelProto, file: str, allow_unknown: bool,
                  res: int | None = None) -> None:
-        import onnx
-
         self.res = res
-        self.onnx = onnx
         self.model = model
         self.graph = model.graph
         self.file = file
@@ -108,15 +106,12 @@ class Importer:
 
     # -- reading the graph ------------------------------------------------------------
     def read(self) -> Network:
-        onnx = self.onnx
         g = self.graph
-        self._check_text()
         if len(g.node) > MAX_ONNX_NODES:
             raise self.fail(f"the graph has {len(g.node):,} nodes, more than macscalc reads "
                             f"({MAX_ONNX_NODES:,})")
-        known_types = set(onnx.TensorProto.DataType.values()) - {0}
         for t in g.initializer:
-            if t.data_type not in known_types:
+            if t.data_type not in DATA_TYPES:
                 raise self.fail(f"initializer {short(t.name)!r} has unknown data type "
                                 f"{t.data_type}")
             self._check_dims(f"initializer {short(t.name)!r}", tuple(t.dims))
@@ -129,7 +124,7 @@ class Importer:
         if len(inputs) != 1:
             raise self.fail(f"the graph has {len(inputs)} data inputs; macscalc reads "
                             "networks with one image input")
-        x = self._input(inputs[0], known_types)
+        x = self._input(inputs[0])
         self.values[inputs[0].name] = x
         self._sort()
         fused = Patterns(self).find()
@@ -144,23 +139,11 @@ class Importer:
             raise unknown_error("ONNX", self.unknown, self.file)
         return self._network(x)
 
-    def _check_text(self) -> None:
-        """Every name is text: protobuf hands a string field that is not UTF-8 over as bytes."""
-        g = self.graph
-        names = [*(t.name for t in g.initializer), *(v.name for v in (*g.input, *g.output,
-                                                                       *g.value_info))]
-        for n in g.node:
-            names += [n.name, n.op_type, n.domain, *n.input, *n.output,
-                      *(a.name for a in n.attribute)]
-        if not all(isinstance(x, str) for x in names):
-            raise MacscalcError("not a valid ONNX model: a name in it is not UTF-8 text",
-                                self.file)
-
-    def _type_dims(self, vi: Any) -> tuple[int | None, ...] | None:
-        t = vi.type.tensor_type
-        if not t.HasField("shape"):
+    def _type_dims(self, vi: ValueInfoProto) -> tuple[int | None, ...] | None:
+        t = vi.type.tensor_type if vi.type else None
+        if t is None or t.shape is None:
             return None
-        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        dims = tuple(d.dim_value for d in t.shape.dim)
         self._check_dims(f"tensor {short(vi.name)!r}", dims)
         return dims
 
@@ -177,10 +160,10 @@ class Importer:
         if numel > MAX_COUNT:
             raise self.fail(f"{what} has more than 1e18 elements")
 
-    def _input(self, vi: Any, known_types: set[int]) -> Act:
+    def _input(self, vi: ValueInfoProto) -> Act:
         name = short(vi.name)
-        t = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type") or t.elem_type not in known_types:
+        t = vi.type.tensor_type if vi.type else None
+        if t is None or t.elem_type not in DATA_TYPES:
             raise self.fail(f"input {name!r} is not a tensor of a known data type")
         dims = self._type_dims(vi)
         if dims is None or len(dims) not in (2, 4):
@@ -293,7 +276,7 @@ class Importer:
         if not readable(v):
             raise self.fail(f"needs the values of the large tensor {short(name)!r}", node)
         value = np.asarray(values(v.proto, self.base, self.file))
-        if v.proto.data_location == self.onnx.TensorProto.EXTERNAL:
+        if v.proto.data_location == EXTERNAL:
             self.external.add(name)
         self.values[name] = v._replace(value=value)
         return value
@@ -450,11 +433,10 @@ class Importer:
     def _infer(self) -> None:
         """ONNX shape inference, run once and only for an unknown operator's output."""
         self.inferred = True
-        try:
-            inferred = self.onnx.shape_inference.infer_shapes(self.model)
-        except Exception:  # noqa: BLE001 - inference failing leaves the shape unknown
+        model = inferred(self.file)
+        if model is None:
             return
-        for vi in [*inferred.graph.value_info, *inferred.graph.output]:
+        for vi in [*model.graph.value_info, *model.graph.output]:
             dims = self._type_dims(vi)
             if dims is not None:
                 self.declared.setdefault(vi.name, dims)
@@ -491,5 +473,5 @@ MALFORMED = (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, Ove
 def read_network(path: str, allow_unknown: bool = False, res: int | None = None) -> Network:
     """The network in the ONNX file at ``path``, mapped onto macscalc's primitives; ``res``
     sizes an input exported with a symbolic height and width."""
-    model = load(path)
-    return Importer(model, path, allow_unknown, res).read()
+    with opened(path) as model:
+        return Importer(model, path, allow_unknown, res).read()

@@ -16,17 +16,17 @@ from collections.abc import Callable
 from math import prod
 from typing import TYPE_CHECKING
 
+from macscalc.core.errors import ShapeError
 from macscalc.lang.attention import Eltwise, MatMul
 from macscalc.lang.layers import Layer, Scalar, Slice
 from macscalc.lang.norms import GroupNorm
-from macscalc.lang.tokens import ClassToken, PosEmbed, TakeTokens, Tokens
+from macscalc.lang.tokens import ClassToken, PadChannels, PosEmbed, TakeTokens, Tokens
 from macscalc.models.onnx import ops
 from macscalc.models.onnx.values import Act, Const, Unsupported, attrs, scalar, show_dims
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
-
     from macscalc.models.onnx.context import Importer
+    from macscalc.models.onnx.proto import NodeProto
 
 Rule = Callable[["Importer", "NodeProto"], None]
 
@@ -49,8 +49,8 @@ def _as_tokens(a: Act) -> TokenView:
     return TokenView(a.ref, (1, prod(dims[:-2]), dims[-2], dims[-1]), 3)
 
 
-def _place(imp: Importer, node: NodeProto, layer: Layer, ins: list[Act],
-           dims: tuple[int, ...]) -> None:
+def place_tokens(imp: Importer, node: NodeProto, layer: Layer, ins: list[Act],
+                 dims: tuple[int, ...]) -> None:
     """Place ``layer`` on ``ins`` read as tokens; its output gets the ONNX ``dims``."""
     scratch = "\x00tokens:" + node.output[0]  # not a name the file can already hold
     placed = imp.place(node, layer, [_as_tokens(a) for a in ins], like=Act("", (1, 1, 1, 1), 3),
@@ -85,7 +85,7 @@ def _matmul(imp: Importer, node: NodeProto) -> None:
                        "do not broadcast", node) from None
     if prod(batch) != prod(a.dims[:-2]):
         raise Unsupported("MatMul repeating its first input")  # g' must divide g
-    _place(imp, node, MatMul(), [a, b], (*batch, m, n))
+    place_tokens(imp, node, MatMul(), [a, b], (*batch, m, n))
 
 
 def _einsum(imp: Importer, node: NodeProto) -> None:
@@ -118,12 +118,13 @@ def _einsum(imp: Importer, node: NodeProto) -> None:
     g, m, k, n = (prod(size[x] for x in part) for part in (batch, rows, inner, cols))
     left = Act(a.ref, (1, g, m, k), 3)
     right = Act(b.ref, (1, g, k, n), 3)
-    _place(imp, node, MatMul(), [left, right], tuple(size[x] for x in out))
+    place_tokens(imp, node, MatMul(), [left, right], tuple(size[x] for x in out))
 
 
 # -- constants combined with a tensor --------------------------------------------------------
 
-_SCALAR_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
+_SCALAR_OPS = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
+               "Max": "max", "Min": "min"}
 
 
 def _with_constant(imp: Importer, node: NodeProto) -> tuple[Act, Const] | None:
@@ -142,8 +143,8 @@ def _with_constant(imp: Importer, node: NodeProto) -> tuple[Act, Const] | None:
 
 def _constant_op(fallback: Rule | None) -> Rule:
     """A tensor and a scalar constant (the attention scale, x/√2, x^2): ``scalar``; Add
-    of a learned table of the tensor's own shape: ``pos_embed``; Sub or Div of two
-    tensors of one shape: ``eltwise``."""
+    of a learned table of the tensor's own shape: ``pos_embed``; Sub, Div, Max or Min of
+    two tensors of one shape (the second may be 1×1×c or one channel): ``eltwise``."""
     def rule(imp: Importer, node: NodeProto) -> None:
         pair = _with_constant(imp, node)
         if pair is not None:
@@ -154,20 +155,26 @@ def _constant_op(fallback: Rule | None) -> Rule:
                 return
             if node.op_type == "Add" and c.dims[-len(x.dims) + 1:] == x.dims[1:] \
                     and size == prod(x.dims) and len(x.dims) >= 3:
-                _place(imp, node, PosEmbed(), [x], x.dims)
+                place_tokens(imp, node, PosEmbed(), [x], x.dims)
                 return
         if fallback is not None:
             fallback(imp, node)
             return
-        ins = [imp.values.get(n) for n in node.input]
-        if node.op_type in ("Sub", "Div") and len(ins) == 2 \
-                and all(isinstance(v, Act) and v.dims == ins[0].dims  # type: ignore[union-attr]
-                        for v in ins):
-            # PoolFormer's pool(x) − x, a division by a computed normalizer: ``eltwise``
-            imp.place(node, Eltwise(op=node.op_type.lower()), ins)  # type: ignore[arg-type]
+        a, b = (list(map(imp.values.get, node.input)) + [None, None])[:2]
+        if node.op_type != "Pow" and isinstance(a, Act) and isinstance(b, Act) \
+                and b.ch == a.ch and b.dims in _eltwise_seconds(a):
+            # PoolFormer's pool(x) − x, linear attention's division by its normalizer
+            imp.place(node, Eltwise(op=node.op_type.lower()), [a, b])
             return
         raise Unsupported(f"{node.op_type} with broadcasting or by a non-scalar constant")
     return rule
+
+
+def _eltwise_seconds(a: Act) -> tuple[tuple[int, ...], ...]:
+    """Dims of the second input ``eltwise`` takes with ``a``: its own, one value per
+    channel (1×1×c), one channel (broadcast over the channels)."""
+    return (a.dims, tuple(d if i == a.ch else 1 for i, d in enumerate(a.dims)),
+            tuple(1 if i == a.ch else d for i, d in enumerate(a.dims)))
 
 
 # -- class token and the tokens' layouts -----------------------------------------------------
@@ -190,8 +197,8 @@ def _concat(imp: Importer, node: NodeProto) -> None:
             for c in consts):
         raise Unsupported("Concat of a constant that is not a class token")
     tokens = sum(c.dims[axis] for c in consts)
-    _place(imp, node, ClassToken(tokens=tokens),
-           [x], (*x.dims[:axis], x.dims[axis] + tokens, x.dims[-1]))
+    place_tokens(imp, node, ClassToken(tokens=tokens),
+                 [x], (*x.dims[:axis], x.dims[axis] + tokens, x.dims[-1]))
 
 
 def _gather(imp: Importer, node: NodeProto) -> None:
@@ -210,7 +217,7 @@ def _gather(imp: Importer, node: NodeProto) -> None:
     if axis == 0 and rank >= 3 and dims[0] == 1:
         _unstack(imp, node, x, i, dims, node.output[0])
     elif axis == rank - 2 and x.ch == rank - 1 and i == 0:
-        _place(imp, node, TakeTokens(tokens=1), [x], dims)
+        place_tokens(imp, node, TakeTokens(tokens=1), [x], dims)
     else:
         raise Unsupported("Gather of one element of an image")
 
@@ -247,11 +254,21 @@ def _split(imp: Importer, node: NodeProto) -> None:
 
 def _slice(imp: Importer, node: NodeProto) -> None:
     """The dynamo exporter's ``unbind(0)``: Slice [i:i+1] along axis 0 of the stacked
-    projection (then Squeeze): a free channel slice."""
+    projection (then Squeeze): a free channel slice. The first k tokens of each sequence
+    (``x[:, :k]``): ``take_tokens``."""
     x = imp.act(node)
-    stacked = len(x.dims) >= 3 and x.dims[0] > 1 and x.dims[1] == 1
-    axes = imp.ints(node, 3, default=[0]) if stacked and imp.opset >= 10 else None
-    if axes is None or [a % len(x.dims) for a in axes] != [0]:
+    rank = len(x.dims)
+    stacked = rank >= 3 and x.dims[0] > 1 and x.dims[1] == 1
+    axes = imp.ints(node, 3, default=[0]) if imp.opset >= 10 else None
+    if axes is not None and not stacked and rank >= 3 and x.ch == rank - 1 \
+            and [a % rank for a in axes] == [rank - 2]:
+        starts, ends = imp.ints(node, 1) or [], imp.ints(node, 2) or []
+        steps = imp.ints(node, 4, default=[1]) or [1]
+        if starts == [0] and steps == [1] and len(ends) == 1 and 0 < ends[0] < x.dims[-2]:
+            place_tokens(imp, node, TakeTokens(tokens=ends[0]), [x],
+                         (*x.dims[:-2], ends[0], x.dims[-1]))
+            return
+    if not stacked or axes is None or [a % rank for a in axes] != [0]:
         ops.RULES["Slice"](imp, node)
         return
     starts, ends = imp.ints(node, 1) or [], imp.ints(node, 2) or []
@@ -301,7 +318,7 @@ def _reshape(imp: Importer, node: NodeProto) -> None:
         if not folded:
             ops.RULES["Reshape"](imp, node)
             return
-    except Unsupported:
+    except (Unsupported, ShapeError):  # (a view of rank 5 or more is no image)
         pass
     x = imp.act(node)
     dims = ops._target(imp, node, x)
@@ -331,6 +348,21 @@ def _transpose(imp: Importer, node: NodeProto) -> None:
     imp.alias(node, x, dims, perm.index(x.ch))
 
 
+def _pad(imp: Importer, node: NodeProto) -> None:
+    """Constant channels appended (linear attention's v padded with ones): ``pad_channels``;
+    any other pad is the image rule's (folded into the conv or pool that reads it)."""
+    x = imp.act(node)
+    rank = len(x.dims)
+    pads = imp.ints(node, 1, "pads") or []
+    mode = attrs(node).get("mode", "constant")
+    axes = imp.opset >= 18 and len(node.input) > 3 and node.input[3]
+    if axes or mode != "constant" or len(pads) != 2 * rank or min(pads, default=0) < 0 \
+            or [i for i, p in enumerate(pads) if p] != [rank + x.ch]:
+        ops.RULES["Pad"](imp, node)
+        return
+    imp.place(node, PadChannels(channels=pads[rank + x.ch]), [x])
+
+
 # -- norms ---------------------------------------------------------------------------------
 
 def _groupnorm(imp: Importer, node: NodeProto) -> None:
@@ -354,6 +386,9 @@ RULES: dict[str, Rule] = {
     "Sub": _constant_op(None),
     "Div": _constant_op(None),
     "Pow": _constant_op(None),
+    "Max": _constant_op(None),
+    "Min": _constant_op(None),
+    "Pad": _pad,
     "Concat": _concat,
     "Gather": _gather,
     "Split": _split,

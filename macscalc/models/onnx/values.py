@@ -16,7 +16,7 @@ from macscalc.lang.schema import POS_INT, ArgType, arg
 from macscalc.models.onnx.file import SMALL, short
 
 if TYPE_CHECKING:
-    from onnx import NodeProto
+    from macscalc.models.onnx.proto import NodeProto
 
 
 class Unknown(Layer):
