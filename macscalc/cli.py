@@ -800,7 +800,8 @@ def calibrate(
     per-plane rate, exponential, activation and weight memory rates, a cost per kernel.
 
     Prints the constants, the in-sample and held-out errors (MAPE, share within ±10 %)
-    and every row's residual, and warns when the rows cannot pin a constant down.
+    and every row's residual, and warns when the rows cannot pin a constant down; a few
+    rows are pulled toward a reference profile's proportions (--prior).
     --auto times single layers on this machine instead; --suggest N CANDIDATES says which
     whole models to time on a device where only whole models run.
     """

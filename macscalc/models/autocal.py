@@ -32,6 +32,11 @@ SHAPES = ((56, 32), (14, 256), (28, 64), (7, 512), (112, 16), (28, 128), (14, 12
 CHAIN = 3  # each layer under test is timed alone and repeated this many times: a short
 # network, whose tensors and weights do not all stay in the core's caches between runs
 FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
+# long chains of tiny kernels (a 1×1 conv and a channel shuffle, repeated): their time is
+# mostly each kernel's launch inside a graph of hundreds, as in MicroNet or ShuffleNet,
+# which the short graphs above cannot separate from a run's fixed cost
+DEEP = ((7, 32), (14, 16), (7, 64))
+DEEP_REPEATS = 40
 
 
 class Design(NamedTuple):
@@ -86,6 +91,8 @@ def designs() -> list[Design]:
             out.append(Design(f"fc {cin}-{cout}", 1, cin, (f"fc: {{c: {cout}, bn: false, "
                                                             "act: none}",),
                               (i + len(kinds)) % HOLD_OUT == HOLD_OUT - 1))
+    out += [Design(f"deep c{c} {s}", s, c, (f"pw: {{c: {c}}}", "shuffle: {groups: 2}")
+                   * DEEP_REPEATS, i == 1) for i, (s, c) in enumerate(DEEP)]
     return out
 
 
