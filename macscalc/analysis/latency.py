@@ -5,16 +5,19 @@ misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and spl
 5×5 depthwise convs that do more MACs per second than 3×3). Here each kernel the runtime
 runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them) costs::
 
-    t = Σ_class MACs_class / R_class + depthwise planes / R_plane
-        + exp elements / R_exp + activation bytes / B + weight bytes / B_w + τ_kernel
+    t = Σ_class MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp
+        + resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder
+        + weight bytes / B_w + big layers' weight bytes / B_mem + τ_kernel
 
 with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
 planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
 second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
-(swish, sigmoid, GELU), activation bytes read and written, weight bytes (float32) and a
-fixed launch cost. Weights have their own rate: a network's weights are read once per
-inference from beyond the core's caches, while activations pass between consecutive
-kernels through them (AlexNet's 61 M FC weights, 244 MB). The terms add (a
+(swish, sigmoid, GELU), elements a resize writes, activation bytes read and written,
+bytes of layout conversions (strided copies, slower per byte), weight bytes (float32)
+and a fixed launch cost. Weights have their own rate: a network's weights are read once
+per inference from beyond the core's caches, while activations pass between consecutive
+kernels through them; a layer whose weights pass 8 MiB streams them from memory at a
+third rate (AlexNet's FC layers, 16–151 MB each). The terms add (a
 fitted blend, not a roofline maximum: chosen by held-out error across families in
 ``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
 relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
     from macscalc.lang.graph import Network, Node
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
+FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp + "
+           "resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder "
+           "+ weight bytes / B_w + big layers' weight bytes / B_mem + τ_kernel")
 
 
 class Counted(Protocol):
