@@ -435,6 +435,10 @@ def test_a_block_written_as_branches_is_its_rows_written_out():
      "      - [conv: {c: 4, k: 1}, conv: {c: 4, k: 3, if: false}]\n",
      "t.yaml:9:49: 'if' in branch 2 of block 'mix' may be written only on its first row, "
      "where it leaves out the whole branch"),
+    ("    branches:\n      - [conv: {c: 4, k: 1}]\n"
+     "      - [conv: {c: 4, k: 1, n: 0}, conv: {c: 4, k: 3}]\n",
+     "t.yaml:9:29: 'n' on the first row of branch 2 of block 'mix': at 0 the next row would "
+     "read another branch; give the repeats a later row, or a block of their own"),
     ("    layers:\n      - conv: {c: 4, k: 1}\n    branches:\n      - [conv: {c: 4, k: 1}]\n"
      "      - [conv: {c: 4, k: 3}]\n",
      "t.yaml:9:5: block 'mix' has both 'layers' and 'branches'; keep one"),

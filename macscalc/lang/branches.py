@@ -22,8 +22,8 @@ def branch_rows(branches: Any, loc: Loc, what: str, fail: Fail) -> LocList:
     """The rows of a block written as ``branches``: every branch reads the block's input
     (unless its first row says ``from:``), and the branches' outputs are concatenated in
     the order written. An ``if:`` on a branch's first row leaves out the whole branch,
-    which the concat then skips; anywhere else in a branch it is refused, since the rows
-    after a dropped one would read another branch."""
+    which the concat then skips; anywhere else in a branch it is refused, as is ``n`` on
+    the first of several rows: the rows after a dropped one would read another branch."""
     if not isinstance(branches, LocList) or len(branches) < 2:
         raise fail(f"'branches' of {what} must be a list of two or more branches, each a "
                    "list of rows such as [conv: {c: 48, k: 1}, conv: {c: 64, k: 5}]", loc)
@@ -38,6 +38,10 @@ def branch_rows(branches: Any, loc: Loc, what: str, fail: Fail) -> LocList:
         rows = [_body(row, row_loc) for row, row_loc in zip(branch, branch.item_locs,
                                                             strict=True)]
         first = rows[0][1]
+        if first is not None and "n" in first and len(rows) > 1:
+            raise fail(f"'n' on the first row of branch {j} of {what}: at 0 the next row "
+                       "would read another branch; give the repeats a later row, or a "
+                       "block of their own", first.key_locs["n"])
         for _, body in rows[1:]:
             if body is not None and "if" in body:
                 raise fail(f"'if' in branch {j} of {what} may be written only on its first "
