@@ -232,6 +232,19 @@ def test_the_repeat_index_and_drop_path():
         "layers:\n  - drop_path: {p: 1.5}\n")
 
 
+def test_the_repeat_index_in_a_uses_arguments():
+    # GhostNet's last stage: SE on every second of four repeats, `se: $i % 2 / 4` on one
+    # row, is the same network as the four rows written out (se 0, 0.25, 0, 0.25)
+    block = ("blocks:\n  b:\n    args: {se: 0}\n    layers:\n      - pw: {c: 16}\n"
+             "      - se: {r: $se, if: $se > 0}\n")
+    one = _net(block + "layers:\n  - b: {se: $i % 2 / 4, n: 4}\n")
+    four = _net(block + "layers:\n" + "".join(f"  - b: {{se: {v}}}\n" for v in
+                                                   ("0", "0.25", "0", "0.25")))
+    assert [n.layer.label(n.in_shapes) for n in one.nodes] == \
+        [n.layer.label(n.in_shapes) for n in four.nodes]
+    assert [n.layer.kind for n in one.nodes].count("global_pool") == 2  # two SE blocks
+
+
 @pytest.mark.parametrize(("alpha", "depth", "res", "params", "gmacs"), [
     # torchvision models/efficientnet.py: efficientnet_bN = _efficientnet_conf(width_mult,
     # depth_mult) at the weights' crop; EfficientNet_BN_Weights meta num_params and _ops

@@ -712,7 +712,8 @@ class _Context:
                 raise r.fail(f"{what} needs argument {a!r} (its arguments: "
                              f"{', '.join(bdef.args)})", body.loc)
         n = self.repeats(body, what)
-        indexed = _uses_name(bdef.rows, "i")  # expanded once per repeat
+        # expanded once per repeat where its rows, or this use's arguments, read ``$i``
+        indexed = _uses_name(bdef.rows, "i") or _uses_name(dict(args), "i")
         if _uses_name(bdef.rows, "in") or _uses_name(bdef.args, "in"):
             expanded: dict[tuple[int, int], tuple[Row, ...]] = {}
 
@@ -758,6 +759,9 @@ class _Context:
         where = f" (in block {bdef.name!r} used at line {loc[0]})"
         if j and "s" in env:
             env = {**env, "s": 1}
+        # an argument the use wrote with ``$i`` (``se: $i % 2 / 4``) takes this repeat's
+        env = {k: self.substitute(v, loc, {**env, "i": j}, f" (argument {k!r}{where})")
+               if _uses_name(v, "i") else v for k, v in env.items()}
         try:
             return self.rows(bdef.rows, {**env, "i": j}, where)
         except MacscalcError as e:
