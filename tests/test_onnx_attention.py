@@ -322,7 +322,7 @@ def test_import_refuses_a_view_of_part_of_a_tensor(tmp_path):
         spec_text(net)
     assert e.value.message == (
         "cannot write 'matmul38' as a spec row: it reads 17×8 tokens, a part of the output "
-        "of 'matmul17' (17×1×16); import has no row for such a view yet (the file itself "
+        "of 'matmul17' (17×16 tokens); import has no row for such a view yet (the file itself "
         "counts)")
 
 
@@ -386,3 +386,38 @@ def test_bias_table_gathered_and_added(tmp_path):
     assert counted_error(graph((2, 8))).startswith(
         "no counting rule for these ONNX operators: Gather of a table that is no attention "
         "bias of these scores (1: biased)")
+
+
+@pytest.mark.parametrize("form", ["torchscript-separate-qkv", "einsum"])
+def test_check_against_compares_attention(tmp_path, form):
+    """``check --against``: a ViT's spec against its ONNX export matches layer by layer,
+    token tensors read as the spec's (17×16 tokens, not 17×1×16), and the compared MACs
+    hold q·kᵀ and attn·v (2·2·17·17·8 = 9,248 of the 110,784 counted above)."""
+    import json
+
+    opset, dynamo, qkv, einsum = FORMS[form]
+    g = G(("N", 3, 32, 32), opset=opset)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, dynamo, qkv, einsum).network())
+    spec = tmp_path / "mini_deit.yaml"
+    spec.write_text(MINI_DEIT, encoding="utf-8")
+    result = runner.invoke(app, ["check", str(spec), "--against", str(p), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)["drift"][0]
+    assert (d["agree"], d["layers_spec"], d["layers_matching"]) == (True, 10, 10)
+    assert d["macs_spec"] == d["macs_model"] == 110_784
+    mm = [r for r in d["layers"] if r["spec_detail"].startswith("inner")]
+    assert [(r["spec_in"], r["model_out"], r["spec_detail"], r["model_macs"]) for r in mm] == [
+        ("2×17×8 tokens", "2×17×17 tokens", "inner 8", 4_624),
+        ("2×17×17 tokens", "2×17×8 tokens", "inner 17", 4_624)]
+    q = d["layers"][1]
+    assert (q["spec_in"], q["model_in"]) == ("17×16 tokens", "17×16 tokens")
+    # a spec whose heads are twice as wide (key_dim 16, value_dim with it) drifts: q, k, v
+    # and the projection 4·17·16·16 more, q·kᵀ and attn·v 2·2·17·17·8 more
+    spec.write_text(MINI_DEIT.replace("attention: {heads: $heads}",
+                                      "attention: {heads: $heads, key_dim: 16}"),
+                    encoding="utf-8")
+    result = runner.invoke(app, ["check", str(spec), "--against", str(p), "-f", "json"])
+    assert result.exit_code == 1
+    d = json.loads(result.stdout)["drift"][0]
+    assert d["macs_spec"] - d["macs_model"] == 4 * 17 * 16 * 16 + 2 * 2 * 17 * 17 * 8
+    assert d["first_divergence"]["spec_name"] == "vit_block1/attention1/q"
