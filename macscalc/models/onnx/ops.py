@@ -375,11 +375,16 @@ def _mul(imp: Importer, node: NodeProto) -> None:
         imp.place(node, Mul(), [a, b])
         return
     x, c = acts[0], consts[0]
-    per_channel = prod(c.dims) == x.shape.c and len(c.dims) <= len(x.dims) and \
-        all(d == 1 for i, d in enumerate(reversed(c.dims)) if len(x.dims) - 1 - i != x.ch)
-    if not per_channel or x.shape.c == 1:
+    if not per_channel(c, x) or x.shape.c == 1:
         raise Unsupported("Mul by a constant")
     imp.place(node, LayerScale(), [x])
+
+
+def per_channel(c: Const, x: Act) -> bool:
+    """Whether constant ``c`` broadcasts as one value per channel of ``x`` (C×1×1 against
+    N×C×H×W, C against channels last)."""
+    return prod(c.dims) == x.dims[x.ch] and len(c.dims) <= len(x.dims) and \
+        all(d == 1 for i, d in enumerate(reversed(c.dims)) if len(x.dims) - 1 - i != x.ch)
 
 
 def _concat(imp: Importer, node: NodeProto) -> None:
