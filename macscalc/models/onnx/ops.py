@@ -456,7 +456,9 @@ def _slice(imp: Importer, node: NodeProto) -> None:
     imp.place(node, Slice(c=keep[1] - keep[0], start=keep[0]), [x])
 
 
-def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
+def reshape_target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
+    """The dims a Reshape of ``x`` makes (0 copies, -1 infers, the batch is 1); a count
+    that differs is the file's error."""
     shape = [int(v) for v in imp.const_value(node.input[1], node).reshape(-1)]
     allow_zero = attrs(node).get("allowzero", 0)
     dims = [x.dims[i] if v == 0 and not allow_zero and i < len(x.dims) else v
@@ -475,13 +477,13 @@ def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
 def _reshape(imp: Importer, node: NodeProto) -> None:
     v = imp.values[node.input[0]]
     if isinstance(v, Grouped):
-        dims = _target(imp, node, v.act)
+        dims = reshape_target(imp, node, v.act)
         if not v.swapped or dims != v.act.dims:
             raise Unsupported("Reshape of regrouped channels")
         imp.place(node, Shuffle(groups=v.groups), [v.act])
         return
     x = imp.act(node)
-    dims = _target(imp, node, x)
+    dims = reshape_target(imp, node, x)
     if len(x.dims) == 4 and x.ch == 1 and len(dims) == 5 and dims[3:] == x.dims[2:] \
             and dims[1] * dims[2] == x.dims[1]:
         imp.values[node.output[0]] = Grouped(x, dims[1], False)

@@ -22,7 +22,7 @@ from macscalc.lang.layers import Activation, LayerNorm, Linear
 from macscalc.lang.norms import GlobalResponseNorm, GroupNorm
 from macscalc.lang.tokens import BiasTable
 from macscalc.models.onnx.file import array, values
-from macscalc.models.onnx.ops import CONST_OPS, _target, matmul_out, per_channel
+from macscalc.models.onnx.ops import CONST_OPS, matmul_out, per_channel, reshape_target
 from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.tokens_ops import place_tokens
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
@@ -393,7 +393,7 @@ def _fuse_groupnorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
     if x.ch != 1 or len(x.dims) < 3:
         raise Unsupported("InstanceNormalization of regrouped channels not on axis 1")
     c = x.dims[1]
-    grouped = _target(imp, regroup, x)  # (1, G, C/G·H·W)
+    grouped = reshape_target(imp, regroup, x)  # (1, G, C/G·H·W)
     groups = grouped[1] if len(grouped) == 3 else 0
     restored = [int(v) for v in imp.const_value(back.input[1], node).reshape(-1)]
     if not 0 < groups <= c or c % groups or tuple(restored[1:]) != x.dims[1:]:

@@ -353,7 +353,7 @@ def _reshape(imp: Importer, node: NodeProto) -> None:
     except (Unsupported, ShapeError):  # (a view of rank 5 or more is no image)
         pass
     x = imp.act(node)
-    dims = ops._target(imp, node, x)
+    dims = ops.reshape_target(imp, node, x)
     keeps_channels = x.ch == 1 and len(x.dims) >= 3 and len(dims) >= 3 and dims[1] == x.dims[1]
     _view(imp, node, x, dims, 1 if keeps_channels else len(dims) - 1)
 
