@@ -261,15 +261,37 @@ def test_first_error_lists_every_unknown_operator(tmp_path):
     assert "Clip(0.0, 3.0) (3: c0, c1, c2)" in result.stderr
 
 
-@pytest.mark.parametrize("opset", [17, 18])
-def test_global_response_norm_pattern(tmp_path, opset):
+GRN_NORMS = {  # opset, how ‖x‖₂ over the positions is written
+    "reducel2-17": (17, "ReduceL2"), "reducel2-18": (18, "ReduceL2"),
+    "pow-sum-sqrt": (17, "Pow"), "mul-sum-sqrt": (18, "Mul"),
+    "sumsquare-sqrt": (17, "ReduceSumSquare")}
+
+
+def _l2(g: G, x: str, form: str) -> str:
+    """‖x‖₂ over axes 1 and 2, keepdims: torch's ``x.norm(p=2)`` (ReduceL2, both exporters,
+    torch 2.14) or spelled out, ``x.pow(2).sum(...).sqrt()`` or ``(x * x).sum(...)``."""
+    new = g.opset >= 18
+    if form == "ReduceL2":
+        return g.node("ReduceL2", [x, *([g.ints([1, 2])] if new else [])], keepdims=1,
+                      **({} if new else {"axes": [1, 2]}))
+    if form == "ReduceSumSquare":
+        total = g.node("ReduceSumSquare", [x, *([g.ints([1, 2])] if new else [])],
+                       keepdims=1, **({} if new else {"axes": [1, 2]}))
+    else:
+        sq = g.node("Pow", [x, g.scalar(2.0)]) if form == "Pow" else g.node("Mul", [x, x])
+        total = g.node("ReduceSum", [sq, g.ints([1, 2])], keepdims=1)  # axes input: opset 13+
+    return g.node("Sqrt", [total])
+
+
+@pytest.mark.parametrize("form", GRN_NORMS)
+def test_global_response_norm_pattern(tmp_path, form):
     """timm's GlobalResponseNorm on N×H×W×C: x.norm(p=2, dim=(1, 2)), its mean over the
-    channels + ε, x·n, γ·, + β (addcmul), + x: one ``grn``."""
+    channels + ε, x·n, γ·, + β (addcmul), + x: one ``grn``, whichever way the norm is
+    written."""
+    opset, norm = GRN_NORMS[form]
     g = G(("N", 8, 4, 4), opset=opset)
     x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])
-    axes = {"axes": [1, 2]} if opset < 18 else {}
-    n2 = g.node("ReduceL2", [x, *([g.ints([1, 2])] if opset >= 18 else [])], keepdims=1,
-                **axes)
+    n2 = _l2(g, x, norm)
     m = g.node("ReduceMean", [n2, *([g.ints([-1])] if opset >= 18 else [])], keepdims=1,
                **({"axes": [-1]} if opset < 18 else {}))
     nx = g.node("Div", [n2, g.node("Add", [m, g.scalar(1e-6)])])
@@ -322,7 +344,7 @@ def test_import_refuses_a_view_of_part_of_a_tensor(tmp_path):
         spec_text(net)
     assert e.value.message == (
         "cannot write 'matmul38' as a spec row: it reads 17×8 tokens, a part of the output "
-        "of 'matmul17' (17×1×16); import has no row for such a view yet (the file itself "
+        "of 'matmul17' (17×16 tokens); import has no row for such a view yet (the file itself "
         "counts)")
 
 
@@ -386,3 +408,122 @@ def test_bias_table_gathered_and_added(tmp_path):
     assert counted_error(graph((2, 8))).startswith(
         "no counting rule for these ONNX operators: Gather of a table that is no attention "
         "bias of these scores (1: biased)")
+
+
+@pytest.mark.parametrize("form", ["torchscript-separate-qkv", "einsum"])
+def test_check_against_compares_attention(tmp_path, form):
+    """``check --against``: a ViT's spec against its ONNX export matches layer by layer,
+    token tensors read as the spec's (17×16 tokens, not 17×1×16), and the compared MACs
+    hold q·kᵀ and attn·v (2·2·17·17·8 = 9,248 of the 110,784 counted above)."""
+    import json
+
+    opset, dynamo, qkv, einsum = FORMS[form]
+    g = G(("N", 3, 32, 32), opset=opset)
+    p = g.save(tmp_path / "m.onnx", Exporter(g, dynamo, qkv, einsum).network())
+    spec = tmp_path / "mini_deit.yaml"
+    spec.write_text(MINI_DEIT, encoding="utf-8")
+    result = runner.invoke(app, ["check", str(spec), "--against", str(p), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)["drift"][0]
+    assert (d["agree"], d["layers_spec"], d["layers_matching"]) == (True, 10, 10)
+    assert d["macs_spec"] == d["macs_model"] == 110_784
+    mm = [r for r in d["layers"] if r["spec_detail"].startswith("inner")]
+    assert [(r["spec_in"], r["model_out"], r["spec_detail"], r["model_macs"]) for r in mm] == [
+        ("2×17×8 tokens", "2×17×17 tokens", "inner 8", 4_624),
+        ("2×17×17 tokens", "2×17×8 tokens", "inner 17", 4_624)]
+    q = d["layers"][1]
+    assert (q["spec_in"], q["model_in"]) == ("17×16 tokens", "17×16 tokens")
+    # a spec whose heads are twice as wide (key_dim 16, value_dim with it) drifts: q, k, v
+    # and the projection 4·17·16·16 more, q·kᵀ and attn·v 2·2·17·17·8 more
+    spec.write_text(MINI_DEIT.replace("attention: {heads: $heads}",
+                                      "attention: {heads: $heads, key_dim: 16}"),
+                    encoding="utf-8")
+    result = runner.invoke(app, ["check", str(spec), "--against", str(p), "-f", "json"])
+    assert result.exit_code == 1
+    d = json.loads(result.stdout)["drift"][0]
+    assert d["macs_spec"] - d["macs_model"] == 4 * 17 * 16 * 16 + 2 * 2 * 17 * 17 * 8
+    assert d["first_divergence"]["spec_name"] == "vit_block1/attention1/q"
+
+
+def _group_norm(g: G, x: str, groups: int, c: int, torchscript: bool,
+                scale: float = 1.0) -> str:
+    """torch.nn.GroupNorm(groups, c) below opset 21, as torch 2.14 writes it: Reshape to
+    (N, G, -1), InstanceNormalization (scale 1, shift 0 per group), Reshape back, Mul γ,
+    Add β (C×1×1). TorchScript: the scale and shift as Constant nodes, the shape back as
+    Shape(x); dynamo: initializers and the dims as a constant."""
+    from onnx import numpy_helper
+
+    def const(v: np.ndarray) -> str:
+        if not torchscript:
+            return g.init(v.shape, v)
+        return g.node("Constant", [], value=numpy_helper.from_array(v.astype(np.float32)))
+
+    y = g.node("Reshape", [x, g.ints([0, groups, -1])], name="/gn/Reshape")
+    y = g.node("InstanceNormalization", [y, const(np.full(groups, scale)),
+                                         const(np.zeros(groups))], epsilon=1e-5)
+    back = g.node("Shape", [x]) if torchscript else g.ints([1, c, 4, 4])
+    y = g.node("Reshape", [y, back])
+    y = g.node("Mul", [y, g.init((c, 1, 1), np.ones(c))])
+    return g.node("Add", [y, g.init((c, 1, 1))], name="/gn/Add")
+
+
+@pytest.mark.parametrize("torchscript", [True, False])
+def test_group_norm_as_the_exporters_write_it(tmp_path, torchscript):
+    """GroupNorm(2, 8) below opset 21 reads as one ``groupnorm`` of 2 groups: γ, β per
+    channel, 2·8 = 16 params (PyTorch's sum(p.numel()) of nn.GroupNorm(2, 8)); 7 bn ops
+    per element, 7·128 = 896 (lang/norms.py), as the spec's row. The instance norm's own
+    scale of ones and shift of zeros are the exporter's, no parameters."""
+    g = G(("N", 8, 4, 4), opset=17)
+    p = g.save(tmp_path / "m.onnx", _group_norm(g, "x", 2, 8, torchscript))
+    net = read_network(str(p))
+    assert [(n.layer.kind, n.layer.groups, n.name) for n in net.nodes] == [
+        ("groupnorm", 2, "gn")]
+    r = counted(p)
+    assert (r.params, r.param_parts.ln_scale, r.ops_by_category["bn"]) == (16, 8, 896)
+    # an instance norm with a scale of its own on the regrouped channels is no GroupNorm
+    g = G(("N", 8, 4, 4), opset=17)
+    p = g.save(tmp_path / "m.onnx", _group_norm(g, "x", 2, 8, torchscript, scale=0.5))
+    assert counted_error(p).startswith(
+        "no counting rule for these ONNX operators: InstanceNormalization of regrouped "
+        "channels with a learned scale (1: /gn/Add)")
+
+
+def test_token_runs_other_than_the_first(tmp_path):
+    """x[:, 1:] (every token after the class token; torch 2.14 writes Slice [1:INT64_MAX]
+    on axis 1 under both exporters) and x[:, 1] (DeiT's distillation token, Gather index 1)
+    are ``take_tokens`` from token 1; a Slice with a step is an unknown op, never a count."""
+    g = G(("N", 8, 4, 4), opset=17)
+    t = g.node("Transpose", [g.node("Reshape", ["x", g.ints([1, 8, 16])])], perm=[0, 2, 1])
+    rest = g.node("Slice", [t, g.ints([1]), g.ints([2 ** 63 - 1]), g.ints([1]), g.ints([1])])
+    dist = g.node("Gather", [t, g.init((), 1, np.int64)], axis=1)
+    p = g.save(tmp_path / "m.onnx", g.node("Relu", [rest]), dist)
+    net = read_network(str(p))
+    taken = [n for n in net.nodes if n.layer.kind == "take_tokens"]
+    assert [(n.layer.start, n.layer.tokens, str(n.in_shapes[0]), str(n.out)) for n in taken] == [
+        (1, 15, "16×8 tokens", "15×8 tokens"), (1, 1, "16×8 tokens", "1×8 tokens")]
+    g = G(("N", 8, 4, 4), opset=17)
+    t = g.node("Transpose", [g.node("Reshape", ["x", g.ints([1, 8, 16])])], perm=[0, 2, 1])
+    p = g.save(tmp_path / "m.onnx", g.node("Slice", [t, g.ints([0]), g.ints([16]), g.ints([1]),
+                                                    g.ints([2])], name="every_other"))
+    assert counted_error(p).startswith("no counting rule for these ONNX operators: Slice of "
+                                       "the tokens with a step (1: every_other)")
+
+
+def test_class_token_on_several_sequences(tmp_path):
+    """One (1, 1, 1, c) table expanded over 4 sequences and concatenated before each (what
+    ``export`` writes for a class token on windows): ``class_token``, its 8 parameters once;
+    4 different tables, one per sequence, are no class token (refused, not counted as one)."""
+    def graph(expanded: bool) -> Path:
+        g = G(("N", 8, 4, 4), opset=17)
+        x = g.node("Transpose", ["x"], perm=[0, 2, 3, 1])  # 4 sequences × 4 tokens × 8
+        cls = (g.node("Expand", [g.init((1, 1, 1, 8)), g.ints([1, 4, 1, 8])]) if expanded
+               else g.init((1, 4, 1, 8)))
+        return g.save(tmp_path / "m.onnx", g.node("Concat", [cls, x], axis=2, name="cat"))
+
+    net = read_network(str(graph(True)))
+    assert [(n.layer.kind, n.layer.tokens, str(n.out)) for n in net.nodes] == [
+        ("class_token", 1, "4×5×8 tokens")]
+    assert counted(graph(True)).param_parts.tables == 8
+    assert counted_error(graph(False)).startswith(
+        "no counting rule for these ONNX operators: Concat of a constant that is not a class "
+        "token (1: cat)")

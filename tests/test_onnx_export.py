@@ -318,3 +318,58 @@ def test_a_missing_extra_says_how_to_install_it(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["export", "mobilenet_v1", "-o", str(tmp_path / "m.onnx")])
     assert (result.exit_code, result.stderr) == (
         2, "error: ONNX export needs the onnx package: pip install 'macscalc[onnx]'\n")
+
+
+# A class token on every window, the tokens after it taken back, group norm on an image
+# and on tokens (written as torch's TorchScript exporter writes GroupNorm at opset 17).
+SEQUENCE_KINDS = """name: sequence_kinds
+source: test
+input: {size: 8, channels: 8}
+classes: 4
+layers:
+  - window_partition: {size: 4}                 # 4 windows × 16 tokens × 8
+  - class_token: {tokens: 2}                    # 4 × 18 × 8
+  - take_tokens: {tokens: 16, start: 2}         # 4 × 16 × 8: the class tokens dropped
+  - window_merge: {}                            # 8×8×8
+  - groupnorm: {groups: 2}
+  - to_tokens: {}                               # 64 × 8
+  - groupnorm: {groups: 4}
+  - linear: {c: classes}
+"""
+
+
+def test_sequence_kinds_export_run_and_read_back(tmp_path):
+    """The export reads back with the spec's counts: class tokens 2·8 = 16 (one table
+    for the 4 windows), γ, β 2·8 per group norm, the head 8·4 + 4; MACs 64·8·4 = 2,048;
+    7 bn ops per element per group norm, 2·7·512 = 7,168. Dropping the class tokens
+    after adding them gives the input back, and the group norm is GroupNorm's."""
+    path = tmp_path / "sequence_kinds.yaml"
+    path.write_text(SEQUENCE_KINDS, encoding="utf-8")
+    ops = ("add", "mul", "act", "bn")
+    report = counted(str(path), params="torch", ops=ops)
+    assert (report.macs, report.params, report.ops_by_category["bn"]) == (
+        2_048, 16 + 16 + 16 + 36, 7_168)
+    model = export(report.network)
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node if n.name.startswith("groupnorm1")] == [
+        "Reshape", "InstanceNormalization", "Shape", "Reshape", "Mul", "Add"]
+    save(model, tmp_path / "m.onnx")
+    back = count(read_network(str(tmp_path / "m.onnx")), report.convention)
+    assert (back.macs, back.params, back.param_parts.tables, back.ops_by_category) == (
+        report.macs, report.params, 16, report.ops_by_category)
+    # the image group norm's output, against GroupNorm computed here from its γ and β
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    for name in ("window_partition1", "take_tokens1", "groupnorm1"):
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, 1, None))
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((1, 8, 8, 8), dtype=np.float32)
+    windows, kept, y = session.run(["window_partition1", "take_tokens1", "groupnorm1"],
+                                   {"input": x})
+    assert kept.shape == (1, 4, 16, 8)
+    np.testing.assert_array_equal(kept, windows)
+    grouped = x.reshape(1, 2, -1)
+    normed = ((grouped - grouped.mean(-1, keepdims=True))
+              / np.sqrt(grouped.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+    want = normed * inits["groupnorm1.gamma"] + inits["groupnorm1.beta"]
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)

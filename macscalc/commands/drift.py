@@ -23,14 +23,16 @@ from macscalc.lang.layers import Shape
 from macscalc.render.output import Column, Doc, Table, render
 from macscalc.render.report import report_data
 
-COMPUTE = ("conv2d", "depthwise", "linear", "conv_transpose")
+# every kind with MACs: a product of two computed tensors (q·kᵀ, attn·v) is compared too
+COMPUTE = ("conv2d", "depthwise", "linear", "conv_transpose", "matmul")
+KINDS = {"linear": "linear", "conv_transpose": "conv transpose", "matmul": "matmul"}
 
 
 class Step(NamedTuple):
     """One conv or linear layer and what follows it, as compared."""
 
     name: str
-    kind: str  # conv or linear
+    kind: str  # conv, conv transpose, linear or matmul
     in_shape: Shape
     out_shape: Shape
     detail: str
@@ -73,10 +75,13 @@ def steps(network: Network) -> list[Step]:
             else:
                 act = cur.layer.fn  # type: ignore[attr-defined]
         p = n.layer.params(n.in_shapes)
-        kind = {"linear": "linear", "conv_transpose": "conv transpose"}.get(n.layer.kind, "conv")
-        out.append(Step(n.name, kind,
-                        n.in_shapes[0], n.out, n.layer.detail(),
-                        n.layer.macs(n.in_shapes, n.out), p.weights, shift, act))
+        macs = n.layer.macs(n.in_shapes, n.out)
+        kind = KINDS.get(n.layer.kind, "conv")
+        # a matmul's transposes are layout (a file may write kᵀ as its own Transpose):
+        # what is compared is its inner length
+        detail = f"inner {macs // n.out.numel}" if kind == "matmul" else n.layer.detail()
+        out.append(Step(n.name, kind, n.in_shapes[0], n.out, detail, macs, p.weights,
+                        shift, act))
     return out
 
 
@@ -155,7 +160,8 @@ def drift_doc(spec_ref: str, model_ref: str, rows: list[dict[str, Any]],
     ]
     if not s["agree"]:
         notes.append(_first_text(s["first_divergence"]))
-    notes.append("Compared per conv/linear layer: shapes, kernel/stride/groups, MACs, "
+    notes.append("Compared per conv/linear layer (a matmul of two computed tensors, "
+                 "q·kᵀ or attn·v, with its inner length): shapes, kernel/stride/groups, MACs, "
                  "weights, whether a bias or batch norm follows (BN folded into a conv bias "
                  "by an exporter is the same network) and the activation after it.")
     return Table(f"{spec_ref} against {model_ref}", cols, rows), notes

@@ -34,6 +34,7 @@ from macscalc.lang import attention as _attention  # noqa: F401  (files its kind
 from macscalc.lang import heads as _heads  # noqa: F401  (registers the segmentation heads)
 from macscalc.lang import norms as _norms  # noqa: F401  (files its kinds)
 from macscalc.lang.blocks import BLOCKS, Block
+from macscalc.lang.branches import branch_rows
 from macscalc.lang.layers import KINDS, Layer, torch_padding
 from macscalc.lang.schema import CHOICE, NAMES, POS_INT, REPEATS, SIZE, Arg
 
@@ -116,7 +117,7 @@ class FromInput(NamedTuple):
 
 class BlockDef(NamedTuple):
     """``blocks: {name: {args: {...}, layers: [...]}}``: rows kept raw until a use gives the
-    arguments."""
+    arguments (``branches: [...]`` already rewritten as rows)."""
 
     name: str
     args: LocDict  # argument → default (REQUIRED when every use must give it)
@@ -494,16 +495,23 @@ def _blocks(r: _Reader, doc: LocDict) -> dict[str, BlockDef]:
             raise r.fail(f"block {name!r} has the name of a built-in kind; choose another",
                          loc)
         d = r.mapping(body, m.value_locs[name], f"block {name!r}")
-        r.keys(d, ("args", "layers", "doc"), f"block {name!r}")
+        r.keys(d, ("args", "layers", "branches", "doc"), f"block {name!r}")
         args = r.mapping(d.get("args"), d.value_locs.get("args", d.loc), f"'args' of {name!r}")
         for a in args:
             if not isinstance(a, str) or not a.isidentifier() or a in ROW_KEYS:
                 raise r.fail(f"a block argument must be a word and not a row key ("
                              f"{', '.join(ROW_KEYS)}), got {show(a)}", args.key_locs[a])
-        rows = d.get("layers")
+        if "branches" in d:
+            if "layers" in d:
+                raise r.fail(f"block {name!r} has both 'layers' and 'branches'; keep one",
+                             d.key_locs["branches"])
+            rows = branch_rows(d["branches"], d.value_locs["branches"], f"block {name!r}",
+                               r.fail)
+        else:
+            rows = d.get("layers")
         if not isinstance(rows, LocList) or not rows:
-            raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows",
-                         d.value_locs.get("layers", d.loc))
+            raise r.fail(f"block {name!r} needs 'layers', a non-empty list of rows (or "
+                         "'branches')", d.value_locs.get("layers", d.loc))
         for a in args:
             if a in BUILTIN_ARGS:
                 raise r.fail(f"argument {a!r} of block {name!r} is set by the builder "

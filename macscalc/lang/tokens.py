@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from macscalc.core.errors import ShapeError
 from macscalc.lang.layers import Formula, Layer, Params, Shape, primitive
-from macscalc.lang.schema import CHOICE, POS_INT, SIZE, ArgType, arg
+from macscalc.lang.schema import CHOICE, NONNEG_INT, POS_INT, SIZE, ArgType, arg
 
 
 class Tokens(Shape):
@@ -199,16 +199,23 @@ class MergeHeads(Layer):
 
 @primitive
 class TakeTokens(Layer):
-    """The first ``tokens`` tokens of each sequence (ViT's class-token head); free."""
+    """``tokens`` consecutive tokens of each sequence from token ``start``: the first
+    (ViT's class-token head), the second (DeiT's distillation token), or every token
+    after the class token (``x[:, 1:]``, a dense head's input); free."""
 
     kind: ClassVar[str] = "take_tokens"
-    tokens = arg(POS_INT, 1, doc="tokens kept, from the first")
+    tokens = arg(POS_INT, 1, doc="tokens kept")
+    start = arg(NONNEG_INT, 0, doc="the first token kept (0: from the first)")
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         x = _tokens(ins[0], self.kind)
-        if self.tokens > x.tokens:
-            raise ShapeError(f"cannot take {self.tokens} tokens of {x}")
+        if self.start + self.tokens > x.tokens:
+            raise ShapeError(f"cannot take {self.tokens} tokens from token {self.start} of "
+                             f"{x}")
         return Tokens(x.groups, self.tokens, x.c)
+
+    def detail(self) -> str:
+        return f"[{self.start}:{self.start + self.tokens}]"
 
 
 LAYOUT = ArgType("'tokens' or 'image'", CHOICE("tokens", "image"))

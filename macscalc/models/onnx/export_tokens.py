@@ -184,7 +184,9 @@ def _pos_embed(g: Graph, n: Node, xs: list[str]) -> str:
 
 @rule("take_tokens")
 def _take_tokens(g: Graph, n: Node, xs: list[str]) -> str:
-    bounds = [g.ints(f"{n.name}.{e}", [v]) for e, v in (("start", 0), ("end", n.layer.tokens))]
+    start = n.layer.start
+    bounds = [g.ints(f"{n.name}.{e}", [v])
+              for e, v in (("start", start), ("end", start + n.layer.tokens))]
     return g.op("Slice", [xs[0], *bounds, g.ints(f"{n.name}.axis", [2])], n.name)
 
 
@@ -195,6 +197,29 @@ def _pad_channels(g: Graph, n: Node, xs: list[str]) -> str:
     pads[4 + channel_axis(n.out)] = n.layer.channels
     return g.op("Pad", [xs[0], g.ints(f"{n.name}.pads", pads), g.scalar(f"{n.name}.one", 1.0)],
                 n.name, mode="constant")
+
+
+@rule("groupnorm")
+def _groupnorm(g: Graph, n: Node, xs: list[str]) -> str:
+    """torch's GroupNorm as its TorchScript exporter writes it at opset 17 (which has no
+    GroupNormalization): Reshape to (N, G, -1), InstanceNormalization with scale 1 and
+    shift 0 per group, Reshape back to the input's Shape, Mul by γ, Add β (C×1×1). Tokens
+    are normalized channels first: [1, c, g, n] between two Transposes."""
+    x, s, groups = xs[0], n.out, n.layer.groups
+    tokens = isinstance(s, Tokens)
+    if tokens:
+        x = g.op("Transpose", [x], f"{n.name}/channels_first", perm=[0, 3, 1, 2])
+    y = g.op("Reshape", [x, g.ints(f"{n.name}.groups", [0, groups, -1])], f"{n.name}/Reshape")
+    ones = g.const(f"{n.name}.one", g.np.ones(groups, dtype=g.np.float32))
+    zeros = g.const(f"{n.name}.zero", g.np.zeros(groups, dtype=g.np.float32))
+    y = g.op("InstanceNormalization", [y, ones, zeros], f"{n.name}/InstanceNormalization",
+             epsilon=1e-5)
+    y = g.op("Reshape", [y, g.op("Shape", [x], f"{n.name}/Shape")], f"{n.name}/Reshape_1")
+    y = g.op("Mul", [y, g.small(f"{n.name}.gamma", s.c, 1.0, shape=(s.c, 1, 1))],
+             f"{n.name}/Mul")
+    out = f"{n.name}/Add" if tokens else n.name
+    y = g.op("Add", [y, g.small(f"{n.name}.beta", s.c, shape=(s.c, 1, 1))], out)
+    return g.op("Transpose", [y], n.name, perm=[0, 2, 3, 1]) if tokens else y
 
 
 @rule("grn")

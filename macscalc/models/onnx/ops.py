@@ -375,11 +375,16 @@ def _mul(imp: Importer, node: NodeProto) -> None:
         imp.place(node, Mul(), [a, b])
         return
     x, c = acts[0], consts[0]
-    per_channel = prod(c.dims) == x.shape.c and len(c.dims) <= len(x.dims) and \
-        all(d == 1 for i, d in enumerate(reversed(c.dims)) if len(x.dims) - 1 - i != x.ch)
-    if not per_channel or x.shape.c == 1:
+    if not per_channel(c, x) or x.shape.c == 1:
         raise Unsupported("Mul by a constant")
     imp.place(node, LayerScale(), [x])
+
+
+def per_channel(c: Const, x: Act) -> bool:
+    """Whether constant ``c`` broadcasts as one value per channel of ``x`` (C×1×1 against
+    N×C×H×W, C against channels last)."""
+    return prod(c.dims) == x.dims[x.ch] and len(c.dims) <= len(x.dims) and \
+        all(d == 1 for i, d in enumerate(reversed(c.dims)) if len(x.dims) - 1 - i != x.ch)
 
 
 def _concat(imp: Importer, node: NodeProto) -> None:
@@ -451,7 +456,9 @@ def _slice(imp: Importer, node: NodeProto) -> None:
     imp.place(node, Slice(c=keep[1] - keep[0], start=keep[0]), [x])
 
 
-def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
+def reshape_target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
+    """The dims a Reshape of ``x`` makes (0 copies, -1 infers, the batch is 1); a count
+    that differs is the file's error."""
     shape = [int(v) for v in imp.const_value(node.input[1], node).reshape(-1)]
     allow_zero = attrs(node).get("allowzero", 0)
     dims = [x.dims[i] if v == 0 and not allow_zero and i < len(x.dims) else v
@@ -470,13 +477,13 @@ def _target(imp: Importer, node: NodeProto, x: Act) -> tuple[int, ...]:
 def _reshape(imp: Importer, node: NodeProto) -> None:
     v = imp.values[node.input[0]]
     if isinstance(v, Grouped):
-        dims = _target(imp, node, v.act)
+        dims = reshape_target(imp, node, v.act)
         if not v.swapped or dims != v.act.dims:
             raise Unsupported("Reshape of regrouped channels")
         imp.place(node, Shuffle(groups=v.groups), [v.act])
         return
     x = imp.act(node)
-    dims = _target(imp, node, x)
+    dims = reshape_target(imp, node, x)
     if len(x.dims) == 4 and x.ch == 1 and len(dims) == 5 and dims[3:] == x.dims[2:] \
             and dims[1] * dims[2] == x.dims[1]:
         imp.values[node.output[0]] = Grouped(x, dims[1], False)

@@ -4,8 +4,10 @@ Found before the walk from the graph's structure and its literal constants; each
 placed at its last node: x·Sigmoid(x) (swish), x·HardSigmoid(x) and relu6(x + 3)/6
 forms (hard-swish, hard-sigmoid), the Erf formula of GELU, the ReduceMean/Sub/Pow/Sqrt/
 Div formula of layer norm, MatMul + Add of a bias (one linear layer), ConvNeXt-V2's
-global response norm (ReduceL2, its channel mean, x·n, γ, β, + x), an attention-bias
-table gathered by a constant index and added to the scores.
+global response norm (ReduceL2 or Sqrt(ReduceSum(x²)), its channel mean, x·n, γ, β, + x),
+group norm as the torch exporters write it below opset 21 (InstanceNormalization of the
+channels regrouped, then γ, β), an attention-bias table gathered by a constant index and
+added to the scores.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from macscalc.core.errors import MacscalcError
 from macscalc.core.limits import MAX_RANK
 from macscalc.lang.layers import Activation, LayerNorm, Linear
-from macscalc.lang.norms import GlobalResponseNorm
+from macscalc.lang.norms import GlobalResponseNorm, GroupNorm
 from macscalc.lang.tokens import BiasTable
 from macscalc.models.onnx.file import array, values
-from macscalc.models.onnx.ops import CONST_OPS, matmul_out
+from macscalc.models.onnx.ops import CONST_OPS, matmul_out, per_channel, reshape_target
 from macscalc.models.onnx.proto import EXTERNAL
 from macscalc.models.onnx.tokens_ops import place_tokens
 from macscalc.models.onnx.values import Act, Const, Fused, Unsupported, attrs, sanitize
@@ -105,7 +107,8 @@ class Patterns:
                 continue
             match = {"Sigmoid": self._gate, "HardSigmoid": self._gate, "Erf": self._gelu,
                      "ReduceMean": self._layernorm, "MatMul": self._linear,
-                     "Clip": self._hard, "ReduceL2": self._grn,
+                     "Clip": self._hard, "ReduceL2": self._grn, "Sqrt": self._grn,
+                     "InstanceNormalization": self._groupnorm,
                      "Gather": self._bias_table}.get(node.op_type)
             try:
                 f = match(i) if match else None
@@ -248,11 +251,37 @@ class Patterns:
             return None
         return self._fused("linear", mm.input[0], [i, add], (mm.input[1], bias))
 
+    def _l2(self, i: int) -> tuple[str, list[int]] | None:
+        """The L2 norm ending at node ``i``: its input and nodes. ``ReduceL2(x)`` as torch
+        exports ``x.norm(p=2)``, or ``Sqrt`` of ``ReduceSum`` of x², the square written as
+        ``Pow(x, 2)`` or ``x·x``, or of ``ReduceSumSquare(x)`` (a norm spelled out)."""
+        node = self.order[i]
+        if node.op_type == "ReduceL2":
+            return node.input[0], [i]
+        total = self.imp.producer.get(node.input[0])
+        if total is None or total in self.taken \
+                or self.only(node.input[0], "Sqrt") != i:
+            return None
+        if self.order[total].op_type == "ReduceSumSquare":
+            return self.order[total].input[0], [total, i]
+        square = self.imp.producer.get(self.order[total].input[0])
+        if self.order[total].op_type != "ReduceSum" or square is None or square in self.taken \
+                or self.only(self.order[total].input[0], "ReduceSum") != total:
+            return None
+        sq = self.order[square]
+        if (sq.op_type == "Pow" and self.lit(sq.input[1], 2.0)) \
+                or (sq.op_type == "Mul" and sq.input[0] == sq.input[1]):
+            return sq.input[0], [square, total, i]
+        return None
+
     def _grn(self, i: int) -> Fused | None:
         """ConvNeXt-V2's global response norm (timm ``GlobalResponseNorm``): g = ‖x‖₂ over
         the positions, n = g / (mean of g over channels + ε), then x + (β + γ·(x·n))."""
-        l2 = self.order[i]
-        x, g = l2.input[0], l2.output[0]
+        l2 = self._l2(i)
+        if l2 is None:
+            return None
+        x, norm = l2
+        g = self.order[i].output[0]
         users = self.imp.consumers.get(g, [])
         mean = next((u for u in users if u >= 0 and self.order[u].op_type == "ReduceMean"),
                     None)
@@ -262,7 +291,7 @@ class Patterns:
         eps = self.only(self.order[mean].output[0], "Add")
         if eps is None or self.only(self.order[eps].output[0], "Div") != div:
             return None
-        nodes, cur = [i, mean, eps, div], self.order[div].output[0]
+        nodes, cur = [mean, eps, div], self.order[div].output[0]
         for op, want in (("Mul", x), ("Mul", "const"), ("Add", "const"), ("Add", x)):
             j = self.only(cur, op)
             o = self.other(j, cur) if j is not None else None
@@ -271,8 +300,30 @@ class Patterns:
             nodes.append(j)
             cur = self.order[j].output[0]
         extra = tuple(self.other(j, self.order[k].output[0]) or ""
-                      for j, k in ((nodes[5], nodes[4]), (nodes[6], nodes[5])))
-        return self._fused("grn", x, nodes, extra)
+                      for j, k in ((nodes[4], nodes[3]), (nodes[5], nodes[4])))
+        return self._fused("grn", x, [*norm, *nodes], extra)
+
+    def _groupnorm(self, i: int) -> Fused | None:
+        """torch's GroupNorm below opset 21, as both exporters write it: Reshape to
+        (N, G, -1), InstanceNormalization (scale 1, shift 0 per group), Reshape back,
+        Mul by γ, Add β. The extras: the instance norm's scale and shift, then γ and β."""
+        norm = self.order[i]
+        r1 = self.imp.producer.get(norm.input[0])
+        if r1 is None or r1 in self.taken or self.order[r1].op_type != "Reshape" \
+                or self.only(norm.input[0], "InstanceNormalization") != i \
+                or not all(map(self.is_const, norm.input[1:3])):
+            return None
+        r2 = self.only(norm.output[0], "Reshape")
+        mul = self.only(self.order[r2].output[0], "Mul") if r2 is not None else None
+        add = self.only(self.order[mul].output[0], "Add") if mul is not None else None
+        if add is None:
+            return None
+        gamma = self.other(mul, self.order[r2].output[0]) or ""
+        beta = self.other(add, self.order[mul].output[0]) or ""
+        if not (self.is_const(gamma) and self.is_const(beta)):
+            return None
+        return self._fused("groupnorm", self.order[r1].input[0], [r1, i, r2, mul, add],
+                           (*norm.input[1:3], gamma, beta))
 
     def _bias_table(self, i: int) -> Fused | None:
         """timm's ``attention_biases[:, attention_bias_idxs]`` (LeViT, EfficientFormer,
@@ -321,17 +372,42 @@ def _fuse_layernorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
 
 
 def _fuse_grn(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
-    first = imp.order[f.nodes[0]]
+    first = next(imp.order[i] for i in f.nodes
+                 if imp.order[i].op_type in ("ReduceL2", "ReduceSum", "ReduceSumSquare"))
     rank = len(x.dims)
     axes = {a % rank for a in imp.ints(first, 1, "axes") or []}
     if axes != {i for i in range(1, rank) if i != x.ch} or not axes:
-        raise Unsupported("ReduceL2 over axes other than the positions")
+        raise Unsupported(f"{first.op_type} over axes other than the positions")
     for e in f.extra:
         v = imp.values.get(e)
         if not isinstance(v, Const) or prod(v.dims) != x.shape.c:
             raise Unsupported("GRN with a scale or shift not of one per channel")
     imp.place(node, GlobalResponseNorm(), [x],
               name=sanitize(first.name, "", module=True) or None, out=f.out)
+
+
+def _fuse_groupnorm(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
+    import numpy as np
+
+    regroup, back = imp.order[f.nodes[0]], imp.order[f.nodes[2]]
+    if x.ch != 1 or len(x.dims) < 3:
+        raise Unsupported("InstanceNormalization of regrouped channels not on axis 1")
+    c = x.dims[1]
+    grouped = reshape_target(imp, regroup, x)  # (1, G, C/G·H·W)
+    groups = grouped[1] if len(grouped) == 3 else 0
+    restored = [int(v) for v in imp.const_value(back.input[1], node).reshape(-1)]
+    if not 0 < groups <= c or c % groups or tuple(restored[1:]) != x.dims[1:]:
+        raise Unsupported("InstanceNormalization of channels not regrouped as GroupNorm's")
+    scale, shift = (imp.const_value(e, node) for e in f.extra[:2])
+    if np.asarray(scale).size != groups or not np.all(np.asarray(scale) == 1) \
+            or not np.all(np.asarray(shift) == 0):
+        raise Unsupported("InstanceNormalization of regrouped channels with a learned scale")
+    for e in f.extra[2:]:
+        v = imp.values.get(e)
+        if not isinstance(v, Const) or not per_channel(v, x):
+            raise Unsupported("group norm with a scale or shift not of one per channel")
+    imp.place(node, GroupNorm(groups=groups), [x],
+              name=sanitize(regroup.name, "Reshape", module=True) or None, out=f.out)
 
 
 def _fuse_linear(imp: Importer, f: Fused, node: NodeProto, x: Act) -> None:
@@ -366,6 +442,7 @@ FUSED: dict[str, Callable[[Importer, Fused, NodeProto, Act], None]] = {
     "layernorm": _fuse_layernorm,
     "linear": _fuse_linear,
     "grn": _fuse_grn,
+    "groupnorm": _fuse_groupnorm,
     "bias_table": _fuse_bias_table,
 }
 

@@ -181,8 +181,11 @@ def _eltwise_seconds(a: Act) -> tuple[tuple[int, ...], ...]:
 
 def _concat(imp: Importer, node: NodeProto) -> None:
     """A learned constant prepended along the tokens axis (ViT's class token):
-    ``class_token``, its elements table parameters."""
-    ins = [imp.values.get(n) for n in node.input if n]
+    ``class_token``, its elements table parameters. One table expanded over several
+    sequences (``Expand`` of (1, 1, k, c) to (1, g, k, c), as ``export`` writes a class
+    token on windows) is the table once; g different tables are no class token."""
+    names = [n for n in node.input if n]
+    ins = [imp.values.get(n) for n in names]
     if not (len(ins) >= 2 and all(isinstance(v, Const) for v in ins[:-1])
             and isinstance(ins[-1], Act)):
         ops.RULES["Concat"](imp, node)
@@ -191,18 +194,33 @@ def _concat(imp: Importer, node: NodeProto) -> None:
     assert isinstance(x, Act)
     rank = len(x.dims)
     axis = int(attrs(node).get("axis", 1)) % rank
-    consts = [v for v in ins[:-1] if isinstance(v, Const)]
+    consts = [(n, v) for n, v in zip(names[:-1], ins[:-1], strict=True)
+              if isinstance(v, Const)]
     if rank < 3 or axis != rank - 2 or x.ch != rank - 1 or any(
-            len(c.dims) != rank or c.dims[-1] != x.dims[-1] or prod(c.dims[1:-2]) != 1
-            for c in consts):
+            len(c.dims) != rank or c.dims[-1] != x.dims[-1] or c.dims[1:-2] != x.dims[1:-2]
+            or not _one_table(imp, n, c) for n, c in consts):
         raise Unsupported("Concat of a constant that is not a class token")
-    tokens = sum(c.dims[axis] for c in consts)
+    tokens = sum(c.dims[axis] for _, c in consts)
     place_tokens(imp, node, ClassToken(tokens=tokens),
                  [x], (*x.dims[:axis], x.dims[axis] + tokens, x.dims[-1]))
 
 
+def _one_table(imp: Importer, name: str, c: Const) -> bool:
+    """Whether the constant ``name`` holds one table for all its sequences: it has one,
+    or it is an ``Expand`` of a one-sequence table over them."""
+    if prod(c.dims[1:-2]) == 1:
+        return True
+    at = imp.producer.get(name)
+    expand = imp.order[at] if at is not None else None
+    src = imp.values.get(expand.input[0]) if expand is not None \
+        and expand.op_type == "Expand" else None
+    return isinstance(src, Const) and len(src.dims) == len(c.dims) \
+        and prod(src.dims[1:-2]) == 1 and src.dims[-2:] == c.dims[-2:]
+
+
 def _gather(imp: Importer, node: NodeProto) -> None:
-    """One token of each sequence (``x[:, 0]``, the class-token head): ``take_tokens``;
+    """One token of each sequence (``x[:, 0]``, the class-token head; ``x[:, 1]``, DeiT's
+    distillation token): ``take_tokens``;
     one of stacked q, k, v (``qkv.unbind(0)``, the stack on the batch axis): a slice."""
     x = imp.act(node)
     rank = len(x.dims)
@@ -216,8 +234,8 @@ def _gather(imp: Importer, node: NodeProto) -> None:
     dims = x.dims[:axis] + x.dims[axis + 1:]
     if axis == 0 and rank >= 3 and dims[0] == 1:
         _unstack(imp, node, x, i, dims, node.output[0])
-    elif axis == rank - 2 and x.ch == rank - 1 and i == 0:
-        place_tokens(imp, node, TakeTokens(tokens=1), [x], dims)
+    elif axis == rank - 2 and x.ch == rank - 1:
+        place_tokens(imp, node, TakeTokens(tokens=1, start=i), [x], dims)
     else:
         raise Unsupported("Gather of one element of an image")
 
@@ -254,20 +272,16 @@ def _split(imp: Importer, node: NodeProto) -> None:
 
 def _slice(imp: Importer, node: NodeProto) -> None:
     """The dynamo exporter's ``unbind(0)``: Slice [i:i+1] along axis 0 of the stacked
-    projection (then Squeeze): a free channel slice. The first k tokens of each sequence
-    (``x[:, :k]``): ``take_tokens``."""
+    projection (then Squeeze): a free channel slice. A run of tokens of each sequence
+    (``x[:, :k]``, ``x[:, 1:]``): ``take_tokens``."""
     x = imp.act(node)
     rank = len(x.dims)
     stacked = rank >= 3 and x.dims[0] > 1 and x.dims[1] == 1
     axes = imp.ints(node, 3, default=[0]) if imp.opset >= 10 else None
     if axes is not None and not stacked and rank >= 3 and x.ch == rank - 1 \
             and [a % rank for a in axes] == [rank - 2]:
-        starts, ends = imp.ints(node, 1) or [], imp.ints(node, 2) or []
-        steps = imp.ints(node, 4, default=[1]) or [1]
-        if starts == [0] and steps == [1] and len(ends) == 1 and 0 < ends[0] < x.dims[-2]:
-            place_tokens(imp, node, TakeTokens(tokens=ends[0]), [x],
-                         (*x.dims[:-2], ends[0], x.dims[-1]))
-            return
+        _token_range(imp, node, x)
+        return
     if not stacked or axes is None or [a % rank for a in axes] != [0]:
         ops.RULES["Slice"](imp, node)
         return
@@ -277,6 +291,24 @@ def _slice(imp: Importer, node: NodeProto) -> None:
             or not 0 <= starts[0] < x.dims[0] or min(ends[0], x.dims[0]) != starts[0] + 1:
         raise Unsupported("Slice of stacked tensors other than one of them")
     _unstack(imp, node, x, starts[0], (1, *x.dims[1:]), node.output[0])
+
+
+def _token_range(imp: Importer, node: NodeProto, x: Act) -> None:
+    """Slice along the tokens axis: tokens [lo, hi) of each sequence, bounds clamped as
+    ONNX clamps them (``x[:, 1:]`` ends at INT64_MAX); a step other than 1 is unknown."""
+    starts, ends = imp.ints(node, 1) or [], imp.ints(node, 2) or []
+    steps = imp.ints(node, 4, default=[1]) or [1]
+    n = x.dims[-2]
+    if len(starts) != 1 or len(ends) != 1 or steps != [1]:
+        raise Unsupported("Slice of the tokens with a step")
+    lo, hi = (max(0, min(n, v + n if v < 0 else v)) for v in (starts[0], ends[0]))
+    if hi <= lo:
+        raise imp.fail(f"Slice [{lo}:{hi}] of {n} tokens keeps none", node)
+    if (lo, hi) == (0, n):
+        imp.alias(node, x)
+        return
+    place_tokens(imp, node, TakeTokens(tokens=hi - lo, start=lo), [x],
+                 (*x.dims[:-2], hi - lo, x.dims[-1]))
 
 
 def _squeeze(imp: Importer, node: NodeProto) -> None:
@@ -321,7 +353,7 @@ def _reshape(imp: Importer, node: NodeProto) -> None:
     except (Unsupported, ShapeError):  # (a view of rank 5 or more is no image)
         pass
     x = imp.act(node)
-    dims = ops._target(imp, node, x)
+    dims = ops.reshape_target(imp, node, x)
     keeps_channels = x.ch == 1 and len(x.dims) >= 3 and len(dims) >= 3 and dims[1] == x.dims[1]
     _view(imp, node, x, dims, 1 if keeps_channels else len(dims) - 1)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from macscalc.core.errors import MacscalcError, ShapeError
 from macscalc.lang.layers import Layer, Shape
 from macscalc.lang.schema import POS_INT, ArgType, arg
+from macscalc.lang.tokens import Tokens
 from macscalc.models.onnx.file import SMALL, short
 
 if TYPE_CHECKING:
@@ -49,7 +50,15 @@ class Act(NamedTuple):
     ch: int
 
     @property
+    def tokens(self) -> bool:
+        """(N, n, c), channels last: one sequence of n tokens, shown as a spec shows it
+        (``n×c tokens``), not as an n×1 image."""
+        return len(self.dims) == 3 and self.ch == 2
+
+    @property
     def shape(self) -> Shape:
+        if self.tokens:
+            return Tokens(1, self.dims[1], self.dims[2])
         sp = [self.dims[i] for i in range(1, len(self.dims)) if i != self.ch]
         if len(sp) > 2 or not 0 <= self.ch < len(self.dims):
             raise ShapeError(f"a tensor of rank {len(self.dims)} is not an image")
@@ -58,6 +67,8 @@ class Act(NamedTuple):
 
     def like(self, ref: str, s: Shape) -> Act:
         """A tensor laid out as this one, with shape ``s``."""
+        if self.tokens and (isinstance(s, Tokens) or s.h == 1):
+            return Act(ref, (self.dims[0], s.w, s.c), 2)
         dims = list(self.dims)
         dims[self.ch] = s.c
         spatial = [i for i in range(1, len(dims)) if i != self.ch]
