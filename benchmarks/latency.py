@@ -6,19 +6,23 @@ percentage error (MAPE), for:
 (a) leave-one-out on the published Pixel-1 rows (slim V2 grid, 22 rows; slim V3 table,
     6 rows: macscalc/data/v2.yaml, v3.yaml);
 (b) the profile ``calibrate --auto`` fits to layers and blocks timed on this machine,
-    alone and in chains of three (benchmarks/data/auto_epyc_1t_pinned.csv), predicting
-    every measured built-in and MobileNet (benchmarks/data/*_epyc_1t_pinned.csv, minimum
-    of each row's runs);
-(c) the 8 whole models ``calibrate --suggest 8`` picks from those, fitted, predicting
-    all the others;
+    alone and in chains of three (benchmarks/data/auto_epyc_1t.csv), predicting every
+    measured built-in and MobileNet (benchmarks/data/whole_epyc_1t.csv, the minimum of
+    each row's runs over several sessions that timed both files' graphs interleaved);
+(c) the 8 whole models ``calibrate --suggest 8`` picks from those, fitted with (b)'s
+    profile as the prior (``calibrate --prior``) and without one, predicting all the
+    others;
 (d) leave-one-out over all of them (the built-in cpu_epyc_1t profile's band), beside
     simpler model forms;
-(e) the same forms on the older 1- and 2-thread MobileNet grids of another host.
+(e) the same forms on the older 1- and 2-thread MobileNet grids of another host, and
+    8 of them chosen by ``--suggest``, fitted with this machine's profile as the prior
+    and without, predicting the other 42 (another machine, as a user would calibrate).
 
-    python benchmarks/latency.py [--write-profiles] [--measure-auto]
+    python benchmarks/latency.py [--write-profiles] [--measure SESSIONS]
 
-``--measure-auto`` re-times the auto graphs (pinned to CPU 1, the minimum of 3 passes)
-into the CSV above;
+``--measure SESSIONS`` re-times every built-in and MobileNet of the grids and every auto
+graph, all interleaved in one session (pinned to CPU 1, 1 thread), SESSIONS times, and
+writes each graph's minimum into the two CSVs above (about 5 minutes a session);
 ``--write-profiles`` regenerates macscalc/data/profiles/ (pixel1 from the published rows,
 cpu_epyc_1t from every measured whole model here).
 """
@@ -46,6 +50,7 @@ from macscalc.analysis.latency import (  # noqa: E402
     PROFILE_DIR,
     TERMS,
     Errors,
+    Profile,
     features,
     leave_one_out,
     load_profile,
@@ -54,28 +59,39 @@ from macscalc.analysis.latency import (  # noqa: E402
 )
 from macscalc.lang.graph import Network  # noqa: E402
 from macscalc.models.autocal import designs  # noqa: E402
+from macscalc.models.measure import Timing  # noqa: E402
 from macscalc.published.tables import load_family  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
-MEASURED = ("builtins_epyc_1t_pinned.csv", "mobilenets_epyc_1t_pinned.csv")
-AUTO = DATA / "auto_epyc_1t_pinned.csv"
+GRIDS = ("builtins.grid.csv", "mobilenets.grid.csv")
+WHOLE = DATA / "whole_epyc_1t.csv"
+AUTO = DATA / "auto_epyc_1t.csv"
 SUGGESTED = 8
-FAMILIES = (("mobilenet", "MobileNet V1–V4"), ("ssd", "SSD/SSDLite"), ("resnet", "ResNet"),
-            ("shufflenet", "ShuffleNet V2"), ("micronet", "MicroNet"),
+RUNS, ROUNDS = 24, 8  # per graph and session: 3 runs in each of 8 interleaved rounds
+FAMILIES = (("mobilenet", "MobileNet V1–V4"), ("ssd", "detection (SSD, YOLO)"),
+            ("yolo", "detection (SSD, YOLO)"), ("resnet", "ResNet"),
+            ("shufflenet", "ShuffleNet V1/V2"), ("micronet", "MicroNet"),
             ("squeezenet", "SqueezeNet"), ("efficientnet", "NAS (IR blocks)"),
             ("mnasnet", "NAS (IR blocks)"), ("fbnet", "NAS (IR blocks)"),
             ("spnasnet", "NAS (IR blocks)"), ("lcnet", "NAS (IR blocks)"),
             ("ghostnet", "GhostNet"), ("regnet", "RegNet"), ("alexnet", "classic"),
-            ("vgg", "classic"), ("googlenet", "classic"), ("convnext", "ConvNeXt"))
+            ("vgg", "classic"), ("googlenet", "classic"), ("inception", "classic"),
+            ("convnext", "ConvNeXt"), ("fasternet", "FasterNet, StarNet"),
+            ("starnet", "FasterNet, StarNet"), ("deeplab", "segmentation"),
+            ("lraspp", "segmentation"))
 FORMS = {
     "MACs": ("macs",),
     "MACs + kernels": ("macs", "kernels"),
     "MACs by class + kernels": ("macs_conv1x1", "macs_conv", "macs_group", "macs_dw",
                                 "kernels"),
-    "per kernel, one byte rate for activations and weights": (
-        "macs_conv1x1", "macs_conv", "macs_group", "macs_dw", "dw_planes", "exp", "all_bytes",
-        "kernels"),
-    "per kernel, weights at their own rate (chosen)": tuple(t.name for t in TERMS),
+    "per kernel, one byte rate for every byte": (
+        "macs_conv1x1", "macs_conv", "macs_group", "macs_dw", "dw_planes", "exp", "resize",
+        "all_bytes", "kernels"),
+    "per kernel, weights at their own rate (the first pass)": (
+        "macs_conv1x1", "macs_conv", "macs_group", "macs_dw", "dw_planes", "exp", "resize",
+        "act_bytes", "all_wbytes", "kernels"),
+    "per kernel, also conversions and big layers' weights apart (chosen)": tuple(
+        t.name for t in TERMS),
 }
 
 
@@ -95,7 +111,7 @@ def pixel1() -> tuple[list[Measurement], list[str]]:
 
 
 def measured(figure: str = "min") -> list[Measurement]:
-    return [m for name in MEASURED for m in read_measurements(DATA / name, figure=figure)]
+    return read_measurements(WHOLE, figure=figure)
 
 
 def columns(nets: list[Network]) -> list[dict[str, float]]:
@@ -103,7 +119,8 @@ def columns(nets: list[Network]) -> list[dict[str, float]]:
     for n in nets:
         f = features(n)
         out.append({**f, "macs": sum(v for k, v in f.items() if k.startswith("macs_")),
-                    "all_bytes": f["bytes"] + f["wbytes"]})
+                    "all_bytes": f["bytes"] + f["rbytes"] + f["wbytes"] + f["dram"],
+                    "act_bytes": f["bytes"] + f["rbytes"], "all_wbytes": f["wbytes"] + f["dram"]})
     return out
 
 
@@ -152,7 +169,7 @@ def auto_rows() -> tuple[list[Network], list[float], list[str], list[bool]]:
     return nets, ms, names, held
 
 
-def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> None:
+def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> Profile:
     print(f"\n(b) calibrate --auto on this machine ({AUTO.name}), predicting every measured "
           "whole model")
     cal = fit_split(*auto_rows(), fitted_on=AUTO.name)
@@ -163,20 +180,23 @@ def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> None:
     print("  constants: " + ", ".join(f"{t.key} {p.constants[t.key]:.4g}" for t in TERMS))
     per_family("auto profile", [m.spec for m in ms_rows], [p.predict(n) for n in nets],
                [m.ms for m in ms_rows])
+    return p
 
 
-def report_suggest(ms_rows: list[Measurement], nets: list[Network]) -> None:
+def report_suggest(ms_rows: list[Measurement], nets: list[Network], prior: Profile,
+                   title: str) -> None:
     s = suggest(nets, SUGGESTED, load_profile("cpu_epyc_1t"))
     names = labels(ms_rows, nets)
-    print(f"\n(c) calibrate --suggest {SUGGESTED} over the {len(nets)} measured models picks "
-          f"{', '.join(names[i] for i in s.picks)} (rank {s.rank} of {len(s.terms)}); fitted "
-          "on them, predicting the others")
-    cal = calibrate_networks([nets[i] for i in s.picks], [ms_rows[i].ms for i in s.picks],
-                             "suggested", "this machine", "suggested", [names[i] for i in s.picks],
-                             [None] * len(s.picks))
+    print(f"\n{title}: calibrate --suggest {SUGGESTED} over the {len(nets)} measured models "
+          f"picks {', '.join(names[i] for i in s.picks)} (rank {s.rank} of {len(s.terms)}); "
+          "fitted on them, predicting the others")
     rest = [i for i in range(len(nets)) if i not in s.picks]
-    per_family("8 suggested models", [ms_rows[i].spec for i in rest],
-               [cal.profile.predict(nets[i]) for i in rest], [ms_rows[i].ms for i in rest])
+    for label, start in ((f"with the prior {prior.name}", prior), ("without a prior", None)):
+        cal = calibrate_networks([nets[i] for i in s.picks], [ms_rows[i].ms for i in s.picks],
+                                 "suggested", "this machine", "suggested",
+                                 [names[i] for i in s.picks], [None] * len(s.picks), start)
+        per_family(f"8 suggested models, {label}", [ms_rows[i].spec for i in rest],
+                   [cal.profile.predict(nets[i]) for i in rest], [ms_rows[i].ms for i in rest])
 
 
 def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
@@ -194,22 +214,43 @@ def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
             print(f"  {label:56} {e.within_10:4.0f} % within ±10 %, MAPE {e.mape:5.1f} %")
 
 
-def measure_auto(passes: int = 3) -> None:
-    """Time the auto graphs in ``passes`` passes and keep each graph's minimum: on a shared
-    machine other work only adds time, and one pass of 10–40 runs per graph still carries
-    its bursts (held-out MAPE 9 % from one pass here at a load average of 3)."""
-    from macscalc.models.autocal import auto_calibrate
+def measure(sessions: int) -> None:
+    """Time every whole model of the grids and every auto graph, interleaved in one
+    session, ``sessions`` times. This shared machine's speed drifts by up to 20 % between
+    sessions minutes apart (other tenants), and other work only ever adds time, so each
+    figure is the lowest over the sessions: for a whole model its minimum run; for an
+    auto graph its median in the session (``calibrate --auto``'s figure: the minimum of a
+    sub-millisecond graph catches the core at a boost a 10–300 ms network never keeps;
+    with minima here, (b) fell from 82 % to 48 %)."""
+    from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
-    best: dict[str, float] = {}
-    for _ in range(passes):
-        cal, notes = auto_calibrate(1, 600, "min", 1)
-        for r in cal.rows:
-            best[r["spec"]] = min(best.get(r["spec"], r["ms"]), r["ms"])
-    lines = [*notes, f"# the minimum of each graph's runs over {passes} passes (calibrate "
-             "--auto --figure min); the load average is the last pass's",
-             "graph,ms", *(f"{label},{ms:.5f}" for label, ms in best.items())]
-    AUTO.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {AUTO}")
+    pin(1)
+    rows = [m for g in GRIDS for m in read_measurements(DATA / g, need_ms=False)]
+    whole = [m.network(DATA) for m in rows]
+    auto = designs()
+    graphs = [d.network() for d in auto]
+    best: list[Timing] = []
+    notes = provenance(1, RUNS, 2, ROUNDS, None, 1)
+    for _ in range(sessions):
+        timed = time_networks(whole + graphs, 1, runs=RUNS, warmup=2, rounds=ROUNDS)
+        figure = [lambda t: t.min] * len(whole) + [lambda t: t.ms] * len(graphs)
+        best = [min(a, b, key=f) for f, a, b in zip(figure, best, timed, strict=True)] \
+            if best else timed
+    shared = "interleaved; the load average is the first session's"
+    WHOLE.write_text("\n".join([*notes, f"# the minimum over {sessions} such sessions, each "
+                                f"timing every model here and every graph of {AUTO.name} "
+                                + shared, "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,"
+                                "max_ms,threads,runs", *(csv_row(n, m.spec, t) for m, n, t in
+                                                          zip(rows, whole, best, strict=False))])
+                     + "\n",
+                     encoding="utf-8")
+    AUTO.write_text("\n".join([*notes, "# each graph's median over its runs in a session "
+                               "(calibrate --auto's figure), the minimum of those over the "
+                               f"sessions that also timed {WHOLE.name}'s models, " + shared,
+                               "graph,ms", *(f"{d.label},{t.ms:.5f}" for d, t in
+                                             zip(auto, best[len(whole):], strict=True))])
+                    + "\n", encoding="utf-8")
+    print(f"wrote {WHOLE} and {AUTO}")
 
 
 def write_profiles(ms_rows: list[Measurement]) -> None:
@@ -219,11 +260,11 @@ def write_profiles(ms_rows: list[Measurement]) -> None:
                     "rows) and slim MobileNet V3 table (6 rows)")
     profile = cal.profile._replace(published="pixel1", sources=tuple(sources))
     (PROFILE_DIR / "pixel1.yaml").write_text(profile_yaml(profile), encoding="utf-8")
-    notes = "; ".join(comments(DATA / MEASURED[0]))
-    machine = next(n.split(":", 1)[1].strip() for n in comments(DATA / MEASURED[0])
+    notes = "; ".join(comments(WHOLE))
+    machine = next(n.split(":", 1)[1].strip() for n in comments(WHOLE)
                    if n.startswith("machine:"))
-    cal = calibrate(ms_rows, "cpu_epyc_1t", machine, f"{' and '.join(MEASURED)}, "
-                    f"{len(ms_rows)} rows, the minimum of each row's runs ({notes})", DATA)
+    cal = calibrate(ms_rows, "cpu_epyc_1t", machine, f"{WHOLE.name}, {len(ms_rows)} rows, "
+                    f"the minimum of each row's runs ({notes})", DATA)
     (PROFILE_DIR / "cpu_epyc_1t.yaml").write_text(profile_yaml(cal.profile), encoding="utf-8")
     print(f"wrote {PROFILE_DIR / 'pixel1.yaml'} and {PROFILE_DIR / 'cpu_epyc_1t.yaml'}")
 
@@ -231,22 +272,24 @@ def write_profiles(ms_rows: list[Measurement]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write-profiles", action="store_true")
-    parser.add_argument("--measure-auto", action="store_true")
+    parser.add_argument("--measure", type=int, metavar="SESSIONS")
     args = parser.parse_args()
-    if args.measure_auto:
-        measure_auto()
+    if args.measure:
+        measure(args.measure)
     ms_rows = measured()
     if args.write_profiles:
         write_profiles(ms_rows)
     nets = [m.network(DATA) for m in ms_rows]
     report_pixel1()
-    report_auto(ms_rows, nets)
-    report_suggest(ms_rows, nets)
+    auto = report_auto(ms_rows, nets)
+    report_suggest(ms_rows, nets, auto, "(c)")
     report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True)
     for name in ("mobilenets_epyc_1t.csv", "mobilenets_epyc_2t.csv"):
         rows = read_measurements(DATA / name)
-        report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows,
-                     [m.network(DATA) for m in rows], False)
+        other = [m.network(DATA) for m in rows]
+        report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows, other,
+                     False)
+        report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}")
 
 
 if __name__ == "__main__":

@@ -789,13 +789,19 @@ def calibrate(
     suggest_n: Annotated[int | None, typer.Option(
         "--suggest", metavar="N", min=1, help="Print the N candidates whose timings best pin "
         "the constants, as the CSV calibrate reads (ms empty).")] = None,
+    prior: Annotated[str, typer.Option(
+        "--prior", metavar="PROFILE|none", help="Start from this profile's constants, scaled "
+        "to the rows, and move each only as far as the rows pin it (how far: chosen by "
+        "leave-one-out): with a few models (--suggest's eight) the others keep the prior's "
+        "proportions. none: fit the rows alone.")] = "cpu_epyc_1t",
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit a device profile to measured latencies: MAC rates by kind of conv, a depthwise
     per-plane rate, exponential, activation and weight memory rates, a cost per kernel.
 
     Prints the constants, the in-sample and held-out errors (MAPE, share within ±10 %)
-    and every row's residual, and warns when the rows cannot pin a constant down.
+    and every row's residual, and warns when the rows cannot pin a constant down; a few
+    rows are pulled toward a reference profile's proportions (--prior).
     --auto times single layers on this machine instead; --suggest N CANDIDATES says which
     whole models to time on a device where only whole models run.
     """
@@ -803,7 +809,8 @@ def calibrate(
         from macscalc.commands.calibration import run_calibrate
 
         text = run_calibrate(measured, profile, auto=auto, suggest_n=suggest_n, name=name,
-                             figure=figure, threads=threads, budget=budget, cpu=cpu, fmt=fmt)
+                             figure=figure, threads=threads, budget=budget, cpu=cpu, fmt=fmt,
+                             prior=prior)
         if text is not None:
             typer.echo(text, nl=False)
 

@@ -45,14 +45,19 @@ def test_pick_with_a_profile_prefers_published_latencies_and_estimates_the_rest(
                          ("v2_0.35_96", "4.5")]
     assert all(c["latency_estimated_ms"] is None for c in data["candidates"] if c["latency_ms"])
     estimated = [c for c in data["candidates"] if not c["latency_ms"]]
-    assert {c["family"] for c in estimated} == {"v1", "micronet", "zoo"}
+    assert {c["family"] for c in estimated} == {"v1", "micronet"}
     assert all(c["latency_estimated_ms"] <= 10 for c in estimated)
     # pixel1 is fitted on MobileNets: MicroNet's shuffles and shift-max, ShuffleNet's
     # splits, concatenations and shuffles were never seen, and each estimate says so
     unseen = {"micronet": ["group conv2d", "shiftmax", "shuffle"],
               "zoo": ["concat", "pool", "shuffle", "slice"], "v1": []}
     assert all(c["unseen_kinds"] == unseen[c["family"]] for c in estimated)
-    assert [c["model"] for c in estimated if c["family"] == "zoo"] == ["ShuffleNet_V2_X0_5"]
+    # ShuffleNet V2 0.5× (11.2 ms estimated: its layout conversions cost as activation
+    # bytes, which the V3 rows pin at 8.6 GB/s) is past the limit, with the same warning
+    wider = run_json("pick", "--max-latency", "12", "--device", "pixel1")
+    zoo = [c for c in wider["candidates"] if c["family"] == "zoo" and not c["latency_ms"]]
+    assert [(c["model"], c["unseen_kinds"]) for c in zoo] == [
+        ("ShuffleNet_V2_X0_5", unseen["zoo"])]
 
 
 def test_pick_unpublished_points_are_marked_and_unranked():

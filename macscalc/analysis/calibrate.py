@@ -173,7 +173,8 @@ class Calibration(NamedTuple):
     warnings: list[str]
 
 
-def _identifiability(x: list[list[float]], ms: list[float]) -> list[str]:
+def _identifiability(x: list[list[float]], ms: list[float], prior: str | None = None
+                     ) -> list[str]:
     """Terms the rows cannot pin down: absent from every row, or moving in step with the
     others (one column nearly a combination of the rest, on the relative-error scale)."""
     import numpy as np
@@ -187,7 +188,8 @@ def _identifiability(x: list[list[float]], ms: list[float]) -> list[str]:
         if not col.any():
             tied = next((t for t in TERMS if t.name == term.tie), None)
             out.append(f"no row has {term.what}: {term.key} is not fitted ("
-                       + (f"taken as {tied.key})" if tied else "0 cost)"))
+                       + (f"kept at the {prior} profile's proportion)" if prior else
+                          f"taken as {tied.key})" if tied else "0 cost)"))
             continue
         others = np.delete(a, j, axis=1)
         fitted = others @ np.linalg.lstsq(others, col, rcond=None)[0]
@@ -204,22 +206,23 @@ def dw_share(f: dict[str, float]) -> float:
 
 
 def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: str,
-              base: Path | None = None) -> Calibration:
+              base: Path | None = None, prior: Profile | None = None) -> Calibration:
     """Fit a profile to measurements, with in-sample and leave-one-out errors; spec paths
-    are looked up in ``base`` first."""
+    are looked up in ``base`` first; ``prior``: see ``latency.fit``."""
     networks = [m.network(base) for m in measured]
     if len(measured) < 2:
         raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
                             f"from the others), got {len(measured)}",
                             measured[0].file if measured else None)
     return calibrate_networks(networks, [m.ms for m in measured], name, device, fitted_on,
-                              [m.spec for m in measured], [m.line for m in measured])
+                              [m.spec for m in measured], [m.line for m in measured], prior)
 
 
 def calibrate_networks(networks: list[Network], ms: list[float], name: str, device: str,
-                       fitted_on: str, labels: list[str], lines: list[int | None]
-                       ) -> Calibration:
-    """The fit itself, on placed networks (whole models, or ``auto``'s single layers)."""
+                       fitted_on: str, labels: list[str], lines: list[int | None],
+                       prior: Profile | None = None) -> Calibration:
+    """The fit itself, on placed networks (whole models, or ``auto``'s single layers),
+    pulled toward ``prior``'s proportions where the rows leave a constant loose."""
     from macscalc.analysis.latency import (
         TERMS,
         Errors,
@@ -229,15 +232,21 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
         kinds,
         leave_one_out,
         predict,
+        prior_strength,
         term_ties,
     )
 
     feats = [features(n) for n in networks]
     x = [[f[t.name] for t in TERMS] for f in feats]
     ties = term_ties()
-    coefs = fit(x, ms, ties)
+    start = prior.coefs() if prior is not None else None
+    strength = prior_strength(x, ms, start) if start is not None else None
+    coefs = fit(x, ms, ties, start, strength)
     fitted = [predict(coefs, row) for row in x]
-    held_out = leave_one_out(x, ms, ties)
+    held_out = leave_one_out(x, ms, ties, start, strength)
+    if prior is not None:
+        fitted_on += (f"; pulled toward the {prior.name} profile's proportions with strength "
+                      f"{strength:g}, chosen by leave-one-out (--prior)")
     profile = Profile(
         name=name, device=device,
         constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs, strict=True)},
@@ -252,14 +261,16 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
                                                      held_out, strict=True)]
     warnings = []
     if len(ms) < 2 * len(TERMS):
-        warnings.append(f"only {len(ms)} rows for {len(TERMS)} constants: too few to fit them "
-                        f"and to judge the fit; measure at least {2 * len(TERMS)} (macscalc "
+        loose = (f"the constants they leave loose keep the {prior.name} profile's proportions"
+                 if prior is not None else "too few to fit them")
+        warnings.append(f"only {len(ms)} rows for {len(TERMS)} constants: {loose}, and too "
+                        f"few to judge the fit; measure at least {2 * len(TERMS)} (macscalc "
                         "calibrate --suggest picks the models that pin them best)")
     if not any(row["dw_share_pct"] >= 100 * DW_HEAVY for row in rows):
         warnings.append(f"no depthwise-heavy model (depthwise ≥ {100 * DW_HEAVY:.0f} % of "
                         "MACs): the depthwise rate rests on small differences; add one, such "
                         "as mobilenet_v2 at α 0.35 or mobilenet_v3_small")
-    warnings += _identifiability(x, ms)
+    warnings += _identifiability(x, ms, prior.name if prior is not None else None)
     return Calibration(profile, rows, warnings)
 
 
@@ -304,8 +315,8 @@ def fit_split(networks: list[Network], ms: list[float], labels: list[str], held:
                                                        [ms[i] for i in fit_rows]))
 
 
-def calibrate_file(path: Path, name: str | None = None, figure: str = "median"
-                   ) -> Calibration:
+def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
+                   prior: Profile | None = None) -> Calibration:
     """``macscalc calibrate``: the CSV's rows; its comments say what measured them."""
     notes = comments(path)
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
@@ -313,4 +324,5 @@ def calibrate_file(path: Path, name: str | None = None, figure: str = "median"
     what = "" if figure == "median" else f", the {figure} of each row's runs"
     return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
                      f"{path.name}, {len(measured)} rows{what}" + (f" ({'; '.join(notes)})"
-                                                                  if notes else ""), path.parent)
+                                                                  if notes else ""), path.parent,
+                     prior)

@@ -7,8 +7,10 @@ its blocked conv layout and plain NCHW wherever a layer outside the blocked set 
 slice, channel shuffle, the SE product, FC, layer norm, ...) meets one inside it. Each
 kernel here carries quantities that mean the same in every family: its MACs by class
 (1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
-bytes it reads and writes, the weight bytes it streams (at the runtime's dtype), and the
-elements that go through an exponential (swish, sigmoid, GELU, ...). The rules follow
+bytes it reads and writes, the weight bytes it streams (at the runtime's dtype; a layer's
+weights past 8 MiB apart, as they come from memory rather than cache), and the
+elements that go through an exponential (swish, sigmoid, GELU, ...) and that a resize
+writes. The rules follow
 onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
 built-ins).
 """
@@ -29,6 +31,7 @@ CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
 # kinds that run in the blocked layout, so no conversion between them
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
                      "concat", "act", "batchnorm"})
+CACHED_BYTES = 8 * 2**20  # one layer's weights past this stream from memory, not cache
 IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a conversion
 
 
@@ -56,7 +59,8 @@ def work_class(node: Node) -> str | None:
 
 class Kernel(NamedTuple):
     """One kernel the runtime runs: the nodes fused into it (the first launches it) and
-    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``wbytes``, ``exp``)."""
+    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``wbytes``, ``dram``,
+    ``exp``)."""
 
     nodes: tuple[str, ...]
     what: str  # the first node's kind, or ``reorder`` for a layout conversion
@@ -103,7 +107,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         if key in reordered or (key not in owner and key != "input"):
             return
         reordered.add(key)
-        out.append(Kernel((key,), "reorder", {"bytes": 2 * DTYPE_BYTES * numel(name, shape)}))
+        out.append(Kernel((key,), "reorder", {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}))
 
     def sizes(n: Node) -> Any:
         return sum(numel(i, s) for i, s in zip(n.inputs, n.in_shapes, strict=True)) + \
@@ -166,13 +170,17 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
             f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
             f["bytes"] = DTYPE_BYTES * sizes(n)
-            f["wbytes"] = one * DTYPE_BYTES * n.layer.params(n.in_shapes).weights
+            weights = DTYPE_BYTES * n.layer.params(n.in_shapes).weights
+            # weights past the caches (AlexNet's FC layers) stream from memory
+            f["dram" if weights > CACHED_BYTES else "wbytes"] = one * weights
             if cls == "dw":
                 f["dw_planes"] = one * n.out.c
         else:
             f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)
             if kind == "act" and n.layer.fn in EXP_ACTS:
                 f["exp"] = numel(n.name, n.out)
+            if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
+                f["resize"] = numel(n.name, n.out)
         out.append(Kernel((n.name,), what, f))
         owner[n.name] = len(out) - 1
         if kind == "slice":

@@ -5,16 +5,19 @@ misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and spl
 5×5 depthwise convs that do more MACs per second than 3×3). Here each kernel the runtime
 runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them) costs::
 
-    t = Σ_class MACs_class / R_class + depthwise planes / R_plane
-        + exp elements / R_exp + activation bytes / B + weight bytes / B_w + τ_kernel
+    t = Σ_class MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp
+        + resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder
+        + weight bytes / B_w + big layers' weight bytes / B_mem + τ_kernel
 
 with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
 planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
 second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
-(swish, sigmoid, GELU), activation bytes read and written, weight bytes (float32) and a
-fixed launch cost. Weights have their own rate: a network's weights are read once per
-inference from beyond the core's caches, while activations pass between consecutive
-kernels through them (AlexNet's 61 M FC weights, 244 MB). The terms add (a
+(swish, sigmoid, GELU), elements a resize writes, activation bytes read and written,
+bytes of layout conversions (strided copies, slower per byte), weight bytes (float32)
+and a fixed launch cost. Weights have their own rate: a network's weights are read once
+per inference from beyond the core's caches, while activations pass between consecutive
+kernels through them; a layer whose weights pass 8 MiB streams them from memory at a
+third rate (AlexNet's FC layers, 16–151 MB each). The terms add (a
 fitted blend, not a roofline maximum: chosen by held-out error across families in
 ``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
 relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
     from macscalc.lang.graph import Network, Node
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
+FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp + "
+           "resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder "
+           "+ weight bytes / B_w + big layers' weight bytes / B_mem + τ_kernel")
 
 
 class Counted(Protocol):
@@ -56,11 +62,12 @@ class Term(NamedTuple):
     what: str
     unit: str
     scale: float  # the constant's unit in feature units per ms (rates), or ms per µs
+    part: str = "compute"  # the kernel's time it adds to: compute, memory or launch
     tie: str | None = None  # the term whose constant stands in when no row exercises this
 
     @property
     def rate(self) -> bool:
-        return self.name != "kernels"
+        return self.part != "launch"
 
     def constant(self, coef: float) -> float:
         """A fitted cost in ms per unit as the profile's physical constant."""
@@ -77,22 +84,31 @@ class Term(NamedTuple):
 TERMS = (
     Term("macs_conv1x1", "conv1x1_gmacs_per_s", "1×1 conv and FC MACs", "G MACs/s", 1e-6),
     Term("macs_conv", "conv_gmacs_per_s", "dense k×k conv MACs", "G MACs/s", 1e-6,
-         "macs_conv1x1"),
+         tie="macs_conv1x1"),
     Term("macs_group", "group_gmacs_per_s", "grouped conv MACs", "G MACs/s", 1e-6,
-         "macs_conv1x1"),
+         tie="macs_conv1x1"),
     Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6),
     Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
     Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
          "G elements/s", 1e-6),
-    Term("bytes", "gbytes_per_s", "activation bytes read and written (float32)", "GB/s", 1e-6),
+    Term("resize", "resize_gelems_per_s", "elements a resize writes", "G elements/s",
+         1e-6, tie="exp"),
+    Term("rbytes", "reorder_gbytes_per_s", "bytes a layout conversion reads and writes",
+         "GB/s", 1e-6, "memory", "bytes"),
+    Term("bytes", "gbytes_per_s", "activation bytes read and written (float32)", "GB/s", 1e-6,
+         "memory"),
     Term("wbytes", "weight_gbytes_per_s", "weight bytes, streamed once per inference (float32)",
-         "GB/s", 1e-6),
-    Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3),
+         "GB/s", 1e-6, "memory"),
+    Term("dram", "dram_gbytes_per_s", "weight bytes of layers past 8 MiB, streamed from "
+         "memory (float32)", "GB/s", 1e-6, "memory", "wbytes"),
+    Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3,
+         "launch"),
 )
 TERM_NAMES = tuple(t.name for t in TERMS)
 
 
 RATES = frozenset(t.key for t in TERMS if t.rate)
+LAUNCH = frozenset(t.name for t in TERMS if t.part == "launch")
 
 
 def kernel_features(k: Kernel) -> dict[str, Any]:
@@ -112,7 +128,7 @@ def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any 
     total: Any = 0.0
     for k in kernels(network, area, one):
         for name, v in kernel_features(k).items():
-            total = total + coef[name] * (one * v if name == "kernels" else v)
+            total = total + coef[name] * (one * v if name in LAUNCH else v)
     return total
 
 
@@ -162,41 +178,121 @@ class Errors(NamedTuple):
 
 
 def nnls(a: Any, b: Any) -> Any:
-    """min ‖a·x − b‖ with x ≥ 0, exactly, by trying every support (a few columns only):
-    the optimum is the least-squares solution on its own support, and it is feasible."""
+    """min ‖a·x − b‖ with x ≥ 0, exactly: Lawson and Hanson's active-set method (columns
+    scaled to unit norm), which ends at the optimum in finitely many steps."""
     import numpy as np
 
     cols = a.shape[1]
     norms = np.linalg.norm(a, axis=0)
     norms[norms == 0] = 1.0
     scaled = a / norms
-    best_x, best_r = np.zeros(cols), float(b @ b)
-    for mask in range(1, 2**cols):
-        support = [j for j in range(cols) if mask >> j & 1]
-        x, *_ = np.linalg.lstsq(scaled[:, support], b, rcond=None)
-        if (x < 0).any():
-            continue
-        r = scaled[:, support] @ x - b
-        if float(r @ r) < best_r - 1e-12:
-            best_r = float(r @ r)
-            best_x = np.zeros(cols)
-            best_x[support] = x
-    return best_x / norms
+    x = np.zeros(cols)
+    free = np.zeros(cols, dtype=bool)  # the passive set: columns allowed above zero
+    for _ in range(3 * cols + 10):
+        grad = scaled.T @ (b - scaled @ x)
+        grad[free] = -np.inf
+        j = int(np.argmax(grad))
+        if grad[j] <= 1e-12 * (1 + float(np.abs(b).max(initial=0.0))):
+            break
+        free[j] = True
+        while True:
+            z = np.zeros(cols)
+            z[free], *_ = np.linalg.lstsq(scaled[:, free], b, rcond=None)
+            if (z[free] > 0).all():
+                x = z
+                break
+            # step back towards x until a free column reaches zero, and fix it there
+            neg = free & (z <= 0)
+            gap = x[neg] - z[neg]
+            step = float(np.min(np.where(gap > 0, x[neg] / np.where(gap > 0, gap, 1.0), 0.0)))
+            x = x + step * (z - x)
+            free &= x > 1e-15
+            x[~free] = 0.0
+            if not free.any():
+                break
+    return x / norms
 
 
-def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None
-        ) -> list[float]:
+def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None,
+        prior: list[float] | None = None, strength: float | None = None) -> list[float]:
     """Costs in ms per unit of each feature column, ≥ 0, minimising relative error; a
     column the rows leave at zero cost (none exercises it, or too little to pin it) takes
-    the cost of the column ``ties`` names for it: a conv is never free."""
+    the cost of the column ``ties`` names for it: a conv is never free.
+
+    With a ``prior`` (another device's costs, as ``Profile.coefs``), the fit starts from
+    it, scaled to these rows (one factor for the rates, one for the launch cost), and
+    pays ``strength`` · Σ (c / start − 1)² for moving away from it (by default the
+    strength leave-one-out over the rows finds best, ``prior_strength``): a few whole
+    models (``--suggest``'s eight) then correct the constants they pin and leave the rest
+    at the prior's proportions, instead of fitting themselves exactly with constants that
+    predict nothing else."""
     import numpy as np
 
+    a = np.asarray(x, dtype=float)
     t = np.asarray(ms, dtype=float)
-    coefs = [float(c) for c in nnls(np.asarray(x, dtype=float) / t[:, None], np.ones(len(t)))]
+    if prior is None:
+        coefs = nnls(a / t[:, None], np.ones(len(t)))
+    else:
+        p = np.asarray(prior, dtype=float)
+        start = _scaled(a, t, p)
+        lam = prior_strength(x, ms, prior) if strength is None else strength
+        # a column no row exercises keeps the prior's (scaled) cost, whatever the strength
+        coefs = np.where(a.any(axis=0), _toward(a, t, start, lam), start)
+    out = [float(c) for c in coefs]
     for j, k in (ties or {}).items():
-        if coefs[j] == 0:
-            coefs[j] = coefs[k]
-    return coefs
+        if out[j] == 0:
+            out[j] = out[k]
+    return out
+
+
+def prior_strength(x: list[list[float]], ms: list[float], prior: list[float]) -> float:
+    """The pull toward ``prior`` (of ``RIDGE``) whose fits predict each row, left out,
+    best (mean squared relative error)."""
+    import numpy as np
+
+    a, t, p = (np.asarray(v, dtype=float) for v in (x, ms, prior))
+    return min(RIDGE, key=lambda lam: _held_out_error(a, t, p, lam))
+
+
+RIDGE = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # strengths of the pull to a prior
+
+
+def _scaled(a: Any, t: Any, prior: Any) -> Any:
+    """The prior scaled to the rows: one factor for the rate terms, one for launches."""
+    import numpy as np
+
+    launch = np.array([term.name in LAUNCH for term in TERMS])
+    parts = np.stack([a[:, ~launch] @ prior[~launch], a[:, launch] @ prior[launch]], axis=1)
+    f = nnls(parts / t[:, None], np.ones(len(t)))
+    if not f.any():
+        return prior
+    return np.where(launch, f[1], f[0]) * prior
+
+
+def _toward(a: Any, t: Any, start: Any, strength: float) -> Any:
+    """NNLS on relative error plus ``strength`` · Σ (c_j / start_j − 1)²."""
+    import numpy as np
+
+    pulled = [j for j in range(a.shape[1]) if start[j] > 0] if strength > 0 else []
+    pull = np.zeros((len(pulled), a.shape[1]))
+    for i, j in enumerate(pulled):
+        pull[i, j] = math.sqrt(strength) / start[j]
+    return nnls(np.vstack([a / t[:, None], pull]),
+                np.concatenate([np.ones(len(t)), np.full(len(pulled), math.sqrt(strength))]))
+
+
+def _held_out_error(a: Any, t: Any, prior: Any, strength: float) -> float:
+    """Mean squared relative error of each row predicted by a fit without it."""
+    import numpy as np
+
+    if len(t) < 2:
+        return 0.0 if strength == RIDGE[-1] else 1.0
+    errs = []
+    for i in range(len(t)):
+        keep = np.arange(len(t)) != i
+        c = _toward(a[keep], t[keep], _scaled(a[keep], t[keep], prior), strength)
+        errs.append((float(a[i] @ c) / t[i] - 1) ** 2)
+    return float(np.mean(errs))
 
 
 def term_ties(names: tuple[str, ...] = TERM_NAMES) -> dict[int, int]:
@@ -210,10 +306,13 @@ def predict(coefs: list[float], row: list[float]) -> float:
     return sum(c * f for c, f in zip(coefs, row, strict=True))
 
 
-def leave_one_out(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None
+def leave_one_out(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = None,
+                  prior: list[float] | None = None, strength: float | None = None
                   ) -> list[float]:
-    """Each row predicted by a fit on all the other rows (never on itself)."""
-    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:], ties), x[i])
+    """Each row predicted by a fit on all the other rows (never on itself); with a prior,
+    at the ``strength`` chosen on all the rows (choosing it again without each row would
+    cost a leave-one-out inside every fit)."""
+    return [predict(fit(x[:i] + x[i + 1:], ms[:i] + ms[i + 1:], ties, prior, strength), x[i])
             for i in range(len(x))]
 
 
@@ -244,10 +343,10 @@ class Profile(NamedTuple):
         out = []
         for k in kernels(network):
             f = kernel_features(k)
-            memory = coef["bytes"] * f["bytes"] + coef["wbytes"] * f["wbytes"]
-            launch = coef["kernels"] * f["kernels"]
-            compute = sum(coef[n] * v for n, v in f.items()) - memory - launch
-            out.append(KernelTime(k, compute, memory, launch))
+            part = {"compute": 0.0, "memory": 0.0, "launch": 0.0}
+            for t in TERMS:
+                part[t.part] += coef[t.name] * f[t.name]
+            out.append(KernelTime(k, part["compute"], part["memory"], part["launch"]))
         return out
 
 

@@ -13,13 +13,15 @@ from macscalc.core.files import write_atomic
 from macscalc.render.calibration import calibrate_doc
 from macscalc.render.output import render
 
-REFERENCE_PROFILE = "cpu_epyc_1t"  # scales --suggest's rows by an estimated time
+REFERENCE_PROFILE = "cpu_epyc_1t"  # scales --suggest's rows by an estimated time; the
+# default prior of a fit to whole models
 
 
 def run_calibrate(measured: Path | None, profile: Path | None, *, auto: bool = False,
                   suggest_n: int | None = None, name: str | None = None,
                   figure: str = "median", threads: int = 1, budget: float = 180,
-                  cpu: int | None = None, fmt: str = "table") -> str | None:
+                  cpu: int | None = None, fmt: str = "table",
+                  prior: str = REFERENCE_PROFILE) -> str | None:
     """Fit and write the profile and render its document; with ``suggest_n``, the CSV of
     models to time, returned when no file is given to write it to."""
     if figure not in FIGURES:
@@ -36,8 +38,13 @@ def run_calibrate(measured: Path | None, profile: Path | None, *, auto: bool = F
         raise MacscalcError("give the profile to write with -o PROFILE.yaml")
     if auto == (measured is not None):
         raise MacscalcError("give MEASURED.csv or --auto (not both)")
-    cal = calibrate_auto(threads, budget, figure, cpu, name) if auto else \
-        calibrate_file(measured, name, figure)  # type: ignore[arg-type]
+    if auto:
+        cal = calibrate_auto(threads, budget, figure, cpu, name)
+    else:
+        from macscalc.analysis.latency import load_profile
+
+        start = None if prior == "none" else load_profile(prior)
+        cal = calibrate_file(measured, name, figure, start)  # type: ignore[arg-type]
     write_atomic(profile, profile_yaml(cal.profile))
     render(calibrate_doc(cal, str(profile)), fmt)
     return None

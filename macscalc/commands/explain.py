@@ -349,7 +349,7 @@ def layer_doc(network: Network, name: str) -> Doc:
 def latency_doc(network: Network, profile: Profile) -> Doc:
     """Where the estimated time goes on a device: by term, by layer kind, and per kernel
     whether compute, memory traffic or the launch dominates, and why."""
-    from macscalc.analysis.latency import TERMS, estimate, kernel_features
+    from macscalc.analysis.latency import FORMULA, TERMS, estimate, kernel_features
     from macscalc.published.tables import published_latency
 
     report = count(network, Convention(PARAM_CONVENTIONS["torch"]))
@@ -390,9 +390,7 @@ def latency_doc(network: Network, profile: Profile) -> Doc:
              f"{est.low:.2f}–{est.high:.2f} ms for 9 in 10 held-out rows of its calibration.",
              "Model, per kernel the runtime runs (BN, most activations and a residual add "
              "fused into the conv before them; layout conversions where a plain-layout "
-             "layer meets the blocked conv layout): t = Σ MACs_class / R_class + depthwise "
-             "planes / R_plane + exp elements / R_exp + activation bytes / B + weight bytes "
-             "/ B_w + τ_kernel",
+             "layer meets the blocked conv layout): " + FORMULA,
              "  " + ", ".join(f"{t.key} = {c[t.key]:.4g} {t.unit}" for t in TERMS),
              f"  fitted on {profile.fitted_on}",
              f"{len(kernel_rows)} kernels: {bound['compute']} compute-bound (their MACs, "

@@ -3,7 +3,8 @@
 Why: a user should not need a model zoo to calibrate. Every constant of the latency model
 (``latency.TERMS``) is pinned by layers that exercise it alone: 1×1 and k×k convs,
 grouped convs, depthwise 3×3/5×5/7×7 at stride 1 and 2, FC layers from small to
-weight-streaming, swish, channel shuffles, splits and concatenations, pooling, and
+weight-streaming, swish, channel shuffles, splits and concatenations, pooling, bilinear
+resizing, and
 inverted-residual and squeeze-excite blocks (fusions and layout conversions as whole
 networks have them), over channel counts and feature-map sizes from compute-bound to
 memory-bound. Each graph is a spec of one or two rows, exported and timed with
@@ -31,6 +32,11 @@ SHAPES = ((56, 32), (14, 256), (28, 64), (7, 512), (112, 16), (28, 128), (14, 12
 CHAIN = 3  # each layer under test is timed alone and repeated this many times: a short
 # network, whose tensors and weights do not all stay in the core's caches between runs
 FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
+# long chains of tiny kernels (a 1×1 conv and a channel shuffle, repeated): their time is
+# mostly each kernel's launch inside a graph of hundreds, as in MicroNet or ShuffleNet,
+# which the short graphs above cannot separate from a run's fixed cost
+DEEP = ((7, 32), (14, 16), (7, 64))
+DEEP_REPEATS = 40
 
 
 class Design(NamedTuple):
@@ -72,6 +78,7 @@ def designs() -> list[Design]:
             ("ir", [pw, f"ir: {{t: 4, c: {c}, k: {3 if i % 2 else 5}}}"]),
             ("ir se", [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
             ("residual", [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
+            ("bilinear x2", [pw, "upsample: {scale: 2, mode: bilinear}"]),
         ]
         # each kind alone and as a chain; held out (both) at one shape in five, so the
         # held-out graphs cover every kind; '#' numbers a name in each repetition
@@ -84,6 +91,8 @@ def designs() -> list[Design]:
             out.append(Design(f"fc {cin}-{cout}", 1, cin, (f"fc: {{c: {cout}, bn: false, "
                                                             "act: none}",),
                               (i + len(kinds)) % HOLD_OUT == HOLD_OUT - 1))
+    out += [Design(f"deep c{c} {s}", s, c, (f"pw: {{c: {c}}}", "shuffle: {groups: 2}")
+                   * DEEP_REPEATS, i == 1) for i, (s, c) in enumerate(DEEP)]
     return out
 
 
