@@ -285,7 +285,7 @@ def _held_out_error(a: Any, t: Any, prior: Any, strength: float) -> float:
     """Mean squared relative error of each row predicted by a fit without it."""
     import numpy as np
 
-    if len(t) < 2:
+    if len(t) < 2:  # one row cannot judge a pull: trust the prior the most
         return 0.0 if strength == RIDGE[-1] else 1.0
     errs = []
     for i in range(len(t)):
