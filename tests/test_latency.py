@@ -116,6 +116,16 @@ def test_big_layers_weights_and_a_resize_have_terms_of_their_own(spec_file):
             ("conv2d", None, None), ("reorder", None, 2 * 4 * 128), ("upsample", 512, None)]
 
 
+@pytest.mark.parametrize("name", ["deit_small", "efficientvit_m0", "mobilevit_s"])
+def test_attention_models_run_every_counted_mac(name):
+    # the kernels carry every MAC the count has: token-wise FC layers per token, and q·kᵀ
+    # and attn·v (matmul, at the 1×1 rate: a batched GEMM) whole; before, the matmuls
+    # were left out (DeiT-S: 357,663,744 of its MACs)
+    report = counted(name)
+    f = features(report.network)
+    assert sum(v for k, v in f.items() if k.startswith("macs_")) == report.macs
+
+
 def test_a_split_is_one_kernel(spec_file):
     # onnxruntime fuses the slices of one tensor into a Split: it reads 8×8×8 once and
     # writes both halves (4·(512 + 256 + 256) bytes); the concat reads plain-layout parts

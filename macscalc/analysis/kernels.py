@@ -165,7 +165,13 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         if kind == "shiftmax":
             f.update(_shiftmax(n.layer.j, n.layer.k, DTYPE_BYTES * numel(n.name, n.out)))
         cls = work_class(n)
-        if cls is not None:
+        if kind == "matmul":
+            # q·kᵀ and attn·v: a batched matrix product, at the 1×1 (GEMM) rate; its MACs
+            # grow with the square of the tokens, so only a count follows them (a sweep
+            # refuses token models)
+            f["macs_conv1x1"] = n.layer.macs(n.in_shapes, n.out)
+            f["bytes"] = DTYPE_BYTES * sizes(n)
+        elif cls is not None:
             # MACs per output position (per input position for a transposed conv)
             per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
             f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
