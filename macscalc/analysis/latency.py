@@ -233,11 +233,8 @@ def fit(x: list[list[float]], ms: list[float], ties: dict[int, int] | None = Non
     if prior is None:
         coefs = nnls(a / t[:, None], np.ones(len(t)))
     else:
-        p = np.asarray(prior, dtype=float)
-        start = _scaled(a, t, p)
         lam = prior_strength(x, ms, prior) if strength is None else strength
-        # a column no row exercises keeps the prior's (scaled) cost, whatever the strength
-        coefs = np.where(a.any(axis=0), _toward(a, t, start, lam), start)
+        coefs = _pulled(a, t, np.asarray(prior, dtype=float), lam)
     out = [float(c) for c in coefs]
     for j, k in (ties or {}).items():
         if out[j] == 0:
@@ -269,6 +266,15 @@ def _scaled(a: Any, t: Any, prior: Any) -> Any:
     return np.where(launch, f[1], f[0]) * prior
 
 
+def _pulled(a: Any, t: Any, prior: Any, strength: float) -> Any:
+    """The fit pulled toward the prior scaled to the rows; a column no row exercises
+    keeps the prior's (scaled) cost, whatever the strength."""
+    import numpy as np
+
+    start = _scaled(a, t, prior)
+    return np.where(a.any(axis=0), _toward(a, t, start, strength), start)
+
+
 def _toward(a: Any, t: Any, start: Any, strength: float) -> Any:
     """NNLS on relative error plus ``strength`` · Σ (c_j / start_j − 1)²."""
     import numpy as np
@@ -290,7 +296,7 @@ def _held_out_error(a: Any, t: Any, prior: Any, strength: float) -> float:
     errs = []
     for i in range(len(t)):
         keep = np.arange(len(t)) != i
-        c = _toward(a[keep], t[keep], _scaled(a[keep], t[keep], prior), strength)
+        c = _pulled(a[keep], t[keep], prior, strength)
         errs.append((float(a[i] @ c) / t[i] - 1) ** 2)
     return float(np.mean(errs))
 
