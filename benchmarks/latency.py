@@ -240,9 +240,8 @@ def measure(sessions: int) -> None:
     WHOLE.write_text("\n".join([*notes, f"# the minimum over {sessions} such sessions, each "
                                 f"timing every model here and every graph of {AUTO.name} "
                                 + shared, "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,"
-                                "max_ms,threads,runs", *(csv_row(n, m.spec, t) for m, n, t in
-                                                          zip(rows, whole, best, strict=False))])
-                     + "\n",
+                                "max_ms,threads,runs", *(csv_row(n, m.spec, t) for m, n, t in zip(
+                                    rows, whole, best[:len(whole)], strict=True))]) + "\n",
                      encoding="utf-8")
     AUTO.write_text("\n".join([*notes, "# each graph's median over its runs in a session "
                                "(calibrate --auto's figure), the minimum of those over the "
