@@ -44,6 +44,7 @@ from macscalc.analysis.calibrate import (  # noqa: E402
     comments,
     fit_split,
     read_measurements,
+    size_text,
 )
 from macscalc.analysis.design import suggest  # noqa: E402
 from macscalc.analysis.latency import (  # noqa: E402
@@ -141,7 +142,7 @@ def per_family(label: str, specs: list[str], pred: list[float], ms: list[float])
 
 
 def labels(ms: list[Measurement], nets: list[Network]) -> list[str]:
-    return [f"{m.spec}@{n.settings.size[0]}" for m, n in zip(ms, nets, strict=True)]
+    return [f"{m.spec}@{size_text(n.settings.size)}" for m, n in zip(ms, nets, strict=True)]
 
 
 def report_pixel1() -> None:

@@ -63,6 +63,31 @@ def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
     assert [m.ms for m in read_measurements(path, need_ms=False)] == [None] * 3
 
 
+def test_a_non_square_input_round_trips_through_the_csv(tmp_path):
+    # LR-ASPP runs at 1024×2048: measure's row and --suggest's write 1024x2048 and calibrate
+    # reads it back as such (before, both wrote 1024 and calibrate fitted a 1024×1024
+    # network's features to the 1024×2048 timing: 2× too little work)
+    from macscalc.models.measure import Timing, csv_row
+
+    net = counted("lraspp_mobilenet_v3_small").network
+    assert net.settings.size == (1024, 2048)
+    row = csv_row(net, "lraspp_mobilenet_v3_small", Timing(210.0, 156.0, 239.0, 146.0, 309.0,
+                                                            1, 24))
+    assert row.startswith("lraspp_mobilenet_v3_small,1.0,1024x2048,19,210.0000,")
+    path = tmp_path / "m.csv"
+    path.write_text("spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,threads,runs\n"
+                    f"{row}\nmobilenet_v2,1.0,224,1000,12.0,11,13,9.5,30,1,24\n",
+                    encoding="utf-8")
+    rows = read_measurements(path)
+    assert [m.size for m in rows] == [(1024, 2048), (224, 224)]
+    assert rows[0].label() == "lraspp_mobilenet_v3_small α1.0 1024×2048"
+    assert rows[0].network().input.h * rows[0].network().input.w == 1024 * 2048
+    result = runner.invoke(app, ["calibrate", "--suggest", "2",
+                                 "lraspp_mobilenet_v3_small,mobilenet_v2"])
+    assert result.exit_code == 0, result.output
+    assert "lraspp_mobilenet_v3_small,1.0,1024x2048,19," in result.stdout.splitlines()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--suggest", "2"], "error: --suggest N needs CANDIDATES (and no --auto)\n"),
     (["m.csv"], "error: give the profile to write with -o PROFILE.yaml\n"),

@@ -312,6 +312,8 @@ def _csv(tmp_path: Path, rows: list[str], head: str = "spec,alpha,res,classes,ms
                                       "number up to 16 (at most 6 decimals), got 'x'"),
     (["mobilenet_v2,0.5,-3,,10"], None, "m.csv:3:18: res must be a positive integer up to "
                                         "16,384, got '-3'"),
+    (["mobilenet_v2,0.5,512x,,10"], None, "m.csv:3:18: res must be R or HxW, each a positive "
+                                          "integer up to 16,384, got '512x'"),
     (["mobilenet_v2,0.5,160,,0"], None, "m.csv:3:23: ms must be a number of milliseconds from "
                                         "0.001 to 10,000,000, got '0'"),
     (["mobilenet_v2,0.5,160,,"], None, "m.csv:3:23: ms must be a number of milliseconds from "

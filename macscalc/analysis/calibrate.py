@@ -2,8 +2,9 @@
 
 The CSV has the header ``spec,alpha,res,classes,ms`` (further columns, such as the
 spread ``measure`` writes, are kept but not used); ``spec`` is a built-in name or a
-spec path (relative to the CSV's folder or the working directory), and empty alpha, res
-or classes mean the spec's defaults. Lines starting with ``#`` are comments and say
+spec path (relative to the CSV's folder or the working directory); res is R (an R×R
+input) or HxW (LR-ASPP's 1024x2048); empty alpha, res or classes mean the spec's
+defaults. Lines starting with ``#`` are comments and say
 what measured the data; the profile keeps them. Every mistake is ``file:line:column``.
 """
 
@@ -29,7 +30,7 @@ class Measurement(NamedTuple):
 
     spec: str
     alpha: Fraction | None  # None: the spec's own (its ``alpha:``, else 1)
-    res: int | None
+    res: int | tuple[int, int] | None  # R (square) or (H, W); None: the spec's own
     classes: int | None
     ms: float | None
     file: str | None = None
@@ -39,7 +40,12 @@ class Measurement(NamedTuple):
         from macscalc.core.units import fmt_alpha
 
         alpha = f" α{fmt_alpha(self.alpha)}" if self.alpha is not None else ""
-        return f"{Path(self.spec).stem}{alpha}" + (f" {self.res}" if self.res else "")
+        return f"{Path(self.spec).stem}{alpha}" + (
+            f" {size_text(self.size, '×')}" if self.size else "")
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return (self.res, self.res) if isinstance(self.res, int) else self.res
 
     def network(self, base: Path | None = None) -> Network:
         """The network this row names; a spec that fails is located at the row."""
@@ -56,8 +62,7 @@ class Measurement(NamedTuple):
                     raise MacscalcError("a spec file named in a CSV ends in .yaml or .yml")
                 inside(Path(ref), (base or Path.cwd(), Path.cwd()), "the CSV's folder and the "
                        "current folder", None, "the spec file")
-            return build(load_spec(ref), self.alpha, (self.res, self.res) if self.res else None,
-                         self.classes)
+            return build(load_spec(ref), self.alpha, self.size, self.classes)
         except MacscalcError as e:
             if self.file is None:
                 raise
@@ -74,6 +79,30 @@ def _starts(line: str) -> list[int]:
         elif ch == "," and not quoted:
             starts.append(i + 2)
     return starts
+
+
+def size_text(size: tuple[int, int], by: str = "x") -> str:
+    """An input size as the CSV's res cell writes it: R when square, else HxW (so that a
+    non-square input, LR-ASPP's 1024×2048, reads back as itself)."""
+    return str(size[0]) if size[0] == size[1] else f"{size[0]}{by}{size[1]}"
+
+
+def _square(network: Network) -> int | None:
+    """A network's res as reports give it: R for an R×R input, else None (its label says
+    H×W)."""
+    h, w = network.settings.size
+    return h if h == w else None
+
+
+def _size(text: str) -> int | tuple[int, int]:
+    h, x, w = text.partition("x")
+    if not x:
+        return _positive_int(text, "res", MAX_SIZE)
+    try:
+        return (_positive_int(h, "res", MAX_SIZE), _positive_int(w, "res", MAX_SIZE))
+    except ValueError:
+        raise ValueError(f"res must be R or HxW, each a positive integer up to "
+                         f"{MAX_SIZE:,}, got {show(text)}") from None
 
 
 def _positive_int(text: str, what: str, most: int) -> int:
@@ -145,7 +174,7 @@ def read_measurements(path: Path, need_ms: bool = True, figure: str = "median"
             column = 1
             alpha = parse_alpha(cells[1]) if cells[1] else None
             column = 2
-            res = _positive_int(cells[2], "res", MAX_SIZE) if cells[2] else None
+            res = _size(cells[2]) if cells[2] else None
             column = 3
             classes = _positive_int(cells[3], "classes", MAX_CHANNELS) if cells[3] else None
             column = ms_col
@@ -253,7 +282,7 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
         kinds=tuple(sorted(set().union(*(kinds(n) for n in networks)))),
         rows=len(ms), in_sample=Errors.of(fitted, ms), loo=Errors.of(held_out, ms),
         fitted_on=fitted_on)
-    rows = [{"spec": label, "alpha": n.settings.alpha, "res": n.settings.size[0],
+    rows = [{"spec": label, "alpha": n.settings.alpha, "res": _square(n),
              "line": line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
              "loo_ms": h, "loo_error_pct": 100 * (h / t - 1), "dw_share_pct": dw_share(feat),
              "_warn": abs(h / t - 1) > 0.1}
@@ -305,7 +334,7 @@ def fit_split(networks: list[Network], ms: list[float], labels: list[str], held:
         rows=len(fit_rows), in_sample=Errors.of([pred[i] for i in fit_rows],
                                                 [ms[i] for i in fit_rows]),
         loo=Errors.of([pred[i] for i in test], [ms[i] for i in test]), fitted_on=fitted_on)
-    rows = [{"spec": label, "alpha": n.settings.alpha, "res": n.settings.size[0], "line": i + 1,
+    rows = [{"spec": label, "alpha": n.settings.alpha, "res": _square(n), "line": i + 1,
              "ms": t, "fitted_ms": p, "error_pct": 100 * (p / t - 1), "loo_ms": p,
              "loo_error_pct": 100 * (p / t - 1), "dw_share_pct": dw_share(f),
              "set": "held out" if h else "fit", "_warn": h and abs(p / t - 1) > 0.1}

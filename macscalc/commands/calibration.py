@@ -74,6 +74,7 @@ def calibrate_auto(threads: int, budget: float, figure: str, cpu: int | None,
 
 def suggest_csv(candidates: str, n: int) -> str:
     """calibrate --suggest: the chosen candidates as the CSV calibrate reads."""
+    from macscalc.analysis.calibrate import size_text
     from macscalc.analysis.design import suggest
     from macscalc.analysis.latency import load_profile
     from macscalc.core.units import fmt_alpha
@@ -95,5 +96,5 @@ def suggest_csv(candidates: str, n: int) -> str:
     for i in s.picks:
         p, net = points[i], networks[i]
         st = net.settings
-        lines.append(f"{p.spec},{fmt_alpha(st.alpha)},{st.size[0]},{st.classes},")
+        lines.append(f"{p.spec},{fmt_alpha(st.alpha)},{size_text(st.size)},{st.classes},")
     return "\n".join(lines) + "\n"

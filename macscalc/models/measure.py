@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from macscalc.analysis.calibrate import CSV_COLUMNS, Measurement, read_measurements
+from macscalc.analysis.calibrate import CSV_COLUMNS, Measurement, read_measurements, size_text
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.extras import require
 from macscalc.core.limits import MAX_CSV_ROWS, MAX_MEASURE_BYTES, MAX_MEASURE_MACS
@@ -274,7 +274,7 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int,
 
 def csv_row(network: Network, ref: str, t: Timing) -> str:
     s = network.settings
-    cells = [ref, fmt_alpha(s.alpha), str(s.size[0]), str(s.classes),
+    cells = [ref, fmt_alpha(s.alpha), size_text(s.size), str(s.classes),
              *(f"{v:.4f}" for v in (t.ms, t.q1, t.q3, t.min, t.max)), str(t.threads),
              str(t.runs)]
     return ",".join(cells)
@@ -326,7 +326,7 @@ def measure_csv(points: list[Measurement], threads: int, runs: int, warmup: int,
     pin(cpu)
     head = [*provenance(threads, runs, warmup, effective, max_runs, cpu, runtime, dtype),
             csv_header()]
-    labels = [f"{p.spec} α{fmt_alpha(n.settings.alpha)} {n.settings.size[0]}"
+    labels = [f"{p.spec} α{fmt_alpha(n.settings.alpha)} {size_text(n.settings.size, '×')}"
               for p, n in zip(points, networks, strict=True)]
     if progress:
         from rich.console import Console
