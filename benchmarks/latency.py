@@ -91,7 +91,7 @@ FORMS = {
     "per kernel, weights at their own rate (the first pass)": (
         "macs_conv1x1", "macs_conv", "macs_group", "macs_dw", "dw_planes", "exp", "resize",
         "act_bytes", "all_wbytes", "kernels"),
-    "per kernel, also conversions and weights past 8 MiB apart (chosen)": tuple(
+    "per kernel, also conversions and bytes from memory apart (chosen)": tuple(
         t.name for t in TERMS),
 }
 

@@ -122,6 +122,23 @@ def test_weights_past_the_first_8_mib_and_a_resize_have_terms_of_their_own(spec_
             ("conv2d", None, None), ("reorder", None, 2 * 4 * 128), ("upsample", 512, None)]
 
 
+def test_tensors_past_8_mib_come_from_memory_too(spec_file):
+    # a 1×1 conv from a 1024×1024×3 image to 4 channels reads 12 MiB and writes 16 MiB,
+    # both past kernels.CACHED_BYTES: their bytes count again at the memory rate (dram),
+    # as do the layout conversion's of the output; a 512×512 one's 3 and 4 MiB do not
+    def feats(size: int) -> list[tuple[str, dict]]:
+        path = spec_file("  - pw: {c: 4}\n", f"name: t\nsource: test\ninput: {{size: {size}}}\n"
+                         "classes: 10\n")
+        return [(k.what, k.features) for k in kernels(counted(str(path)).network)]
+
+    mib = 2**20
+    assert feats(1024) == [
+        ("conv2d", {"macs_conv1x1": 12 * mib, "bytes": 28 * mib, "wbytes": 48,
+                    "dram": 28 * mib}),
+        ("reorder", {"rbytes": 32 * mib, "dram": 32 * mib})]
+    assert [f.get("dram") for _, f in feats(512)] == [None, None]
+
+
 @pytest.mark.parametrize("name", ["deit_small", "efficientvit_m0", "mobilevit_s"])
 def test_attention_models_run_every_counted_mac(name):
     # the kernels carry every MAC the count has: token-wise FC layers per token, and q·kᵀ

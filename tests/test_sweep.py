@@ -300,6 +300,27 @@ def test_numpy_and_matplotlib_stay_off_the_count_and_help_paths():
     assert result.stdout.strip() == "[]"
 
 
+def test_latency_stays_exact_where_tensors_outgrow_the_caches():
+    # MobileNet V2's 96-channel expansion at half the input's side passes
+    # kernels.CACHED_BYTES (8 MiB) above 295 px: from there its bytes also come from
+    # memory. Each point still equals count --device there: the sweep classes resolutions
+    # by which tensors pass the limit (without, 224–288 took 320's tensors from memory:
+    # 7.69 ms at 224 where count says 7.27)
+    from macscalc.analysis.latency import estimate, features, load_profile
+
+    profile = load_profile("cpu_epyc_1t")
+    res = [224, 256, 288, 320, 352]
+    spec = load_spec("mobilenet_v2")
+    grid = sweep("mobilenet_v2", ["1.0"], res, profile=profile)
+    drams = []
+    for j, r in enumerate(res):
+        report = count(build(spec, Fraction(1), (r, r)), TORCH)
+        assert grid.latency[0, j] == pytest.approx(estimate(report, profile).ms, rel=1e-12)
+        drams.append(features(report.network)["dram"])
+    # 5,490,432 weight bytes past the first 8 MiB at every size; tensors too from 320
+    assert drams[:3] == [5_490_432] * 3 and drams[3] > drams[2]
+
+
 def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
     # every point's estimate equals what count --device gives there (latency.estimate)
     from macscalc.analysis.latency import estimate, load_profile

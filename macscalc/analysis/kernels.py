@@ -7,8 +7,9 @@ its blocked conv layout and plain NCHW wherever a layer outside the blocked set 
 slice, channel shuffle, the SE product, FC, layer norm, ...) meets one inside it. Each
 kernel here carries quantities that mean the same in every family: its MACs by class
 (1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
-bytes it reads and writes, the weight bytes it streams (at the runtime's dtype; those
-past the first 8 MiB a network streams apart, as they come from memory, not cache), and the
+bytes it reads and writes, the weight bytes it streams (at the runtime's dtype), the
+bytes that come from memory rather than cache (weights past the first 8 MiB a network
+streams, and every tensor past 8 MiB it reads or writes, again), and the
 elements that go through an exponential (swish, sigmoid, GELU, ...) and that a resize
 writes. The rules follow
 onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
@@ -31,8 +32,13 @@ CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
 # kinds that run in the blocked layout, so no conversion between them
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
                      "concat", "act", "batchnorm"})
-CACHED_BYTES = 8 * 2**20  # a network's weights past this much stream from memory, not cache
+CACHED_BYTES = 8 * 2**20  # weights past this much, and tensors bigger, come from memory
 IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a conversion
+
+
+def uncached(shape: Shape) -> bool:
+    """Whether a tensor is too big for the caches: its reads and writes come from memory."""
+    return DTYPE_BYTES * shape.h * shape.w * shape.c > CACHED_BYTES
 
 
 def is_depthwise(node: Node) -> bool:
@@ -108,11 +114,28 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         if key in reordered or (key not in owner and key != "input"):
             return
         reordered.add(key)
-        out.append(Kernel((key,), "reorder", {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}))
+        f = {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}
+        if uncached(shape):
+            f["dram"] = f["rbytes"]
+        out.append(Kernel((key,), "reorder", f))
+
+    def tensors(n: Node) -> list[tuple[str, Shape]]:
+        return [*zip(n.inputs, n.in_shapes, strict=True), (n.name, n.out)]
 
     def sizes(n: Node) -> Any:
-        return sum(numel(i, s) for i, s in zip(n.inputs, n.in_shapes, strict=True)) + \
-            numel(n.name, n.out)
+        return sum(numel(name, s) for name, s in tensors(n))
+
+    def one_more(f: dict[str, Any], n: Node) -> None:
+        """A kernel that also writes (a fused add, another slice) ``n``'s output."""
+        f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * numel(n.name, n.out)
+        if uncached(n.out):
+            f["dram"] = f.get("dram", 0) + DTYPE_BYTES * numel(n.name, n.out)
+
+    def from_memory(n: Node) -> Any:
+        # the bytes of the tensors too big for the caches (LR-ASPP's at 1024×2048), read
+        # or written once more at the memory rate; decided on the placed shapes, so a
+        # sweep keeps it exact by classing resolutions by which tensors pass the limit
+        return DTYPE_BYTES * sum(numel(name, s) for name, s in tensors(n) if uncached(s))
 
     for n in nodes:
         kind = n.layer.kind
@@ -132,7 +155,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             if fused and all(blocked(s) for s in src):
                 k = owner[fused[0]]
                 f = dict(out[k].features)
-                f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * numel(n.name, n.out)
+                one_more(f, n)
                 out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
                 owner[n.name] = k
                 tail.pop(fused[0])
@@ -142,7 +165,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             # slices of one tensor run as one Split kernel: it reads the input once
             k = split[src[0]]
             f = dict(out[k].features)
-            f["bytes"] += DTYPE_BYTES * numel(n.name, n.out)
+            one_more(f, n)
             out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
             owner[n.name] = k
             continue
@@ -194,6 +217,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 f["exp"] = numel(n.name, n.out)
             if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
                 f["resize"] = numel(n.name, n.out)
+        if "bytes" in f and any(uncached(s) for _, s in tensors(n)):
+            f["dram"] = f.get("dram", 0) + from_memory(n)
         out.append(Kernel((n.name,), what, f))
         owner[n.name] = len(out) - 1
         if kind == "slice":

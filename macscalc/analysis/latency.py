@@ -7,7 +7,7 @@ runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them
 
     t = Σ_class MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp
         + resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder
-        + weight bytes / B_w + weight bytes past 8 MiB / B_mem + τ_kernel
+        + weight bytes / B_w + bytes from memory / B_mem + τ_kernel
 
 with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
 planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
@@ -16,10 +16,11 @@ second than a 3×3, a 7×7 map with many channels fewer), elements through an ex
 bytes of layout conversions (strided copies, slower per byte), weight bytes (float32)
 and a fixed launch cost. Weights have their own rate: a network's weights are read once
 per inference from beyond the core's caches, while activations pass between consecutive
-kernels through them; what a network streams past its first 8 MiB of weights comes
-from memory at a third rate (about what the caches keep between inferences: of 4, 6,
-8, 12 and 16 MiB, 8 predicts best in ``benchmarks/latency.py``'s (a), (b) and (c)).
-The terms add (a
+kernels through them. Bytes from memory, at a third rate: the weights a network
+streams past its first 8 MiB (about what the caches keep between inferences: of 4, 6,
+8, 12 and 16 MiB, 8 predicts best in ``benchmarks/latency.py``'s (a), (b) and (c)),
+and, once more beside their cached cost, the bytes of every tensor past 8 MiB a kernel
+or a layout conversion reads or writes (LR-ASPP's at 1024×2048). The terms add (a
 fitted blend, not a roofline maximum: chosen by held-out error across families in
 ``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
 relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
 FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp + "
            "resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder "
-           "+ weight bytes / B_w + weight bytes past the first 8 MiB / B_mem + τ_kernel")
+           "+ weight bytes / B_w + bytes from memory (weights past the first 8 MiB, tensors "
+           "past 8 MiB) / B_mem + τ_kernel")
 
 
 class Counted(Protocol):
@@ -101,8 +103,8 @@ TERMS = (
          "memory"),
     Term("wbytes", "weight_gbytes_per_s", "weight bytes, streamed once per inference (float32)",
          "GB/s", 1e-6, "memory"),
-    Term("dram", "dram_gbytes_per_s", "weight bytes past a network's first 8 MiB, streamed "
-         "from memory (float32)", "GB/s", 1e-6, "memory", "wbytes"),
+    Term("dram", "dram_gbytes_per_s", "bytes from memory (float32): weights past a "
+         "network's first 8 MiB, tensors past 8 MiB", "GB/s", 1e-6, "memory", "wbytes"),
     Term("kernels", "us_per_kernel", "kernels launched (after fusion)", "µs each", 1e-3,
          "launch"),
 )

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from macscalc.analysis.counting import Convention, param_convention
+from macscalc.analysis.kernels import CACHED_BYTES
+from macscalc.analysis.kernels import DTYPE_BYTES as RUNTIME_BYTES
 from macscalc.analysis.memory import IN_PLACE, tensors
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_ALPHA, MAX_SIZE, MAX_SWEEP_ALPHAS, MAX_SWEEP_POINTS
@@ -182,6 +184,9 @@ class _Plan(NamedTuple):
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
     branches: tuple[tuple[int, int], ...]  # (branch point, joined input) chains that differ
     latency: np.ndarray | None = None  # ms per position of each chain, then fixed ms
+    # with latency: (chain index, channels) of every tensor, whose size against the
+    # caches' (kernels.uncached) the estimate depends on
+    tensors: tuple[tuple[int, int], ...] = ()
 
 
 class _Skeleton(NamedTuple):
@@ -465,8 +470,12 @@ class _Grid:
         np.add.at(change, sk.start_cells, width)
         np.add.at(change, sk.end_cells, -width)
         live = np.cumsum(change.reshape(len(nodes) + 2, len(sk.chains)), axis=0)[sk.running]
+        latency = self._latency_terms(net, sk)
+        tensors = () if latency is None else tuple(sorted(
+            {(sk.chains.index(0), net.input.c),
+             *((c, n.out.c) for n, c in zip(nodes, sk.column, strict=True))}))
         return _Plan(sk.chains, np.array(macs, dtype=object), params, _undominated(live),
-                     sk.flatten, sk.branches, self._latency_terms(net, sk))
+                     sk.flatten, sk.branches, latency, tensors)
 
     def _latency_terms(self, net: Network, sk: _Skeleton) -> np.ndarray | None:
         """For a device profile: the estimate as ms per position of each chain (each
@@ -485,7 +494,7 @@ class _Grid:
         with zero; where branches join, whether a strided 1×1 conv reaches one from the
         other) and by the
         sizes flattened: one build holds within a label."""
-        key = (plan.chains, plan.flatten, plan.branches, idx.tobytes())
+        key = (plan.chains, plan.flatten, plan.branches, plan.tensors, idx.tobytes())
         if key not in self._labels:
             chains = (*plan.chains, self.sizes.chain(("size", (1, 1)), 0))
             h = np.stack([self.sizes.h[c][idx] for c in chains])
@@ -500,6 +509,9 @@ class _Grid:
                 sh, sw = -(-ha // hb), -(-wa // wb)  # blocks.projection_stride, per axis
                 flags.append((-(-ha // np.maximum(sh, 1)) == hb)
                              & (-(-wa // np.maximum(sw, 1)) == wb))
+            # which tensors pass the caches' size: the estimate is linear in the areas
+            # only while that set holds
+            flags += [RUNTIME_BYTES * c * h[i] * w[i] > CACHED_BYTES for i, c in plan.tensors]
             bits = np.packbits(np.vstack(flags), axis=0)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
             sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(
