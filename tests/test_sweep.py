@@ -303,9 +303,9 @@ def test_numpy_and_matplotlib_stay_off_the_count_and_help_paths():
 def test_latency_stays_exact_where_tensors_outgrow_the_caches():
     # MobileNet V2's 96-channel expansion at half the input's side passes
     # kernels.CACHED_BYTES (8 MiB) above 295 px: from there its bytes also come from
-    # memory. Each point still equals count --device there: the sweep classes resolutions
-    # by which tensors pass the limit (without, 224–288 took 320's tensors from memory:
-    # 7.69 ms at 224 where count says 7.27)
+    # memory. Each point still equals count --device there: the sweep notes every tensor
+    # and adds, point by point, the bytes of those too big there (without, 320 px got
+    # 14.30 ms where count says 15.14)
     from macscalc.analysis.latency import estimate, features, load_profile
 
     profile = load_profile("cpu_epyc_1t")

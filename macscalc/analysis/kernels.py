@@ -38,7 +38,12 @@ IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a c
 
 def uncached(shape: Shape) -> bool:
     """Whether a tensor is too big for the caches: its reads and writes come from memory."""
-    return DTYPE_BYTES * shape.h * shape.w * shape.c > CACHED_BYTES
+    return too_big(DTYPE_BYTES * shape.h * shape.w * shape.c)
+
+
+def too_big(nbytes: Any) -> Any:
+    """``uncached`` by size (a number, or an array of them for a sweep)."""
+    return nbytes > CACHED_BYTES
 
 
 def is_depthwise(node: Node) -> bool:
@@ -73,18 +78,27 @@ class Kernel(NamedTuple):
     features: dict[str, Any]  # numbers, or a sweep's coefficients (``kernels``' area)
 
 
+Spill = Callable[[str, Shape, int], bool]  # (tensor, its shape, times its bytes count)
+
+
 def kernels(network: Network, area: Callable[[str], Any] | None = None,
-            one: Any = 1) -> list[Kernel]:
+            one: Any = 1, spill: Spill | None = None) -> list[Kernel]:
     """The network as the runtime runs it, in order (layout conversions where they occur).
 
     Every feature is a sum of per-position amounts times a tensor's area (h·w), and of
     constants (weights): ``area(tensor name)`` and ``one`` may stand for those, so that a
-    sweep gets each feature as coefficients of its resolution-dependent areas."""
+    sweep gets each feature as coefficients of its resolution-dependent areas. A tensor's
+    bytes come from memory as well when ``spill`` says so (by default when the tensor
+    is ``uncached``); the one term that is not linear in the areas, so a sweep passes a
+    ``spill`` that notes each such tensor and adds its cost point by point."""
     nodes = network.nodes
     if area is None:
         areas = {"input": network.input.h * network.input.w,
                  **{n.name: n.out.h * n.out.w for n in nodes}}
         area = areas.__getitem__
+    if spill is None:
+        def spill(name: str, shape: Shape, times: int) -> bool:
+            return uncached(shape)
     consumers: dict[str, int] = {}
     for n in nodes:
         for i in n.inputs:
@@ -115,7 +129,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             return
         reordered.add(key)
         f = {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}
-        if uncached(shape):
+        if spill(name, shape, 2):
             f["dram"] = f["rbytes"]
         out.append(Kernel((key,), "reorder", f))
 
@@ -128,14 +142,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     def one_more(f: dict[str, Any], n: Node) -> None:
         """A kernel that also writes (a fused add, another slice) ``n``'s output."""
         f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * numel(n.name, n.out)
-        if uncached(n.out):
+        if spill(n.name, n.out, 1):
             f["dram"] = f.get("dram", 0) + DTYPE_BYTES * numel(n.name, n.out)
-
-    def from_memory(n: Node) -> Any:
-        # the bytes of the tensors too big for the caches (LR-ASPP's at 1024×2048), read
-        # or written once more at the memory rate; decided on the placed shapes, so a
-        # sweep keeps it exact by classing resolutions by which tensors pass the limit
-        return DTYPE_BYTES * sum(numel(name, s) for name, s in tensors(n) if uncached(s))
 
     for n in nodes:
         kind = n.layer.kind
@@ -217,8 +225,12 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 f["exp"] = numel(n.name, n.out)
             if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
                 f["resize"] = numel(n.name, n.out)
-        if "bytes" in f and any(uncached(s) for _, s in tensors(n)):
-            f["dram"] = f.get("dram", 0) + from_memory(n)
+        # the tensors too big for the caches (LR-ASPP's at 1024×2048): their bytes are
+        # read or written once more, at the memory rate
+        spilled = [(name, s) for name, s in tensors(n) if spill(name, s, 1)] \
+            if "bytes" in f else []
+        if spilled:
+            f["dram"] = f.get("dram", 0) + DTYPE_BYTES * sum(numel(*t) for t in spilled)
         out.append(Kernel((n.name,), what, f))
         owner[n.name] = len(out) - 1
         if kind == "slice":

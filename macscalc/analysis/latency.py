@@ -38,7 +38,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from macscalc.analysis.kernels import FREE, Kernel, is_depthwise, kernels
+from macscalc.analysis.kernels import FREE, Kernel, Spill, is_depthwise, kernels
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_PROFILE_CONSTANT
 
@@ -126,11 +126,13 @@ def kernel_features(k: Kernel) -> dict[str, Any]:
     return f
 
 
-def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any = 1) -> Any:
-    """The estimate in ms (``kernels``' area and one: as coefficients of the areas)."""
+def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any = 1,
+               spill: Spill | None = None) -> Any:
+    """The estimate in ms (``kernels``' area, one and spill: as coefficients of the
+    areas)."""
     coef = dict(zip(TERM_NAMES, coefs, strict=True))
     total: Any = 0.0
-    for k in kernels(network, area, one):
+    for k in kernels(network, area, one, spill):
         for name, v in kernel_features(k).items():
             total = total + coef[name] * (one * v if name in LAUNCH else v)
     return total

@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from macscalc.analysis.counting import Convention, param_convention
-from macscalc.analysis.kernels import CACHED_BYTES
 from macscalc.analysis.kernels import DTYPE_BYTES as RUNTIME_BYTES
+from macscalc.analysis.kernels import too_big
 from macscalc.analysis.memory import IN_PLACE, tensors
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_ALPHA, MAX_SIZE, MAX_SWEEP_ALPHAS, MAX_SWEEP_POINTS
@@ -184,9 +184,9 @@ class _Plan(NamedTuple):
     flatten: tuple[int, ...]  # chains whose size a flatten turns into channels
     branches: tuple[tuple[int, int], ...]  # (branch point, joined input) chains that differ
     latency: np.ndarray | None = None  # ms per position of each chain, then fixed ms
-    # with latency: (chain index, channels) of every tensor, whose size against the
-    # caches' (kernels.uncached) the estimate depends on
-    tensors: tuple[tuple[int, int], ...] = ()
+    # with latency, each tensor whose bytes come from memory as well where it is too big
+    # for the caches (kernels.uncached): its chain, channels and how often its bytes count
+    spills: np.ndarray | None = None  # rows of (chain index, channels, times)
 
 
 class _Skeleton(NamedTuple):
@@ -470,31 +470,37 @@ class _Grid:
         np.add.at(change, sk.start_cells, width)
         np.add.at(change, sk.end_cells, -width)
         live = np.cumsum(change.reshape(len(nodes) + 2, len(sk.chains)), axis=0)[sk.running]
-        latency = self._latency_terms(net, sk)
-        tensors = () if latency is None else tuple(sorted(
-            {(sk.chains.index(0), net.input.c),
-             *((c, n.out.c) for n, c in zip(nodes, sk.column, strict=True))}))
         return _Plan(sk.chains, np.array(macs, dtype=object), params, _undominated(live),
-                     sk.flatten, sk.branches, latency, tensors)
+                     sk.flatten, sk.branches, *self._latency_terms(net, sk))
 
-    def _latency_terms(self, net: Network, sk: _Skeleton) -> np.ndarray | None:
+    def _latency_terms(self, net: Network, sk: _Skeleton
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """For a device profile: the estimate as ms per position of each chain (each
-        tensor's features scale with its chain's area), then the ms that do not scale."""
+        tensor's features scale with its chain's area), then the ms that do not scale;
+        and the tensors whose bytes come from memory too where they are too big for the
+        caches (``_fill`` adds those point by point: not linear in the areas)."""
         if self.coefs is None:
-            return None
+            return None, None
         from macscalc.analysis.latency import network_ms
 
         units = np.eye(len(sk.chains) + 1)
         column = {"input": sk.chains.index(0),
                   **{n.name: c for n, c in zip(net.nodes, sk.column, strict=True)}}
-        return network_ms(self.coefs, net, lambda name: units[column[name]], units[-1])
+        spills: list[tuple[int, int, int]] = []
+
+        def note(name: str, shape: Shape, times: int) -> bool:
+            spills.append((column[name], shape.c, times))
+            return False
+
+        ms = network_ms(self.coefs, net, lambda name: units[column[name]], units[-1], note)
+        return ms, np.array(spills, dtype=np.int64).reshape(-1, 3)
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
         with zero; where branches join, whether a strided 1×1 conv reaches one from the
         other) and by the
         sizes flattened: one build holds within a label."""
-        key = (plan.chains, plan.flatten, plan.branches, plan.tensors, idx.tobytes())
+        key = (plan.chains, plan.flatten, plan.branches, idx.tobytes())
         if key not in self._labels:
             chains = (*plan.chains, self.sizes.chain(("size", (1, 1)), 0))
             h = np.stack([self.sizes.h[c][idx] for c in chains])
@@ -509,9 +515,6 @@ class _Grid:
                 sh, sw = -(-ha // hb), -(-wa // wb)  # blocks.projection_stride, per axis
                 flags.append((-(-ha // np.maximum(sh, 1)) == hb)
                              & (-(-wa // np.maximum(sw, 1)) == wb))
-            # which tensors pass the caches' size: the estimate is linear in the areas
-            # only while that set holds
-            flags += [RUNTIME_BYTES * c * h[i] * w[i] > CACHED_BYTES for i, c in plan.tensors]
             bits = np.packbits(np.vstack(flags), axis=0)
             flat = [a[c][idx] for c in plan.flatten for a in (self.sizes.h, self.sizes.w)]
             sig = np.ascontiguousarray(np.vstack([bits, *(f.view(np.uint8).reshape(
@@ -548,7 +551,19 @@ class _Grid:
             np.maximum(peak, (live[start:start + step] @ area).max(axis=0), out=peak)
         out[2][idx] = peak * self.nbytes
         if plan.latency is not None and latency is not None:
-            latency[idx] = plan.latency[:-1] @ area.astype(float) + plan.latency[-1]
+            latency[idx] = plan.latency[:-1] @ area.astype(float) + plan.latency[-1] + \
+                self._spilled(plan.spills, area)
+
+    def _spilled(self, spills: np.ndarray, area: np.ndarray) -> np.ndarray | float:
+        """ms of the bytes that come from memory at each point: every noted tensor too
+        big for the caches there (``kernels.uncached``), at the profile's memory rate."""
+        if not len(spills):
+            return 0.0
+        from macscalc.analysis.latency import TERM_NAMES
+
+        nbytes = RUNTIME_BYTES * spills[:, 1, None] * area[spills[:, 0]].astype(float)
+        return self.coefs[TERM_NAMES.index("dram")] * (
+            spills[:, 2, None] * nbytes * too_big(nbytes)).sum(axis=0)
 
 
 Site = tuple[Any, int, Fraction | None]  # rounding rule, declared width, floor multiplier
