@@ -226,7 +226,8 @@ def measure(sessions: int) -> None:
     from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
     pin(1)
-    rows = [m for g in GRIDS for m in read_measurements(DATA / g, need_ms=False)]
+    rows = list({(m.spec, m.alpha, m.res, m.classes): m for g in GRIDS  # each network once
+                 for m in read_measurements(DATA / g, need_ms=False)}.values())
     whole = [m.network(DATA) for m in rows]
     auto = designs()
     graphs = [d.network() for d in auto]
