@@ -226,9 +226,14 @@ def measure(sessions: int) -> None:
     from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
     pin(1)
-    rows = list({(m.spec, m.alpha, m.res, m.classes): m for g in GRIDS  # each network once
-                 for m in read_measurements(DATA / g, need_ms=False)}.values())
-    whole = [m.network(DATA) for m in rows]
+    listed = [m for g in GRIDS for m in read_measurements(DATA / g, need_ms=False)]
+    built = {}  # each network once: the grids share a few
+    for m in listed:
+        n = m.network(DATA)
+        s = n.settings
+        built.setdefault((m.spec, s.alpha, s.size, s.classes), (m, n))
+    rows = [m for m, _ in built.values()]
+    whole = [n for _, n in built.values()]
     auto = designs()
     graphs = [d.network() for d in auto]
     best: list[Timing] = []
