@@ -305,7 +305,7 @@ def test_latency_stays_exact_where_tensors_outgrow_the_caches():
     # kernels.CACHED_BYTES (8 MiB) above 295 px: from there its bytes also come from
     # memory. Each point still equals count --device there: the sweep notes every tensor
     # and adds, point by point, the bytes of those too big there (without, 320 px got
-    # 13.65 ms on cpu_epyc_1t where count says 14.27)
+    # 13.51 ms on cpu_epyc_1t where count says 14.09)
     from macscalc.analysis.latency import estimate, features, load_profile
 
     profile = load_profile("cpu_epyc_1t")
