@@ -81,6 +81,11 @@ class Kernel(NamedTuple):
 Spill = Callable[[str, Shape, int], bool]  # (tensor, its shape, times its bytes count)
 
 
+def _by_size(name: str, shape: Shape, times: int) -> bool:
+    """``kernels``' default spill: a tensor's bytes come from memory when it is uncached."""
+    return uncached(shape)
+
+
 def kernels(network: Network, area: Callable[[str], Any] | None = None,
             one: Any = 1, spill: Spill | None = None) -> list[Kernel]:
     """The network as the runtime runs it, in order (layout conversions where they occur).
@@ -96,9 +101,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         areas = {"input": network.input.h * network.input.w,
                  **{n.name: n.out.h * n.out.w for n in nodes}}
         area = areas.__getitem__
-    if spill is None:
-        def spill(name: str, shape: Shape, times: int) -> bool:
-            return uncached(shape)
+    spill = spill or _by_size
     consumers: dict[str, int] = {}
     for n in nodes:
         for i in n.inputs:

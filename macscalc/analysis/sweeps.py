@@ -361,6 +361,12 @@ class _Grid:
                  profile: Profile | None = None):
         self.spec = spec
         self.coefs = profile.coefs() if profile is not None else None
+        # ms per byte from memory: the one cost a sweep adds point by point (_spilled)
+        self.memory_ms = 0.0
+        if self.coefs is not None:
+            from macscalc.analysis.latency import TERM_NAMES
+
+            self.memory_ms = self.coefs[TERM_NAMES.index("dram")]
         self.res = res
         self.classes = classes
         self.picked = [PARAM_PARTS.index(p) for p in convention.params.parts]
@@ -559,10 +565,8 @@ class _Grid:
         big for the caches there (``kernels.uncached``), at the profile's memory rate."""
         if not len(spills):
             return 0.0
-        from macscalc.analysis.latency import TERM_NAMES
-
         nbytes = RUNTIME_BYTES * spills[:, 1, None] * area[spills[:, 0]].astype(float)
-        return self.coefs[TERM_NAMES.index("dram")] * (
+        return self.memory_ms * (
             spills[:, 2, None] * nbytes * too_big(nbytes)).sum(axis=0)
 
 
