@@ -112,14 +112,22 @@ def test_weights_past_the_first_8_mib_and_a_resize_have_terms_of_their_own(spec_
     assert (f["wbytes"], f["dram"]) == (8_388_608, 4 * 3_469_760 - 8_388_608)
     assert features(counted("micronet_m0").network)["dram"] == 0
     # a ×2 resize of 4×4×8 writes 8×8×8 = 512 elements, nearest as bilinear (onnxruntime's
-    # Resize takes about 1 ns an element either way); it runs in plain layout, so the
-    # conv's output is converted first (2 · 4 · 128 bytes)
+    # Resize takes about 1 ns an element either way); by a whole factor of a blocked
+    # tensor it runs in the blocked layout, as onnxruntime 1.32's profile shows
+    # (upsample1_nchwc), and its output leaves converted (2 · 4 · 512 bytes)
     for mode in ("nearest", "bilinear"):
         path = spec_file(f"  - pw: {{c: 8}}\n  - upsample: {{scale: 2, mode: {mode}}}\n",
                          "name: t\nsource: test\ninput: {size: 4}\nclasses: 10\n")
         ks = kernels(counted(str(path)).network)
         assert [(k.what, k.features.get("resize"), k.features.get("rbytes")) for k in ks] == [
-            ("conv2d", None, None), ("reorder", None, 2 * 4 * 128), ("upsample", 512, None)]
+            ("conv2d", None, None), ("upsample", 512, None), ("reorder", None, 2 * 4 * 512)]
+        # 4×4 → 6×6 is no whole factor: the resize runs in plain layout, its input
+        # converted first (2 · 4 · 128 bytes)
+        path = spec_file(f"  - pw: {{c: 8}}\n  - upsample: {{size: 6, mode: {mode}}}\n",
+                         "name: t\nsource: test\ninput: {size: 4}\nclasses: 10\n")
+        ks = kernels(counted(str(path)).network)
+        assert [(k.what, k.features.get("rbytes")) for k in ks] == [
+            ("conv2d", None), ("reorder", 2 * 4 * 128), ("upsample (plain)", None)]
 
 
 def test_tensors_past_8_mib_come_from_memory_too(spec_file):
@@ -147,6 +155,21 @@ def test_attention_models_run_every_counted_mac(name):
     report = counted(name)
     f = features(report.network)
     assert sum(v for k, v in f.items() if k.startswith("macs_")) == report.macs
+
+
+def test_an_add_fuses_only_into_a_conv_without_an_activation(spec_file):
+    # onnxruntime fuses a residual add into the conv before it (V2's linear projection,
+    # ResNet's conv + BN) but not into one that fused an activation: there the add is a
+    # kernel of its own (onnxruntime 1.32's profile of these two specs: x/pw_nchwc,
+    # conv1/conv_nchwc, ReorderOutput; with relu, x/pw_nchwc, conv1/conv.relu_nchwc,
+    # residual1, ReorderOutput)
+    def whats(act: str) -> list[str]:
+        path = spec_file(f"  - pw: {{c: 8, name: x}}\n  - conv: {{c: 8, k: 1, act: {act}}}\n"
+                         "  - residual: {from: x}\n")
+        return [k.what for k in kernels(counted(str(path)).network)]
+
+    assert whats("none") == ["conv2d", "conv2d", "reorder"]
+    assert whats("relu") == ["conv2d", "conv2d", "add", "reorder"]
 
 
 def test_a_split_is_one_kernel(spec_file):

@@ -31,7 +31,7 @@ FREE = frozenset({"dropout", "flatten"})  # no work at inference (views)
 CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
 # kinds that run in the blocked layout, so no conversion between them
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
-                     "concat", "act", "batchnorm"})
+                     "concat", "act", "batchnorm", "upsample"})
 CACHED_BYTES = 8 * 2**20  # weights past this much, and tensors bigger, come from memory
 IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a conversion
 
@@ -109,7 +109,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     out: list[Kernel] = []
     owner: dict[str, int] = {}  # tensor → index of the kernel that writes it
     alias: dict[str, str] = {}  # a free node's output → the tensor it views
-    tail: dict[str, bool] = {}  # conv-kernel output → whether it already fused an add
+    tail: dict[str, bool] = {}  # conv-kernel output → whether it can no longer fuse an add
     reordered: set[str] = set()
     split: dict[str, int] = {}  # a sliced tensor → the kernel splitting it
     streamed = 0  # weight bytes of the kernels so far
@@ -159,7 +159,9 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             k = owner[src[0]]
             out[k] = out[k]._replace(nodes=(*out[k].nodes, n.name))
             owner[n.name] = k
-            tail[n.name] = tail.pop(src[0])
+            # a conv that fused an activation fuses no add after it (onnxruntime's
+            # NchwcTransformer fuses a Sum only into a conv without an activation)
+            tail[n.name] = tail.pop(src[0]) or kind == "act"
             continue
         if kind == "add":
             fused = [s for s in src if s in tail and not tail[s] and consumers.get(s, 0) == 1]
@@ -183,6 +185,13 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         what = kind
         if kind == "concat" and not all(blocked(s) for s in src):
             what = "concat (plain)"  # a concat of plain-layout inputs runs in plain layout
+        if kind == "upsample":
+            # onnxruntime resizes a blocked tensor by whole factors in the blocked layout,
+            # nearest or bilinear (DeepLab's image pooling, a ×2 after a conv); anything
+            # else (LR-ASPP's ×2 of a broadcast product, 65 → 513) in plain layout
+            x, y = n.in_shapes[0], n.out
+            if not (blocked(n.inputs[0]) and y.h % x.h == 0 and y.w % x.w == 0):
+                what = "upsample (plain)"
         if what in BLOCKED:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
                 # the network's input enters the blocked layout directly when it has few
