@@ -299,7 +299,6 @@ def main() -> None:
             if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
     report_suggest([ms_rows[i] for i in like], [nets[i] for i in like], auto,
                    "(c') the same, on a set like the issue's other machine")
-
     report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True)
     for name in ("mobilenets_epyc_1t.csv", "mobilenets_epyc_2t.csv"):
         rows = read_measurements(DATA / name)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from macscalc.analysis.calibrate import calibrate_networks, read_measurements
+from macscalc.analysis.design import suggest
 from macscalc.analysis.kernels import kernels
 from macscalc.analysis.latency import (
     TERM_NAMES,
@@ -217,12 +219,9 @@ def test_a_prior_holds_what_few_rows_leave_loose():
 def test_a_far_prior_settles_only_what_the_rows_leave_loose():
     # this machine's timings (benchmarks/data/whole_epyc_1t.csv, 99 networks, 1 thread):
     # the 8 that --suggest picks, fitted with the Pixel 1 phone's profile as the prior,
-    # predict the other 91 at 81 within ±10 %. When leave-one-out could choose pulls up
-    # to 10 it chose a strong one, which carried the phone's proportions into what the
-    # rows pin: 32 of 91
-    from macscalc.analysis.calibrate import calibrate_networks, read_measurements
-    from macscalc.analysis.design import suggest
-
+    # predict 81 of the other 91 within ±10 %. When leave-one-out could choose pulls up
+    # to 10 it chose 10, which carried the phone's proportions into what the rows pin:
+    # 32 of 91
     data = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
     rows = read_measurements(data / "whole_epyc_1t.csv", figure="min")
     nets = [m.network(data) for m in rows]
