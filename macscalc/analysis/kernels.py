@@ -136,6 +136,18 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["dram"] = f["rbytes"]
         out.append(Kernel((key,), "reorder", f))
 
+    def runs_plain(n: Node) -> bool:
+        """Whether onnxruntime runs a layer of a blocked kind in plain layout: a concat of
+        plain-layout inputs; a resize unless of a blocked tensor by whole factors (nearest
+        or bilinear: DeepLab's image pooling, a ×2 after a conv stay blocked; LR-ASPP's ×2
+        of a broadcast product, 65 → 513 do not)."""
+        if n.layer.kind == "concat":
+            return not all(blocked(i) for i in n.inputs)
+        if n.layer.kind == "upsample":
+            x, y = n.in_shapes[0], n.out
+            return not (blocked(n.inputs[0]) and y.h % x.h == 0 and y.w % x.w == 0)
+        return False
+
     def tensors(n: Node) -> list[tuple[str, Shape]]:
         return [*zip(n.inputs, n.in_shapes, strict=True), (n.name, n.out)]
 
@@ -182,16 +194,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
             owner[n.name] = k
             continue
-        what = kind
-        if kind == "concat" and not all(blocked(s) for s in src):
-            what = "concat (plain)"  # a concat of plain-layout inputs runs in plain layout
-        if kind == "upsample":
-            # onnxruntime resizes a blocked tensor by whole factors in the blocked layout,
-            # nearest or bilinear (DeepLab's image pooling, a ×2 after a conv); anything
-            # else (LR-ASPP's ×2 of a broadcast product, 65 → 513) in plain layout
-            x, y = n.in_shapes[0], n.out
-            if not (blocked(n.inputs[0]) and y.h % x.h == 0 and y.w % x.w == 0):
-                what = "upsample (plain)"
+        what = f"{kind} (plain)" if runs_plain(n) else kind
         if what in BLOCKED:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
                 # the network's input enters the blocked layout directly when it has few
