@@ -12,7 +12,8 @@ runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them
 with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
 planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
 second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
-(swish, sigmoid, GELU), elements a resize writes, activation bytes read and written,
+(swish, sigmoid, GELU), elements a resize writes, activation bytes read and written
+(a fused activation other than ReLU reads and writes the conv's output once more),
 bytes of layout conversions (strided copies, slower per byte), weight bytes (float32)
 and a fixed launch cost. Weights have their own rate: a network's weights are read once
 per inference from beyond the core's caches, while activations pass between consecutive
@@ -91,7 +92,8 @@ TERMS = (
          tie="macs_conv1x1"),
     Term("macs_group", "group_gmacs_per_s", "grouped conv MACs", "G MACs/s", 1e-6,
          tie="macs_conv1x1"),
-    Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6),
+    Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6,
+         tie="macs_conv1x1"),
     Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
     Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
          "G elements/s", 1e-6),
