@@ -28,7 +28,7 @@ from macscalc.lang.layers import Shape
 DTYPE_BYTES = 4  # the runtime computes in float32
 FUSED_ACTS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "sigmoid", "leaky_relu", "tanh"})
 # the one activation a conv applies in registers; any other fused one costs a pass over the
-# output (ReLU6: 13 % of MobileNet V2's time here, h-swish 5–7 % of V3-Large's)
+# output (ReLU6: 14 % of MobileNet V2's time here, h-swish 7 % of V3-Large's)
 IN_REGISTERS = frozenset({"relu"})
 EXP_ACTS = frozenset({"swish", "sigmoid", "gelu", "mish", "softmax", "tanh"})
 FREE = frozenset({"dropout", "flatten"})  # no work at inference (views)
