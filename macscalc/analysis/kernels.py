@@ -5,16 +5,15 @@ batch norm, most activations and a residual add into the convolution before them
 is free there; any other activation is a pass of its own over the conv's output), runs
 what is left as kernels of their own, and (onnxruntime on x86) converts tensors between
 its blocked conv layout and plain NCHW wherever a layer outside the blocked set (split,
-slice, channel shuffle, the SE product, FC, layer norm, ...) meets one inside it. Each
-kernel here carries quantities that mean the same in every family: its MACs by class
-(1×1, dense k×k, grouped, depthwise, FC), its depthwise channel planes, the activation
-bytes it reads and writes, the weight bytes it streams (at the runtime's dtype), the
-bytes that come from memory rather than cache (weights past the first 8 MiB a network
-streams, and every tensor past 8 MiB it reads or writes, again), and the
-elements that go through an exponential (swish, sigmoid, GELU, ...) and that a resize
-writes. The rules follow
-onnxruntime's CPU graph optimisations (checked against its own profiling of the exported
-built-ins).
+slice, channel shuffle, the SE product, FC, layer norm, a conv it cannot block, ...)
+meets one inside it. Each kernel here carries quantities that mean the same in every
+family: its MACs by class (1×1, dense k×k, grouped, depthwise, FC), its depthwise
+channel planes, the activation bytes it reads and writes, the weight bytes it streams
+(at the runtime's dtype), the bytes that come from memory rather than cache (weights
+past the first 8 MiB a network streams, and every tensor past 8 MiB it reads or writes,
+again), and the elements that go through an exponential (swish, sigmoid, GELU, ...) and
+that a resize writes. The rules follow onnxruntime's CPU graph optimisations (checked
+against its own profiling of the exported built-ins).
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
                      "concat", "act", "batchnorm", "upsample"})
 CACHED_BYTES = 8 * 2**20  # weights past this much, and tensors bigger, come from memory
-IMAGE_CHANNELS = 4  # an input this narrow enters the blocked layout without a conversion
+BLOCK = 8  # channels in a block of onnxruntime's layout (MLAS on AVX2)
+ALIGN = 4  # a conv's channels must be a multiple of this for it to run blocked
 
 
 def uncached(shape: Shape) -> bool:
@@ -141,10 +141,17 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         out.append(Kernel((key,), "reorder", f))
 
     def runs_plain(n: Node) -> bool:
-        """Whether onnxruntime runs a layer of a blocked kind in plain layout: a concat of
+        """Whether onnxruntime runs a layer of a blocked kind in plain layout (as its
+        profile shows): a depthwise conv with a multiplier or with channels not a
+        multiple of ALIGN (ShuffleNet V2 1.0×'s 58-channel branches, MicroNet's); a dense
+        conv with a block or more of input channels not a multiple of ALIGN; a concat of
         plain-layout inputs; a resize unless of a blocked tensor by whole factors (nearest
         or bilinear: DeepLab's image pooling, a ×2 after a conv stay blocked; LR-ASPP's ×2
         of a broadcast product, 65 → 513 do not)."""
+        if is_depthwise(n):
+            return n.out.c != n.in_shapes[0].c or n.out.c % ALIGN != 0
+        if n.layer.kind == "conv2d" and n.layer.groups == 1:
+            return n.in_shapes[0].c >= BLOCK and n.in_shapes[0].c % ALIGN != 0
         if n.layer.kind == "concat":
             return not all(blocked(i) for i in n.inputs)
         if n.layer.kind == "upsample":
@@ -208,10 +215,10 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         what = f"{kind} (plain)" if runs_plain(n) else kind
         if what in BLOCKED:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
-                # the network's input enters the blocked layout directly when it has few
-                # channels (an image); a wider one is converted
-                plain_input = source(name) == "input" and shape.c > IMAGE_CHANNELS
-                if (source(name) in owner or plain_input) and not blocked(name):
+                # a dense conv reads a plain tensor narrower than a block directly (an
+                # image); any other plain input is converted
+                direct = kind == "conv2d" and n.layer.groups == 1 and shape.c < BLOCK
+                if not (blocked(name) or direct):
                     reorder(name, shape)
         else:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
@@ -243,7 +250,11 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["wbytes"] = one * cached
             if weights > cached:
                 f["dram"] = one * (weights - cached)
-            if cls == "dw":
+            if cls == "dw" and what not in BLOCKED:
+                # in plain layout a depthwise conv runs through im2col and a GEMM of one
+                # row a channel: each MAC reads an input element copied for it
+                f["rbytes"] = 2 * DTYPE_BYTES * f["macs_dw"]
+            elif cls == "dw":
                 f["dw_planes"] = one * n.out.c
         else:
             f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)

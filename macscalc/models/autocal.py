@@ -1,10 +1,10 @@
 """``macscalc calibrate --auto``: a device profile from timed single layers and small blocks.
 
-Why: a user should not need a model zoo to calibrate. Every constant of the latency model
-(``latency.TERMS``) is pinned by layers that exercise it alone: 1×1 and k×k convs,
-grouped convs, depthwise 3×3/5×5/7×7 at stride 1 and 2, FC layers from small to
-weight-streaming, swish, channel shuffles, splits and concatenations, pooling, bilinear
-resizing, and
+Why: a user should not need a model zoo to calibrate. Every constant of the latency
+model (``latency.TERMS``) is pinned by layers that exercise it alone: 1×1 and k×k convs,
+grouped convs, depthwise 3×3/5×5/7×7 at stride 1 and 2 and with a multiplier (which
+onnxruntime runs in plain layout), FC layers from small to weight-streaming, swish,
+channel shuffles, splits and concatenations, pooling, bilinear resizing, and
 inverted-residual and squeeze-excite blocks (fusions and layout conversions as whole
 networks have them), over channel counts and feature-map sizes from compute-bound to
 memory-bound. Each graph is a spec of one or two rows, exported and timed with
@@ -79,6 +79,7 @@ def designs() -> list[Design]:
             ("ir se", [pw, f"ir: {{t: 4, c: {c}, k: 3, se: true, act: hswish}}"]),
             ("residual", [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
             ("bilinear x2", [pw, "upsample: {scale: 2, mode: bilinear}"]),
+            ("dw3 m2", [pw, "dw: {k: 3, m: 2}"]),
         ]
         # each kind alone and as a chain; held out (both) at one shape in five, so the
         # held-out graphs cover every kind; '#' numbers a name in each repetition
