@@ -3,6 +3,7 @@ calibrate and --device on the commands."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from macscalc.analysis import latency
 from macscalc.analysis.calibrate import calibrate_networks, read_measurements
 from macscalc.analysis.design import suggest
-from macscalc.analysis.kernels import kernels
+from macscalc.analysis.kernels import kernels, padded_rows
 from macscalc.analysis.latency import (
     TERM_NAMES,
     TERMS,
@@ -79,11 +80,14 @@ def test_kernels_by_hand(spec_file):
     net = counted(str(spec_file(HAND))).network
     got = [(k.nodes[0], k.what, k.features) for k in kernels(net)]
     assert got == [
-        # 3·3·3·8·64 MACs; bytes 4·(192 in + 512 out), weights 4·216; BN, relu fused
-        ("conv1/conv", "conv2d", {"macs_conv": 13_824, "bytes": 2_816, "wbytes": 864}),
-        # 5·5·8·64 MACs, 8 channel planes; 4·(512 + 512), weights 4·200; h-swish fused,
-        # in a pass of its own over the output: 4·(512 + 512) more
-        ("dw1/dw", "depthwise", {"macs_dw": 12_800, "bytes": 8_192, "wbytes": 800,
+        # 3·3·3·8·64 MACs but the kernel rows that read padding (output rows 0 and 7,
+        # each 8 positions of 3·3·8): 13,824 − 1,152; bytes 4·(192 in + 512 out), weights
+        # 4·216; BN, relu fused
+        ("conv1/conv", "conv2d", {"macs_conv": 12_672, "bytes": 2_816, "wbytes": 864}),
+        # 5·5·8·64 MACs but 6 (output row, kernel row) pairs in the padding, each 8
+        # positions of 5·8: 12,800 − 1,920; 8 channel planes; 4·(512 + 512), weights
+        # 4·200; h-swish fused, in a pass of its own over the output: 4·(512 + 512) more
+        ("dw1/dw", "depthwise", {"macs_dw": 10_880, "bytes": 8_192, "wbytes": 800,
                                  "dw_planes": 8}),
         # the shuffle runs in plain layout: its input converted (read + write 512), itself
         # (read + write), and its output converted back for the conv
@@ -97,8 +101,8 @@ def test_kernels_by_hand(spec_file):
         ("global_pool1", "global_pool", {"bytes": 4 * (512 + 8)}),
         ("global_pool1", "reorder", {"rbytes": 2 * 4 * 8}),  # FC runs in plain layout
         ("fc1/fc", "linear", {"macs_fc": 80, "bytes": 4 * (8 + 10), "wbytes": 4 * 80})]
-    assert features(net) == {"macs_conv1x1": 4_176, "macs_conv": 13_824, "macs_group": 0,
-                             "macs_dw": 12_800, "dw_planes": 8, "exp": 512, "resize": 0,
+    assert features(net) == {"macs_conv1x1": 4_176, "macs_conv": 12_672, "macs_group": 0,
+                             "macs_dw": 10_880, "dw_planes": 8, "exp": 512, "resize": 0,
                              "rbytes": 8_256, "bytes": 25_448, "wbytes": 2_240, "dram": 0,
                              "kernels": 12}
 
@@ -153,12 +157,19 @@ def test_tensors_past_8_mib_come_from_memory_too(spec_file):
 
 @pytest.mark.parametrize("name", ["deit_small", "efficientvit_m0", "mobilevit_s"])
 def test_attention_models_run_every_counted_mac(name):
-    # the kernels carry every MAC the count has: token-wise FC layers per token, and q·kᵀ
-    # and attn·v (matmul, at the 1×1 rate: a batched GEMM) whole; before, the matmuls
-    # were left out (DeiT-S: 357,663,744 of its MACs)
+    # the kernels carry every MAC the count has (but the kernel rows a blocked conv skips
+    # at the padding): token-wise FC layers per token, and q·kᵀ and attn·v (matmul, at
+    # the 1×1 rate: a batched GEMM) whole; before, the matmuls were left out (DeiT-S:
+    # 357,663,744 of its MACs)
     report = counted(name)
-    f = features(report.network)
-    assert sum(v for k, v in f.items() if k.startswith("macs_")) == report.macs
+    assert kernel_macs(report.network) == report.macs
+
+
+def kernel_macs(net, skipping: bool = False) -> int:
+    """MACs the kernels carry, by default with no kernel rows skipped."""
+    clip = None if skipping else (lambda *_: 0)
+    return sum(v for k in kernels(net, clip=clip) for name, v in k.features.items()
+               if name.startswith("macs_"))
 
 
 def test_an_add_fuses_only_into_a_conv_without_an_activation(spec_file):
@@ -178,7 +189,7 @@ def test_an_add_fuses_only_into_a_conv_without_an_activation(spec_file):
 
 def test_a_fused_activation_other_than_relu_is_a_pass_over_the_output(spec_file):
     # onnxruntime's conv applies a fused ReLU in registers and any other fused activation
-    # in a pass of its own (benchmarks/activations.py, onnxruntime 1.32 on this machine:
+    # in a pass of its own (benchmarks/kernel_costs.py, onnxruntime 1.32 on this machine:
     # ReLU +0.01 ns an output element, ReLU6 +0.23, h-swish +0.29, sigmoid +0.41): the
     # pass reads and writes the 8×8×8 output again, 4·(512 + 512) bytes, in cache; a
     # sigmoid's 512 elements go through exp as well
@@ -226,6 +237,39 @@ def test_a_conv_onnxruntime_cannot_block_runs_in_plain_layout(spec_file):
     assert (dw["macs_dw"], dw["rbytes"], "dw_planes" in dw) == (3_456, 27_648, False)
 
 
+def test_a_blocked_conv_skips_the_kernel_rows_that_read_padding():
+    # onnxruntime's blocked conv skips a kernel row that falls in the padding, not a
+    # column (benchmarks/kernel_costs.py: a 3×3 conv over 65×65×256 dilated 18 takes
+    # 0.83 of its undilated time; 0.82 of its (output row, kernel row) pairs read the
+    # input, 0.66 of its taps). DeepLabV3's ASPP over its 33×33 map, 'same' padding:
+    # rate 6 loses 6 rows at the top and 6 at the bottom of 3·33 pairs, 12 and 18 more
+    from types import SimpleNamespace
+
+    def conv(k: int, s: int = 1, d: int = 1, padding: object = "same") -> SimpleNamespace:
+        return SimpleNamespace(k=(k, k), s=(s, s), d=(d, d), padding=padding)
+
+    assert [padded_rows(conv(3, d=r), 33, 33) for r in (1, 6, 12, 18)] == [2, 12, 24, 36]
+    assert padded_rows(conv(5), 7, 7) == 6  # 29 of 35 pairs: a 5×5 over 7×7 does 83 %
+    assert padded_rows(conv(1), 7, 7) == 0
+    # every case against the definition: input row y·s − top + i·d outside [0, h)
+    for k, s, d, h in itertools.product((3, 5, 7), (1, 2), (1, 2, 6), (1, 2, 7, 8, 65)):
+        for padding in ("same", (0, 0), (1, 1), (k // 2 * d, 0)):
+            span = d * (k - 1) + 1
+            if padding == "same":
+                ho = -(-h // s)
+                top = max((ho - 1) * s + span - h, 0) // 2
+            else:
+                top = padding[0]
+                ho = (h + 2 * top - span) // s + 1
+            if ho < 1:
+                continue
+            want = sum(not 0 <= y * s - top + i * d < h for y in range(ho) for i in range(k))
+            assert padded_rows(conv(k, s, d, padding), h, ho) == want, (k, s, d, h, padding)
+    # and on numpy arrays, as a sweep calls it point by point
+    got = padded_rows(conv(3, d=12), np.array([33, 65, 9]), np.array([33, 65, 9]))
+    assert got.tolist() == [24, 24, 18]
+
+
 def test_a_split_is_one_kernel(spec_file):
     # onnxruntime fuses the slices of one tensor into a Split: it reads 8×8×8 once and
     # writes both halves (4·(512 + 256 + 256) bytes); the concat reads plain-layout parts
@@ -241,11 +285,14 @@ def test_features_of_mobilenet_v2_match_onnxruntime_kernels():
     # onnxruntime 1.32 (CPU, all optimisations) profiling the exported V2 runs 52 Conv
     # (BN, relu6 and the 10 residual adds fused), a Gemm, a GlobalAveragePool and one
     # ReorderOutput before the Gemm: 55 kernels
-    f = features(counted("mobilenet_v2").network)
-    assert f["kernels"] == 55
-    assert f["macs_conv1x1"] + f["macs_conv"] + f["macs_dw"] == 300_774_272  # all MACs
+    net = counted("mobilenet_v2").network
+    assert features(net)["kernels"] == 55
+    assert kernel_macs(net) == 300_774_272  # all MACs
+    # less those of kernel rows that read padding (kernels.padded_rows): 0.19 % here
+    assert kernel_macs(net, skipping=True) == 300_774_272 - 561_792
     # depthwise MACs: V1's 13 dw layers at 224, k²·h·w·c summed (tests/test_layers agree)
-    assert features(counted("mobilenet_v1").network)["macs_dw"] == 17_385_984
+    v1 = kernels(counted("mobilenet_v1").network, clip=lambda *_: 0)
+    assert sum(k.features.get("macs_dw", 0) for k in v1) == 17_385_984
 
 
 def test_fit_recovers_known_constants():
@@ -350,10 +397,10 @@ def test_errors_summary():
 def test_estimate_by_hand(spec_file):
     report = counted(str(spec_file(HAND)))
     # the features of test_kernels_by_hand at KNOWN's rates, each amount / (rate · 1e6) ms:
-    # 4,176 / 40 + 13,824 / 30 + 12,800 / 10 + 512 / 3 (× 1e-6 ms) + 25,448 B at 25 GB/s +
+    # 4,176 / 40 + 12,672 / 30 + 10,880 / 10 + 512 / 3 (× 1e-6 ms) + 25,448 B at 25 GB/s +
     # 8,256 B of layout conversions at 12 GB/s + 2,240 weight bytes at 8 GB/s; 8 planes at
     # 20 M/s (8 / 20e3 ms); 12 launches × 2.5 µs
-    ms = ((4176 / 40 + 13824 / 30 + 12800 / 10 + 512 / 3 + 25448 / 25 + 8256 / 12 + 2240 / 8)
+    ms = ((4176 / 40 + 12672 / 30 + 10880 / 10 + 512 / 3 + 25448 / 25 + 8256 / 12 + 2240 / 8)
           * 1e-6 + 8 / 20e3 + 0.030)
     est = estimate(report, profile())
     assert est.ms == pytest.approx(ms, rel=1e-12)

@@ -321,6 +321,22 @@ def test_latency_stays_exact_where_tensors_outgrow_the_caches():
     assert drams[:3] == [5_490_432] * 3 and drams[3] > drams[2]
 
 
+def test_latency_stays_exact_where_convs_skip_padding_rows():
+    # a blocked k×k conv skips its kernel rows in the padding (kernels.padded_rows), which
+    # depends on each map's height, not its area: the sweep adds it point by point, and
+    # DeepLabV3's dilated ASPP at odd sizes still equals count --device everywhere
+    from macscalc.analysis.latency import estimate, load_profile
+
+    profile = load_profile("cpu_epyc_1t")
+    res = [65, 97, 129, 161]
+    spec = load_spec("deeplabv3_mobilenet_v1")
+    grid = sweep("deeplabv3_mobilenet_v1", ["0.5", "1.0"], res, profile=profile)
+    for i, a in enumerate(grid.alphas):
+        for j, r in enumerate(res):
+            report = count(build(spec, a, (r, r)), TORCH)
+            assert grid.latency[i, j] == pytest.approx(estimate(report, profile).ms, rel=1e-12)
+
+
 def test_latency_on_a_device_profile_is_the_estimate_of_each_point():
     # every point's estimate equals what count --device gives there (latency.estimate)
     from macscalc.analysis.latency import estimate, load_profile

@@ -83,6 +83,44 @@ class Kernel(NamedTuple):
 
 
 Spill = Callable[[str, Shape, int], bool]  # (tensor, its shape, times its bytes count)
+# (a blocked k×k conv, its work class, its MACs per output position and kernel row) → the
+# MACs it skips because their kernel row reads padding (``padded_rows``)
+Clip = Callable[[Node, str, int], Any]
+
+
+def padded_rows(layer: Any, h_in: Any, h_out: Any) -> Any:
+    """How many (output row, kernel row) pairs of a conv read a padding row: onnxruntime's
+    blocked conv skips them, though not padding columns (a 3×3 conv dilated 18 over a
+    65×65 map takes 0.83 of its undilated time, about the share of its kernel rows
+    inside the input; ``benchmarks/kernel_costs.py``). Heights may be numbers or numpy
+    arrays (a sweep's points)."""
+    k, s, d = layer.k[0], layer.s[0], layer.d[0]
+    if layer.padding == "same":  # TF: the extra row of an odd total goes at the bottom
+        top = _at_least_0((h_out - 1) * s + d * (k - 1) + 1 - h_in) // 2
+    else:
+        top = 0 if layer.padding == "valid" else layer.padding[0]
+    total = 0
+    for i in range(k):
+        off = i * d - top  # kernel row i of output row y reads input row y·s + off
+        above = _clamp(-(off // s), h_out)  # y·s + off < 0
+        below = h_out - _clamp(-((off - h_in) // s), h_out)  # y·s + off ≥ h_in
+        total = total + above + below
+    return total
+
+
+def _at_least_0(x: Any) -> Any:
+    return x * (x > 0)
+
+
+def _clamp(x: Any, most: Any) -> Any:
+    """x within [0, most], for numbers and numpy arrays alike."""
+    x = _at_least_0(x)
+    return x - (x - most) * (x > most)
+
+
+def _clipped(n: Node, cls: str, per_row: int) -> int:
+    """``kernels``' default: the MACs a blocked k×k conv skips, exactly."""
+    return per_row * n.out.w * padded_rows(n.layer, n.in_shapes[0].h, n.out.h)
 
 
 def _by_size(name: str, shape: Shape, times: int) -> bool:
@@ -91,7 +129,8 @@ def _by_size(name: str, shape: Shape, times: int) -> bool:
 
 
 def kernels(network: Network, area: Callable[[str], Any] | None = None,
-            one: Any = 1, spill: Spill | None = None) -> list[Kernel]:
+            one: Any = 1, spill: Spill | None = None,
+            clip: Clip | None = None) -> list[Kernel]:
     """The network as the runtime runs it, in order (layout conversions where they occur).
 
     Every feature is a sum of per-position amounts times a tensor's area (h·w), and of
@@ -99,13 +138,15 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     sweep gets each feature as coefficients of its resolution-dependent areas. A tensor's
     bytes come from memory as well when ``spill`` says so (by default when the tensor
     is ``uncached``); the one term that is not linear in the areas, so a sweep passes a
-    ``spill`` that notes each such tensor and adds its cost point by point."""
+    ``spill`` that notes each such tensor and adds its cost point by point, and likewise
+    a ``clip`` for the MACs a blocked k×k conv skips (``padded_rows``)."""
     nodes = network.nodes
     if area is None:
         areas = {"input": network.input.h * network.input.w,
                  **{n.name: n.out.h * n.out.w for n in nodes}}
         area = areas.__getitem__
     spill = spill or _by_size
+    clip = clip or _clipped
     consumers: dict[str, int] = {}
     for n in nodes:
         for i in n.inputs:
@@ -240,6 +281,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             # MACs per output position (per input position for a transposed conv)
             per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
             f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
+            if kind in ("conv2d", "depthwise") and n.layer.k[0] > 1 and what in BLOCKED:
+                f[f"macs_{cls}"] = f[f"macs_{cls}"] - clip(n, cls, per // n.layer.k[0])
             f["bytes"] = DTYPE_BYTES * sizes(n)
             weights = DTYPE_BYTES * n.layer.params(n.in_shapes).weights
             # a network streams all its weights once per inference, more than its caches

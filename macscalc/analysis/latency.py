@@ -9,25 +9,26 @@ runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them
         + resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder
         + weight bytes / B_w + bytes from memory / B_mem + τ_kernel
 
-with MACs by class (1×1 and FC, dense k×k, grouped, depthwise), depthwise channel
-planes (a depthwise conv pays per plane as well as per MAC: a 5×5 does more MACs per
-second than a 3×3, a 7×7 map with many channels fewer), elements through an exponential
-(swish, sigmoid, GELU), elements a resize writes, activation bytes read and written
-(a fused activation other than ReLU reads and writes the conv's output once more),
-bytes of layout conversions (strided copies, slower per byte), weight bytes (float32)
-and a fixed launch cost. Weights have their own rate: a network's weights are read once
-per inference from beyond the core's caches, while activations pass between consecutive
-kernels through them. Bytes from memory, at a third rate: the weights a network
-streams past its first 8 MiB (about what the caches keep between inferences: of 4, 6,
-8, 12 and 16 MiB, 8 predicts best in ``benchmarks/latency.py``'s (a), (b) and (c)),
-and, once more beside their cached cost, the bytes of every tensor past 8 MiB a kernel
-or a layout conversion reads or writes (LR-ASPP's at 1024×2048). The terms add (a
-fitted blend, not a roofline maximum: chosen by held-out error across families in
-``benchmarks/latency.py``), so the fit is linear: non-negative least squares on
-relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
-one). A profile is a small YAML file of these constants in physical units, with what it
-was fitted on and its own held-out error, which gives every estimate its band. A rate
-that no calibration row exercises is tied to a related one (``Term.tie``), never zero.
+with MACs by class (1×1 and FC, dense k×k, grouped, depthwise; less the kernel rows a
+blocked conv skips in the padding), depthwise channel planes (a depthwise conv pays per
+plane as well as per MAC: a 5×5 does more MACs per second than a 3×3, a 7×7 map with
+many channels fewer), elements through an exponential (swish, sigmoid, GELU), elements a
+resize writes, activation bytes read and written (a fused activation other than ReLU
+reads and writes the conv's output once more), bytes of layout conversions (strided
+copies, slower per byte), weight bytes (float32) and a fixed launch cost. Weights have
+their own rate: a network's weights are read once per inference from beyond the core's
+caches, while activations pass between consecutive kernels through them. Bytes from
+memory, at a third rate: the weights a network streams past its first 8 MiB (about what
+the caches keep between inferences: of 4, 6, 8, 12 and 16 MiB, 8 predicts best in
+``benchmarks/latency.py``'s (a), (b) and (c)), and, once more beside their cached cost,
+the bytes of every tensor past 8 MiB a kernel or a layout conversion reads or writes
+(LR-ASPP's at 1024×2048). The terms add (a fitted blend, not a roofline maximum: chosen
+by held-out error across families in ``benchmarks/latency.py``), so the fit is linear:
+non-negative least squares on relative error (each row weighted by 1/t, so a 1 ms model
+counts as much as a 100 ms one). A profile is a small YAML file of these constants in
+physical units, with what it was fitted on and its own held-out error, which gives every
+estimate its band. A rate that no calibration row exercises is tied to a related one
+(``Term.tie``), never zero.
 
 numpy is imported only by the fit; estimating from a profile needs none.
 """
@@ -39,7 +40,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from macscalc.analysis.kernels import FREE, Kernel, Spill, is_depthwise, kernels
+from macscalc.analysis.kernels import FREE, Clip, Kernel, Spill, is_depthwise, kernels
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_PROFILE_CONSTANT
 
@@ -129,12 +130,12 @@ def kernel_features(k: Kernel) -> dict[str, Any]:
 
 
 def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any = 1,
-               spill: Spill | None = None) -> Any:
-    """The estimate in ms (``kernels``' area, one and spill: as coefficients of the
+               spill: Spill | None = None, clip: Clip | None = None) -> Any:
+    """The estimate in ms (``kernels``' area, one, spill and clip: as coefficients of the
     areas)."""
     coef = dict(zip(TERM_NAMES, coefs, strict=True))
     total: Any = 0.0
-    for k in kernels(network, area, one, spill):
+    for k in kernels(network, area, one, spill, clip):
         for name, v in kernel_features(k).items():
             total = total + coef[name] * (one * v if name in LAUNCH else v)
     return total

@@ -41,7 +41,7 @@ import numpy as np
 
 from macscalc.analysis.counting import Convention, param_convention
 from macscalc.analysis.kernels import DTYPE_BYTES as RUNTIME_BYTES
-from macscalc.analysis.kernels import too_big
+from macscalc.analysis.kernels import padded_rows, too_big
 from macscalc.analysis.memory import IN_PLACE, tensors
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_ALPHA, MAX_SIZE, MAX_SWEEP_ALPHAS, MAX_SWEEP_POINTS
@@ -187,6 +187,9 @@ class _Plan(NamedTuple):
     # with latency, each tensor whose bytes come from memory as well where it is too big
     # for the caches (kernels.uncached): its chain, channels and how often its bytes count
     spills: np.ndarray | None = None  # rows of (chain index, channels, times)
+    # with latency, each blocked k×k conv: its layer, its input's and output's chains, and
+    # the ms of one skipped row of MACs (kernels.padded_rows, point by point)
+    clips: tuple[tuple[Any, int, int, float], ...] = ()
 
 
 class _Skeleton(NamedTuple):
@@ -480,26 +483,37 @@ class _Grid:
                      sk.flatten, sk.branches, *self._latency_terms(net, sk))
 
     def _latency_terms(self, net: Network, sk: _Skeleton
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+                       ) -> tuple[np.ndarray | None, np.ndarray | None,
+                                  tuple[tuple[Any, int, int, float], ...]]:
         """For a device profile: the estimate as ms per position of each chain (each
         tensor's features scale with its chain's area), then the ms that do not scale;
-        and the tensors whose bytes come from memory too where they are too big for the
-        caches (``_fill`` adds those point by point: not linear in the areas)."""
+        the tensors whose bytes come from memory too where they are too big for the
+        caches, and the MACs k×k convs skip at the padding (``_fill`` takes both point
+        by point: neither is linear in the areas)."""
         if self.coefs is None:
-            return None, None
-        from macscalc.analysis.latency import network_ms
+            return None, None, ()
+        from macscalc.analysis.latency import TERM_NAMES, network_ms
 
         units = np.eye(len(sk.chains) + 1)
         column = {"input": sk.chains.index(0),
                   **{n.name: c for n, c in zip(net.nodes, sk.column, strict=True)}}
         spills: list[tuple[int, int, int]] = []
 
+        clips: list[tuple[Any, int, int, float]] = []
+
         def note(name: str, shape: Shape, times: int) -> bool:
             spills.append((column[name], shape.c, times))
             return False
 
-        ms = network_ms(self.coefs, net, lambda name: units[column[name]], units[-1], note)
-        return ms, np.array(spills, dtype=np.int64).reshape(-1, 3)
+        def clip(n: Node, cls: str, per_row: int) -> int:
+            cost = self.coefs[TERM_NAMES.index(f"macs_{cls}")] * per_row
+            clips.append((n.layer, sk.chains[column[n.inputs[0]]], sk.chains[column[n.name]],
+                          cost))
+            return 0
+
+        ms = network_ms(self.coefs, net, lambda name: units[column[name]], units[-1], note,
+                        clip)
+        return ms, np.array(spills, dtype=np.int64).reshape(-1, 3), tuple(clips)
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:
         """Label each resolution by how its feature-map sizes compare (pairwise, with 1×1,
@@ -558,7 +572,15 @@ class _Grid:
         out[2][idx] = peak * self.nbytes
         if plan.latency is not None and latency is not None:
             latency[idx] = plan.latency[:-1] @ area.astype(float) + plan.latency[-1] + \
-                self._spilled(plan.spills, area)
+                self._spilled(plan.spills, area) - self._clipped(plan.clips, idx)
+
+    def _clipped(self, clips: tuple[tuple[Any, int, int, float], ...], idx: np.ndarray
+                 ) -> np.ndarray | float:
+        """ms of the MACs each blocked k×k conv skips at each point: its kernel rows that
+        read padding (``kernels.padded_rows``), a row of output positions each."""
+        h, w = self.sizes.h, self.sizes.w
+        return sum((cost * w[out][idx] * padded_rows(layer, h[src][idx], h[out][idx])
+                    for layer, src, out, cost in clips), 0.0)
 
     def _spilled(self, spills: np.ndarray, area: np.ndarray) -> np.ndarray | float:
         """ms of the bytes that come from memory at each point: every noted tensor too
