@@ -267,8 +267,8 @@ def prior_strength(x: list[list[float]], ms: list[float], prior: list[float]) ->
 # rows do pin: on nine transfer cases (benchmarks/latency.py's (c) and (e), a
 # MobileNet-heavy set like the issue's, and Pixel 1, each with a near and a far prior), 8
 # suggested rows predicted the rest 87 % within ±10 % on average with strengths up to 10,
-# 94–96 % with any fixed strength from 0.001 to 0.01, 90 % at 0.1 (with fused activations'
-# passes counted: 91 % as chosen from these, 94 % at a fixed 0.001, 79 % at 10). Exact or
+# 94–96 % with any fixed strength from 0.001 to 0.01, 90 % at 0.1 (under today's kernel
+# rules: 91 % as chosen from these, 91 % at a fixed 0.001 or 0.01, 80 % at 10). Exact or
 # many rows still choose 0, no pull.
 RIDGE = (0.0, 0.001, 0.003, 0.01)
 
