@@ -165,11 +165,12 @@ def test_attention_models_run_every_counted_mac(name):
     assert kernel_macs(report.network) == report.macs
 
 
-def kernel_macs(net, skipping: bool = False) -> int:
-    """MACs the kernels carry, by default with no kernel rows skipped."""
+def kernel_macs(net, skipping: bool = False, prefix: str = "macs_") -> int:
+    """MACs the kernels carry (those named ``prefix``…), by default with no kernel rows
+    skipped."""
     clip = None if skipping else (lambda *_: 0)
     return sum(v for k in kernels(net, clip=clip) for name, v in k.features.items()
-               if name.startswith("macs_"))
+               if name.startswith(prefix))
 
 
 def test_an_add_fuses_only_into_a_conv_without_an_activation(spec_file):
@@ -291,8 +292,7 @@ def test_features_of_mobilenet_v2_match_onnxruntime_kernels():
     # less those of kernel rows that read padding (kernels.padded_rows): 0.19 % here
     assert kernel_macs(net, skipping=True) == 300_774_272 - 561_792
     # depthwise MACs: V1's 13 dw layers at 224, k²·h·w·c summed (tests/test_layers agree)
-    v1 = kernels(counted("mobilenet_v1").network, clip=lambda *_: 0)
-    assert sum(k.features.get("macs_dw", 0) for k in v1) == 17_385_984
+    assert kernel_macs(counted("mobilenet_v1").network, prefix="macs_dw") == 17_385_984
 
 
 def test_fit_recovers_known_constants():

@@ -174,6 +174,11 @@ class _Sizes:
         return np.stack([self.h[c][idx] * self.w[c][idx] for c in chains])
 
 
+# a blocked k×k conv's layer, its input's and output's chains, and the ms of one skipped
+# row of MACs (kernels.padded_rows, taken point by point)
+Clips = tuple[tuple[Any, int, int, float], ...]
+
+
 class _Plan(NamedTuple):
     """One built network reduced to what varies with resolution."""
 
@@ -187,9 +192,7 @@ class _Plan(NamedTuple):
     # with latency, each tensor whose bytes come from memory as well where it is too big
     # for the caches (kernels.uncached): its chain, channels and how often its bytes count
     spills: np.ndarray | None = None  # rows of (chain index, channels, times)
-    # with latency, each blocked k×k conv: its layer, its input's and output's chains, and
-    # the ms of one skipped row of MACs (kernels.padded_rows, point by point)
-    clips: tuple[tuple[Any, int, int, float], ...] = ()
+    clips: Clips = ()  # with latency, each blocked k×k conv
 
 
 class _Skeleton(NamedTuple):
@@ -484,7 +487,7 @@ class _Grid:
 
     def _latency_terms(self, net: Network, sk: _Skeleton
                        ) -> tuple[np.ndarray | None, np.ndarray | None,
-                                  tuple[tuple[Any, int, int, float], ...]]:
+                                  Clips]:
         """For a device profile: the estimate as ms per position of each chain (each
         tensor's features scale with its chain's area), then the ms that do not scale;
         the tensors whose bytes come from memory too where they are too big for the
@@ -498,7 +501,6 @@ class _Grid:
         column = {"input": sk.chains.index(0),
                   **{n.name: c for n, c in zip(net.nodes, sk.column, strict=True)}}
         spills: list[tuple[int, int, int]] = []
-
         clips: list[tuple[Any, int, int, float]] = []
 
         def note(name: str, shape: Shape, times: int) -> bool:
@@ -574,8 +576,7 @@ class _Grid:
             latency[idx] = plan.latency[:-1] @ area.astype(float) + plan.latency[-1] + \
                 self._spilled(plan.spills, area) - self._clipped(plan.clips, idx)
 
-    def _clipped(self, clips: tuple[tuple[Any, int, int, float], ...], idx: np.ndarray
-                 ) -> np.ndarray | float:
+    def _clipped(self, clips: Clips, idx: np.ndarray) -> np.ndarray | float:
         """ms of the MACs each blocked k×k conv skips at each point: its kernel rows that
         read padding (``kernels.padded_rows``), a row of output positions each."""
         h, w = self.sizes.h, self.sizes.w
