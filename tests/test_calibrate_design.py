@@ -150,18 +150,19 @@ def test_auto_runs_end_to_end_on_a_tiny_budget(tmp_path):
 
 def test_auto_holds_out_every_kind_at_some_shapes_and_fits_it_at_the_others():
     ds = designs()
-    # 11 shapes x 16 kinds, each alone and as a chain of 3, 5 FC layers and 3 long chains
-    # of tiny kernels (autocal.py)
-    assert (len(SHAPES), CHAIN, len(ds)) == (11, 3, 11 * 16 * 2 + 5 + 3)
+    # 13 shapes x 19 kinds, each alone and as a chain of 3, a first conv from a 3-channel
+    # image at each, 5 FC layers and 3 long chains of tiny kernels (autocal.py)
+    assert (len(SHAPES), CHAIN, len(ds)) == (13, 3, 13 * 19 * 2 + 13 + 5 + 3)
     by_kind: dict[str, set[bool]] = {}
     for d in ds:
-        kind = d.label if d.label.startswith("fc") else \
+        kind = d.label.split(" c")[0] if d.label.startswith(("fc", "stem")) else \
             d.label.replace(f" c{d.channels} {d.size}", "")
         by_kind.setdefault("fc" if kind.startswith("fc") else kind, set()).add(d.held)
-    # a hold-out rule that aliased with the design's period held out every FC graph
-    assert len(by_kind) == 34 and all(v == {True, False} for v in by_kind.values())
+    # a hold-out rule that aliased with the design's period held out every FC graph; the
+    # grouped 3×3 conv has groups of 16 channels, of 8 over 24 and 40
+    assert len(by_kind) == 43 and all(v == {True, False} for v in by_kind.values())
     fc = [d.held for d in ds if d.label.startswith("fc")]
-    assert fc == [False, False, False, True, False]
+    assert fc == [False, False, False, False, True]
     # a chain repeats the rows of its single graph three times, split names numbered
     one = next(d for d in ds if d.label == "split concat c32 56")
     three = next(d for d in ds if d.label == "split concat c32 56 x3")
