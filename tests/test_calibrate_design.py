@@ -113,6 +113,20 @@ def test_suggest_locates_a_bad_candidate_row(tmp_path):
         "error: c.csv:3:1: spec 'not_a_spec': no spec file or built-in spec named 'not_a_spec'")
 
 
+def test_suggest_takes_a_list_longer_than_a_file_name():
+    # a comma-separated list past the system's 255-byte name limit is no file to look up:
+    # before, asking whether it was one raised OSError (a traceback); now its names are
+    # read as candidates, and the first unknown one is refused
+    names = ",".join(["mobilenet_v2"] * 30)
+    result = runner.invoke(app, ["calibrate", "--suggest", "1", names])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "mobilenet_v2,1.0,224,1000,"
+    result = runner.invoke(app, ["calibrate", "--suggest", "1", names + ",x" * 200])
+    assert (result.exit_code, result.stderr) == (
+        2, "error: no spec file or built-in spec named 'x' (70 built-ins: macscalc specs "
+           "lists them)\n")
+
+
 def test_figure_min_fits_the_minimum_column(tmp_path):
     head = "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,threads,runs"
     path = tmp_path / "m.csv"

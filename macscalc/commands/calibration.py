@@ -81,10 +81,11 @@ def suggest_csv(candidates: str, n: int) -> str:
     from macscalc.analysis.design import suggest
     from macscalc.analysis.latency import load_profile
     from macscalc.core.units import fmt_alpha
+    from macscalc.lang.spec import is_file
     from macscalc.models.measure import grid_points
 
     points = grid_points(candidates)
-    base = Path(candidates).parent if Path(candidates).is_file() else None
+    base = Path(candidates).parent if is_file(Path(candidates)) else None
     networks = [p.network(base) for p in points]
     s = suggest(networks, n, load_profile(REFERENCE_PROFILE))
     lines = [f"# macscalc calibrate --suggest {n}: of {len(points)} candidates, the {len(s.picks)} "
