@@ -109,7 +109,11 @@ def auto_calibrate(threads: int, budget: float, figure: str = "median", cpu: int
                    limit: int | None = None) -> tuple[Calibration, list[str]]:
     """Time the designed graphs until ``budget`` seconds have passed (at most ``limit``),
     fit on four in five and predict the rest; returns the calibration (its rows: every
-    graph, fitted or held out) and the provenance lines."""
+    graph, fitted or held out) and the provenance lines. A pass over every graph takes
+    about 25 s here; while the budget lasts the graphs are timed again, pass after pass,
+    and each keeps its lowest figure: other work on the machine only ever adds time, and
+    one pass held out 62 % of the graphs within ±10 % where the lowest over 10 sessions
+    held out 87 % (``benchmarks/data/README.md``)."""
     from macscalc.analysis.calibrate import fit_split
     from macscalc.models.measure import layout_block, pin, provenance, time_networks
 
@@ -117,28 +121,41 @@ def auto_calibrate(threads: int, budget: float, figure: str = "median", cpu: int
         raise MacscalcError("--budget must be a positive number of seconds")
     pin(cpu)
     todo = designs()[:limit]
+    nets = [d.network() for d in todo]
     start = time.monotonic()
-    done: list[tuple[Design, Network, float]] = []
+    best: list[float] = []  # the lowest figure of each graph timed, in design order
     batch = 2 * HOLD_OUT
-    for at in range(0, len(todo), batch):
-        if time.monotonic() - start > budget and len(done) >= 2 * HOLD_OUT:
-            break
-        chunk = todo[at:at + batch]
-        nets = [d.network() for d in chunk]
-        timings = time_networks(nets, threads, runs=10, warmup=3, rounds=2, max_runs=40)
-        for d, n, t in zip(chunk, nets, timings, strict=True):
-            done.append((d, n, t.min if figure == "min" else t.ms))
-        if step:
-            step(len(done), len(todo), chunk[-1].label)
-    if len(done) < 2 * HOLD_OUT:
-        raise MacscalcError(f"only {len(done)} graphs timed; --auto needs at least "
+    passes = 0
+    while passes == 0 or time.monotonic() - start <= budget:
+        for at in range(0, len(todo), batch):
+            if time.monotonic() - start > budget and len(best) >= 2 * HOLD_OUT:
+                break
+            chunk = nets[at:at + batch]
+            timings = time_networks(chunk, threads, runs=10, warmup=3, rounds=2, max_runs=40)
+            for i, t in enumerate(timings, at):
+                ms = t.min if figure == "min" else t.ms
+                if i < len(best):
+                    best[i] = min(best[i], ms)
+                else:
+                    best.append(ms)
+            end = at + len(chunk)
+            if step:
+                step(end, len(todo), f"pass {passes + 1}: {todo[end - 1].label}")
+        else:
+            passes += 1
+            continue
+        break
+    if len(best) < 2 * HOLD_OUT:
+        raise MacscalcError(f"only {len(best)} graphs timed; --auto needs at least "
                             f"{2 * HOLD_OUT}")
-    held = [d.held for d, *_ in done]
+    done = todo[:len(best)]
+    held = [d.held for d in done]
     notes = provenance(threads, 10, 3, 2, 40, cpu)
     elapsed = time.monotonic() - start
-    cal = fit_split([n for _, n, _ in done], [ms for *_, ms in done],
-                    [d.label for d, *_ in done], held,
+    cal = fit_split(nets[:len(best)], best, [d.label for d in done], held,
                     fitted_on=f"calibrate --auto: {len(done)} single-layer and block graphs "
-                    f"({sum(held)} held out), the {figure} of each, timed in {elapsed:.0f} s ("
-                    + "; ".join(n.lstrip("# ") for n in notes) + ")", block=layout_block())
+                    f"({sum(held)} held out), the {figure} of each, the lowest over "
+                    f"{max(passes, 1)} pass{'es' if passes > 1 else ''} timed in "
+                    f"{elapsed:.0f} s (" + "; ".join(n.lstrip("# ") for n in notes) + ")",
+                    block=layout_block())
     return cal, notes
