@@ -70,11 +70,13 @@ GRIDS = ("builtins.grid.csv", "mobilenets.grid.csv")
 WHOLE = DATA / "whole_epyc_1t.csv"
 AUTO = DATA / "auto_epyc_1t.csv"
 SUGGESTED = 8
-# the layout block of the machine that measured WHOLE and AUTO (its CSVs say so; the other
-# EPYC host's files predate the comment: the same AVX-512 CPU), and of the Pixel 1 rows: no
-# onnxruntime there, so the block that pads no channel of the MobileNets' rounding
+# the layout block of the machine that measured WHOLE and AUTO (their comments say so); of
+# the other EPYC host, whose files predate the comment: about 2× slower, an EPYC without
+# AVX-512 (leave-one-out over its grids: 96 and 96 % within ±10 % with blocks of 8, 86 and
+# 92 % with 16); and of the Pixel 1 rows: no onnxruntime there, so the block that pads no
+# channel of the MobileNets' rounding
 HERE_BLOCK = layout_block_of(comments(WHOLE)) or 16
-PIXEL1_BLOCK = 8
+OTHER_BLOCK = PIXEL1_BLOCK = 8
 # the families besides MobileNets that the issue's other machine timed (its 56 networks,
 # 8 families): (c') runs (c)'s protocol on the MobileNets here with these
 ISSUE_OTHERS = frozenset({"resnet18", "resnet50", "shufflenet_v2_x1_0", "mnasnet1_0",
@@ -312,8 +314,8 @@ def main() -> None:
         rows = read_measurements(DATA / name)
         other = [m.network(DATA) for m in rows]
         report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows, other,
-                     False, HERE_BLOCK)
-        report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}", HERE_BLOCK)
+                     False, OTHER_BLOCK)
+        report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}", OTHER_BLOCK)
 
 
 if __name__ == "__main__":
