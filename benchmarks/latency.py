@@ -44,6 +44,7 @@ from macscalc.analysis.calibrate import (  # noqa: E402
     calibrate_networks,
     comments,
     fit_split,
+    layout_block_of,
     read_measurements,
     size_text,
 )
@@ -69,6 +70,13 @@ GRIDS = ("builtins.grid.csv", "mobilenets.grid.csv")
 WHOLE = DATA / "whole_epyc_1t.csv"
 AUTO = DATA / "auto_epyc_1t.csv"
 SUGGESTED = 8
+# the layout block of the machine that measured WHOLE and AUTO (their comments say so); of
+# the other EPYC host, whose files predate the comment: about 2× slower, an EPYC without
+# AVX-512 (leave-one-out over its grids: 96 and 96 % within ±10 % with blocks of 8, 86 and
+# 92 % with 16); and of the Pixel 1 rows: no onnxruntime there, so the block that pads no
+# channel of the MobileNets' rounding
+HERE_BLOCK = layout_block_of(comments(WHOLE)) or 16
+OTHER_BLOCK = PIXEL1_BLOCK = 8
 # the families besides MobileNets that the issue's other machine timed (its 56 networks,
 # 8 families): (c') runs (c)'s protocol on the MobileNets here with these
 ISSUE_OTHERS = frozenset({"resnet18", "resnet50", "shufflenet_v2_x1_0", "mnasnet1_0",
@@ -121,13 +129,13 @@ def measured(figure: str = "min") -> list[Measurement]:
     return read_measurements(WHOLE, figure=figure)
 
 
-def columns(nets: list[Network]) -> list[dict[str, float]]:
+def columns(nets: list[Network], block: int) -> list[dict[str, float]]:
     out = []
     for n in nets:
-        f = features(n)
+        f = features(n, block)
         out.append({**f, "macs": sum(v for k, v in f.items() if k.startswith("macs_")),
-                    "all_bytes": f["bytes"] + f["rbytes"] + f["wbytes"] + f["dram"],
-                    "act_bytes": f["bytes"] + f["rbytes"], "all_wbytes": f["wbytes"] + f["dram"]})
+                    "all_bytes": f["bytes"] + f["pbytes"] + f["wbytes"] + f["dram"],
+                    "act_bytes": f["bytes"] + f["pbytes"], "all_wbytes": f["wbytes"] + f["dram"]})
     return out
 
 
@@ -154,7 +162,7 @@ def labels(ms: list[Measurement], nets: list[Network]) -> list[str]:
 def report_pixel1() -> None:
     rows, _ = pixel1()
     nets = [m.network() for m in rows]
-    x = [[features(n)[t.name] for t in TERMS] for n in nets]
+    x = [[features(n, PIXEL1_BLOCK)[t.name] for t in TERMS] for n in nets]
     ms = [m.ms for m in rows]
     print("\n(a) Pixel 1, published (slim V2 grid + V3 table), leave-one-out")
     per_family("per-kernel model", [m.spec for m in rows], leave_one_out(x, ms, term_ties()),
@@ -179,7 +187,7 @@ def auto_rows() -> tuple[list[Network], list[float], list[str], list[bool]]:
 def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> Profile:
     print(f"\n(b) calibrate --auto on this machine ({AUTO.name}), predicting every measured "
           "whole model")
-    cal = fit_split(*auto_rows(), fitted_on=AUTO.name)
+    cal = fit_split(*auto_rows(), fitted_on=AUTO.name, block=HERE_BLOCK)
     p = cal.profile
     print(f"  auto fit: {p.rows} graphs fitted, in sample {p.in_sample.within_10:.0f} % within "
           f"±10 %; held-out graphs {p.loo.within_10:.0f} % within ±10 %, MAPE "
@@ -191,7 +199,7 @@ def report_auto(ms_rows: list[Measurement], nets: list[Network]) -> Profile:
 
 
 def report_suggest(ms_rows: list[Measurement], nets: list[Network], prior: Profile,
-                   title: str) -> None:
+                   title: str, block: int) -> None:
     s = suggest(nets, SUGGESTED, load_profile("cpu_epyc_1t"))
     names = labels(ms_rows, nets)
     print(f"\n{title}: calibrate --suggest {SUGGESTED} over the {len(nets)} measured models "
@@ -201,14 +209,15 @@ def report_suggest(ms_rows: list[Measurement], nets: list[Network], prior: Profi
     for label, start in ((f"with the prior {prior.name}", prior), ("without a prior", None)):
         cal = calibrate_networks([nets[i] for i in s.picks], [ms_rows[i].ms for i in s.picks],
                                  "suggested", "this machine", "suggested",
-                                 [names[i] for i in s.picks], [None] * len(s.picks), start)
+                                 [names[i] for i in s.picks], [None] * len(s.picks), start,
+                                 block)
         per_family(f"8 suggested models, {label}", [ms_rows[i].spec for i in rest],
                    [cal.profile.predict(nets[i]) for i in rest], [ms_rows[i].ms for i in rest])
 
 
 def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
-                 family_lines: bool) -> None:
-    feats = columns(nets)
+                 family_lines: bool, block: int) -> None:
+    feats = columns(nets, block)
     ms = [m.ms for m in ms_rows]
     print(f"\n{title}: leave-one-out over {len(ms)} networks, by model form")
     for label, form in FORMS.items():
@@ -269,14 +278,14 @@ def write_profiles(ms_rows: list[Measurement]) -> None:
     rows, sources = pixel1()
     cal = calibrate(rows, "pixel1", "Google Pixel 1, one big CPU core, TFLite float (published "
                     "figures)", "the published Pixel-1 latencies: slim MobileNet V2 grid (22 "
-                    "rows) and slim MobileNet V3 table (6 rows)")
+                    "rows) and slim MobileNet V3 table (6 rows)", block=PIXEL1_BLOCK)
     profile = cal.profile._replace(published="pixel1", sources=tuple(sources))
     (PROFILE_DIR / "pixel1.yaml").write_text(profile_yaml(profile), encoding="utf-8")
     notes = "; ".join(comments(WHOLE))
     machine = next(n.split(":", 1)[1].strip() for n in comments(WHOLE)
                    if n.startswith("machine:"))
     cal = calibrate(ms_rows, "cpu_epyc_1t", machine, f"{WHOLE.name}, {len(ms_rows)} rows, "
-                    f"the minimum of each row's runs ({notes})", DATA)
+                    f"the minimum of each row's runs ({notes})", DATA, block=HERE_BLOCK)
     (PROFILE_DIR / "cpu_epyc_1t.yaml").write_text(profile_yaml(cal.profile), encoding="utf-8")
     print(f"wrote {PROFILE_DIR / 'pixel1.yaml'} and {PROFILE_DIR / 'cpu_epyc_1t.yaml'}")
 
@@ -294,18 +303,19 @@ def main() -> None:
     nets = [m.network(DATA) for m in ms_rows]
     report_pixel1()
     auto = report_auto(ms_rows, nets)
-    report_suggest(ms_rows, nets, auto, "(c)")
+    report_suggest(ms_rows, nets, auto, "(c)", HERE_BLOCK)
     like = [i for i, m in enumerate(ms_rows)
             if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
     report_suggest([ms_rows[i] for i in like], [nets[i] for i in like], auto,
-                   "(c') the same, on a set like the issue's other machine")
-    report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True)
+                   "(c') the same, on a set like the issue's other machine", HERE_BLOCK)
+    report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True,
+                 HERE_BLOCK)
     for name in ("mobilenets_epyc_1t.csv", "mobilenets_epyc_2t.csv"):
         rows = read_measurements(DATA / name)
         other = [m.network(DATA) for m in rows]
         report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows, other,
-                     False)
-        report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}")
+                     False, OTHER_BLOCK)
+        report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}", OTHER_BLOCK)
 
 
 if __name__ == "__main__":

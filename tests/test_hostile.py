@@ -201,10 +201,20 @@ def test_a_profile_rate_is_positive_and_bounded(here, value, shown):
     Path("p.yaml").write_text(text, encoding="utf-8")
     for args in (["count", "mobilenet_v1"], ["check", "mobilenet_v1", "--max-latency", "1"],
                  ["explain", "latency", "mobilenet_v1"], ["pick", "--max-latency", "20"]):
-        fails([*args, "--device", "p.yaml"], f"p.yaml:7:24: 'conv1x1_gmacs_per_s' must be a "
+        fails([*args, "--device", "p.yaml"], f"p.yaml:8:24: 'conv1x1_gmacs_per_s' must be a "
                                              "positive number up to 1,000,000,000 or .inf (no "
                                              "cost: a term the calibration left free), got "
                                              f"{shown}")
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("65", "65"), ("16.0", "16.0"),
+                                              ("yes", "True"), ("'16'", "'16'")])
+def test_a_profile_layout_block_is_a_whole_number_of_channels(here, value, shown):
+    text = PIXEL1.replace("layout_block: 8", f"layout_block: {value}")
+    Path("p.yaml").write_text(text, encoding="utf-8")
+    fails(["count", "mobilenet_v1", "--device", "p.yaml"],
+          "p.yaml:6:15: 'layout_block' must be a whole number of channels from 1 to 64, got "
+          + shown)
 
 
 def test_a_profile_with_every_rate_free_is_refused(here):
@@ -213,7 +223,7 @@ def test_a_profile_with_every_rate_free_is_refused(here):
     text = re.sub(r"(_per_s): \d[0-9.]*", r"\1: .inf", PIXEL1)
     Path("p.yaml").write_text(text, encoding="utf-8")
     fails(["check", "mobilenet_v1", "--max-latency", "1", "--device", "p.yaml"],
-          "p.yaml:7:3: a profile needs at least one finite rate: with every term free, every "
+          "p.yaml:8:3: a profile needs at least one finite rate: with every term free, every "
           "estimate would be 0 ms")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from macscalc.analysis.calibrate import read_measurements
+from macscalc.analysis.calibrate import calibrate_file, read_measurements
 from macscalc.cli import app
 from macscalc.core.errors import MacscalcError
-from macscalc.models.measure import grid_points, time_networks
+from macscalc.models.measure import grid_points, layout_block, layout_line, time_networks
 from tests.conftest import counted
 
 pytest.importorskip("onnxruntime", reason="measure needs the onnx extra")
@@ -24,13 +24,22 @@ def test_measure_prints_a_row_calibrate_reads(tmp_path):
     assert lines[1].startswith("# machine: ")
     assert lines[1].endswith(" CPUExecutionProvider, 1 intra-op thread")
     assert "load average (1 min) when timing began: " in lines[2]
-    assert lines[3] == "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,threads,runs"
-    assert lines[4].startswith("mobilenet_v3_small,1.0,32,1000,") and lines[4].endswith(",1,3")
+    # the layout block calibrate builds the kernels with: 16 channels on a CPU with
+    # AVX-512 (this machine), else 8
+    assert lines[3] == layout_line(layout_block())
+    assert layout_line(16) == ("# layout: onnxruntime's blocked conv layout holds 16 channels "
+                               "a block (AVX-512)")
+    assert lines[4] == "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,max_ms,threads,runs"
+    assert lines[5].startswith("mobilenet_v3_small,1.0,32,1000,") and lines[5].endswith(",1,3")
     assert "mobilenet_v3_small α1.0 32: median " in result.stderr
     path = tmp_path / "m.csv"
     path.write_text(result.stdout, encoding="utf-8")
     (m,) = read_measurements(path)
     assert (m.spec, m.res, m.classes, m.ms > 0) == ("mobilenet_v3_small", 32, 1000, True)
+    # calibrate takes the block from the comment, whatever machine it runs on
+    path.write_text(result.stdout.replace(lines[3], layout_line(8)) + result.stdout.splitlines()[5]
+                    + "\n", encoding="utf-8")
+    assert calibrate_file(path, prior=None, block=16).profile.block == 8
 
 
 def test_grid_interleaves_rounds():

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from macscalc.analysis.kernels import BLOCK, MAX_BLOCK
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_CHANNELS, MAX_CSV_ROWS, MAX_SIZE
 
@@ -235,21 +236,24 @@ def dw_share(f: dict[str, float]) -> float:
 
 
 def calibrate(measured: list[Measurement], name: str, device: str, fitted_on: str,
-              base: Path | None = None, prior: Profile | None = None) -> Calibration:
+              base: Path | None = None, prior: Profile | None = None,
+              block: int = BLOCK) -> Calibration:
     """Fit a profile to measurements, with in-sample and leave-one-out errors; spec paths
-    are looked up in ``base`` first; ``prior``: see ``latency.fit``."""
+    are looked up in ``base`` first; ``prior``: see ``latency.fit``; ``block``: the
+    measuring runtime's layout block."""
     networks = [m.network(base) for m in measured]
     if len(measured) < 2:
         raise MacscalcError(f"calibrate needs at least 2 measured rows (each is predicted "
                             f"from the others), got {len(measured)}",
                             measured[0].file if measured else None)
     return calibrate_networks(networks, [m.ms for m in measured], name, device, fitted_on,
-                              [m.spec for m in measured], [m.line for m in measured], prior)
+                              [m.spec for m in measured], [m.line for m in measured], prior,
+                              block)
 
 
 def calibrate_networks(networks: list[Network], ms: list[float], name: str, device: str,
                        fitted_on: str, labels: list[str], lines: list[int | None],
-                       prior: Profile | None = None) -> Calibration:
+                       prior: Profile | None = None, block: int = BLOCK) -> Calibration:
     """The fit itself, on placed networks (whole models, or ``auto``'s single layers),
     pulled toward ``prior``'s proportions where the rows leave a constant loose."""
     from macscalc.analysis.latency import (
@@ -265,7 +269,7 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
         term_ties,
     )
 
-    feats = [features(n) for n in networks]
+    feats = [features(n, block) for n in networks]
     x = [[f[t.name] for t in TERMS] for f in feats]
     ties = term_ties()
     start = prior.coefs() if prior is not None else None
@@ -281,7 +285,7 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
         constants={t.key: t.constant(c) for t, c in zip(TERMS, coefs, strict=True)},
         kinds=tuple(sorted(set().union(*(kinds(n) for n in networks)))),
         rows=len(ms), in_sample=Errors.of(fitted, ms), loo=Errors.of(held_out, ms),
-        fitted_on=fitted_on)
+        fitted_on=fitted_on, block=block)
     rows = [{"spec": label, "alpha": n.settings.alpha, "res": _square(n),
              "line": line, "ms": t, "fitted_ms": f, "error_pct": 100 * (f / t - 1),
              "loo_ms": h, "loo_error_pct": 100 * (h / t - 1), "dw_share_pct": dw_share(feat),
@@ -304,7 +308,8 @@ def calibrate_networks(networks: list[Network], ms: list[float], name: str, devi
 
 
 def fit_split(networks: list[Network], ms: list[float], labels: list[str], held: list[bool],
-              fitted_on: str, name: str = "auto", device: str | None = None) -> Calibration:
+              fitted_on: str, name: str = "auto", device: str | None = None,
+              block: int = BLOCK) -> Calibration:
     """Fit on the rows not ``held`` out and predict those (``calibrate --auto``). Each row
     is a graph of its own; its fixed cost per run is left to the per-kernel term, not
     fitted apart: a graph of 3–35 kernels cannot tell the two apart, and kernels inside a
@@ -321,7 +326,7 @@ def fit_split(networks: list[Network], ms: list[float], labels: list[str], held:
         term_ties,
     )
 
-    feats = [features(n) for n in networks]
+    feats = [features(n, block) for n in networks]
     x = [[f[t.name] for t in TERMS] for f in feats]
     fit_rows = [i for i, h in enumerate(held) if not h]
     coefs = fit([x[i] for i in fit_rows], [ms[i] for i in fit_rows], term_ties())
@@ -333,7 +338,8 @@ def fit_split(networks: list[Network], ms: list[float], labels: list[str], held:
         kinds=tuple(sorted(set().union(*(kinds(networks[i]) for i in fit_rows)))),
         rows=len(fit_rows), in_sample=Errors.of([pred[i] for i in fit_rows],
                                                 [ms[i] for i in fit_rows]),
-        loo=Errors.of([pred[i] for i in test], [ms[i] for i in test]), fitted_on=fitted_on)
+        loo=Errors.of([pred[i] for i in test], [ms[i] for i in test]), fitted_on=fitted_on,
+        block=block)
     rows = [{"spec": label, "alpha": n.settings.alpha, "res": _square(n), "line": i + 1,
              "ms": t, "fitted_ms": p, "error_pct": 100 * (p / t - 1), "loo_ms": p,
              "loo_error_pct": 100 * (p / t - 1), "dw_share_pct": dw_share(f),
@@ -344,14 +350,27 @@ def fit_split(networks: list[Network], ms: list[float], labels: list[str], held:
                                                        [ms[i] for i in fit_rows]))
 
 
+def layout_block_of(notes: list[str]) -> int | None:
+    """The layout block a CSV's ``layout:`` comment gives (``measure`` writes it)."""
+    import re
+
+    for n in notes:
+        m = re.match(r"layout: .*? (\d{1,3}) channels a block", n)
+        if m and 1 <= int(m.group(1)) <= MAX_BLOCK:
+            return int(m.group(1))
+    return None
+
+
 def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
-                   prior: Profile | None = None) -> Calibration:
-    """``macscalc calibrate``: the CSV's rows; its comments say what measured them."""
+                   prior: Profile | None = None, block: int = BLOCK) -> Calibration:
+    """``macscalc calibrate``: the CSV's rows; its comments say what measured them (and
+    the layout block; ``block`` where they do not)."""
     notes = comments(path)
+    block = layout_block_of(notes) or block
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
     measured = read_measurements(path, figure=figure)
     what = "" if figure == "median" else f", the {figure} of each row's runs"
     return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
                      f"{path.name}, {len(measured)} rows{what}" + (f" ({'; '.join(notes)})"
                                                                   if notes else ""), path.parent,
-                     prior)
+                     prior, block)

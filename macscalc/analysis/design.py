@@ -30,12 +30,13 @@ class Suggestion(NamedTuple):
 
 def suggest(networks: list[Network], n: int, reference: Profile) -> Suggestion:
     """The ``n`` candidates whose rows best pin the constants (``reference`` scales each
-    row by its estimated time, as the fit weights it)."""
+    row by its estimated time, as the fit weights it, and gives the runtime's layout)."""
     import numpy as np
 
     from macscalc.analysis.latency import TERMS, features
 
-    x = np.array([[features(net)[t.name] for t in TERMS] for net in networks], dtype=float)
+    x = np.array([[features(net, reference.block)[t.name] for t in TERMS] for net in networks],
+                 dtype=float)
     t = x @ np.array(reference.coefs())
     a = x / np.where(t > 0, t, 1.0)[:, None]
     used = a.any(axis=0)

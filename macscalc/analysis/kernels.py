@@ -4,16 +4,22 @@ Why: latency follows what the hardware executes, not the spec's rows. A runtime 
 batch norm, most activations and a residual add into the convolution before them (a ReLU
 is free there; any other activation is a pass of its own over the conv's output), runs
 what is left as kernels of their own, and (onnxruntime on x86) converts tensors between
-its blocked conv layout and plain NCHW wherever a layer outside the blocked set (split,
-slice, channel shuffle, the SE product, FC, layer norm, a conv it cannot block, ...)
-meets one inside it. Each kernel here carries quantities that mean the same in every
-family: its MACs by class (1×1, dense k×k, grouped, depthwise, FC), its depthwise
-channel planes, the activation bytes it reads and writes, the weight bytes it streams
-(at the runtime's dtype), the bytes that come from memory rather than cache (weights
-past the first 8 MiB a network streams, and every tensor past 8 MiB it reads or writes,
-again), and the elements that go through an exponential (swish, sigmoid, GELU, ...) and
-that a resize writes. The rules follow onnxruntime's CPU graph optimisations (checked
-against its own profiling of the exported built-ins).
+its blocked conv layout and plain NCHW wherever a layer it runs plain (split, slice,
+channel shuffle, the SE product, FC, layer norm, a conv it cannot block, ...) meets one
+it runs blocked. Each kernel here carries quantities that mean the same in every family:
+its MACs by class (1×1 and grouped 1×1, dense k×k, grouped k×k, depthwise, FC, and a 1×1
+conv reading a narrow plain input directly), its depthwise channel planes, the
+activation bytes a conv or FC reads and writes, the bytes a memory-bound kernel streams
+(a layout conversion, an unfused element-wise op, a copy, a pool), the weight bytes it
+streams (at the runtime's dtype), the bytes that come from memory rather than cache
+(weights past the first 8 MiB a network streams, and every tensor past 8 MiB it reads
+or writes, again), and the elements that go through an exponential (swish, sigmoid,
+GELU, ...) and that a resize writes. The rules follow onnxruntime's NchwcTransformer:
+its blocked layout holds ``block`` channels a block (MLAS: 16 with AVX-512, 8 with
+AVX2), a blocked conv computes whole blocks of channels (one to 24 channels takes as
+long as one to 32 with blocks of 16), and which layers it blocks depends on the block;
+on this machine the conversions placed equal those in the graphs onnxruntime 1.32 writes
+for 68 of the 70 built-ins (``benchmarks/ort_layout.py``).
 """
 
 from __future__ import annotations
@@ -34,10 +40,19 @@ FREE = frozenset({"dropout", "flatten"})  # no work at inference (views)
 CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
 # kinds that run in the blocked layout, so no conversion between them
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
-                     "concat", "act", "batchnorm", "upsample"})
+                     "mul", "concat", "act", "batchnorm", "upsample"})
 CACHED_BYTES = 8 * 2**20  # weights past this much, and tensors bigger, come from memory
-BLOCK = 8  # channels in a block of onnxruntime's layout (MLAS on AVX2)
+# channels in a block of onnxruntime's layout: MLAS's with AVX-512 (this machine's and the
+# built-in profile's), and with AVX2 only
+BLOCK, AVX2_BLOCK = 16, 8
 ALIGN = 4  # a conv's channels must be a multiple of this for it to run blocked
+MAX_BLOCK = 64  # the most channels a layout block a profile may give
+
+
+def padded(c: int, block: int) -> int:
+    """Channels as the blocked layout holds them: whole blocks (24 → 32 with blocks of 16,
+    and a conv to 24 channels takes as long as one to 32)."""
+    return -(-c // block) * block
 
 
 def uncached(shape: Shape) -> bool:
@@ -58,24 +73,25 @@ def is_depthwise(node: Node) -> bool:
 
 
 def work_class(node: Node) -> str | None:
-    """What kind of MACs a node does: ``conv1x1``, dense k×k ``conv``, ``group``ed, ``dw``
-    (depthwise) or ``fc``; None for a node without MACs."""
+    """What kind of MACs a node does: ``conv1x1`` (grouped or not: a grouped 1×1 runs as
+    dense ones per group, ShuffleNet V1's at the 1×1 rate), dense k×k ``conv``, grouped
+    k×k ``group``, ``dw`` (depthwise) or ``fc``; None for a node without MACs."""
     layer = node.layer
     if layer.kind == "linear":
         return "fc"
     if is_depthwise(node):
         return "dw"
     if layer.kind in ("conv2d", "conv_transpose"):
-        if getattr(layer, "groups", 1) > 1:
-            return "group"
-        return "conv1x1" if tuple(layer.k) == (1, 1) else "conv"
+        if tuple(layer.k) == (1, 1):
+            return "conv1x1"
+        return "group" if getattr(layer, "groups", 1) > 1 else "conv"
     return None
 
 
 class Kernel(NamedTuple):
     """One kernel the runtime runs: the nodes fused into it (the first launches it) and
-    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``wbytes``, ``dram``,
-    ``exp``)."""
+    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``pbytes``,
+    ``wbytes``, ``dram``, ``exp``, ``resize``, ``launches``)."""
 
     nodes: tuple[str, ...]
     what: str  # the first node's kind, or ``reorder`` for a layout conversion
@@ -130,7 +146,7 @@ def _by_size(name: str, shape: Shape, times: int) -> bool:
 
 def kernels(network: Network, area: Callable[[str], Any] | None = None,
             one: Any = 1, spill: Spill | None = None,
-            clip: Clip | None = None) -> list[Kernel]:
+            clip: Clip | None = None, block: int = BLOCK) -> list[Kernel]:
     """The network as the runtime runs it, in order (layout conversions where they occur).
 
     Every feature is a sum of per-position amounts times a tensor's area (h·w), and of
@@ -139,7 +155,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     bytes come from memory as well when ``spill`` says so (by default when the tensor
     is ``uncached``); the one term that is not linear in the areas, so a sweep passes a
     ``spill`` that notes each such tensor and adds its cost point by point, and likewise
-    a ``clip`` for the MACs a blocked k×k conv skips (``padded_rows``)."""
+    a ``clip`` for the MACs a blocked k×k conv skips (``padded_rows``). ``block``: the
+    runtime's channels per block (the device profile's ``layout_block``)."""
     nodes = network.nodes
     if area is None:
         areas = {"input": network.input.h * network.input.w,
@@ -168,47 +185,70 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         k = owner.get(source(name))
         return k is not None and out[k].what in BLOCKED
 
-    def numel(name: str, shape: Shape) -> Any:
-        return shape.c * area(name)
+    def numel(name: str, shape: Shape, pad: bool = False) -> Any:
+        return (padded(shape.c, block) if pad else shape.c) * area(name)
 
     def reorder(name: str, shape: Shape) -> None:
         key = source(name)
         if key in reordered or (key not in owner and key != "input"):
             return
         reordered.add(key)
-        f = {"rbytes": 2 * DTYPE_BYTES * numel(name, shape)}
+        # it reads or writes the tensor plain, and blocked with its channels padded
+        f = {"pbytes": DTYPE_BYTES * (numel(name, shape) + numel(name, shape, True))}
         if spill(name, shape, 2):
-            f["dram"] = f["rbytes"]
+            f["dram"] = 2 * DTYPE_BYTES * numel(name, shape)
         out.append(Kernel((key,), "reorder", f))
 
     def runs_plain(n: Node) -> bool:
-        """Whether onnxruntime runs a layer of a blocked kind in plain layout (as its
-        profile shows): a depthwise conv with a multiplier or with channels not a
+        """Whether onnxruntime runs a layer of a blocked kind in plain layout (as the graph
+        it writes shows): a depthwise conv with a multiplier or with channels not a
         multiple of ALIGN (ShuffleNet V2 1.0×'s 58-channel branches, MicroNet's); a dense
-        conv with a block or more of input channels not a multiple of ALIGN; a concat of
-        plain-layout inputs; a resize unless of a blocked tensor by whole factors (nearest
-        or bilinear: DeepLab's image pooling, a ×2 after a conv stay blocked; LR-ASPP's ×2
-        of a broadcast product, 65 → 513 do not)."""
+        conv with a block or more of input channels not a multiple of ALIGN; a grouped
+        conv unless each group's input and output channels are whole blocks (MicroNet's
+        1×1s of 4–48 channels a group); a pool over channels that are not whole blocks;
+        a concat unless of blocked inputs of whole blocks; an add, activation or batch
+        norm unless of blocked inputs, a product unless of blocked inputs of one shape; a
+        global pool of a plain input; a resize unless bilinear of a blocked tensor by
+        whole factors (DeepLab's image pooling, a ×2 after a conv stay blocked; LR-ASPP's
+        ×2 of a broadcast product, 65 → 513, a nearest resize do not)."""
+        kind, cin, cout = n.layer.kind, n.in_shapes[0].c, n.out.c
         if is_depthwise(n):
-            return n.out.c != n.in_shapes[0].c or n.out.c % ALIGN != 0
-        if n.layer.kind == "conv2d" and n.layer.groups == 1:
-            return n.in_shapes[0].c >= BLOCK and n.in_shapes[0].c % ALIGN != 0
-        if n.layer.kind == "concat":
+            return cout != cin or cout % ALIGN != 0
+        if kind == "conv2d" and n.layer.groups == 1:
+            return cin >= block and cin % ALIGN != 0
+        if kind == "conv2d":
+            g = n.layer.groups
+            return (cin // g) % block != 0 or (cout // g) % block != 0
+        if kind == "global_pool" and not blocked(n.inputs[0]):
+            return True  # onnxruntime converts a plain input for a pool, not a global one
+        if kind in ("pool", "global_pool"):
+            return cout % block != 0
+        if kind == "concat":
+            return not all(blocked(i) and s.c % block == 0
+                           for i, s in zip(n.inputs, n.in_shapes, strict=True))
+        if kind in ("add", "act", "batchnorm"):
             return not all(blocked(i) for i in n.inputs)
-        if n.layer.kind == "upsample":
+        if kind == "mul":  # StarNet's star stays blocked, a squeeze-excite scale does not
+            return not all(blocked(i) and s == n.out
+                           for i, s in zip(n.inputs, n.in_shapes, strict=True))
+        if kind == "upsample":
             x, y = n.in_shapes[0], n.out
-            return not (blocked(n.inputs[0]) and y.h % x.h == 0 and y.w % x.w == 0)
+            return not (n.layer.mode == "bilinear" and blocked(n.inputs[0])
+                        and y.h % x.h == 0 and y.w % x.w == 0)
         return False
 
     def tensors(n: Node) -> list[tuple[str, Shape]]:
         return [*zip(n.inputs, n.in_shapes, strict=True), (n.name, n.out)]
 
-    def sizes(n: Node) -> Any:
-        return sum(numel(name, s) for name, s in tensors(n))
+    def sizes(n: Node, pad: bool, direct: bool = False) -> Any:
+        """Elements of a node's tensors: whole blocks where it runs blocked, but for an
+        input a conv reads plain (``direct``)."""
+        return sum(numel(name, s, pad and not (direct and i < len(n.inputs)))
+                   for i, (name, s) in enumerate(tensors(n)))
 
-    def one_more(f: dict[str, Any], n: Node) -> None:
+    def one_more(f: dict[str, Any], n: Node, key: str, pad: bool) -> None:
         """A kernel that also writes (a fused add, another slice) ``n``'s output."""
-        f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * numel(n.name, n.out)
+        f[key] = f.get(key, 0) + DTYPE_BYTES * numel(n.name, n.out, pad)
         if spill(n.name, n.out, 1):
             f["dram"] = f.get("dram", 0) + DTYPE_BYTES * numel(n.name, n.out)
 
@@ -225,9 +265,9 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             if kind == "act" and n.layer.fn not in IN_REGISTERS:
                 # a pass of its own over each block of the output as the conv writes it:
                 # it reads and writes the block again while it is in cache
-                f["bytes"] = f.get("bytes", 0) + 2 * DTYPE_BYTES * numel(n.name, n.out)
+                f["bytes"] = f.get("bytes", 0) + 2 * DTYPE_BYTES * numel(n.name, n.out, True)
                 if n.layer.fn in EXP_ACTS:
-                    f["exp"] = f.get("exp", 0) + numel(n.name, n.out)
+                    f["exp"] = f.get("exp", 0) + numel(n.name, n.out, True)
             out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
             owner[n.name] = k
             # a conv that fused an activation fuses no add after it (onnxruntime's
@@ -239,7 +279,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             if fused and all(blocked(s) for s in src):
                 k = owner[fused[0]]
                 f = dict(out[k].features)
-                one_more(f, n)
+                one_more(f, n, "bytes", True)
                 out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
                 owner[n.name] = k
                 tail.pop(fused[0])
@@ -249,22 +289,23 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             # slices of one tensor run as one Split kernel: it reads the input once
             k = split[src[0]]
             f = dict(out[k].features)
-            one_more(f, n)
+            one_more(f, n, "pbytes", False)
             out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
             owner[n.name] = k
             continue
         what = f"{kind} (plain)" if runs_plain(n) else kind
+        # a dense conv reads an input narrower than a block plain, directly (an image; a
+        # blocked one is converted back)
+        direct = kind == "conv2d" and n.layer.groups == 1 and n.in_shapes[0].c < block
         if what in BLOCKED:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
-                # a dense conv reads a plain tensor narrower than a block directly (an
-                # image); any other plain input is converted
-                direct = kind == "conv2d" and n.layer.groups == 1 and shape.c < BLOCK
-                if not (blocked(name) or direct):
+                if blocked(name) == direct:  # any other input is converted to blocks
                     reorder(name, shape)
         else:
             for name, shape in zip(n.inputs, n.in_shapes, strict=True):
                 if blocked(name):
                     reorder(name, shape)
+        pad = what in BLOCKED  # its tensors hold whole blocks of channels
         f: dict[str, Any] = {}
         if kind == "shuffle":
             f["launches"] = 3  # reshape, transpose, reshape
@@ -276,14 +317,23 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             # grow with the square of the tokens, so only a count follows them (a sweep
             # refuses token models)
             f["macs_conv1x1"] = n.layer.macs(n.in_shapes, n.out)
-            f["bytes"] = DTYPE_BYTES * sizes(n)
+            f["bytes"] = DTYPE_BYTES * sizes(n, False)
         elif cls is not None:
             # MACs per output position (per input position for a transposed conv)
             per = n.layer.macs([Shape(1, 1, x.c) for x in n.in_shapes], Shape(1, 1, n.out.c))
+            if pad and kind in ("conv2d", "depthwise"):
+                # a blocked conv computes whole blocks of output channels, from whole
+                # blocks of input channels unless it reads a narrow plain input directly
+                cin, cout = n.in_shapes[0].c, n.out.c
+                per = per * padded(cout, block) // cout
+                if kind == "conv2d" and n.layer.groups == 1 and not direct:
+                    per = per * padded(cin, block) // cin
+                elif cls == "conv1x1" and direct:
+                    cls = "direct"  # a 1×1 conv from a narrow plain input: its own kernel
             f[f"macs_{cls}"] = per * area(n.inputs[0] if kind == "conv_transpose" else n.name)
             if kind in ("conv2d", "depthwise") and n.layer.k[0] > 1 and what in BLOCKED:
                 f[f"macs_{cls}"] = f[f"macs_{cls}"] - clip(n, cls, per // n.layer.k[0])
-            f["bytes"] = DTYPE_BYTES * sizes(n)
+            f["bytes"] = DTYPE_BYTES * sizes(n, pad, direct)
             weights = DTYPE_BYTES * n.layer.params(n.in_shapes).weights
             # a network streams all its weights once per inference, more than its caches
             # keep between inferences: those past its first CACHED_BYTES come from memory
@@ -296,19 +346,20 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             if cls == "dw" and what not in BLOCKED:
                 # in plain layout a depthwise conv runs through im2col and a GEMM of one
                 # row a channel: each MAC reads an input element copied for it
-                f["rbytes"] = 2 * DTYPE_BYTES * f["macs_dw"]
+                f["pbytes"] = 2 * DTYPE_BYTES * f["macs_dw"]
             elif cls == "dw":
-                f["dw_planes"] = one * n.out.c
+                f["dw_planes"] = one * padded(n.out.c, block)
         else:
-            f["bytes"] = f.get("bytes", 0) + DTYPE_BYTES * sizes(n)
+            # a memory-bound kernel: it streams its tensors
+            f["pbytes"] = f.get("pbytes", 0) + DTYPE_BYTES * sizes(n, pad)
             if kind == "act" and n.layer.fn in EXP_ACTS:
-                f["exp"] = numel(n.name, n.out)
+                f["exp"] = numel(n.name, n.out, pad)
             if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
-                f["resize"] = numel(n.name, n.out)
+                f["resize"] = numel(n.name, n.out, pad)
         # the tensors too big for the caches (LR-ASPP's at 1024×2048): their bytes are
         # read or written once more, at the memory rate
         spilled = [(name, s) for name, s in tensors(n) if spill(name, s, 1)] \
-            if "bytes" in f else []
+            if "bytes" in f or "pbytes" in f else []
         if spilled:
             f["dram"] = f.get("dram", 0) + DTYPE_BYTES * sum(numel(*t) for t in spilled)
         out.append(Kernel((n.name,), what, f))
@@ -317,8 +368,9 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             split[src[0]] = len(out) - 1
         if kind in CONVS:
             tail[n.name] = False
-    if nodes and blocked(nodes[-1].name):
-        reorder(nodes[-1].name, nodes[-1].out)  # the output leaves in plain layout
+    for n in nodes:  # the outputs (an SSD's every predictor) leave in plain layout
+        if not consumers.get(n.name) and blocked(n.name):
+            reorder(n.name, n.out)
     return out
 
 
@@ -328,4 +380,4 @@ def _shiftmax(j: int, k: int, out_bytes: Any) -> dict[str, Any]:
     reading and writing a tensor of the output's size (beside the node's own bytes)."""
     launches = (j - 1) + 2 * j * k + (j - 1) * k + (k > 1)
     passes = 2 * (j - 1) + 2 * j * k + 3 * (j - 1) * k + (k + 1) * (k > 1)
-    return {"launches": launches, "bytes": passes * out_bytes}
+    return {"launches": launches, "pbytes": passes * out_bytes}

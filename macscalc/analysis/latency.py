@@ -3,32 +3,38 @@
 Why per kernel: a model of whole-network totals fits the family it was calibrated on and
 misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and splits,
 5×5 depthwise convs that do more MACs per second than 3×3). Here each kernel the runtime
-runs (``kernels.py``: fusions and layout conversions as onnxruntime applies them) costs::
+runs (``kernels.py``: fusions, layouts and layout conversions as onnxruntime applies
+them) costs::
 
     t = Σ_class MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp
-        + resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder
-        + weight bytes / B_w + bytes from memory / B_mem + τ_kernel
+        + resized elements / R_resize + conv and FC activation bytes / B
+        + bytes of memory-bound kernels / B_pass + weight bytes / B_w
+        + bytes from memory / B_mem + τ_kernel
 
-with MACs by class (1×1 and FC, dense k×k, grouped, depthwise; less the kernel rows a
+with MACs by class (1×1 and FC, dense k×k, grouped k×k, depthwise, and a 1×1 conv that
+reads a plain input narrower than a layout block directly, onnxruntime's slowest conv
+kernel; whole blocks of channels where the layout holds them, less the kernel rows a
 blocked conv skips in the padding), depthwise channel planes (a depthwise conv pays per
 plane as well as per MAC: a 5×5 does more MACs per second than a 3×3, a 7×7 map with
 many channels fewer), elements through an exponential (swish, sigmoid, GELU), elements a
-resize writes, activation bytes read and written (a fused activation other than ReLU
-reads and writes the conv's output once more), bytes of layout conversions (strided
-copies, slower per byte), weight bytes (float32) and a fixed launch cost. Weights have
-their own rate: a network's weights are read once per inference from beyond the core's
-caches, while activations pass between consecutive kernels through them. Bytes from
-memory, at a third rate: the weights a network streams past its first 8 MiB (about what
-the caches keep between inferences: of 4, 6, 8, 12 and 16 MiB, 8 predicts best in
+resize writes, the activation bytes a conv or FC reads and writes (in cache, beside its
+compute; a fused activation other than ReLU reads and writes the conv's output once
+more), the bytes a memory-bound kernel streams (a layout conversion, an unfused
+element-wise op, a copy, a pool: they move bytes and little else, at a rate of their
+own), weight bytes (float32) and a fixed launch cost. Weights have their own rate: a
+network's weights are read once per inference from beyond the core's caches, while
+activations pass between consecutive kernels through them. Bytes from memory, at a
+third rate: the weights a network streams past its first 8 MiB (about what the caches
+keep between inferences: of 4, 6, 8, 12 and 16 MiB, 8 predicts best in
 ``benchmarks/latency.py``'s (a), (b) and (c)), and, once more beside their cached cost,
 the bytes of every tensor past 8 MiB a kernel or a layout conversion reads or writes
 (LR-ASPP's at 1024×2048). The terms add (a fitted blend, not a roofline maximum: chosen
 by held-out error across families in ``benchmarks/latency.py``), so the fit is linear:
 non-negative least squares on relative error (each row weighted by 1/t, so a 1 ms model
 counts as much as a 100 ms one). A profile is a small YAML file of these constants in
-physical units, with what it was fitted on and its own held-out error, which gives every
-estimate its band. A rate that no calibration row exercises is tied to a related one
-(``Term.tie``), never zero.
+physical units and the runtime's layout block, with what it was fitted on and its own
+held-out error, which gives every estimate its band. A rate that no calibration row
+exercises is tied to a related one (``Term.tie``), never zero.
 
 numpy is imported only by the fit; estimating from a profile needs none.
 """
@@ -40,7 +46,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from macscalc.analysis.kernels import FREE, Clip, Kernel, Spill, is_depthwise, kernels
+from macscalc.analysis.kernels import (
+    BLOCK,
+    FREE,
+    MAX_BLOCK,
+    Clip,
+    Kernel,
+    Spill,
+    is_depthwise,
+    kernels,
+)
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_PROFILE_CONSTANT
 
@@ -49,9 +64,9 @@ if TYPE_CHECKING:
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
 FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp + "
-           "resized elements / R_resize + activation bytes / B + conversion bytes / B_reorder "
-           "+ weight bytes / B_w + bytes from memory (weights past the first 8 MiB, tensors "
-           "past 8 MiB) / B_mem + τ_kernel")
+           "resized elements / R_resize + conv and FC activation bytes / B + bytes of "
+           "memory-bound kernels / B_pass + weight bytes / B_w + bytes from memory (weights "
+           "past the first 8 MiB, tensors past 8 MiB) / B_mem + τ_kernel")
 
 
 class Counted(Protocol):
@@ -95,15 +110,18 @@ TERMS = (
          tie="macs_conv1x1"),
     Term("macs_dw", "dw_gmacs_per_s", "depthwise MACs", "G MACs/s", 1e-6,
          tie="macs_conv1x1"),
+    Term("macs_direct", "direct_gmacs_per_s", "MACs of a 1×1 conv that reads an input "
+         "narrower than a layout block plain", "G MACs/s", 1e-6, tie="macs_conv1x1"),
     Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
     Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
          "G elements/s", 1e-6),
     Term("resize", "resize_gelems_per_s", "elements a resize writes", "G elements/s",
          1e-6, tie="exp"),
-    Term("rbytes", "reorder_gbytes_per_s", "bytes a layout conversion reads and writes",
-         "GB/s", 1e-6, "memory", "bytes"),
-    Term("bytes", "gbytes_per_s", "activation bytes read and written (float32)", "GB/s", 1e-6,
-         "memory"),
+    Term("pbytes", "pass_gbytes_per_s", "bytes a memory-bound kernel reads and writes "
+         "(layout conversions, unfused elementwise ops, copies, pools)", "GB/s", 1e-6,
+         "memory", "bytes"),
+    Term("bytes", "gbytes_per_s", "activation bytes a conv or FC reads and writes (float32)",
+         "GB/s", 1e-6, "memory"),
     Term("wbytes", "weight_gbytes_per_s", "weight bytes, streamed once per inference (float32)",
          "GB/s", 1e-6, "memory"),
     Term("dram", "dram_gbytes_per_s", "bytes from memory (float32): weights past a "
@@ -130,21 +148,23 @@ def kernel_features(k: Kernel) -> dict[str, Any]:
 
 
 def network_ms(coefs: list[float], network: Network, area: Any = None, one: Any = 1,
-               spill: Spill | None = None, clip: Clip | None = None) -> Any:
+               spill: Spill | None = None, clip: Clip | None = None,
+               block: int = BLOCK) -> Any:
     """The estimate in ms (``kernels``' area, one, spill and clip: as coefficients of the
     areas)."""
     coef = dict(zip(TERM_NAMES, coefs, strict=True))
     total: Any = 0.0
-    for k in kernels(network, area, one, spill, clip):
+    for k in kernels(network, area, one, spill, clip, block):
         for name, v in kernel_features(k).items():
             total = total + coef[name] * (one * v if name in LAUNCH else v)
     return total
 
 
-def features(network: Network) -> dict[str, float]:
-    """The model's features of one network (its kernels summed), by term name."""
+def features(network: Network, block: int = BLOCK) -> dict[str, float]:
+    """The model's features of one network (its kernels summed), by term name, on a
+    runtime whose blocked layout holds ``block`` channels a block."""
     out = dict.fromkeys(TERM_NAMES, 0.0)
-    for k in kernels(network):
+    for k in kernels(network, block=block):
         for name, v in kernel_features(k).items():
             out[name] += v
     return out
@@ -354,19 +374,20 @@ class Profile(NamedTuple):
     fitted_on: str
     published: str | None = None  # device id of published latencies (macscalc table)
     sources: tuple[str, ...] = ()
+    block: int = BLOCK  # channels a block of the runtime's blocked layout (layout_block)
 
     def coefs(self) -> list[float]:
         return [t.coef(self.constants[t.key]) for t in TERMS]
 
     def predict(self, network: Network) -> float:
-        f = features(network)
+        f = features(network, self.block)
         return predict(self.coefs(), [f[t.name] for t in TERMS])
 
     def kernel_times(self, network: Network) -> list[KernelTime]:
         """Every kernel with its estimated time, split into compute, memory and launch."""
         coef = dict(zip(TERM_NAMES, self.coefs(), strict=True))
         out = []
-        for k in kernels(network):
+        for k in kernels(network, block=self.block):
             f = kernel_features(k)
             part = {"compute": 0.0, "memory": 0.0, "launch": 0.0}
             for t in TERMS:
@@ -413,6 +434,8 @@ def profile_yaml(p: Profile) -> str:
     if p.published:
         lines.append(f"published: {q(p.published)}  # its published latencies win where "
                      "they exist")
+    lines.append(f"layout_block: {p.block}  # channels a block of the runtime's blocked conv "
+                 "layout (onnxruntime: 16 with AVX-512, 8 with AVX2)")
     lines.append("constants:")
     for t in TERMS:
         lines.append(f"  {t.key}: {_num(p.constants[t.key])}  # {t.what}, {t.unit}")
@@ -472,6 +495,11 @@ def load_profile(ref: str) -> Profile:
     if published is not None and not isinstance(published, str):
         raise MacscalcError("'published' must be a device id such as pixel1", file,
                             *doc.value_locs["published"])
+    block = doc.get("layout_block", BLOCK)
+    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
+        raise MacscalcError(f"'layout_block' must be a whole number of channels from 1 to "
+                            f"{MAX_BLOCK}, got {show(block)}", file,
+                            *doc.value_locs["layout_block"])
     consts = need(doc, "constants", LocDict, top)
     constants = {t.key: float(need(consts, t.key, float, "constants")) for t in TERMS}
     if all(math.isinf(constants[k]) for k in RATES):
@@ -489,7 +517,8 @@ def load_profile(ref: str) -> Profile:
         kinds=tuple(str(k) for k in need(cal, "kinds", list, "calibration")),
         rows=need(cal, "rows", int, "calibration"), in_sample=errors("in_sample"),
         loo=errors("leave_one_out"), fitted_on=str(need(cal, "fitted_on", str, "calibration")),
-        published=published, sources=tuple(str(s) for s in cal.get("sources", [])))
+        published=published, sources=tuple(str(s) for s in cal.get("sources", [])),
+        block=block)
 
 
 class Estimate(NamedTuple):

@@ -367,6 +367,7 @@ class _Grid:
                  profile: Profile | None = None):
         self.spec = spec
         self.coefs = profile.coefs() if profile is not None else None
+        self.block = profile.block if profile is not None else 0
         # ms per byte from memory: the one cost a sweep adds point by point (_spilled)
         self.memory_ms = 0.0
         if self.coefs is not None:
@@ -514,7 +515,7 @@ class _Grid:
             return 0
 
         ms = network_ms(self.coefs, net, lambda name: units[column[name]], units[-1], note,
-                        clip)
+                        clip, self.block)
         return ms, np.array(spills, dtype=np.int64).reshape(-1, 3), tuple(clips)
 
     def _classes(self, plan: _Plan, idx: np.ndarray) -> np.ndarray:

@@ -42,9 +42,12 @@ def run_calibrate(measured: Path | None, profile: Path | None, *, auto: bool = F
         cal = calibrate_auto(threads, budget, figure, cpu, name)
     else:
         from macscalc.analysis.latency import load_profile
+        from macscalc.models.measure import layout_block
 
         start = None if prior == "none" else load_profile(prior)
-        cal = calibrate_file(measured, name, figure, start)  # type: ignore[arg-type]
+        # a CSV without measure's layout comment was measured here, most likely
+        cal = calibrate_file(measured, name, figure, start,  # type: ignore[arg-type]
+                             layout_block())
     write_atomic(profile, profile_yaml(cal.profile))
     render(calibrate_doc(cal, str(profile)), fmt)
     return None
@@ -78,10 +81,11 @@ def suggest_csv(candidates: str, n: int) -> str:
     from macscalc.analysis.design import suggest
     from macscalc.analysis.latency import load_profile
     from macscalc.core.units import fmt_alpha
+    from macscalc.lang.spec import is_file
     from macscalc.models.measure import grid_points
 
     points = grid_points(candidates)
-    base = Path(candidates).parent if Path(candidates).is_file() else None
+    base = Path(candidates).parent if is_file(Path(candidates)) else None
     networks = [p.network(base) for p in points]
     s = suggest(networks, n, load_profile(REFERENCE_PROFILE))
     lines = [f"# macscalc calibrate --suggest {n}: of {len(points)} candidates, the {len(s.picks)} "

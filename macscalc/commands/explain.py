@@ -395,9 +395,11 @@ def latency_doc(network: Network, profile: Profile) -> Doc:
              f"  fitted on {profile.fitted_on}",
              f"{len(kernel_rows)} kernels: {bound['compute']} compute-bound (their MACs, "
              f"depthwise planes or exponentials take the most time), {bound['memory']} "
-             f"memory-bound (the activations they read and write at {c['gbytes_per_s']:.4g} "
-             f"GB/s and the weights they stream at {c['weight_gbytes_per_s']:.4g} GB/s take "
-             f"the most), {bound['launch']} launch-bound (the fixed "
+             f"memory-bound (the bytes they move take the most: a conversion, element-wise "
+             f"op, copy or pool streams its tensors at {c['pass_gbytes_per_s']:.4g} GB/s, a "
+             f"conv reads and writes its activations at {c['gbytes_per_s']:.4g} GB/s and "
+             f"streams its weights at {c['weight_gbytes_per_s']:.4g} GB/s), "
+             f"{bound['launch']} launch-bound (the fixed "
              f"{c['us_per_kernel']:.4g} µs per kernel is the largest part).", ""]
     dense, dw = c["conv1x1_gmacs_per_s"], c["dw_gmacs_per_s"]
     if 0 < dw < float("inf") and dense > 0:

@@ -252,11 +252,31 @@ def runtime_text(runtime: str, threads: int, dtype: str) -> str:
             f"thread{plural}")
 
 
+def layout_block() -> int:
+    """Channels a block of onnxruntime's blocked conv layout on this machine: MLAS holds
+    16 where the CPU has AVX-512 (``avx512f`` among Linux's CPU flags), else 8."""
+    from macscalc.analysis.kernels import AVX2_BLOCK, BLOCK
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = f.read(1 << 20)
+    except OSError:
+        return AVX2_BLOCK
+    return BLOCK if " avx512f" in flags else AVX2_BLOCK
+
+
+def layout_line(block: int) -> str:
+    """The comment that tells ``calibrate`` the measuring runtime's layout block."""
+    return (f"# layout: onnxruntime's blocked conv layout holds {block} channels a block "
+            f"({'AVX-512' if block == 16 else 'no AVX-512'})")
+
+
 def provenance(threads: int, runs: int, warmup: int, rounds: int,
                max_runs: int | None = None, cpu: int | None = None,
                runtime: str = "onnxruntime", dtype: str = "fp32") -> list[str]:
     """Comment lines saying what measured a CSV; ``calibrate`` takes the device from the
-    ``machine:`` line and keeps them all in the profile."""
+    ``machine:`` line and the layout block from the ``layout:`` line, and keeps them all in
+    the profile."""
     import os
 
     load = f"; load average (1 min) when timing began: {os.getloadavg()[0]:.2f}" \
@@ -269,7 +289,8 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int,
             f"{runtime_text(runtime, threads, dtype)}"
             + (f", pinned to CPU {cpu}" if cpu is not None else ""),
             f"# system: {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}{load}"]
+            f"{platform.python_version()}{load}",
+            *([layout_line(layout_block())] if runtime == "onnxruntime" else [])]
 
 
 def csv_row(network: Network, ref: str, t: Timing) -> str:
