@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from macscalc.analysis.counting import Convention, param_convention
+from macscalc.analysis.kernels import BLOCK, padded_rows, too_big
 from macscalc.analysis.kernels import DTYPE_BYTES as RUNTIME_BYTES
-from macscalc.analysis.kernels import padded_rows, too_big
 from macscalc.analysis.memory import IN_PLACE, tensors
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_ALPHA, MAX_SIZE, MAX_SWEEP_ALPHAS, MAX_SWEEP_POINTS
@@ -367,7 +367,7 @@ class _Grid:
                  profile: Profile | None = None):
         self.spec = spec
         self.coefs = profile.coefs() if profile is not None else None
-        self.block = profile.block if profile is not None else 0
+        self.block = profile.block if profile is not None else BLOCK
         # ms per byte from memory: the one cost a sweep adds point by point (_spilled)
         self.memory_ms = 0.0
         if self.coefs is not None:

@@ -255,6 +255,8 @@ def runtime_text(runtime: str, threads: int, dtype: str) -> str:
 def layout_block() -> int:
     """Channels a block of onnxruntime's blocked conv layout on this machine: MLAS holds
     16 where the CPU has AVX-512 (``avx512f`` among Linux's CPU flags), else 8."""
+    import re
+
     from macscalc.analysis.kernels import AVX2_BLOCK, BLOCK
 
     try:
@@ -262,7 +264,7 @@ def layout_block() -> int:
             flags = f.read(1 << 20)
     except OSError:
         return AVX2_BLOCK
-    return BLOCK if " avx512f" in flags else AVX2_BLOCK
+    return BLOCK if re.search(r"\bavx512f\b", flags) else AVX2_BLOCK
 
 
 def layout_line(block: int) -> str:
