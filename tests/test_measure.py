@@ -39,7 +39,7 @@ def test_measure_prints_a_row_calibrate_reads(tmp_path):
     # calibrate takes the block from the comment, whatever machine it runs on
     path.write_text(result.stdout.replace(lines[3], layout_line(8)) + result.stdout.splitlines()[5]
                     + "\n", encoding="utf-8")
-    assert calibrate_file(path, prior=None, block=16).profile.block == 8
+    assert calibrate_file(path, prior=None).profile.block == 8
 
 
 def test_grid_interleaves_rounds():

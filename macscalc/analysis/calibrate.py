@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from macscalc.analysis.kernels import BLOCK, MAX_BLOCK
+from macscalc.analysis.kernels import AVX2_BLOCK, BLOCK, MAX_BLOCK
 from macscalc.core.errors import MacscalcError, show
 from macscalc.core.limits import MAX_CHANNELS, MAX_CSV_ROWS, MAX_SIZE
 
@@ -362,15 +362,32 @@ def layout_block_of(notes: list[str]) -> int | None:
 
 
 def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
-                   prior: Profile | None = None, block: int = BLOCK) -> Calibration:
-    """``macscalc calibrate``: the CSV's rows; its comments say what measured them (and
-    the layout block; ``block`` where they do not)."""
+                   prior: Profile | None = None) -> Calibration:
+    """``macscalc calibrate``: the CSV's rows; its comments say what measured them, and
+    the layout block. Where they name none (a file from elsewhere, or from before
+    ``measure`` wrote it), the rows are fitted with MLAS's two blocks and the one with
+    the lower leave-one-out error is kept: with 8 rows it tells this machine (16) from the
+    other EPYC host (8) in every case of ``benchmarks/latency.py``."""
     notes = comments(path)
-    block = layout_block_of(notes) or block
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
     measured = read_measurements(path, figure=figure)
     what = "" if figure == "median" else f", the {figure} of each row's runs"
-    return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
-                     f"{path.name}, {len(measured)} rows{what}" + (f" ({'; '.join(notes)})"
-                                                                  if notes else ""), path.parent,
-                     prior, block)
+    fitted_on = f"{path.name}, {len(measured)} rows{what}" + (f" ({'; '.join(notes)})"
+                                                            if notes else "")
+
+    def fitted(block: int) -> Calibration:
+        return calibrate(measured, name or path.stem, machine or f"measured in {path.name}",
+                         fitted_on, path.parent, prior, block)
+
+    block = layout_block_of(notes)
+    if block is not None:
+        return fitted(block)
+    fits = {b: fitted(b) for b in (AVX2_BLOCK, BLOCK)}
+    best = min(fits, key=lambda b: fits[b].profile.loo.mape)
+    other = AVX2_BLOCK if best == BLOCK else BLOCK
+    cal = fits[best]
+    how = (f"; layout block {best}: the file names none, and the rows' leave-one-out error "
+           f"is lower with {best} channels a block than with {other} (MAPE "
+           f"{cal.profile.loo.mape:.1f} % against {fits[other].profile.loo.mape:.1f} %)")
+    return cal._replace(profile=cal.profile._replace(fitted_on=cal.profile.fitted_on + how),
+                        warnings=[*cal.warnings, how.removeprefix("; ")])

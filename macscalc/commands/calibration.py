@@ -42,12 +42,8 @@ def run_calibrate(measured: Path | None, profile: Path | None, *, auto: bool = F
         cal = calibrate_auto(threads, budget, figure, cpu, name)
     else:
         from macscalc.analysis.latency import load_profile
-        from macscalc.models.measure import layout_block
-
         start = None if prior == "none" else load_profile(prior)
-        # a CSV without measure's layout comment was measured here, most likely
-        cal = calibrate_file(measured, name, figure, start,  # type: ignore[arg-type]
-                             layout_block())
+        cal = calibrate_file(measured, name, figure, start)  # type: ignore[arg-type]
     write_atomic(profile, profile_yaml(cal.profile))
     render(calibrate_doc(cal, str(profile)), fmt)
     return None
