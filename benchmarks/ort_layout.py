@@ -11,7 +11,7 @@ plain directly, which outputs leave converted.
 
 Needs the onnx extra. On this machine (EPYC with AVX-512: blocks of 16 channels,
 onnxruntime 1.32) 68 of the 70 built-ins agree exactly (MicroNet-M1: 10, ShuffleNet V2
-1.0×: 32, ConvNeXt-T: 42); TinyViT-11M (35 against 25) and MobileNetV4-Hybrid-L (33
+1.0×: 32, ConvNeXt-T: 40); TinyViT-11M (35 against 25) and MobileNetV4-Hybrid-L (33
 against 103) do not: onnxruntime fuses their attention and layer norms in ways the
 rules leave out.
 """
