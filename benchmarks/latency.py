@@ -49,6 +49,7 @@ from macscalc.analysis.calibrate import (  # noqa: E402
     size_text,
 )
 from macscalc.analysis.design import suggest  # noqa: E402
+from macscalc.analysis.kernels import NHWC  # noqa: E402
 from macscalc.analysis.latency import (  # noqa: E402
     PROFILE_DIR,
     TERMS,
@@ -72,11 +73,11 @@ AUTO = DATA / "auto_epyc_1t.csv"
 SUGGESTED = 8
 # the layout block of the machine that measured WHOLE and AUTO (their comments say so); of
 # the other EPYC host, whose files predate the comment: about 2× slower, an EPYC without
-# AVX-512 (leave-one-out over its grids: 96 and 96 % within ±10 % with blocks of 8, 86 and
-# 92 % with 16); and of the Pixel 1 rows: no onnxruntime there, so the block that pads no
-# channel of the MobileNets' rounding
+# AVX-512 (leave-one-out over its grids: 98 and 96 % within ±10 % with blocks of 8, 94 and
+# 82 % with 16); and of the Pixel 1 rows: TFLite, channels-last throughout
 HERE_BLOCK = layout_block_of(comments(WHOLE)) or 16
-OTHER_BLOCK = PIXEL1_BLOCK = 8
+OTHER_BLOCK = 8
+PIXEL1_BLOCK = NHWC
 # the families besides MobileNets that the issue's other machine timed (its 56 networks,
 # 8 families): (c') runs (c)'s protocol on the MobileNets here with these
 ISSUE_OTHERS = frozenset({"resnet18", "resnet50", "shufflenet_v2_x1_0", "mnasnet1_0",

@@ -797,8 +797,8 @@ def calibrate(
         "proportions. none: fit the rows alone.")] = "cpu_epyc_1t",
     fmt: FormatOpt = "table",
 ) -> None:
-    """Fit a device profile to measured latencies: MAC rates by kind of conv, a depthwise
-    per-plane rate, exponential, activation and weight memory rates, a cost per kernel.
+    """Fit a device profile to measured latencies: MAC rates by kind of conv, per-plane
+    rates, exponential, resize and strided-copy rates, memory rates, a cost per kernel.
 
     Prints the constants, the in-sample and held-out errors (MAPE, share within ±10 %)
     and every row's residual, and warns when the rows cannot pin a constant down; a few

@@ -207,14 +207,14 @@ def test_a_profile_rate_is_positive_and_bounded(here, value, shown):
                                              f"{shown}")
 
 
-@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("65", "65"), ("16.0", "16.0"),
+@pytest.mark.parametrize(("value", "shown"), [("-1", "-1"), ("65", "65"), ("16.0", "16.0"),
                                               ("yes", "True"), ("'16'", "'16'")])
 def test_a_profile_layout_block_is_a_whole_number_of_channels(here, value, shown):
-    text = PIXEL1.replace("layout_block: 8", f"layout_block: {value}")
+    text = re.sub(r"layout_block: \d+", f"layout_block: {value}", PIXEL1)
     Path("p.yaml").write_text(text, encoding="utf-8")
     fails(["count", "mobilenet_v1", "--device", "p.yaml"],
-          "p.yaml:6:15: 'layout_block' must be a whole number of channels from 1 to 64, got "
-          + shown)
+          "p.yaml:6:15: 'layout_block' must be a whole number of channels from 1 to 64, or 0 "
+          "for a channels-last runtime, got " + shown)
 
 
 def test_a_profile_with_every_rate_free_is_refused(here):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from macscalc.analysis.calibrate import calibrate_file, read_measurements
+from macscalc.analysis.calibrate import calibrate_file, comments, layout_block_of, read_measurements
+from macscalc.analysis.kernels import NHWC
 from macscalc.cli import app
 from macscalc.core.errors import MacscalcError
 from macscalc.models.measure import grid_points, layout_block, layout_line, time_networks
@@ -184,11 +185,15 @@ def test_measure_with_litert(tmp_path, dtype):
     lines = result.stdout.splitlines()
     assert lines[1].startswith("# machine: ")
     assert " with XNNPACK, 1 thread, TFLite export in " + dtype in lines[1]
-    assert lines[4].startswith("mobilenet_v3_small,1.0,32,1000,") and lines[4].endswith(",1,3")
+    # LiteRT keeps one channels-last layout: calibrate builds the kernels without blocks
+    assert lines[3] == ("# layout: LiteRT keeps one channels-last layout, 0 channels a block "
+                        "(none)")
+    assert lines[5].startswith("mobilenet_v3_small,1.0,32,1000,") and lines[5].endswith(",1,3")
     path = tmp_path / "m.csv"
     path.write_text(result.stdout, encoding="utf-8")
     (m,) = read_measurements(path)
     assert (m.spec, m.res, m.ms > 0) == ("mobilenet_v3_small", 32, True)
+    assert layout_block_of(comments(path)) == NHWC == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -52,10 +52,9 @@ def test_pick_with_a_profile_prefers_published_latencies_and_estimates_the_rest(
     unseen = {"micronet": ["group conv2d", "shiftmax", "shuffle"],
               "zoo": ["concat", "pool", "shuffle", "slice"], "v1": []}
     assert all(c["unseen_kinds"] == unseen[c["family"]] for c in estimated)
-    # ShuffleNet V2 0.5× (12.4 ms estimated: its splits, concatenations and shuffles cost
-    # as bytes and conversions at rates the MobileNet rows pin) is past the limit, with the
-    # same warning
-    wider = run_json("pick", "--max-latency", "13", "--device", "pixel1")
+    # ShuffleNet V2 0.5× (13.6 ms estimated: its splits, concatenations and shuffles cost
+    # as bytes at rates the MobileNet rows pin) is past the limit, with the same warning
+    wider = run_json("pick", "--max-latency", "14", "--device", "pixel1")
     zoo = [c for c in wider["candidates"] if c["family"] == "zoo" and not c["latency_ms"]]
     assert [(c["model"], c["unseen_kinds"]) for c in zoo] == [
         ("ShuffleNet_V2_X0_5", unseen["zoo"])]

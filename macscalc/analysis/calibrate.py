@@ -356,7 +356,7 @@ def layout_block_of(notes: list[str]) -> int | None:
 
     for n in notes:
         m = re.match(r"layout: .*? (\d{1,3}) channels a block", n)
-        if m and 1 <= int(m.group(1)) <= MAX_BLOCK:
+        if m and 0 <= int(m.group(1)) <= MAX_BLOCK:
             return int(m.group(1))
     return None
 
@@ -366,8 +366,9 @@ def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
     """``macscalc calibrate``: the CSV's rows; its comments say what measured them, and
     the layout block. Where they name none (a file from elsewhere, or from before
     ``measure`` wrote it), the rows are fitted with MLAS's two blocks and the one with
-    the lower leave-one-out error is kept: with 8 rows it tells this machine (16) from the
-    other EPYC host (8) in every case of ``benchmarks/latency.py``."""
+    the lower leave-one-out error is kept: 8 rows ``--suggest`` picks find the other EPYC
+    host's 8, but this machine's predict its networks about as well with 8 as with its
+    true 16 (``benchmarks/latency.py``), so a file should carry ``measure``'s comment."""
     notes = comments(path)
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
     measured = read_measurements(path, figure=figure)

@@ -24,7 +24,7 @@ RIDGE = 1e-6
 
 class Suggestion(NamedTuple):
     picks: list[int]  # candidate indices, in the order chosen
-    terms: list[str]  # the terms some candidate exercises (the others cannot be fitted)
+    terms: list[str]  # the terms some candidate exercises and the reference prices
     rank: int  # the rank of the chosen rows over those terms
 
 
@@ -37,9 +37,12 @@ def suggest(networks: list[Network], n: int, reference: Profile) -> Suggestion:
 
     x = np.array([[features(net, reference.block)[t.name] for t in TERMS] for net in networks],
                  dtype=float)
-    t = x @ np.array(reference.coefs())
+    coefs = np.array(reference.coefs())
+    t = x @ coefs
     a = x / np.where(t > 0, t, 1.0)[:, None]
-    used = a.any(axis=0)
+    # the constants some candidate exercises and the reference device prices: one it
+    # finds free (cpu_epyc_1t's depthwise planes) is not worth a pick of its own
+    used = a.any(axis=0) & (coefs > 0)
     a = a[:, used]
     a = a / np.linalg.norm(a, axis=0)
     chosen: list[int] = []

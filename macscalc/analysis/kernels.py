@@ -8,7 +8,9 @@ its blocked conv layout and plain NCHW wherever a layer it runs plain (split, sl
 channel shuffle, the SE product, FC, layer norm, a conv it cannot block, ...) meets one
 it runs blocked. Each kernel here carries quantities that mean the same in every family:
 its MACs by class (1×1 and grouped 1×1, dense k×k, grouped k×k, depthwise, FC, and a 1×1
-conv reading a narrow plain input directly), its depthwise channel planes, the
+conv reading a narrow plain input directly), its depthwise channel planes and the
+channel planes a plain kernel steps through one by one, the elements a plain conv
+strided along the width copies one by one into its im2col columns, the
 activation bytes a conv or FC reads and writes, the bytes a memory-bound kernel streams
 (a layout conversion, an unfused element-wise op, a copy, a pool), the weight bytes it
 streams (at the runtime's dtype), the bytes that come from memory rather than cache
@@ -19,7 +21,9 @@ its blocked layout holds ``block`` channels a block (MLAS: 16 with AVX-512, 8 wi
 AVX2), a blocked conv computes whole blocks of channels (one to 24 channels takes as
 long as one to 32 with blocks of 16), and which layers it blocks depends on the block;
 on this machine the conversions placed equal those in the graphs onnxruntime 1.32 writes
-for 68 of the 70 built-ins (``benchmarks/ort_layout.py``).
+for 68 of the 70 built-ins (``benchmarks/ort_layout.py``). A runtime that keeps one
+channels-last layout throughout (TFLite and LiteRT with XNNPACK: ``block`` NHWC) blocks,
+pads and converts nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, NamedTuple
 
 from macscalc.lang.graph import Network, Node
 from macscalc.lang.layers import Shape
+from macscalc.lang.tokens import Tokens
 
 DTYPE_BYTES = 4  # the runtime computes in float32
 FUSED_ACTS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "sigmoid", "leaky_relu", "tanh"})
@@ -38,6 +43,7 @@ IN_REGISTERS = frozenset({"relu"})
 EXP_ACTS = frozenset({"swish", "sigmoid", "gelu", "mish", "softmax", "tanh"})
 FREE = frozenset({"dropout", "flatten"})  # no work at inference (views)
 CONVS = frozenset({"conv2d", "depthwise", "linear", "conv_transpose"})
+PLAIN_CONVS = frozenset({"conv2d (plain)", "depthwise (plain)"})
 # kinds that run in the blocked layout, so no conversion between them
 BLOCKED = frozenset({"conv2d", "depthwise", "conv_transpose", "pool", "global_pool", "add",
                      "mul", "concat", "act", "batchnorm", "upsample"})
@@ -47,12 +53,13 @@ CACHED_BYTES = 8 * 2**20  # weights past this much, and tensors bigger, come fro
 BLOCK, AVX2_BLOCK = 16, 8
 ALIGN = 4  # a conv's channels must be a multiple of this for it to run blocked
 MAX_BLOCK = 64  # the most channels a layout block a profile may give
+NHWC = 0  # the layout block of a runtime without one: channels-last throughout (TFLite)
 
 
 def padded(c: int, block: int) -> int:
     """Channels as the blocked layout holds them: whole blocks (24 → 32 with blocks of 16,
     and a conv to 24 channels takes as long as one to 32)."""
-    return -(-c // block) * block
+    return c if block == NHWC else -(-c // block) * block
 
 
 def uncached(shape: Shape) -> bool:
@@ -88,10 +95,17 @@ def work_class(node: Node) -> str | None:
     return None
 
 
+def gemm_of_image(node: Node) -> bool:
+    """Whether a linear layer reads a 1×1 image, so that it exports as a Gemm between a
+    flatten and a reshape (a classifier, MicroNet's and squeeze-excite's FC layers)."""
+    x = node.in_shapes[0]
+    return (x.h, x.w) == (1, 1) and not isinstance(x, Tokens)
+
+
 class Kernel(NamedTuple):
     """One kernel the runtime runs: the nodes fused into it (the first launches it) and
-    its features, by name (``macs_<class>``, ``dw_planes``, ``bytes``, ``pbytes``,
-    ``wbytes``, ``dram``, ``exp``, ``resize``, ``launches``)."""
+    its features, by name (``macs_<class>``, ``dw_planes``, ``planes``, ``strided``,
+    ``bytes``, ``pbytes``, ``wbytes``, ``dram``, ``exp``, ``resize``, ``launches``)."""
 
     nodes: tuple[str, ...]
     what: str  # the first node's kind, or ``reorder`` for a layout conversion
@@ -190,7 +204,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
 
     def reorder(name: str, shape: Shape) -> None:
         key = source(name)
-        if key in reordered or (key not in owner and key != "input"):
+        if block == NHWC or key in reordered or (key not in owner and key != "input"):
             return
         reordered.add(key)
         # it reads or writes the tensor plain, and blocked with its channels padded
@@ -212,6 +226,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         whole factors (DeepLab's image pooling, a ×2 after a conv stay blocked; LR-ASPP's
         ×2 of a broadcast product, 65 → 513, a nearest resize do not)."""
         kind, cin, cout = n.layer.kind, n.in_shapes[0].c, n.out.c
+        if block == NHWC:
+            return False
         if is_depthwise(n):
             return cout != cin or cout % ALIGN != 0
         if kind == "conv2d" and n.layer.groups == 1:
@@ -276,10 +292,18 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             continue
         if kind == "add":
             fused = [s for s in src if s in tail and not tail[s] and consumers.get(s, 0) == 1]
-            if fused and all(blocked(s) for s in src):
+            # a blocked conv fuses the sum of blocked tensors (NchwcTransformer), a plain one
+            # that of plain tensors (its FusedConv's Z input: ShuffleNet V1's units)
+            if fused and (all(blocked(s) for s in src) or (
+                    out[owner[fused[0]]].what in PLAIN_CONVS
+                    and not any(blocked(s) for s in src))):
                 k = owner[fused[0]]
                 f = dict(out[k].features)
-                one_more(f, n, "bytes", True)
+                if blocked(fused[0]):
+                    one_more(f, n, "bytes", True)
+                else:  # FusedConv first copies the other input into its output: a pass
+                    one_more(f, n, "pbytes", False)
+                    one_more(f, n, "pbytes", False)
                 out[k] = Kernel((*out[k].nodes, n.name), out[k].what, f)
                 owner[n.name] = k
                 tail.pop(fused[0])
@@ -308,9 +332,25 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         pad = what in BLOCKED  # its tensors hold whole blocks of channels
         f: dict[str, Any] = {}
         if kind == "shuffle":
-            f["launches"] = 3  # reshape, transpose, reshape
+            # reshape, transpose, reshape; onnxruntime merges the first reshape into the
+            # last of a shuffle just before (MicroNet's shuffles come in pairs)
+            k = owner.get(src[0])
+            again = k is not None and out[k].what == "shuffle" and \
+                consumers.get(n.inputs[0], 0) == 1
+            f["launches"] = 2 if again else 3
+        # a kernel run in plain NCHW (not in a channels-last runtime) that steps through
+        # channel planes, each a short run of its own: a transpose of channel groups, a
+        # product by a per-channel gate, Dynamic Shift-Max's gathers and products
+        planes = one * n.out.c if block != NHWC and what not in BLOCKED else 0
+        if kind == "shuffle" or (kind == "mul" and any((x.h, x.w) == (1, 1)
+                                                       for x in n.in_shapes)):
+            f["planes"] = planes
+        gemm = kind == "linear" and gemm_of_image(n)
+        if gemm:
+            f["launches"] = 3  # flatten, Gemm, reshape back to an image
         if kind == "shiftmax":
-            f.update(_shiftmax(n.layer.j, n.layer.k, DTYPE_BYTES * numel(n.name, n.out)))
+            f.update(_shiftmax(n.layer.j, n.layer.k, DTYPE_BYTES * numel(n.name, n.out),
+                                planes))
         cls = work_class(n)
         if kind == "matmul":
             # q·kᵀ and attn·v: a batched matrix product, at the 1×1 (GEMM) rate; its MACs
@@ -343,6 +383,10 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["wbytes"] = one * cached
             if weights > cached:
                 f["dram"] = one * (weights - cached)
+            if kind in ("conv2d", "depthwise") and what not in BLOCKED and n.layer.s[1] > 1:
+                # a plain conv's im2col copies its columns a row at a time, but one element
+                # at a time where the conv strides along the width (MicroNet's 1×k, s 1×2)
+                f["strided"] = n.in_shapes[0].c * n.layer.k[0] * n.layer.k[1] * area(n.name)
             if cls == "dw" and what not in BLOCKED:
                 # in plain layout a depthwise conv runs through im2col and a GEMM of one
                 # row a channel: each MAC reads an input element copied for it
@@ -354,6 +398,10 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["pbytes"] = f.get("pbytes", 0) + DTYPE_BYTES * sizes(n, pad)
             if kind == "act" and n.layer.fn in EXP_ACTS:
                 f["exp"] = numel(n.name, n.out, pad)
+            if kind == "act" and n.layer.fn == "hswish":
+                # onnxruntime runs HardSwish as HardSigmoid, then its product with the input
+                f["launches"] = 2
+                f["pbytes"] += 3 * DTYPE_BYTES * numel(n.name, n.out, pad)
             if kind == "upsample":  # nearest or bilinear: ~1 ns an element either way
                 f["resize"] = numel(n.name, n.out, pad)
         # the tensors too big for the caches (LR-ASPP's at 1024×2048): their bytes are
@@ -366,7 +414,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
         owner[n.name] = len(out) - 1
         if kind == "slice":
             split[src[0]] = len(out) - 1
-        if kind in CONVS:
+        if kind in CONVS and not gemm:  # a Gemm fuses nothing: a reshape sits after it
             tail[n.name] = False
     for n in nodes:  # the outputs (an SSD's every predictor) leave in plain layout
         if not consumers.get(n.name) and blocked(n.name):
@@ -374,10 +422,12 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
     return out
 
 
-def _shiftmax(j: int, k: int, out_bytes: Any) -> dict[str, Any]:
-    """Dynamic Shift-Max as the runtime runs it: J−1 channel gathers, J·K coefficient
-    slices and products, (J−1)·K sums and a maximum over K, each a kernel of its own
-    reading and writing a tensor of the output's size (beside the node's own bytes)."""
-    launches = (j - 1) + 2 * j * k + (j - 1) * k + (k > 1)
+def _shiftmax(j: int, k: int, out_bytes: Any, channels: Any) -> dict[str, Any]:
+    """Dynamic Shift-Max as the runtime runs it: J−1 channel gathers, one split of the
+    coefficients into J·K (onnxruntime fuses their slices), J·K products by them (each a
+    loop over the channel planes), (J−1)·K sums and a maximum over K, each a kernel of its
+    own reading and writing a tensor of the output's size (beside the node's own bytes)."""
+    launches = (j - 1) + (j * k > 1) + j * k + (j - 1) * k + (k > 1)
     passes = 2 * (j - 1) + 2 * j * k + 3 * (j - 1) * k + (k + 1) * (k > 1)
-    return {"launches": launches, "pbytes": passes * out_bytes}
+    return {"launches": launches, "pbytes": passes * out_bytes,
+            "planes": ((j - 1) + j * k) * channels}

@@ -63,10 +63,11 @@ if TYPE_CHECKING:
     from macscalc.lang.graph import Network, Node
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "data" / "profiles"
-FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp + "
-           "resized elements / R_resize + conv and FC activation bytes / B + bytes of "
-           "memory-bound kernels / B_pass + weight bytes / B_w + bytes from memory (weights "
-           "past the first 8 MiB, tensors past 8 MiB) / B_mem + τ_kernel")
+FORMULA = ("t = Σ MACs_class / R_class + depthwise planes / R_plane + other channel planes / "
+           "R_planes + exp elements / R_exp + resized elements / R_resize + strided im2col "
+           "elements / R_strided + conv and FC activation bytes / B + bytes of memory-bound "
+           "kernels / B_pass + weight bytes / B_w + bytes from memory (weights past the first "
+           "8 MiB, tensors past 8 MiB) / B_mem + τ_kernel")
 
 
 class Counted(Protocol):
@@ -113,10 +114,14 @@ TERMS = (
     Term("macs_direct", "direct_gmacs_per_s", "MACs of a 1×1 conv that reads an input "
          "narrower than a layout block plain", "G MACs/s", 1e-6, tie="macs_conv1x1"),
     Term("dw_planes", "dw_mplanes_per_s", "depthwise channel planes", "M planes/s", 1e-3),
+    Term("planes", "plane_mplanes_per_s", "channel planes a gather, product by a gate or "
+         "shuffle loops over", "M planes/s", 1e-3, tie="dw_planes"),
     Term("exp", "exp_gelems_per_s", "elements through exp (swish, sigmoid, GELU)",
          "G elements/s", 1e-6),
     Term("resize", "resize_gelems_per_s", "elements a resize writes", "G elements/s",
          1e-6, tie="exp"),
+    Term("strided", "strided_gelems_per_s", "elements a plain conv strided along the width "
+         "copies one at a time into its im2col columns", "G elements/s", 1e-6, tie="resize"),
     Term("pbytes", "pass_gbytes_per_s", "bytes a memory-bound kernel reads and writes "
          "(layout conversions, unfused elementwise ops, copies, pools)", "GB/s", 1e-6,
          "memory", "bytes"),
@@ -435,7 +440,8 @@ def profile_yaml(p: Profile) -> str:
         lines.append(f"published: {q(p.published)}  # its published latencies win where "
                      "they exist")
     lines.append(f"layout_block: {p.block}  # channels a block of the runtime's blocked conv "
-                 "layout (onnxruntime: 16 with AVX-512, 8 with AVX2)")
+                 "layout (onnxruntime: 16 with AVX-512, 8 with AVX2; 0: none, channels-last "
+                 "throughout, as TFLite)")
     lines.append("constants:")
     for t in TERMS:
         lines.append(f"  {t.key}: {_num(p.constants[t.key])}  # {t.what}, {t.unit}")
@@ -496,9 +502,10 @@ def load_profile(ref: str) -> Profile:
         raise MacscalcError("'published' must be a device id such as pixel1", file,
                             *doc.value_locs["published"])
     block = doc.get("layout_block", BLOCK)
-    if isinstance(block, bool) or not isinstance(block, int) or not 1 <= block <= MAX_BLOCK:
+    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= MAX_BLOCK:
         raise MacscalcError(f"'layout_block' must be a whole number of channels from 1 to "
-                            f"{MAX_BLOCK}, got {show(block)}", file,
+                            f"{MAX_BLOCK}, or 0 for a channels-last runtime, got {show(block)}",
+                            file,
                             *doc.value_locs["layout_block"])
     consts = need(doc, "constants", LocDict, top)
     constants = {t.key: float(need(consts, t.key, float, "constants")) for t in TERMS}

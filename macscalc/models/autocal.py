@@ -37,6 +37,7 @@ FC = ((512, 1000), (1280, 1000), (4096, 4096), (1024, 1024), (2048, 1000))
 # which the short graphs above cannot separate from a run's fixed cost
 DEEP = ((7, 32), (14, 16), (7, 64))
 DEEP_REPEATS = 40
+SHUFFLES = 20
 
 
 class Design(NamedTuple):
@@ -81,6 +82,7 @@ def designs() -> list[Design]:
             ("residual", [f"conv: {{c: {c}, k: 1}}", "residual: {}"]),
             ("bilinear x2", [pw, "upsample: {scale: 2, mode: bilinear}"]),
             ("dw3 m2", [pw, "dw: {k: 3, m: 2}"]),
+            ("dw3 m2 s2", [pw, "dw: {k: 3, m: 2, s: 2}"]),
             ("gpw w8", [pw, f"conv: {{c: {c}, k: 1, group_width: 8}}"]),
             ("dyshiftmax", [pw, "dyshiftmax: {k: 2}"]),
             ("narrow", ["pw: {c: 8}", f"pw: {{c: {c}}}"]),
@@ -101,6 +103,10 @@ def designs() -> list[Design]:
                               (i + len(kinds) + 1) % HOLD_OUT == HOLD_OUT - 1))
     out += [Design(f"deep c{c} {s}", s, c, (f"pw: {{c: {c}}}", "shuffle: {groups: 2}")
                    * DEEP_REPEATS, i == 1) for i, (s, c) in enumerate(DEEP)]
+    # channel shuffles alone, in a row: a transpose copies each channel plane as a run of
+    # its own, which only a map of many small planes shows (7×7×512: 9 ns a plane here)
+    out += [Design(f"shuffles c{c} {s}", s, c, ("shuffle: {groups: 2}",) * SHUFFLES,
+                   i % HOLD_OUT == HOLD_OUT - 1) for i, (s, c) in enumerate(SHAPES)]
     return out
 
 

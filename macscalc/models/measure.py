@@ -269,6 +269,10 @@ def layout_block() -> int:
 
 def layout_line(block: int) -> str:
     """The comment that tells ``calibrate`` the measuring runtime's layout block."""
+    from macscalc.analysis.kernels import NHWC
+
+    if block == NHWC:
+        return "# layout: LiteRT keeps one channels-last layout, 0 channels a block (none)"
     return (f"# layout: onnxruntime's blocked conv layout holds {block} channels a block "
             f"({'AVX-512' if block == 16 else 'no AVX-512'})")
 
@@ -281,6 +285,8 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int,
     the profile."""
     import os
 
+    from macscalc.analysis.kernels import NHWC
+
     load = f"; load average (1 min) when timing began: {os.getloadavg()[0]:.2f}" \
         if hasattr(os, "getloadavg") else ""
     more = (f"; up to {max_runs} where the interquartile range exceeds "
@@ -292,7 +298,7 @@ def provenance(threads: int, runs: int, warmup: int, rounds: int,
             + (f", pinned to CPU {cpu}" if cpu is not None else ""),
             f"# system: {platform.system()} {platform.release()}, Python "
             f"{platform.python_version()}{load}",
-            *([layout_line(layout_block())] if runtime == "onnxruntime" else [])]
+            layout_line(layout_block() if runtime == "onnxruntime" else NHWC)]
 
 
 def csv_row(network: Network, ref: str, t: Timing) -> str:
