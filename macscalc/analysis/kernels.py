@@ -12,7 +12,8 @@ conv reading a narrow plain input directly), its depthwise channel planes and th
 channel planes a plain kernel steps through one by one, the elements a plain conv
 strided along the width copies one by one into its im2col columns, the
 activation bytes a conv or FC reads and writes, the bytes a memory-bound kernel streams
-(a layout conversion, an unfused element-wise op, a copy, a pool), the weight bytes it
+(a layout conversion, an unfused element-wise op, a copy, a pool, a plain conv's packing
+of its input matrix), the weight bytes it
 streams (at the runtime's dtype), the bytes that come from memory rather than cache
 (weights past the first 8 MiB a network streams, and every tensor past 8 MiB it reads
 or writes, again), and the elements that go through an exponential (swish, sigmoid,
@@ -393,6 +394,10 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 f["pbytes"] = 2 * DTYPE_BYTES * f["macs_dw"]
             elif cls == "dw":
                 f["dw_planes"] = one * padded(n.out.c, block)
+            elif kind == "conv2d" and what in PLAIN_CONVS:
+                # a plain conv is an SGEMM a group, which packs its input matrix first
+                f["pbytes"] = f.get("pbytes", 0) + 2 * DTYPE_BYTES * n.in_shapes[0].c * \
+                    n.layer.k[0] * n.layer.k[1] * area(n.name)
         else:
             # a memory-bound kernel: it streams its tensors
             f["pbytes"] = f.get("pbytes", 0) + DTYPE_BYTES * sizes(n, pad)
