@@ -396,8 +396,8 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
                 f["dw_planes"] = one * padded(n.out.c, block)
             elif kind == "conv2d" and what in PLAIN_CONVS:
                 # a plain conv is an SGEMM a group, which packs its input matrix first
-                f["pbytes"] = f.get("pbytes", 0) + 2 * DTYPE_BYTES * n.in_shapes[0].c * \
-                    n.layer.k[0] * n.layer.k[1] * area(n.name)
+                f["pbytes"] = 2 * DTYPE_BYTES * n.in_shapes[0].c * n.layer.k[0] * \
+                    n.layer.k[1] * area(n.name)
         else:
             # a memory-bound kernel: it streams its tensors
             f["pbytes"] = f.get("pbytes", 0) + DTYPE_BYTES * sizes(n, pad)
