@@ -384,7 +384,7 @@ def kernels(network: Network, area: Callable[[str], Any] | None = None,
             f["wbytes"] = one * cached
             if weights > cached:
                 f["dram"] = one * (weights - cached)
-            if kind in ("conv2d", "depthwise") and what not in BLOCKED and n.layer.s[1] > 1:
+            if what in PLAIN_CONVS and n.layer.s[1] > 1:
                 # a plain conv's im2col copies its columns a row at a time, but one element
                 # at a time where the conv strides along the width (MicroNet's 1×k, s 1×2)
                 f["strided"] = n.in_shapes[0].c * n.layer.k[0] * n.layer.k[1] * area(n.name)

@@ -6,8 +6,10 @@ misses others (AlexNet's 61 M FC weights streamed once, channel shuffles and spl
 runs (``kernels.py``: fusions, layouts and layout conversions as onnxruntime applies
 them) costs::
 
-    t = Σ_class MACs_class / R_class + depthwise planes / R_plane + exp elements / R_exp
-        + resized elements / R_resize + conv and FC activation bytes / B
+    t = Σ_class MACs_class / R_class + depthwise planes / R_plane
+        + other channel planes / R_planes + exp elements / R_exp
+        + resized elements / R_resize + strided im2col elements / R_strided
+        + conv and FC activation bytes / B
         + bytes of memory-bound kernels / B_pass + weight bytes / B_w
         + bytes from memory / B_mem + τ_kernel
 
@@ -16,25 +18,28 @@ reads a plain input narrower than a layout block directly, onnxruntime's slowest
 kernel; whole blocks of channels where the layout holds them, less the kernel rows a
 blocked conv skips in the padding), depthwise channel planes (a depthwise conv pays per
 plane as well as per MAC: a 5×5 does more MACs per second than a 3×3, a 7×7 map with
-many channels fewer), elements through an exponential (swish, sigmoid, GELU), elements a
-resize writes, the activation bytes a conv or FC reads and writes (in cache, beside its
-compute; a fused activation other than ReLU reads and writes the conv's output once
-more), the bytes a memory-bound kernel streams (a layout conversion, an unfused
-element-wise op, a copy, a pool: they move bytes and little else, at a rate of their
-own), weight bytes (float32) and a fixed launch cost. Weights have their own rate: a
-network's weights are read once per inference from beyond the core's caches, while
-activations pass between consecutive kernels through them. Bytes from memory, at a
-third rate: the weights a network streams past its first 8 MiB (about what the caches
-keep between inferences: of 4, 6, 8, 12 and 16 MiB, 8 predicts best in
-``benchmarks/latency.py``'s (a), (b) and (c)), and, once more beside their cached cost,
-the bytes of every tensor past 8 MiB a kernel or a layout conversion reads or writes
-(LR-ASPP's at 1024×2048). The terms add (a fitted blend, not a roofline maximum: chosen
-by held-out error across families in ``benchmarks/latency.py``), so the fit is linear:
-non-negative least squares on relative error (each row weighted by 1/t, so a 1 ms model
-counts as much as a 100 ms one). A profile is a small YAML file of these constants in
-physical units and the runtime's layout block, with what it was fitted on and its own
-held-out error, which gives every estimate its band. A rate that no calibration row
-exercises is tied to a related one (``Term.tie``), never zero.
+many channels fewer), the channel planes a plain kernel steps through one by one (a
+shuffle's transpose, a gather, a product by a per-channel gate), elements through an
+exponential (swish, sigmoid, GELU), elements a resize writes, the elements a plain conv
+strided along the width copies one by one into its im2col columns, the activation bytes
+a conv or FC reads and writes (in cache, beside its compute; a fused activation other
+than ReLU reads and writes the conv's output once more), the bytes a memory-bound kernel
+streams (a layout conversion, an unfused element-wise op, a copy, a pool, a plain conv's
+packing of its input: they move bytes and little else, at a rate of their own), weight
+bytes (float32) and a fixed launch cost. Weights have their own rate: a network's
+weights are read once per inference from beyond the core's caches, while activations
+pass between consecutive kernels through them. Bytes from memory, at a third rate: the
+weights a network streams past its first 8 MiB (about what the caches keep between
+inferences: of 4, 6, 8, 12 and 16 MiB, 8 predicts best in ``benchmarks/latency.py``'s
+(a), (b) and (c)), and, once more beside their cached cost, the bytes of every tensor
+past 8 MiB a kernel or a layout conversion reads or writes (LR-ASPP's at 1024×2048). The
+terms add (a fitted blend, not a roofline maximum: chosen by held-out error across
+families in ``benchmarks/latency.py``), so the fit is linear: non-negative least squares
+on relative error (each row weighted by 1/t, so a 1 ms model counts as much as a 100 ms
+one). A profile is a small YAML file of these constants in physical units and the
+runtime's layout block, with what it was fitted on and its own held-out error, which
+gives every estimate its band. A rate that no calibration row exercises is tied to a
+related one (``Term.tie``), never zero.
 
 numpy is imported only by the fit; estimating from a profile needs none.
 """

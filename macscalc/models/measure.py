@@ -269,12 +269,12 @@ def layout_block() -> int:
 
 def layout_line(block: int) -> str:
     """The comment that tells ``calibrate`` the measuring runtime's layout block."""
-    from macscalc.analysis.kernels import NHWC
+    from macscalc.analysis.kernels import BLOCK, NHWC
 
     if block == NHWC:
         return "# layout: LiteRT keeps one channels-last layout, 0 channels a block (none)"
     return (f"# layout: onnxruntime's blocked conv layout holds {block} channels a block "
-            f"({'AVX-512' if block == 16 else 'no AVX-512'})")
+            f"({'AVX-512' if block == BLOCK else 'no AVX-512'})")
 
 
 def provenance(threads: int, runs: int, warmup: int, rounds: int,
