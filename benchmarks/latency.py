@@ -19,7 +19,9 @@ percentage error (MAPE), for:
     8 of them chosen by ``--suggest``, fitted with this machine's profile as the prior
     and without, predicting the other 42 (another machine, as a user would calibrate);
 (f) the same on this machine at 2 threads (benchmarks/data/whole_epyc_2t.csv): the
-    1-thread profile as the prior of a device timed at more threads.
+    1-thread profile as the prior of a device timed at more threads;
+(g) the layout block ``calibrate`` takes for 8 suggested rows of a file that names none,
+    by the prior's proportions and by leave-one-out, against each machine's true block.
 
     python benchmarks/latency.py [--write-profiles] [--measure SESSIONS [--threads N]]
 
@@ -62,6 +64,7 @@ from macscalc.analysis.latency import (  # noqa: E402
     features,
     leave_one_out,
     load_profile,
+    prior_misfit,
     profile_yaml,
     term_ties,
 )
@@ -286,6 +289,37 @@ def measure(sessions: int, threads: int = 1) -> None:
     print(f"wrote {out}" + (f" and {AUTO}" if threads == 1 else ""))
 
 
+def report_blocks() -> None:
+    """(g): for each set of 8 suggested rows, the block each rule takes."""
+    prior = load_profile("cpu_epyc_1t")
+    print("\n(g) the layout block of 8 suggested rows in a file that names none (true block; "
+          "by the prior's proportions, by leave-one-out)")
+    right = {"prior": 0, "loo": 0}
+    sets = [(WHOLE, "min", HERE_BLOCK), (WHOLE, "median", HERE_BLOCK),
+            (WHOLE_2T, "min", HERE_BLOCK), (WHOLE_2T, "median", HERE_BLOCK),
+            (DATA / "mobilenets_epyc_1t.csv", "median", OTHER_BLOCK),
+            (DATA / "mobilenets_epyc_2t.csv", "median", OTHER_BLOCK)]
+    for path, figure, true in sets:
+        rows = read_measurements(path, figure=figure)
+        nets = [m.network(DATA) for m in rows]
+        for like in (False, True) if path.name.startswith("whole") else (False,):
+            keep = [i for i, m in enumerate(rows) if not like or
+                    family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+            picks = [keep[i] for i in suggest([nets[i] for i in keep], SUGGESTED, prior).picks]
+            ms = [rows[i].ms for i in picks]
+            by_prior = min((8, 16), key=lambda b: prior_misfit(
+                [[features(nets[i], b)[t.name] for t in TERMS] for i in picks], ms,
+                prior.coefs()))
+            by_loo = min((8, 16), key=lambda b: calibrate_networks(
+                [nets[i] for i in picks], ms, "s", "d", "f", ["s"] * len(picks),
+                [None] * len(picks), prior, b).profile.loo.mape)
+            right["prior"] += by_prior == true
+            right["loo"] += by_loo == true
+            print(f"  {path.name} ({figure}{', the set like the issue' if like else ''}): "
+                  f"{true}; {by_prior}, {by_loo}")
+    print(f"  right: by the prior {right['prior']}, by leave-one-out {right['loo']}")
+
+
 def write_profiles(ms_rows: list[Measurement]) -> None:
     rows, sources = pixel1()
     cal = calibrate(rows, "pixel1", "Google Pixel 1, one big CPU core, TFLite float (published "
@@ -338,6 +372,7 @@ def main() -> None:
             if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
     report_suggest([rows[i] for i in like], [two[i] for i in like], load_profile("cpu_epyc_1t"),
                    f"{title}, on a set like the issue's other machine", HERE_BLOCK)
+    report_blocks()
 
 
 if __name__ == "__main__":
