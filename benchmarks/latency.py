@@ -17,13 +17,19 @@ percentage error (MAPE), for:
     simpler model forms;
 (e) the same forms on the older 1- and 2-thread MobileNet grids of another host, and
     8 of them chosen by ``--suggest``, fitted with this machine's profile as the prior
-    and without, predicting the other 42 (another machine, as a user would calibrate).
+    and without, predicting the other 42 (another machine, as a user would calibrate);
+(f) the same on this machine at 2 threads (benchmarks/data/whole_epyc_2t.csv): the
+    1-thread profile as the prior of a device timed at more threads;
+(g) the layout block ``calibrate`` takes for 8 suggested rows of a file that names none,
+    by the prior's proportions and by leave-one-out, against each machine's true block.
 
-    python benchmarks/latency.py [--write-profiles] [--measure SESSIONS]
+    python benchmarks/latency.py [--write-profiles] [--measure SESSIONS [--threads N]]
 
 ``--measure SESSIONS`` re-times every built-in and MobileNet of the grids and every auto
 graph, all interleaved in one session (pinned to CPU 1, 1 thread), SESSIONS times, and
-writes each graph's minimum into the two CSVs above (about 5 minutes a session);
+writes each graph's minimum into the two CSVs above (about 5 minutes a session); with
+``--threads N`` (N > 1), the whole models only, on N threads unpinned, into
+``whole_epyc_{N}t.csv`` (about 4 minutes a session at 2);
 ``--write-profiles`` regenerates macscalc/data/profiles/ (pixel1 from the published rows,
 cpu_epyc_1t from every measured whole model here).
 """
@@ -58,6 +64,7 @@ from macscalc.analysis.latency import (  # noqa: E402
     features,
     leave_one_out,
     load_profile,
+    prior_misfit,
     profile_yaml,
     term_ties,
 )
@@ -69,6 +76,7 @@ from macscalc.published.tables import load_family  # noqa: E402
 DATA = ROOT / "benchmarks" / "data"
 GRIDS = ("builtins.grid.csv", "mobilenets.grid.csv")
 WHOLE = DATA / "whole_epyc_1t.csv"
+WHOLE_2T = DATA / "whole_epyc_2t.csv"
 AUTO = DATA / "auto_epyc_1t.csv"
 SUGGESTED = 8
 # the layout block of the machine that measured WHOLE and AUTO (their comments say so); of
@@ -231,17 +239,18 @@ def report_forms(title: str, ms_rows: list[Measurement], nets: list[Network],
             print(f"  {label:56} {e.within_10:4.0f} % within ±10 %, MAPE {e.mape:5.1f} %")
 
 
-def measure(sessions: int) -> None:
+def measure(sessions: int, threads: int = 1) -> None:
     """Time every whole model of the grids and every auto graph, interleaved in one
     session, ``sessions`` times. This shared machine's speed drifts by up to 20 % between
     sessions minutes apart (other tenants), and other work only ever adds time, so each
     figure is the lowest over the sessions: for a whole model its minimum run; for an
     auto graph its median in the session (``calibrate --auto``'s figure: the minimum of a
     sub-millisecond graph catches the core at a boost a 10–300 ms network never keeps;
-    with minima here, (b) fell from 82 % to 48 %)."""
+    with minima here, (b) fell from 82 % to 48 %). On more threads: the whole models only,
+    unpinned (the threads need every CPU)."""
     from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
-    pin(1)
+    pin(1 if threads == 1 else None)
     listed = [m for g in GRIDS for m in read_measurements(DATA / g, need_ms=False)]
     built = {}  # each network once: the grids share a few
     for m in listed:
@@ -250,29 +259,65 @@ def measure(sessions: int) -> None:
         built.setdefault((m.spec, s.alpha, s.size, s.classes), (m, n))
     rows = [m for m, _ in built.values()]
     whole = [n for _, n in built.values()]
-    auto = designs()
+    auto = designs() if threads == 1 else []
     graphs = [d.network() for d in auto]
     best: list[Timing] = []
-    notes = provenance(1, RUNS, 2, ROUNDS, None, 1)
+    notes = provenance(threads, RUNS, 2, ROUNDS, None, 1 if threads == 1 else None)
     for _ in range(sessions):
-        timed = time_networks(whole + graphs, 1, runs=RUNS, warmup=2, rounds=ROUNDS)
+        timed = time_networks(whole + graphs, threads, runs=RUNS, warmup=2, rounds=ROUNDS)
         figure = [lambda t: t.min] * len(whole) + [lambda t: t.ms] * len(graphs)
         best = [min(a, b, key=f) for f, a, b in zip(figure, best, timed, strict=True)] \
             if best else timed
-    shared = "interleaved; the load average is the first session's"
-    WHOLE.write_text("\n".join([*notes, f"# the minimum over {sessions} such sessions, each "
-                                f"timing every model here and every graph of {AUTO.name} "
-                                + shared, "spec,alpha,res,classes,ms,q1_ms,q3_ms,min_ms,"
-                                "max_ms,threads,runs", *(csv_row(n, m.spec, t) for m, n, t in zip(
-                                    rows, whole, best[:len(whole)], strict=True))]) + "\n",
-                     encoding="utf-8")
-    AUTO.write_text("\n".join([*notes, "# each graph's median over its runs in a session "
-                               "(calibrate --auto's figure), the minimum of those over the "
-                               f"sessions that also timed {WHOLE.name}'s models, " + shared,
-                               "graph,ms", *(f"{d.label},{t.ms:.5f}" for d, t in
-                                             zip(auto, best[len(whole):], strict=True))])
-                    + "\n", encoding="utf-8")
-    print(f"wrote {WHOLE} and {AUTO}")
+    shared = ("interleaved; " if threads == 1 else "; ") + "the load average is the first " \
+        "session's"
+    out = WHOLE if threads == 1 else DATA / f"whole_epyc_{threads}t.csv"
+    what = f"every model here and every graph of {AUTO.name} " if threads == 1 else \
+        "every model here"
+    out.write_text("\n".join([*notes, f"# the minimum over {sessions} such sessions, each "
+                              f"timing {what}" + shared, "spec,alpha,res,classes,ms,q1_ms,"
+                              "q3_ms,min_ms,max_ms,threads,runs", *(csv_row(n, m.spec, t)
+                              for m, n, t in zip(rows, whole, best[:len(whole)],
+                                                 strict=True))]) + "\n", encoding="utf-8")
+    if threads == 1:
+        AUTO.write_text("\n".join([*notes, "# each graph's median over its runs in a session "
+                                   "(calibrate --auto's figure), the minimum of those over "
+                                   f"the sessions that also timed {WHOLE.name}'s models, "
+                                   + shared, "graph,ms", *(f"{d.label},{t.ms:.5f}" for d, t in
+                                                           zip(auto, best[len(whole):],
+                                                               strict=True))])
+                        + "\n", encoding="utf-8")
+    print(f"wrote {out}" + (f" and {AUTO}" if threads == 1 else ""))
+
+
+def report_blocks() -> None:
+    """(g): for each set of 8 suggested rows, the block each rule takes."""
+    prior = load_profile("cpu_epyc_1t")
+    print("\n(g) the layout block of 8 suggested rows in a file that names none (true block; "
+          "by the prior's proportions, by leave-one-out)")
+    right = {"prior": 0, "loo": 0}
+    sets = [(WHOLE, "min", HERE_BLOCK), (WHOLE, "median", HERE_BLOCK),
+            (WHOLE_2T, "min", HERE_BLOCK), (WHOLE_2T, "median", HERE_BLOCK),
+            (DATA / "mobilenets_epyc_1t.csv", "median", OTHER_BLOCK),
+            (DATA / "mobilenets_epyc_2t.csv", "median", OTHER_BLOCK)]
+    for path, figure, true in sets:
+        rows = read_measurements(path, figure=figure)
+        nets = [m.network(DATA) for m in rows]
+        for like in (False, True) if path.name.startswith("whole") else (False,):
+            keep = [i for i, m in enumerate(rows) if not like or
+                    family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+            picks = [keep[i] for i in suggest([nets[i] for i in keep], SUGGESTED, prior).picks]
+            ms = [rows[i].ms for i in picks]
+            by_prior = min((8, 16), key=lambda b: prior_misfit(
+                [[features(nets[i], b)[t.name] for t in TERMS] for i in picks], ms,
+                prior.coefs()))
+            by_loo = min((8, 16), key=lambda b: calibrate_networks(
+                [nets[i] for i in picks], ms, "s", "d", "f", ["s"] * len(picks),
+                [None] * len(picks), prior, b).profile.loo.mape)
+            right["prior"] += by_prior == true
+            right["loo"] += by_loo == true
+            print(f"  {path.name} ({figure}{', the set like the issue' if like else ''}): "
+                  f"{true}; {by_prior}, {by_loo}")
+    print(f"  right: by the prior {right['prior']}, by leave-one-out {right['loo']}")
 
 
 def write_profiles(ms_rows: list[Measurement]) -> None:
@@ -295,9 +340,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write-profiles", action="store_true")
     parser.add_argument("--measure", type=int, metavar="SESSIONS")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure)
+        measure(args.measure, args.threads)
     ms_rows = measured()
     if args.write_profiles:
         write_profiles(ms_rows)
@@ -317,6 +363,16 @@ def main() -> None:
         report_forms(f"(e) {name} (another host: {comments(DATA / name)[0]})", rows, other,
                      False, OTHER_BLOCK)
         report_suggest(rows, other, load_profile("cpu_epyc_1t"), f"(e) {name}", OTHER_BLOCK)
+    rows = read_measurements(WHOLE_2T, figure="min")
+    two = [m.network(DATA) for m in rows]
+    title = f"(f) this machine at 2 threads ({WHOLE_2T.name})"
+    report_forms(title, rows, two, True, HERE_BLOCK)
+    report_suggest(rows, two, load_profile("cpu_epyc_1t"), title, HERE_BLOCK)
+    like = [i for i, m in enumerate(rows)
+            if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+    report_suggest([rows[i] for i in like], [two[i] for i in like], load_profile("cpu_epyc_1t"),
+                   f"{title}, on a set like the issue's other machine", HERE_BLOCK)
+    report_blocks()
 
 
 if __name__ == "__main__":

@@ -60,8 +60,11 @@ def test_suggest_prints_the_csv_calibrate_reads(tmp_path):
                         "best pin the latency model's constants (greedy D-optimal design over "
                         "their features)")
     assert lines[1].endswith(": too few models to pin them all")  # 3 rows, 8 terms used
-    assert lines[3] == "spec,alpha,res,classes,ms"
-    rows = lines[4:]
+    # timed by measure --grid on the device, the file gets the layout line calibrate reads
+    assert lines[3] == ("# or, where onnxruntime runs: macscalc measure --grid FILE -o TIMED.csv,"
+                        " which also writes the layout line calibrate reads")
+    assert lines[4] == "spec,alpha,res,classes,ms"
+    rows = lines[5:]
     assert len(rows) == 3 and all(r.endswith(",1.0,224,1000,") for r in rows)
     path = tmp_path / "todo.csv"
     path.write_text(result.stdout, encoding="utf-8")

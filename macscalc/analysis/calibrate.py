@@ -364,11 +364,14 @@ def layout_block_of(notes: list[str]) -> int | None:
 def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
                    prior: Profile | None = None) -> Calibration:
     """``macscalc calibrate``: the CSV's rows; its comments say what measured them, and
-    the layout block. Where they name none (a file from elsewhere, or from before
-    ``measure`` wrote it), the rows are fitted with MLAS's two blocks and the one with
-    the lower leave-one-out error is kept: 8 rows ``--suggest`` picks find the other EPYC
-    host's 8, but this machine's predict its networks about as well with 8 as with its
-    true 16 (``benchmarks/latency.py``), so a file should carry ``measure``'s comment."""
+    the layout block. Where they name none (a file from elsewhere, or ``--suggest``'s
+    picks with their times filled in), the block is MLAS's 8 or 16: with no more rows
+    than constants, whichever lets the prior's proportions explain the rows better
+    (``latency.prior_misfit``; such rows fit themselves with either block, and their
+    leave-one-out error judges the pull more than the block), else whichever gives the
+    lower leave-one-out error."""
+    from macscalc.analysis.latency import TERMS, features, prior_misfit
+
     notes = comments(path)
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
     measured = read_measurements(path, figure=figure)
@@ -384,11 +387,19 @@ def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
     if block is not None:
         return fitted(block)
     fits = {b: fitted(b) for b in (AVX2_BLOCK, BLOCK)}
-    best = min(fits, key=lambda b: fits[b].profile.loo.mape)
+    if prior is not None and len(measured) <= len(TERMS):
+        nets = [m.network(path.parent) for m in measured]
+        ms = [m.ms for m in measured]
+        misfit = {b: prior_misfit([[features(n, b)[t.name] for t in TERMS] for n in nets], ms,
+                                  prior.coefs()) for b in fits}
+        why = f"the {prior.name} profile's proportions explain the rows better"
+    else:
+        misfit = {b: fits[b].profile.loo.mape for b in fits}
+        why = "the rows' leave-one-out error is lower"
+    best = min(fits, key=lambda b: misfit[b])
     other = AVX2_BLOCK if best == BLOCK else BLOCK
     cal = fits[best]
-    how = (f"; layout block {best}: the file names none, and the rows' leave-one-out error "
-           f"is lower with {best} channels a block than with {other} (MAPE "
-           f"{cal.profile.loo.mape:.1f} % against {fits[other].profile.loo.mape:.1f} %)")
+    how = (f"; layout block {best}: the file names none, and {why} with {best} channels a "
+           f"block than with {other} (MAPE {misfit[best]:.1f} % against {misfit[other]:.1f} %)")
     return cal._replace(profile=cal.profile._replace(fitted_on=cal.profile.fitted_on + how),
                         warnings=[*cal.warnings, how.removeprefix("; ")])

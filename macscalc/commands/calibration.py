@@ -92,6 +92,8 @@ def suggest_csv(candidates: str, n: int) -> str:
              + ("" if s.rank == len(s.terms) else ": too few models to pin them all"),
              "# time each model, put the ms in the last column, then: macscalc calibrate "
              "FILE -o PROFILE.yaml",
+             "# or, where onnxruntime runs: macscalc measure --grid FILE -o TIMED.csv, which "
+             "also writes the layout line calibrate reads",
              "spec,alpha,res,classes,ms"]
     for i in s.picks:
         p, net = points[i], networks[i]
