@@ -337,8 +337,9 @@ def _scaled(a: Any, t: Any, prior: Any, levels: tuple[tuple[str, ...], ...] | No
     compute rates, memory rates, launches) where the rows settle it, else one for all
     rates and one for launches, else one for all. With one factor for all rates, 8
     suggested models timed at 2 threads here (benchmarks/data/whole_epyc_2t.csv), fitted
-    with the 1-thread profile as the prior, predicted the other 91 81 % within ±10 %;
-    with the groups, 85 %; at 1 thread, 98 % either way."""
+    with the 1-thread profile as the prior, predict the other 91 84 % within ±10 % (the
+    set like the issue's 83 %); with the groups, 88 % (96 %); at 1 thread, 98 % either
+    way."""
     import numpy as np
 
     f = np.ones(len(prior))
