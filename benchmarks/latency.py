@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from macscalc.analysis.calibrate import (  # noqa: E402
     Measurement,
+    block_misfits,
     calibrate,
     calibrate_networks,
     comments,
@@ -64,7 +65,6 @@ from macscalc.analysis.latency import (  # noqa: E402
     features,
     leave_one_out,
     load_profile,
-    prior_misfit,
     profile_yaml,
     term_ties,
 )
@@ -121,6 +121,12 @@ FORMS = {
 
 def family(spec: str) -> str:
     return next((f for prefix, f in FAMILIES if Path(spec).stem.startswith(prefix)), spec)
+
+
+def like_issue(rows: list[Measurement]) -> list[int]:
+    """The rows of a set like the issue's other machine: MobileNets and ISSUE_OTHERS."""
+    return [i for i, m in enumerate(rows)
+            if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
 
 
 def pixel1() -> tuple[list[Measurement], list[str]]:
@@ -250,7 +256,8 @@ def measure(sessions: int, threads: int = 1) -> None:
     unpinned (the threads need every CPU)."""
     from macscalc.models.measure import csv_row, pin, provenance, time_networks
 
-    pin(1 if threads == 1 else None)
+    cpu = 1 if threads == 1 else None
+    pin(cpu)
     listed = [m for g in GRIDS for m in read_measurements(DATA / g, need_ms=False)]
     built = {}  # each network once: the grids share a few
     for m in listed:
@@ -262,7 +269,7 @@ def measure(sessions: int, threads: int = 1) -> None:
     auto = designs() if threads == 1 else []
     graphs = [d.network() for d in auto]
     best: list[Timing] = []
-    notes = provenance(threads, RUNS, 2, ROUNDS, None, 1 if threads == 1 else None)
+    notes = provenance(threads, RUNS, 2, ROUNDS, None, cpu)
     for _ in range(sessions):
         timed = time_networks(whole + graphs, threads, runs=RUNS, warmup=2, rounds=ROUNDS)
         figure = [lambda t: t.min] * len(whole) + [lambda t: t.ms] * len(graphs)
@@ -303,14 +310,12 @@ def report_blocks() -> None:
         rows = read_measurements(path, figure=figure)
         nets = [m.network(DATA) for m in rows]
         for like in (False, True) if path.name.startswith("whole") else (False,):
-            keep = [i for i, m in enumerate(rows) if not like or
-                    family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+            keep = like_issue(rows) if like else list(range(len(rows)))
             picks = [keep[i] for i in suggest([nets[i] for i in keep], SUGGESTED, prior).picks]
             ms = [rows[i].ms for i in picks]
-            by_prior = min((8, 16), key=lambda b: prior_misfit(
-                [[features(nets[i], b)[t.name] for t in TERMS] for i in picks], ms,
-                prior.coefs()))
-            by_loo = min((8, 16), key=lambda b: calibrate_networks(
+            misfit = block_misfits([nets[i] for i in picks], ms, prior)
+            by_prior = min(misfit, key=misfit.__getitem__)
+            by_loo = min(misfit, key=lambda b: calibrate_networks(
                 [nets[i] for i in picks], ms, "s", "d", "f", ["s"] * len(picks),
                 [None] * len(picks), prior, b).profile.loo.mape)
             right["prior"] += by_prior == true
@@ -351,8 +356,7 @@ def main() -> None:
     report_pixel1()
     auto = report_auto(ms_rows, nets)
     report_suggest(ms_rows, nets, auto, "(c)", HERE_BLOCK)
-    like = [i for i, m in enumerate(ms_rows)
-            if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+    like = like_issue(ms_rows)
     report_suggest([ms_rows[i] for i in like], [nets[i] for i in like], auto,
                    "(c') the same, on a set like the issue's other machine", HERE_BLOCK)
     report_forms("(d) this machine, 1 pinned thread, whole models", ms_rows, nets, True,
@@ -368,8 +372,7 @@ def main() -> None:
     title = f"(f) this machine at 2 threads ({WHOLE_2T.name})"
     report_forms(title, rows, two, True, HERE_BLOCK)
     report_suggest(rows, two, load_profile("cpu_epyc_1t"), title, HERE_BLOCK)
-    like = [i for i, m in enumerate(rows)
-            if family(m.spec) == "MobileNet V1–V4" or m.spec in ISSUE_OTHERS]
+    like = like_issue(rows)
     report_suggest([rows[i] for i in like], [two[i] for i in like], load_profile("cpu_epyc_1t"),
                    f"{title}, on a set like the issue's other machine", HERE_BLOCK)
     report_blocks()

@@ -361,6 +361,16 @@ def layout_block_of(notes: list[str]) -> int | None:
     return None
 
 
+def block_misfits(networks: list[Network], ms: list[float], prior: Profile
+                  ) -> dict[int, float]:
+    """For each of MLAS's layout blocks, how badly the prior's proportions explain the
+    rows under it (``latency.prior_misfit``, MAPE %)."""
+    from macscalc.analysis.latency import TERMS, features, prior_misfit
+
+    return {b: prior_misfit([[features(n, b)[t.name] for t in TERMS] for n in networks], ms,
+                            prior.coefs()) for b in (AVX2_BLOCK, BLOCK)}
+
+
 def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
                    prior: Profile | None = None) -> Calibration:
     """``macscalc calibrate``: the CSV's rows; its comments say what measured them, and
@@ -370,7 +380,7 @@ def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
     (``latency.prior_misfit``; such rows fit themselves with either block, and their
     leave-one-out error judges the pull more than the block), else whichever gives the
     lower leave-one-out error."""
-    from macscalc.analysis.latency import TERMS, features, prior_misfit
+    from macscalc.analysis.latency import TERMS
 
     notes = comments(path)
     machine = next((n.split(":", 1)[1].strip() for n in notes if n.startswith("machine:")), None)
@@ -388,10 +398,8 @@ def calibrate_file(path: Path, name: str | None = None, figure: str = "median",
         return fitted(block)
     fits = {b: fitted(b) for b in (AVX2_BLOCK, BLOCK)}
     if prior is not None and len(measured) <= len(TERMS):
-        nets = [m.network(path.parent) for m in measured]
-        ms = [m.ms for m in measured]
-        misfit = {b: prior_misfit([[features(n, b)[t.name] for t in TERMS] for n in nets], ms,
-                                  prior.coefs()) for b in fits}
+        misfit = block_misfits([m.network(path.parent) for m in measured],
+                               [m.ms for m in measured], prior)
         why = f"the {prior.name} profile's proportions explain the rows better"
     else:
         misfit = {b: fits[b].profile.loo.mape for b in fits}
